@@ -1,0 +1,104 @@
+// Generates openapi/openapi.json from src/dicomweb/routes.ts. Run: node --import tsx scripts/generate-openapi.ts
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ROUTES } from '../src/dicomweb/routes.ts';
+
+const PARAMS: Record<string, { description: string; pattern: string }> = {
+  study: { description: 'Study Instance UID (a pseudonym for restricted roles)', pattern: '^[0-9]+(\\.[0-9]+)*$' },
+  series: { description: 'Series Instance UID', pattern: '^[0-9]+(\\.[0-9]+)*$' },
+  instance: { description: 'SOP Instance UID', pattern: '^[0-9]+(\\.[0-9]+)*$' },
+  frames: { description: 'Comma-separated 1-based frame numbers', pattern: '^[1-9][0-9]*(,[1-9][0-9]*)*$' },
+  bulk: { description: 'Bulkdata path as issued in a BulkDataURI', pattern: '^[A-Za-z0-9._/-]+$' },
+};
+
+const error = { $ref: '#/components/responses/Error' };
+
+export function buildOpenApi(basePath = '/dicom-web'): object {
+  const paths: Record<string, Record<string, object>> = {};
+  for (const route of ROUTES) {
+    const names = [...route.path.matchAll(/[:*]([a-z]+)/g)].map((m) => m[1] as string);
+    const path = basePath + route.path.replace(/[:*]([a-z]+)/g, '{$1}');
+    const responses: Record<string, object> = {
+      '401': error,
+      '403': error,
+      '404': error,
+      '400': error,
+      '502': error,
+      '504': error,
+    };
+    if (route.routeClass === 'store') {
+      responses['200'] = { description: 'All instances stored (PS3.18 10.5.3)', content: { 'application/dicom+json': {} } };
+      responses['202'] = { description: 'Some instances stored', content: { 'application/dicom+json': {} } };
+      responses['409'] = { description: 'No instance stored', content: { 'application/dicom+json': {} } };
+    } else if (route.routeClass === 'search') {
+      responses['200'] = { description: 'Matches (PS3.18 10.6.3)', content: { 'application/dicom+json': {} } };
+      responses['204'] = { description: 'No matches' };
+    } else {
+      responses['200'] = {
+        description: 'The resource (PS3.18 10.4.3)',
+        content: { 'multipart/related': {}, 'application/dicom+json': {}, 'image/jpeg': {}, 'image/png': {} },
+      };
+    }
+    (paths[path] ??= {})[route.method.toLowerCase()] = {
+      operationId: `${route.transaction}_${path.replace(/[^A-Za-z]+/g, '_')}`,
+      summary: route.transaction,
+      tags: [route.routeClass === 'search' ? 'QIDO-RS' : route.routeClass === 'store' ? 'STOW-RS' : 'WADO-RS'],
+      security: [{ bearer: [] }],
+      parameters: names.map((name) => ({
+        name,
+        in: 'path',
+        required: true,
+        description: PARAMS[name]?.description,
+        schema: { type: 'string', maxLength: name === 'bulk' || name === 'frames' ? 1024 : 64, pattern: PARAMS[name]?.pattern },
+      })),
+      ...(route.method === 'POST'
+        ? { requestBody: { required: true, content: { 'multipart/related; type="application/dicom"': {} } } }
+        : {}),
+      responses,
+    };
+  }
+  paths['/healthz'] = { get: { operationId: 'healthz', summary: 'Liveness', responses: { '200': { description: 'alive' } } } };
+  paths['/readyz'] = {
+    get: {
+      operationId: 'readyz',
+      summary: 'Readiness: the PACS answers',
+      responses: { '200': { description: 'ready' }, '503': { description: 'the PACS does not answer' } },
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'deid-gateway',
+      version: '0.1.0',
+      description:
+        'A de-identifying DICOMweb (PS3.18) gateway. The role in the caller\'s JWT decides the view: clinician (original), researcher (de-identified per PS3.15 Annex E), uploader (STOW-RS de-identified on the way in).',
+    },
+    servers: [{ url: '/' }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      responses: {
+        Error: {
+          description: 'An error with a stable code',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+                  requestId: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    paths,
+  };
+}
+
+export const OPENAPI_FILE = resolve(import.meta.dirname, '../openapi/openapi.json');
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  writeFileSync(OPENAPI_FILE, `${JSON.stringify(buildOpenApi(), null, 2)}\n`);
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the gateway, its demo and its tests need, only where it is missing:
+# npm packages (from package-lock.json) and Debian packages (Orthanc with DICOMweb, dcmtk, dicom3tools,
+# gdcm tools, pydicom for the shared leak scanner).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools python3-pydicom)
+missing=()
+for pkg in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+stamp=node_modules/.deid-gateway-lock
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi

@@ -1,0 +1,45 @@
+/** Token and role failures. Messages never echo the token or its claims' values. */
+export class AuthError extends Error {
+  override name = 'AuthError';
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+/** No usable credentials: 401. */
+export class TokenMissingError extends AuthError {
+  override name = 'TokenMissingError';
+  constructor() {
+    super('AUTH_TOKEN_MISSING', 'a bearer token is required');
+  }
+}
+/** The token failed verification (signature, algorithm, claims, size): 401. */
+export class TokenInvalidError extends AuthError {
+  override name = 'TokenInvalidError';
+  constructor(
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('AUTH_TOKEN_INVALID', `the token is invalid (${reason})`, options);
+  }
+}
+/** A valid token that maps to no gateway role: 403. */
+export class NoRoleError extends AuthError {
+  override name = 'NoRoleError';
+  constructor() {
+    super('AUTH_NO_ROLE', 'the token carries no role this gateway knows');
+  }
+}
+/** A role that may not use this route: 403. */
+export class RoleForbiddenError extends AuthError {
+  override name = 'RoleForbiddenError';
+  constructor(
+    readonly role: string,
+    readonly routeClass: string,
+  ) {
+    super('AUTH_ROLE_FORBIDDEN', `role ${role} may not use ${routeClass}`);
+  }
+}

@@ -1,0 +1,130 @@
+import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
+import { TokenInvalidError, TokenMissingError } from './errors.ts';
+
+export interface TokenVerifierOptions {
+  issuer: string | string[];
+  audience: string | string[];
+  algorithms: string[];
+  clockToleranceSec: number;
+  maxTokenBytes: number;
+  jwksUrl?: string;
+  /** Local public keys as JWKs (PEM files are converted by `loadPublicKeyFile`). */
+  publicKeys?: JWK[];
+  /** Shared secret for HS* (only honoured for HS* algorithms in the allow-list). */
+  sharedSecret?: string;
+  /** Passed to jose's remote JWKS (tests point it at a loopback server). */
+  jwksCooldownMs?: number;
+}
+
+export type TokenVerifier = (authorization: string | undefined) => Promise<JWTPayload>;
+
+/** Reads a PEM (SPKI or certificate) or JWK / JWKS file into public JWKs. */
+export function loadPublicKeyFile(file: string): JWK[] {
+  const text = readFileSync(file, 'utf8').trim();
+  if (text.startsWith('{')) {
+    const parsed = JSON.parse(text) as { keys?: JWK[] } & JWK;
+    const keys = parsed.keys ?? [parsed];
+    return keys.map(publicOnly);
+  }
+  const jwk = createPublicKey(text).export({ format: 'jwk' }) as JWK;
+  return [jwk];
+}
+
+function publicOnly(jwk: JWK): JWK {
+  if (jwk.kty === 'oct') throw new Error('a symmetric key is not a public key; use auth.sharedSecret');
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
+  return pub;
+}
+
+const BEARER = /^Bearer ([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/;
+
+/**
+ * Verifies a bearer token with jose. The algorithm allow-list is enforced before any key is chosen,
+ * so `alg: none` and an HS256 token "signed" with an RSA public key fail on the header alone.
+ */
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const asymmetric = options.algorithms.filter((a) => !a.startsWith('HS'));
+  const symmetric = options.sharedSecret ? options.algorithms.filter((a) => a.startsWith('HS')) : [];
+  const keySets: JWTVerifyGetKey[] = [];
+  if (options.jwksUrl) {
+    // jose caches the set and refetches on an unknown `kid` (after the cooldown).
+    keySets.push(
+      createRemoteJWKSet(new URL(options.jwksUrl), {
+        cooldownDuration: options.jwksCooldownMs ?? 30_000,
+        cacheMaxAge: 10 * 60_000,
+      }),
+    );
+  }
+  if (options.publicKeys && options.publicKeys.length > 0) keySets.push(createLocalJWKSet({ keys: options.publicKeys }));
+  const secret = options.sharedSecret ? new TextEncoder().encode(options.sharedSecret) : undefined;
+
+  const common = {
+    issuer: options.issuer,
+    audience: options.audience,
+    clockTolerance: options.clockToleranceSec,
+    requiredClaims: ['iss', 'aud', 'exp'],
+  };
+
+  return async (authorization) => {
+    if (!authorization) throw new TokenMissingError();
+    if (authorization.length > options.maxTokenBytes) throw new TokenInvalidError('too large');
+    const match = BEARER.exec(authorization);
+    if (!match) throw new TokenInvalidError('not a bearer JWT');
+    const token = match[1] as string;
+    const alg = headerAlgorithm(token);
+    if (!alg || !options.algorithms.includes(alg)) throw new TokenInvalidError('algorithm not allowed');
+
+    try {
+      if (alg.startsWith('HS')) {
+        if (!secret || !symmetric.includes(alg)) throw new TokenInvalidError('algorithm not allowed');
+        return (await jwtVerify(token, secret, { ...common, algorithms: symmetric })).payload;
+      }
+      let lastError: unknown = new TokenInvalidError('no verification key configured');
+      for (const keySet of keySets) {
+        try {
+          return (await jwtVerify(token, keySet, { ...common, algorithms: asymmetric })).payload;
+        } catch (error) {
+          lastError = error;
+          if (!(error instanceof joseErrors.JWKSNoMatchingKey)) break;
+        }
+      }
+      throw lastError;
+    } catch (error) {
+      if (error instanceof TokenInvalidError) throw error;
+      throw new TokenInvalidError(reasonOf(error), { cause: error });
+    }
+  };
+}
+
+function headerAlgorithm(token: string): string | undefined {
+  try {
+    const header = JSON.parse(Buffer.from(token.split('.')[0] as string, 'base64url').toString('utf8')) as unknown;
+    const alg = (header as { alg?: unknown } | null)?.alg;
+    return typeof alg === 'string' ? alg : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A short, stable reason for logs and the `WWW-Authenticate` description; never the token. */
+function reasonOf(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return `claim ${error.claim} failed`;
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'unknown key';
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed';
+  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JOSEError) {
+    return error.code.replace(/^ERR_/, '').toLowerCase();
+  }
+  return 'malformed';
+}

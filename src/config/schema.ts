@@ -1,0 +1,99 @@
+import { z } from 'zod';
+
+/** Gateway roles. The order is the default precedence: most restrictive first. */
+export const ROLES = ['researcher', 'uploader', 'clinician'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** A secret is never written in the config file itself: it names a file or an environment variable. */
+const secretRef = z
+  .object({ file: z.string().min(1).optional(), env: z.string().min(1).optional() })
+  .strict()
+  .refine((s) => Boolean(s.file) !== Boolean(s.env), { message: 'give exactly one of "file" or "env"' });
+export type SecretRef = z.infer<typeof secretRef>;
+
+const upstreamAuth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }).strict(),
+  z.object({ type: z.literal('basic'), username: z.string().min(1), password: secretRef }).strict(),
+  z.object({ type: z.literal('bearer'), token: secretRef }).strict(),
+]);
+
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+const SYMMETRIC = ['HS256', 'HS384', 'HS512'] as const;
+export const ALGORITHMS = [...ASYMMETRIC, ...SYMMETRIC] as const;
+export const isSymmetric = (alg: string): boolean => alg.startsWith('HS');
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        basePath: z
+          .string()
+          .regex(/^\/[A-Za-z0-9._~\-/]*[^/]$/, 'a path such as /dicom-web, without a trailing slash')
+          .default('/dicom-web'),
+        headersTimeoutMs: z.number().int().positive().default(15_000),
+        requestTimeoutMs: z.number().int().positive().default(600_000),
+        trustProxy: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    upstream: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        auth: upstreamAuth.default({ type: 'none' }),
+        forwardCallerToken: z.boolean().default(false),
+        connectTimeoutMs: z.number().int().positive().default(5_000),
+        headersTimeoutMs: z.number().int().positive().default(30_000),
+        bodyTimeoutMs: z.number().int().positive().default(60_000),
+        /** Sends RFC 7239 `Forwarded` so the PACS builds RetrieveURLs that point at the gateway. */
+        sendForwarded: z.boolean().default(true),
+      })
+      .strict(),
+    auth: z
+      .object({
+        issuer: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+        audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+        jwksUrl: z.url().optional(),
+        publicKeyFiles: z.array(z.string().min(1)).default([]),
+        sharedSecret: secretRef.optional(),
+        algorithms: z.array(z.enum(ALGORITHMS)).min(1).default([...ASYMMETRIC]),
+        clockToleranceSec: z.number().int().min(0).max(300).default(30),
+        maxTokenBytes: z.number().int().positive().default(16_384),
+        /** Dot path to the claim that carries roles: `roles`, `realm_access.roles`, `scope`. */
+        roleClaim: z.string().min(1).default('roles'),
+        /** Claim value → gateway role. */
+        roleMap: z.record(z.string(), z.enum(ROLES)).default({
+          clinician: 'clinician',
+          researcher: 'researcher',
+          uploader: 'uploader',
+        }),
+        /** When a token carries several roles, the first of this list that it has wins. */
+        rolePrecedence: z.array(z.enum(ROLES)).min(1).default([...ROLES]),
+      })
+      .strict()
+      .superRefine((auth, ctx) => {
+        if (!auth.jwksUrl && auth.publicKeyFiles.length === 0 && !auth.sharedSecret) {
+          ctx.addIssue({ code: 'custom', message: 'configure jwksUrl, publicKeyFiles or sharedSecret', path: [] });
+        }
+        const symmetric = auth.algorithms.filter(isSymmetric);
+        if (symmetric.length > 0 && !auth.sharedSecret) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['algorithms'],
+            message: `${symmetric.join(', ')} allowed only with an explicit sharedSecret`,
+          });
+        }
+        if (auth.sharedSecret && symmetric.length === 0) {
+          ctx.addIssue({ code: 'custom', path: ['sharedSecret'], message: 'set, but no HS* algorithm is allowed' });
+        }
+      }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+    dataDir: z.string().min(1).default('./data'),
+  })
+  .strict();
+
+export type GatewayConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,76 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { applyEnvOverrides, readConfigFile, validateConfig } from '../config/load.ts';
+import { startGateway } from '../server.ts';
+import { DEMO_AUDIENCE, DEMO_ISSUER, demoKeys, signDemoToken } from './demo-tokens.ts';
+import { loadIntoOrthanc, startOrthanc } from './orthanc-process.ts';
+import { readDicomFiles, samplesDir } from './samples.ts';
+
+/**
+ * The demo: a throw-away Orthanc on loopback loaded with the shared samples, the gateway in front
+ * of it, and a signed token for each role.
+ */
+export async function runDemo(): Promise<void> {
+  const root = resolve(import.meta.dirname, '../..');
+  const raw = readConfigFile(process.env['DEID_GATEWAY_CONFIG'] ?? join(root, 'config/gateway.yaml'));
+  const dataDir = resolve(root, String(raw['dataDir'] ?? './data'));
+  const keys = await demoKeys(join(dataDir, 'demo-keys'));
+
+  const orthanc = await startOrthanc();
+  const dir = samplesDir();
+  let loaded = { stored: [] as string[], refused: [] as string[] };
+  if (existsSync(dir)) loaded = await loadIntoOrthanc(orthanc.httpUrl, readDicomFiles(dir));
+
+  const config = validateConfig(
+    applyEnvOverrides(
+      {
+        ...raw,
+        upstream: { ...(raw['upstream'] as object), url: orthanc.dicomWebUrl, auth: { type: 'none' } },
+        auth: {
+          ...(raw['auth'] as object),
+          issuer: DEMO_ISSUER,
+          audience: DEMO_AUDIENCE,
+          jwksUrl: undefined,
+          publicKeyFiles: [keys.publicJwkFile],
+        },
+        dataDir,
+      },
+      process.env,
+    ),
+  );
+  const gateway = await startGateway(config);
+  const base = `${gateway.url}${config.server.basePath}`;
+  const tokens = Object.fromEntries(
+    await Promise.all(['clinician', 'researcher', 'uploader'].map(async (r) => [r, await signDemoToken(keys, r)])),
+  ) as Record<string, string>;
+
+  const out = [
+    '',
+    'deid-gateway demo',
+    `  Orthanc (direct, loopback only): ${orthanc.dicomWebUrl}`,
+    `  samples: ${loaded.stored.length} stored, ${loaded.refused.length} refused by Orthanc (from ${dir})`,
+    `  gateway DICOMweb:                ${base}`,
+    `  OpenAPI:                         ${gateway.url}/openapi.json`,
+    '',
+    'tokens (valid 12 h):',
+    ...Object.entries(tokens).map(([role, token]) => `  ${role.padEnd(10)} ${token}`),
+    '',
+    'try:',
+    `  curl -s -H "Authorization: Bearer ${'$'}CLINICIAN" '${base}/studies?includefield=all' | head -c 600`,
+    `  curl -s -o /dev/null -w '%{http_code}\\n' '${base}/studies'            # 401: no token`,
+    `  curl -s -H "Authorization: Bearer ${'$'}UPLOADER" '${base}/studies'     # 403: uploaders only store`,
+    `export CLINICIAN=${tokens['clinician']}`,
+    `export RESEARCHER=${tokens['researcher']}`,
+    `export UPLOADER=${tokens['uploader']}`,
+    '',
+    'Ctrl-C stops the gateway and Orthanc and deletes the temporary store.',
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+
+  const stop = () => {
+    void Promise.allSettled([gateway.close(), orthanc.stop()]).then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

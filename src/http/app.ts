@@ -1,0 +1,94 @@
+import { readFileSync } from 'node:fs';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
+import { treatmentFor, type RoleOptions } from '../auth/role.ts';
+import type { TokenVerifier } from '../auth/token.ts';
+import type { Role } from '../config/schema.ts';
+import { BadRequestError, DeidentificationUnavailableError } from '../dicomweb/errors.ts';
+import { relayOriginal } from '../dicomweb/relay.ts';
+import { invalidParam, ROUTES, type DicomwebRoute } from '../dicomweb/routes.ts';
+import type { Upstream } from '../dicomweb/upstream.ts';
+import { authenticate } from './auth.ts';
+import { errorHandler } from './error-mapping.ts';
+import { healthRoutes } from './health.ts';
+import type { Logger } from './logging.ts';
+import { requestContext } from './request-context.ts';
+
+export interface AppOptions {
+  basePath: string;
+  upstream: Upstream;
+  verify: TokenVerifier;
+  roles: RoleOptions;
+  logger: Logger;
+  forwardCallerToken: boolean;
+  sendForwarded: boolean;
+  trustProxy: boolean;
+}
+
+const OPENAPI = new URL('../../openapi/openapi.json', import.meta.url);
+
+export function createApp(options: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', options.trustProxy);
+  app.set('query parser', false); // the raw query is relayed; nothing here parses it yet
+  app.use(helmet());
+  app.use(requestContext(options.logger));
+  app.use(healthRoutes(options.upstream));
+
+  const openapi = readFileSync(OPENAPI, 'utf8');
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(openapi);
+  });
+
+  const dicomweb = express.Router({ caseSensitive: true, strict: false });
+  dicomweb.use(authenticate(options.verify, options.roles));
+  for (const route of ROUTES) {
+    const handler = transactionHandler(route, options);
+    if (route.method === 'GET') dicomweb.get(route.path, handler);
+    else dicomweb.post(route.path, handler);
+  }
+  dicomweb.use((_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_A_DICOMWEB_RESOURCE', message: 'no such DICOMweb resource' } });
+  });
+  app.use(options.basePath, dicomweb);
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'not found' } });
+  });
+  app.use(errorHandler(options.logger));
+  return app;
+}
+
+function transactionHandler(route: DicomwebRoute, options: AppOptions) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    res.locals['route'] = route.path;
+    try {
+      const role = res.locals['role'] as Role;
+      const treatment = treatmentFor(role, route.routeClass);
+      const bad = invalidParam(req.params);
+      if (bad) throw new BadRequestError('DICOMWEB_BAD_PARAMETER', `path parameter ${bad} is not valid`);
+      if (treatment === 'deidentified') {
+        // Fail closed: a restricted role never receives bytes that did not pass through deid/.
+        throw new DeidentificationUnavailableError(route.transaction);
+      }
+      await relayOriginal(req, res, {
+        upstream: options.upstream,
+        pathAndQuery: req.originalUrl.slice(options.basePath.length),
+        forwarded: options.sendForwarded ? forwardedFor(req) : undefined,
+        callerAuthorization: options.forwardCallerToken ? req.headers.authorization : undefined,
+      });
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+/**
+ * RFC 7239 `Forwarded: host=…;proto=…`, from the gateway's own view of the request. The host is sent
+ * unquoted although RFC 7239 quotes a value with `:`, because Orthanc copies the quotes into its URLs.
+ */
+function forwardedFor(req: Request): string | undefined {
+  const host = req.headers.host;
+  if (!host || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) return undefined;
+  return `host=${host};proto=${req.protocol}`;
+}

@@ -1,0 +1,64 @@
+import type { NextFunction, Request, Response } from 'express';
+import { AuthError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
+import { BadRequestError, DeidentificationUnavailableError, DicomwebError, UpstreamTimeoutError, UpstreamUnreachableError } from '../dicomweb/errors.ts';
+import type { Logger } from './logging.ts';
+
+export interface MappedError {
+  status: number;
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/** The only place where an error becomes an HTTP status. Clients get a generic reason and a code. */
+export function mapError(error: unknown): MappedError {
+  if (error instanceof NoRoleError || error instanceof RoleForbiddenError) {
+    return { status: 403, code: error.code, message: error.message };
+  }
+  if (error instanceof AuthError) {
+    // RFC 6750 3: the challenge names the error class, never the token.
+    const description = error.message.replace(/"/g, "'");
+    const challenge =
+      error.code === 'AUTH_TOKEN_MISSING'
+        ? 'Bearer realm="deid-gateway"'
+        : `Bearer realm="deid-gateway", error="invalid_token", error_description="${description}"`;
+    return { status: 401, code: error.code, message: error.message, headers: { 'www-authenticate': challenge } };
+  }
+  if (error instanceof UpstreamUnreachableError) return { status: 502, code: error.code, message: error.message };
+  if (error instanceof UpstreamTimeoutError) return { status: 504, code: error.code, message: error.message };
+  if (error instanceof BadRequestError) return { status: 400, code: error.code, message: error.message };
+  if (error instanceof DeidentificationUnavailableError) return { status: 501, code: error.code, message: error.message };
+  if (error instanceof DicomwebError) return { status: 500, code: error.code, message: error.message };
+  const status = (error as { status?: unknown; type?: unknown } | null)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // body-parser / express client errors (e.g. a malformed URL).
+    return { status, code: 'HTTP_BAD_REQUEST', message: 'the request could not be understood' };
+  }
+  return { status: 500, code: 'INTERNAL', message: 'internal error; see the gateway log for the request id' };
+}
+
+/** Express error handler: logs with the request id, answers once, and aborts a response already under way. */
+export function errorHandler(logger: Logger) {
+  return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    const mapped = mapError(error);
+    const log = (res.locals['log'] as Logger | undefined) ?? logger;
+    const cause = error instanceof Error ? error.cause : undefined;
+    const entry = {
+      code: mapped.code,
+      status: mapped.status,
+      err: error instanceof Error ? { name: error.name, code: (error as { code?: unknown }).code, message: error.message } : undefined,
+      cause: cause instanceof Error ? { name: cause.name, code: (cause as { code?: unknown }).code } : undefined,
+    };
+    if (mapped.status >= 500) log.error(entry, 'request failed');
+    else log.info(entry, 'request refused');
+    if (res.headersSent) {
+      // PS3.18 has no way to signal an error mid-body: abort, so the body never looks complete.
+      res.destroy();
+      return;
+    }
+    res.status(mapped.status);
+    for (const [name, value] of Object.entries(mapped.headers ?? {})) res.setHeader(name, value);
+    res.json({ error: { code: mapped.code, message: mapped.message }, requestId: res.locals['requestId'] });
+    void req;
+  };
+}

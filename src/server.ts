@@ -1,0 +1,96 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { DestinationStream } from 'pino';
+import { createTokenVerifier, loadPublicKeyFile } from './auth/token.ts';
+import { readSecret } from './config/load.ts';
+import type { GatewayConfig } from './config/schema.ts';
+import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
+import { createApp } from './http/app.ts';
+import { createLogger, type Logger } from './http/logging.ts';
+
+export interface RunningGateway {
+  readonly url: string;
+  readonly server: Server;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+/** Wires config → verifier, upstream, app → a listening HTTP server. */
+export async function startGateway(
+  config: GatewayConfig,
+  options: { logDestination?: DestinationStream; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunningGateway> {
+  const env = options.env ?? process.env;
+  const logger = createLogger(config.log.level, options.logDestination);
+  const upstream: Upstream = createUpstream({
+    url: config.upstream.url,
+    authorization: upstreamAuthorization(config, env),
+    connectTimeoutMs: config.upstream.connectTimeoutMs,
+    headersTimeoutMs: config.upstream.headersTimeoutMs,
+    bodyTimeoutMs: config.upstream.bodyTimeoutMs,
+  });
+  const verify = createTokenVerifier({
+    issuer: [...[config.auth.issuer].flat()],
+    audience: [...[config.auth.audience].flat()],
+    algorithms: [...config.auth.algorithms],
+    clockToleranceSec: config.auth.clockToleranceSec,
+    maxTokenBytes: config.auth.maxTokenBytes,
+    jwksUrl: config.auth.jwksUrl,
+    publicKeys: config.auth.publicKeyFiles.flatMap(loadPublicKeyFile),
+    sharedSecret: config.auth.sharedSecret ? readSecret(config.auth.sharedSecret, env) : undefined,
+  });
+  const app = createApp({
+    basePath: config.server.basePath,
+    upstream,
+    verify,
+    roles: config.auth,
+    logger,
+    forwardCallerToken: config.upstream.forwardCallerToken,
+    sendForwarded: config.upstream.sendForwarded,
+    trustProxy: config.server.trustProxy,
+  });
+  const server = createServer(
+    { headersTimeout: config.server.headersTimeoutMs, requestTimeout: config.server.requestTimeoutMs },
+    app,
+  );
+  // Malformed HTTP never reaches express: answer it here, plainly, and never crash (RFC 9110 15.5).
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    const status =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? '408 Request Timeout'
+          : '400 Bad Request';
+    logger.info({ code: error.code, status }, 'malformed HTTP request refused');
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.server.port, config.server.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  logger.info({ port, basePath: config.server.basePath }, 'gateway listening');
+  return {
+    url: `http://${host}:${port}`,
+    server,
+    logger,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await upstream.close();
+    },
+  };
+}
+
+function upstreamAuthorization(config: GatewayConfig, env: NodeJS.ProcessEnv): string | undefined {
+  const auth = config.upstream.auth;
+  if (auth.type === 'basic') {
+    return `Basic ${Buffer.from(`${auth.username}:${readSecret(auth.password, env)}`).toString('base64')}`;
+  }
+  if (auth.type === 'bearer') return `Bearer ${readSecret(auth.token, env)}`;
+  return undefined;
+}

@@ -1,0 +1,143 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
+import { validateConfig } from '../../src/config/load.ts';
+import type { GatewayConfig } from '../../src/config/schema.ts';
+import { freePort } from '../../src/demo/orthanc-process.ts';
+import { startGateway, type RunningGateway } from '../../src/server.ts';
+
+export const ISSUER = 'https://idp.test/realm';
+export const AUDIENCE = 'deid-gateway';
+
+/** Per-run signing keys (RS256) and a signer for test tokens. */
+export interface TestKeys {
+  privateKey: CryptoKey;
+  publicPem: string;
+  publicKeyFile: string;
+  dir: string;
+}
+
+export async function makeKeys(): Promise<TestKeys> {
+  const dir = await mkdtemp(join(tmpdir(), 'deid-keys-'));
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  const publicPem = await exportSPKI(publicKey);
+  const publicKeyFile = join(dir, 'public.pem');
+  await writeFile(publicKeyFile, publicPem);
+  return { privateKey, publicPem, publicKeyFile, dir };
+}
+
+export async function signToken(
+  keys: TestKeys,
+  claims: JWTPayload = {},
+  options: { issuer?: string; audience?: string; expiresIn?: string | number; kid?: string } = {},
+): Promise<string> {
+  const jwt = new SignJWT({ sub: 'test-user', ...claims })
+    .setProtectedHeader({ alg: 'RS256', ...(options.kid ? { kid: options.kid } : {}) })
+    .setIssuer(options.issuer ?? ISSUER)
+    .setAudience(options.audience ?? AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '10m');
+  return jwt.sign(keys.privateKey);
+}
+
+export function testConfig(upstreamUrl: string, keys: TestKeys, overrides: Record<string, unknown> = {}): GatewayConfig {
+  const { server, upstream, auth, ...rest } = overrides as Record<string, Record<string, unknown> | undefined>;
+  return validateConfig({
+    server: { host: '127.0.0.1', port: 0, ...server },
+    upstream: { url: upstreamUrl, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, ...upstream },
+    auth: { issuer: ISSUER, audience: AUDIENCE, publicKeyFiles: [keys.publicKeyFile], ...auth },
+    log: { level: 'info' },
+    dataDir: join(keys.dir, 'data'),
+    ...rest,
+  });
+}
+
+export interface TestGateway extends RunningGateway {
+  readonly base: string;
+  readonly keys: TestKeys;
+  token(role: string | string[], claims?: JWTPayload): Promise<string>;
+  /** Every log line the gateway wrote, for checks that nothing sensitive was logged. */
+  logs(): string;
+}
+
+/** The gateway in this process, in front of `upstreamUrl`, with logs captured in memory. */
+export async function startTestGateway(
+  upstreamUrl: string,
+  overrides: Record<string, unknown> = {},
+  keys?: TestKeys,
+): Promise<TestGateway> {
+  const k = keys ?? (await makeKeys());
+  const config = testConfig(upstreamUrl, k, overrides);
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  const gateway = await startGateway(config, { logDestination: sink });
+  return {
+    ...gateway,
+    base: `${gateway.url}${config.server.basePath}`,
+    keys: k,
+    token: (role, claims) => signToken(k, { roles: [role].flat(), ...claims }),
+    logs: () => lines.join(''),
+    async close() {
+      await gateway.close();
+      if (!keys) await rm(k.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The gateway as its own process (`deid-gateway serve`), for measuring its memory apart from the client. */
+export async function spawnGateway(upstreamUrl: string, keys: TestKeys) {
+  const port = await freePort();
+  const configFile = join(keys.dir, 'gateway.json');
+  await writeFile(
+    configFile,
+    JSON.stringify({
+      server: { host: '127.0.0.1', port },
+      upstream: { url: upstreamUrl },
+      auth: { issuer: ISSUER, audience: AUDIENCE, publicKeyFiles: [keys.publicKeyFile] },
+      log: { level: 'warn' },
+      dataDir: join(keys.dir, 'data'),
+    }),
+  );
+  const cli = resolve(import.meta.dirname, '../../bin/deid-gateway.js');
+  const child = spawn(process.execPath, [cli, 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += String(d)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/healthz`);
+      await res.arrayBuffer();
+      if (res.ok) break;
+    } catch {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`gateway did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    url,
+    base: `${url}/dicom-web`,
+    pid: child.pid as number,
+    async stop() {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+}
+
+/** Reads a process's current and peak resident set size from /proc, in bytes. */
+export async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}

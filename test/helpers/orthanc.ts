@@ -1,0 +1,32 @@
+import { loadIntoOrthanc, startOrthanc, type OrthancProcess } from '../../src/demo/orthanc-process.ts';
+import { readDicomFiles, samplesDir } from '../../src/demo/samples.ts';
+
+export type { OrthancProcess };
+
+/** A real Orthanc on loopback with a temp store, optionally loaded with every shared sample. */
+export async function startTestOrthanc(options: { loadSamples?: boolean } = {}) {
+  const orthanc = await startOrthanc();
+  const loaded = options.loadSamples
+    ? await loadIntoOrthanc(orthanc.httpUrl, readDicomFiles(samplesDir()))
+    : { stored: [], refused: [] };
+  return { orthanc, loaded };
+}
+
+export interface InstanceRef {
+  study: string;
+  series: string;
+  instance: string;
+}
+
+/** Every instance Orthanc holds, read through its own DICOMweb QIDO. */
+export async function listInstances(dicomWebUrl: string): Promise<InstanceRef[]> {
+  const res = await fetch(`${dicomWebUrl}/instances?includefield=0020000D&includefield=0020000E`, {
+    headers: { accept: 'application/dicom+json' },
+  });
+  const body = (await res.json()) as Array<Record<string, { Value?: string[] }>>;
+  return body.map((item) => ({
+    study: item['0020000D']?.Value?.[0] as string,
+    series: item['0020000E']?.Value?.[0] as string,
+    instance: item['00080018']?.Value?.[0] as string,
+  }));
+}
