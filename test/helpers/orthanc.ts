@@ -30,3 +30,6 @@ export async function listInstances(dicomWebUrl: string): Promise<InstanceRef[]>
     instance: item['00080018']?.Value?.[0] as string,
   }));
 }
+
+/** The 1.8 MB uncompressed US cine sample (`multiframe/IM00001.implicit_little_endian.dcm`). */
+export const CINE_SOP_INSTANCE_UID = '1.3.6.1.4.1.25403.166563008443.732.20120418082458.3';
