@@ -1,9 +1,28 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { configSchema, type GatewayConfig, type SecretRef } from './schema.ts';
 
 export const ENV_PREFIX = 'DEID_GATEWAY__';
+
+/** Every key name the schema knows, by its lower-case form, so `FORWARDCALLERTOKEN` finds `forwardCallerToken`. */
+const KNOWN_KEYS: ReadonlyMap<string, string> = (() => {
+  const names = new Map<string, string>();
+  const walk = (node: unknown): void => {
+    if (typeof node !== 'object' || node === null) return;
+    const properties = (node as { properties?: Record<string, unknown> }).properties;
+    for (const [key, child] of Object.entries(properties ?? {})) {
+      names.set(key.toLowerCase(), key);
+      walk(child);
+    }
+    for (const list of ['anyOf', 'oneOf', 'allOf'] as const) {
+      for (const child of (node as Record<string, unknown[] | undefined>)[list] ?? []) walk(child);
+    }
+  };
+  walk(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }));
+  return names;
+})();
 
 /**
  * Environment overrides: `DEID_GATEWAY__UPSTREAM__URL=http://…` sets `upstream.url`. Path segments are
@@ -17,7 +36,10 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
     const path = name.slice(ENV_PREFIX.length).split('__').filter(Boolean);
     let node: Record<string, unknown> = out;
     path.forEach((segment, i) => {
-      const key = Object.keys(node).find((k) => k.toLowerCase() === segment.toLowerCase()) ?? camel(segment);
+      const key =
+        Object.keys(node).find((k) => k.toLowerCase() === segment.toLowerCase()) ??
+        KNOWN_KEYS.get(segment.toLowerCase()) ??
+        segment.toLowerCase();
       if (i === path.length - 1) {
         node[key] = parseYaml(value) as unknown;
         return;
@@ -28,8 +50,6 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
   }
   return out;
 }
-
-const camel = (s: string): string => s.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {
