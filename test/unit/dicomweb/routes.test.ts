@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { buildOpenApi, OPENAPI_FILE } from '../../scripts/generate-openapi.ts';
-import { invalidParam, ROUTES } from '../../src/dicomweb/routes.ts';
+import { buildOpenApi, OPENAPI_FILE } from '../../../scripts/generate-openapi.ts';
+import { invalidParam, ROUTES } from '../../../src/dicomweb/routes.ts';
 
 describe('DICOMweb routes', () => {
   test('the committed OpenAPI document is generated from the route table and still matches it', () => {

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { jsonArrayItems, UpstreamJsonError } from '../../../src/dicomweb/json-array-stream.ts';
+
+async function collect(text: string | Buffer, chunk: number, cap = 1 << 20) {
+  const bytes = Buffer.from(text);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += chunk) chunks.push(bytes.subarray(i, i + chunk));
+  const out: unknown[] = [];
+  for await (const item of jsonArrayItems(Readable.from(chunks), cap)) out.push(item);
+  return out;
+}
+
+describe('streaming a JSON array of datasets', () => {
+  test('any chunking yields the same items as JSON.parse', async () => {
+    const item = fc.dictionary(
+      fc.string({ maxLength: 6 }),
+      fc.oneof(fc.string(), fc.integer(), fc.array(fc.oneof(fc.string(), fc.dictionary(fc.string(), fc.string())))),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(item, { maxLength: 5 }), fc.integer({ min: 1, max: 40 }), async (items, size) => {
+        const text = JSON.stringify(items, null, size % 3 === 0 ? 2 : undefined);
+        assert.deepEqual(await collect(text, size), JSON.parse(text));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('strings holding brackets, braces and escaped quotes do not confuse it', async () => {
+    const items = [{ a: '}]{["\\"' }, { b: ['\\', '"]'] }];
+    assert.deepEqual(await collect(JSON.stringify(items), 3), items);
+  });
+
+  test('truncated, non-array, trailing garbage and oversize items are refused', async () => {
+    for (const bad of ['[{"a":1}', '{"a":1}', '[{"a":1}] x', '[{"a":1} {"b":2}]', '[1,2]', '']) {
+      await assert.rejects(collect(bad, 2), UpstreamJsonError, bad);
+    }
+    await assert.rejects(collect(JSON.stringify([{ a: 'x'.repeat(100) }]), 7, 50), /size cap/);
+  });
+
+  test('an empty array yields nothing', async () => {
+    assert.deepEqual(await collect('[ ]', 1), []);
+  });
+});
