@@ -1,0 +1,515 @@
+// The one de-identification decision, used by both representations: the streaming Part 10 rewriter
+// (rewrite-part10.ts) calls `session.decide` per element; DICOM JSON (metadata, QIDO) goes through
+// `deidentifyJson`, which calls the same `decide`. Values are always in DICOM JSON form (PS3.18 F.2).
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_DATE_SHIFT_RANGE, checkDateShiftRange, maxShiftDays, patientDayOffset, shiftDateValue } from './date-shift.ts';
+import type { DateShiftRange } from './date-shift.ts';
+import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError } from './errors.ts';
+import { CompiledProfile, checkProfileInput, isStandardSequenceTag, normalizeCreator, parseTag } from './profile.ts';
+import type { ProfileOption, ProfileOptions, TagRule } from './profile.ts';
+import { Pseudonymizer } from './pseudonym.ts';
+import type { PseudonymKind, PseudonymPair } from './pseudonym.ts';
+import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
+import { elementOf, formatTag, groupOf, isPrivate, makeTag, tagToHex } from '../dicom/tag.ts';
+
+/** DICOM JSON (PS3.18 F.2), as modelled by src/dicom/json-model.ts. */
+export type DicomJsonDataset = JsonDataset;
+export type DicomJsonElement = JsonElement;
+
+// --- policy -------------------------------------------------------------------------------------
+
+export type PseudonymMode = 'deterministic' | 'fresh';
+
+export interface DeidPolicyOptions {
+  /** Basic Profile + these options (PS3.15 E.3). All off by default. */
+  readonly profile?: ProfileOptions;
+  /** Per-tag overrides on top of the profile: `keep | remove | empty | replace:<value> | hash`. */
+  readonly overrides?: Readonly<Record<string, string>>;
+  /** HMAC key for pseudonyms and date offsets; at least 16 bytes. */
+  readonly secret: string | Uint8Array;
+  /** Per-patient day offset range for the Modified Dates option. Default −365..−1. */
+  readonly dateShift?: DateShiftRange;
+  /** Default mode of sessions made from this policy. Default 'deterministic'. */
+  readonly pseudonymMode?: PseudonymMode;
+  /** "Is this a standard attribute?" Default: the generated PS3.6 tag list. */
+  readonly isKnownTag?: (tag: number) => boolean;
+  /** Keyword -> tag, for override keys outside Table E.1-1. */
+  readonly resolveKeyword?: (keyword: string) => number | undefined;
+}
+
+const MIN_SECRET_BYTES = 16;
+const secrets = new WeakMap<DeidPolicy, Uint8Array>(); // kept off the object: never logged or serialized
+
+/** A validated, frozen policy. Make it with `createPolicy`. */
+export class DeidPolicy {
+  readonly profile: CompiledProfile;
+  readonly options: Readonly<Record<ProfileOption, boolean>>;
+  readonly dateShift: DateShiftRange;
+  /** The largest |day offset|: how far the QIDO side widens a date range sent upstream. */
+  readonly maxShiftDays: number;
+  readonly pseudonymMode: PseudonymMode;
+
+  /** @internal use createPolicy */
+  constructor(profile: CompiledProfile, dateShift: DateShiftRange, pseudonymMode: PseudonymMode, secret: Uint8Array) {
+    this.profile = profile;
+    this.options = profile.options;
+    this.dateShift = Object.freeze({ ...dateShift });
+    this.maxShiftDays = maxShiftDays(dateShift);
+    this.pseudonymMode = pseudonymMode;
+    secrets.set(this, secret);
+    Object.freeze(this);
+  }
+}
+
+/** Validates every option (reporting all failures at once, naming keys), compiles and freezes. */
+export function createPolicy(options: DeidPolicyOptions): DeidPolicy {
+  const issues: string[] = [];
+  let secret: Uint8Array | undefined;
+  if (typeof options.secret === 'string') secret = Buffer.from(options.secret, 'utf8');
+  else if (options.secret instanceof Uint8Array) secret = Uint8Array.from(options.secret);
+  if (secret === undefined) issues.push('secret: a string or bytes');
+  else if (secret.length < MIN_SECRET_BYTES) issues.push(`secret: at least ${MIN_SECRET_BYTES} bytes`);
+  const dateShift = options.dateShift ?? DEFAULT_DATE_SHIFT_RANGE;
+  issues.push(...checkDateShiftRange(dateShift));
+  const mode = options.pseudonymMode ?? 'deterministic';
+  if (mode !== 'deterministic' && mode !== 'fresh') issues.push('pseudonymMode: deterministic | fresh');
+  const profileInput = {
+    options: options.profile ?? {},
+    overrides: options.overrides ?? {},
+    ...(options.isKnownTag ? { isKnownTag: options.isKnownTag } : {}),
+    ...(options.resolveKeyword ? { resolveKeyword: options.resolveKeyword } : {}),
+  };
+  issues.push(...checkProfileInput(profileInput, 'profile.').issues);
+  if (issues.length > 0 || secret === undefined) throw new DeidPolicyError(issues);
+  return new DeidPolicy(new CompiledProfile(profileInput), dateShift, mode, secret);
+}
+
+// --- decisions ----------------------------------------------------------------------------------
+
+/** One element as the caller sees it. `path`: tags of the enclosing sequences, outermost first. */
+export interface ElementRef {
+  readonly tag: number;
+  readonly vr: string;
+  /** The creator of the private block the element lies in (private elements (gggg,1000-FFFF) only). */
+  readonly privateCreator?: string;
+  readonly path: readonly number[];
+}
+
+/** `replace` with `[]` means present with zero length (Z); for SQ, zero items. */
+export type Decision =
+  | { readonly op: 'keep' }
+  | { readonly op: 'remove' }
+  | { readonly op: 'recurse' }
+  | { readonly op: 'replace'; readonly value: unknown[] };
+
+const KEEP: Decision = Object.freeze({ op: 'keep' });
+const REMOVE: Decision = Object.freeze({ op: 'remove' });
+const RECURSE: Decision = Object.freeze({ op: 'recurse' });
+const replace = (value: unknown[]): Decision => ({ op: 'replace', value });
+
+/** Attributes that a viewer needs to list a study: Z/D become keyed pseudonyms, never empty. */
+const IDENTITY_KINDS = new Map<number, Exclude<PseudonymKind, 'uid' | 'value'>>([
+  [0x00100020, 'patientId'], // PatientID, Z/D
+  [0x00100010, 'patientName'], // PatientName, Z: "a dummy value consistent with the VR" (E.1-1a)
+  [0x00080050, 'accessionNumber'], // AccessionNumber, Z
+  [0x00101000, 'otherPatientId'], // OtherPatientIDs, X in Basic; pseudonymized when an override keeps it
+]);
+
+const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
+const NUMBER_VRS = new Set(['DS', 'IS', 'US', 'SS', 'UL', 'SL', 'FL', 'FD', 'SV', 'UV']);
+/** PS3.5 6.2 maximum lengths, for `hash` overrides on text. */
+const TEXT_MAX = new Map([['AE', 16], ['CS', 16], ['SH', 16], ['LO', 64], ['LT', 64], ['ST', 64], ['UC', 64], ['UT', 64], ['PN', 64]]);
+
+/**
+ * D (and C without a cleaning implementation): "a non-zero length value that may be a dummy value and
+ * consistent with the VR" (Table E.1-1a). SQ and binary VRs get zero length instead (see `dummy`).
+ */
+const DUMMY_BY_VR: Readonly<Record<string, string | number>> = {
+  AE: 'ANONYMIZED', AS: '000Y', AT: '00000000', CS: 'ANONYMIZED', DA: '19000101', DT: '19000101000000',
+  LO: 'ANONYMIZED', LT: 'ANONYMIZED', SH: 'ANONYMIZED', ST: 'ANONYMIZED', TM: '000000', UC: 'ANONYMIZED',
+  UR: 'ANONYMIZED', UT: 'ANONYMIZED', DS: 0, IS: 0, US: 0, SS: 0, UL: 0, SL: 0, FL: 0, FD: 0, SV: 0, UV: 0,
+};
+const TIMEZONE_OFFSET_FROM_UTC = 0x00080201;
+
+// PS3.16 CID 7050 De-identification Method (scheme DCM), in code order.
+const CID_7050: readonly (readonly [ProfileOption | 'basic', string, string])[] = [
+  ['basic', '113100', 'Basic Application Confidentiality Profile'],
+  ['cleanGraphics', '113103', 'Clean Graphics Option'],
+  ['cleanStructuredContent', '113104', 'Clean Structured Content Option'],
+  ['cleanDescriptors', '113105', 'Clean Descriptors Option'],
+  ['retainLongitudinalTemporalFullDates', '113106', 'Retain Longitudinal Temporal Information Full Dates Option'],
+  ['retainLongitudinalTemporalModifiedDates', '113107', 'Retain Longitudinal Temporal Information Modified Dates Option'],
+  ['retainPatientCharacteristics', '113108', 'Retain Patient Characteristics Option'],
+  ['retainDeviceIdentity', '113109', 'Retain Device Identity Option'],
+  ['retainUIDs', '113110', 'Retain UIDs Option'],
+  ['retainSafePrivate', '113111', 'Retain Safe Private Option'],
+  ['retainInstitutionIdentity', '113112', 'Retain Institution Identity Option'],
+];
+const METHOD_TEXT = 'deid-gateway DICOM PS3.15 2026d Annex E';
+
+export interface SessionOptions {
+  /** "Fresh per call": a random salt makes pseudonyms consistent within this session only. */
+  readonly fresh?: boolean;
+  /** The fresh-mode salt; random (16 bytes) when omitted. For tests. */
+  readonly salt?: Uint8Array;
+}
+
+/** Per call (one response, one upload): holds the pseudonym pairs made and the current patient. */
+export class DeidSession {
+  readonly policy: DeidPolicy;
+  readonly fresh: boolean;
+  readonly #secret: Uint8Array;
+  readonly #salt: Uint8Array | undefined;
+  readonly #pseudonyms: Pseudonymizer;
+  readonly #offsets = new Map<string, number>();
+  #patientId: string | undefined;
+
+  /** @internal use createSession */
+  constructor(policy: DeidPolicy, options: SessionOptions) {
+    const secret = secrets.get(policy);
+    if (secret === undefined) throw new DeidPolicyError(['policy: not made by createPolicy']);
+    this.policy = policy;
+    this.fresh = options.fresh ?? policy.pseudonymMode === 'fresh';
+    this.#secret = secret;
+    this.#salt = this.fresh ? Uint8Array.from(options.salt ?? randomBytes(16)) : undefined;
+    this.#pseudonyms = new Pseudonymizer(secret, this.#salt);
+  }
+
+  /**
+   * Starts a top-level dataset. The date shift is keyed on the original PatientID, so the caller
+   * passes it before any element (the rewriter parses the header first).
+   */
+  beginDataset(originalPatientId: string | undefined): void {
+    this.#patientId = (originalPatientId ?? '').trim();
+  }
+
+  /**
+   * What to do with one element, at any depth (PS3.15 E.1.1: the actions apply inside every Sequence
+   * Item too). `value` is its DICOM JSON "Value" array; undefined when not read (binary), in which
+   * case any action that needs the value gives zero length, never the original.
+   *   1. Private (odd group): Table E.1-1 private row X, or E.3.10 safe-private matching.
+   *   2. The tag's rule: config override, else an option column in effect (E.1.1: an option overrides
+   *      the Basic Profile), else the Basic Profile, else the supplements, else the dictionary (K) or,
+   *      for a tag in no dictionary, X (Table E.1-1 Note 1).
+   *   3. Compound codes resolved (see resolveCompoundCode in profile.ts).
+   *   4. The action applied by VR: X remove; K keep (SQ: recurse); Z zero length (identity attributes:
+   *      keyed pseudonym); D dummy of the VR (identity: pseudonym; UI: keyed UID; SQ/binary: zero
+   *      length); U keyed UID (SQ: recurse); C see #clean.
+   * The rewriter must pass the dictionary VR for an element the file encodes as UN (PS3.5 6.2.2).
+   */
+  decide(ref: ElementRef, value: unknown[] | undefined): Decision {
+    if (this.#patientId === undefined) throw new DeidStateError('decide called before beginDataset');
+    if (isPrivate(ref.tag)) return this.#decidePrivate(ref, value);
+    const decision = this.#apply(this.policy.profile.ruleFor(ref.tag), ref, value);
+    // A standard sequence encoded as UN cannot be kept unparsed: its items would skip the profile.
+    // The rewriter should parse it as SQ (PS3.5 6.2.2) and pass vr 'SQ'; if it does not, remove.
+    if (ref.vr === 'UN' && decision.op === 'keep' && isStandardSequenceTag(ref.tag)) return REMOVE;
+    return decision;
+  }
+
+  /**
+   * PS3.15 E.1.1 (after the actions): 1. Patient Identity Removed (0012,0062) = YES; 2. De-identification
+   * Method (0012,0063); 3. De-identification Method Code Sequence (0012,0064) with the CID 7050 codes
+   * of the profile and options in effect; 4. Longitudinal Temporal Information Modified (0028,0303)
+   * (PS3.3 C.7.6.1). The caller sets them on the top-level dataset, replacing any present.
+   */
+  attributesToAdd(): Record<string, { vr: string; Value?: JsonValue[] }> {
+    const o = this.policy.options;
+    const codes = CID_7050.filter(([option]) => option === 'basic' || o[option]);
+    const temporal = o.retainLongitudinalTemporalModifiedDates ? 'MODIFIED' : o.retainLongitudinalTemporalFullDates ? 'UNMODIFIED' : 'REMOVED';
+    return {
+      '00120062': { vr: 'CS', Value: ['YES'] },
+      '00120063': { vr: 'LO', Value: [METHOD_TEXT] },
+      '00120064': {
+        vr: 'SQ',
+        Value: codes.map(([, value, meaning]) => ({
+          '00080100': { vr: 'SH', Value: [value] },
+          '00080102': { vr: 'SH', Value: ['DCM'] },
+          '00080104': { vr: 'LO', Value: [meaning] },
+        })),
+      },
+      '00280303': { vr: 'CS', Value: [temporal] },
+    };
+  }
+
+  /** Every pseudonym made in this session, for the caller to persist. */
+  pairs(): readonly PseudonymPair[] {
+    return this.#pseudonyms.pairs();
+  }
+
+  // PS3.15 E.3.10 Retain Safe Private Option; without it the Table E.1-1 private row is X.
+  #decidePrivate(ref: ElementRef, value: unknown[] | undefined): Decision {
+    const profile = this.policy.profile;
+    if (!profile.options.retainSafePrivate) return REMOVE;
+    const group = groupOf(ref.tag);
+    const element = elementOf(ref.tag);
+    // PS3.5 7.8.1: (gggg,0010-00FF) are Private Creator elements; each reserves the block
+    // (gggg,xx00-xxFF) where xx is its element number. Keep a creator only if Table E.3.10-1 lists
+    // attributes under it in this group, so that retained attributes keep their creator.
+    if (element >= 0x0010 && element <= 0x00ff) {
+      const creator = typeof value?.[0] === 'string' ? value[0] : undefined;
+      return creator !== undefined && profile.isSafePrivateCreator(group, creator) ? KEEP : REMOVE;
+    }
+    if (element < 0x1000 || ref.privateCreator === undefined) return REMOVE;
+    // Matched by creator + element offset within the block (the element's low byte).
+    const safeVr = profile.safePrivateVr(group, ref.privateCreator, element & 0xff);
+    if (safeVr === undefined) return REMOVE;
+    if (ref.vr === 'UN' && (safeVr === 'SQ' || safeVr === 'UI')) return REMOVE; // cannot clean unparsed
+    if (ref.vr === 'SQ') return RECURSE; // E.3.10: private sequences are cleaned item by item
+    if (ref.vr === 'UI' && !profile.options.retainUIDs) return this.#uids(ref, value); // keep links consistent
+    return KEEP;
+  }
+
+  #apply(rule: TagRule, ref: ElementRef, value: unknown[] | undefined): Decision {
+    const { vr } = ref;
+    switch (rule.action) {
+      case 'X':
+        return REMOVE;
+      case 'K':
+        // K on a sequence: "cleaned", i.e. the profile applies to its items (E.1.1).
+        if (vr === 'SQ') return RECURSE;
+        // Table E.1-1 Note 4: dates may be treated by VR. With Modified Dates every DA/DT the table
+        // does not list moves too, so that all dates of the patient stay mutually consistent.
+        if (rule.source === 'dictionary' && (vr === 'DA' || vr === 'DT') && this.policy.options.retainLongitudinalTemporalModifiedDates) {
+          return this.#shift(ref, value);
+        }
+        // Table E.1-1 Note 1: the table is not exhaustive. A person's name the table does not list
+        // (e.g. EvaluatorName, SecondaryReviewerName) is identifying by its VR: emptied (Z).
+        if (rule.source === 'dictionary' && vr === 'PN') return replace([]);
+        return KEEP;
+      case 'Z': {
+        // Table Z on PatientName / AccessionNumber: "or a non-zero length value that may be a dummy
+        // value" (E.1-1a), here a keyed pseudonym so that studies can be listed and linked. An
+        // `empty` override means empty.
+        const kind = rule.source === 'override' ? undefined : IDENTITY_KINDS.get(ref.tag);
+        return kind !== undefined ? this.#identity(kind, ref, value) : replace([]);
+      }
+      case 'D': {
+        const kind = IDENTITY_KINDS.get(ref.tag);
+        return kind !== undefined ? this.#identity(kind, ref, value) : this.#dummy(ref, value);
+      }
+      case 'U':
+        if (vr === 'SQ') return RECURSE; // X/Z/U*: keep the items, replace the UIDs inside
+        if (vr === 'UI') return this.#uids(ref, value);
+        return this.#dummy(ref, value);
+      case 'C':
+        return this.#clean(rule, ref, value);
+      case 'replace':
+        return replace(this.#replacement(rule.value, ref));
+      case 'hash':
+        return this.#hash(ref, value);
+    }
+  }
+
+  /**
+   * C: "replace with values of similar meaning known not to contain identifying information".
+   * 1. Modified Dates: DA/DT shift by the patient's offset (E.3.6); TM unchanged; binary timestamps
+   *    (CertifiedTimestamp, FrameOriginTimestamp) cannot be shifted and are removed;
+   *    TimezoneOffsetFromUTC becomes +0000.
+   * 2. A sequence is cleaned by applying the profile to its items (E.1.1).
+   * 3. Binary values (Overlay Data, Maker Note, …) and curves (50xx) cannot be cleaned: removed.
+   * 4. Anything else has no cleaning implementation here (no free-text scrubbing): it is replaced by
+   *    the VR's dummy value, which contains no identifying information.
+   */
+  #clean(rule: TagRule, ref: ElementRef, value: unknown[] | undefined): Decision {
+    const { vr } = ref;
+    if (rule.source === 'retainLongitudinalTemporalModifiedDates') {
+      if (vr === 'DA' || vr === 'DT') return this.#shift(ref, value);
+      if (vr === 'TM') return KEEP;
+      if (ref.tag === TIMEZONE_OFFSET_FROM_UTC) return replace(['+0000']);
+    }
+    if (vr === 'SQ') return RECURSE;
+    if (BINARY_VRS.has(vr) || (groupOf(ref.tag) & 0xff00) === 0x5000) return REMOVE;
+    return this.#dummy(ref, value);
+  }
+
+  /** D: a dummy of the VR. SQ: zero items; binary: zero length (no dummy item or bytes is invented). */
+  #dummy(ref: ElementRef, value: unknown[] | undefined): Decision {
+    const { vr } = ref;
+    if (vr === 'UI') return this.#uids(ref, value);
+    if (vr === 'PN') return replace([{ Alphabetic: 'ANONYMIZED' }]);
+    const dummy = DUMMY_BY_VR[vr];
+    return replace(dummy === undefined ? [] : [dummy]);
+  }
+
+  #uids(ref: ElementRef, value: unknown[] | undefined): Decision {
+    if (value === undefined) return replace([]);
+    return replace(value.map((v) => {
+      if (v === null) return null;
+      if (typeof v !== 'string') throw this.#unsupported(ref, 'UID value is not a string');
+      const uid = v.replace(/[\0 ]+$/, '').trim();
+      return uid === '' ? v : this.#pseudonyms.uid(uid);
+    }));
+  }
+
+  #identity(kind: Exclude<PseudonymKind, 'uid' | 'value'>, ref: ElementRef, value: unknown[] | undefined): Decision {
+    if (value === undefined) return replace([]);
+    const p = this.#pseudonyms;
+    return replace(value.map((v) => {
+      if (v === null) return null;
+      if (kind === 'patientName') {
+        const original = personName(v);
+        if (original === undefined) throw this.#unsupported(ref, 'PN value is neither a PN object nor a string');
+        return original === '' ? v : { Alphabetic: p.patientName(original) };
+      }
+      if (typeof v !== 'string') throw this.#unsupported(ref, 'value is not a string');
+      const original = v.trim();
+      if (original === '') return v;
+      return kind === 'patientId' ? p.patientId(original) : kind === 'accessionNumber' ? p.accessionNumber(original) : p.otherPatientId(original);
+    }));
+  }
+
+  #hash(ref: ElementRef, value: unknown[] | undefined): Decision {
+    const kind = IDENTITY_KINDS.get(ref.tag);
+    if (kind !== undefined) return this.#identity(kind, ref, value);
+    if (ref.vr === 'UI') return this.#uids(ref, value);
+    const max = TEXT_MAX.get(ref.vr);
+    if (max === undefined) return REMOVE; // a hash of a number, date, binary or sequence is not a valid value
+    if (value === undefined) return replace([]);
+    return replace(value.map((v) => {
+      if (v === null) return null;
+      const original = ref.vr === 'PN' ? personName(v) : typeof v === 'string' ? v.trim() : undefined;
+      if (original === undefined) throw this.#unsupported(ref, 'value is not text');
+      if (original === '') return v;
+      const code = this.#pseudonyms.value(original, max);
+      return ref.vr === 'PN' ? { Alphabetic: code } : code;
+    }));
+  }
+
+  #replacement(text: string, ref: ElementRef): unknown[] {
+    const { vr } = ref;
+    if (text === '' || vr === 'SQ' || BINARY_VRS.has(vr)) return [];
+    if (vr === 'PN') return [{ Alphabetic: text }];
+    if (NUMBER_VRS.has(vr)) {
+      const n = Number(text);
+      if (!Number.isFinite(n)) throw this.#unsupported(ref, 'replacement is not a number');
+      return [n];
+    }
+    return [text];
+  }
+
+  // PS3.15 E.3.6: all dates of the patient move by one keyed offset; an unreadable value is emptied.
+  #shift(ref: ElementRef, value: unknown[] | undefined): Decision {
+    if (value === undefined) return replace([]);
+    const vr = ref.vr === 'DT' ? 'DT' : 'DA';
+    const days = this.#dayOffset();
+    return replace(value.map((v) => {
+      if (v === null) return null;
+      if (typeof v !== 'string') throw this.#unsupported(ref, 'date value is not a string');
+      return shiftDateValue(v, vr, days) ?? null;
+    }));
+  }
+
+  #dayOffset(): number {
+    const patientId = this.#patientId ?? '';
+    let days = this.#offsets.get(patientId);
+    if (days === undefined) {
+      days = patientDayOffset(this.#secret, patientId, this.policy.dateShift, this.#salt);
+      this.#offsets.set(patientId, days);
+    }
+    return days;
+  }
+
+  #unsupported(ref: ElementRef, reason: string): DeidUnsupportedValueError {
+    return new DeidUnsupportedValueError([...ref.path, ref.tag].map(formatTag).join('>'), reason);
+  }
+}
+
+export function createSession(policy: DeidPolicy, options: SessionOptions = {}): DeidSession {
+  return new DeidSession(policy, options);
+}
+
+/** The Part 10 form of a PN value ("Alphabetic=Ideographic=Phonetic"), the pseudonym's original. */
+function personName(v: unknown): string | undefined {
+  if (typeof v === 'string') return v.trim();
+  if (typeof v !== 'object' || v === null) return undefined;
+  const pn = v as Record<string, unknown>;
+  const groups = [pn['Alphabetic'], pn['Ideographic'], pn['Phonetic']].map((g) => (typeof g === 'string' ? g.trim() : ''));
+  return groups.join('=').replace(/=+$/, '');
+}
+
+// --- DICOM JSON ---------------------------------------------------------------------------------
+
+export interface DeidentifyJsonOptions {
+  /** Add the E.1.1 method attributes (attributesToAdd) to the top level. Default true. */
+  readonly addMethodAttributes?: boolean;
+  /**
+   * Maps a kept BulkDataURI (which may embed original UIDs in its path) to the URI the caller serves;
+   * undefined drops the element. Default: kept as is.
+   */
+  readonly bulkDataURI?: (uri: string, ref: ElementRef) => string | undefined;
+}
+
+/**
+ * De-identifies one DICOM JSON dataset (PS3.18 F.2) with the same decisions as the Part 10 rewriter.
+ * With a policy a fresh session is made per call (its pairs are then lost: pass a session to keep
+ * them). Private creators are resolved from the (gggg,00xx) elements of the same item.
+ */
+export function deidentifyJson(target: DeidPolicy | DeidSession, dataset: DicomJsonDataset, options: DeidentifyJsonOptions = {}): DicomJsonDataset {
+  const session = target instanceof DeidSession ? target : createSession(target);
+  const patientId = dataset['00100020']?.Value?.[0];
+  session.beginDataset(typeof patientId === 'string' ? patientId : undefined);
+  const out = walk(session, dataset, [], options);
+  if (options.addMethodAttributes !== false) {
+    for (const [key, element] of Object.entries(session.attributesToAdd())) out[key] = element;
+    return sortKeys(out);
+  }
+  return out;
+}
+
+function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly number[], options: DeidentifyJsonOptions): DicomJsonDataset {
+  if (typeof dataset !== 'object' || dataset === null || Array.isArray(dataset)) {
+    throw new DeidUnsupportedValueError(path.map(formatTag).join('>') || 'dataset', 'item is not a DICOM JSON object');
+  }
+  const out: DicomJsonDataset = {};
+  for (const key of Object.keys(dataset).sort()) {
+    const tag = parseTag(key);
+    const element = dataset[key];
+    if (tag === undefined || key.length !== 8) throw new DeidUnsupportedValueError(key.slice(0, 16), 'not a DICOM JSON tag key');
+    if (typeof element !== 'object' || element === null || typeof element.vr !== 'string') {
+      throw new DeidUnsupportedValueError(formatTag(tag), 'element has no vr');
+    }
+    const value = element.Value;
+    if (value !== undefined && !Array.isArray(value)) throw new DeidUnsupportedValueError(formatTag(tag), 'Value is not an array');
+    const ref: ElementRef = { tag, vr: element.vr, path, ...privateCreatorOf(dataset, tag) };
+    const decision = session.decide(ref, value);
+    const outKey = tagToHex(tag);
+    switch (decision.op) {
+      case 'remove':
+        break;
+      case 'keep': {
+        const kept: DicomJsonElement = structuredClone(element);
+        if (kept.BulkDataURI !== undefined && options.bulkDataURI !== undefined) {
+          const uri = options.bulkDataURI(kept.BulkDataURI, ref);
+          if (uri === undefined) break;
+          kept.BulkDataURI = uri;
+        }
+        out[outKey] = kept;
+        break;
+      }
+      case 'recurse': {
+        const items = (value ?? []).map((item) => walk(session, item as DicomJsonDataset, [...path, tag], options));
+        out[outKey] = items.length > 0 ? { vr: element.vr, Value: items } : { vr: element.vr };
+        break;
+      }
+      case 'replace':
+        out[outKey] = decision.value.length > 0 ? { vr: element.vr, Value: decision.value as JsonValue[] } : { vr: element.vr };
+        break;
+    }
+  }
+  return out;
+}
+
+function privateCreatorOf(dataset: DicomJsonDataset, tag: number): { privateCreator?: string } {
+  const group = groupOf(tag);
+  const element = elementOf(tag);
+  if (!isPrivate(tag) || element < 0x1000) return {};
+  const creator = dataset[tagToHex(makeTag(group, element >>> 8))]?.Value?.[0];
+  return typeof creator === 'string' ? { privateCreator: normalizeCreator(creator) } : {};
+}
+
+function sortKeys(dataset: DicomJsonDataset): DicomJsonDataset {
+  const out: DicomJsonDataset = {};
+  for (const key of Object.keys(dataset).sort()) out[key] = dataset[key]!;
+  return out;
+}

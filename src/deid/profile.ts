@@ -1,0 +1,367 @@
+// The de-identification profile: PS3.15 Annex E Basic Application Level Confidentiality Profile plus
+// any subset of its ten options, compiled from Table E.1-1 (generated, see profile-table.generated.ts)
+// into a per-tag lookup, with per-tag overrides from config on top.
+import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
+import { elementOf, formatTag, groupOf, isPrivate, parseTag as parseTagStrict } from '../dicom/tag.ts';
+import { DeidPolicyError } from './errors.ts';
+import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1, TABLE_E1_1_OPTION_COLUMNS } from './profile-table.generated.ts';
+
+/** `(gggg,eeee)` or `ggggeeee` to a tag; undefined for anything else. */
+export function parseTag(text: string): number | undefined {
+  if (!/^(\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)|[0-9A-Fa-f]{8})$/.test(text)) return undefined;
+  return parseTagStrict(text);
+}
+
+/** The ten option names, as PS3.15 Table E.1-1 columns and dcm4chee name them. */
+export const PROFILE_OPTIONS = TABLE_E1_1_OPTION_COLUMNS;
+export type ProfileOption = (typeof PROFILE_OPTIONS)[number];
+export type ProfileOptions = Readonly<Partial<Record<ProfileOption, boolean>>>;
+
+/** PS3.15 Table E.1-1a action codes as printed in the table. */
+export type TableCode = 'X' | 'Z' | 'D' | 'K' | 'C' | 'U' | 'Z/D' | 'X/Z' | 'X/D' | 'X/Z/D' | 'X/Z/U*';
+/** An action after compound codes are resolved. */
+export type ActionCode = 'X' | 'Z' | 'D' | 'K' | 'C' | 'U';
+
+/** Per-tag override from config: `keep | remove | empty | replace:<value> | hash`. */
+export type OverrideAction =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'remove' }
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'replace'; readonly value: string }
+  | { readonly kind: 'hash' };
+
+export type RuleSource =
+  | 'basic'
+  | ProfileOption
+  | 'override'
+  | 'supplement'
+  | 'dictionary'
+  | 'unknown';
+
+/** What the profile does to one tag. `replace`/`hash` only come from overrides. */
+export type TagRule =
+  | { readonly action: ActionCode; readonly source: RuleSource; readonly tableCode?: TableCode }
+  | { readonly action: 'replace'; readonly value: string; readonly source: 'override'; readonly tableCode?: TableCode }
+  | { readonly action: 'hash'; readonly source: 'override'; readonly tableCode?: TableCode };
+
+/**
+ * Compound codes depend on the Type of the attribute in the IOD (Table E.1-1a). This de-identifier
+ * does not look up IOD Types per SOP Class, so it resolves each compound code to the alternative
+ * that keeps a dataset valid whatever the Type (Type 1 > Type 2 > Type 3):
+ *   1. X/Z    -> Z  (a Type 2 attribute must stay present; zero length is allowed)
+ *   2. X/D    -> D  (a Type 1 attribute needs a non-zero dummy)
+ *   3. X/Z/D  -> D
+ *   4. Z/D    -> D
+ *   5. X/Z/U* -> U  (sequences of UID references: keep the items, replace the instance UIDs in them)
+ * Keeping an attribute present never keeps its original value: Z empties it, D replaces it with a
+ * dummy of the VR (or a keyed pseudonym for PatientID etc., see deidentify.ts), U with a keyed UID.
+ */
+export function resolveCompoundCode(code: TableCode): ActionCode {
+  switch (code) {
+    case 'X/Z':
+      return 'Z';
+    case 'X/D':
+    case 'X/Z/D':
+    case 'Z/D':
+      return 'D';
+    case 'X/Z/U*':
+      return 'U';
+    default:
+      return code;
+  }
+}
+
+const TABLE_CODES = new Set<string>(['X', 'Z', 'D', 'K', 'C', 'U', 'Z/D', 'X/Z', 'X/D', 'X/Z/D', 'X/Z/U*']);
+
+export interface TableEntry {
+  readonly tag: string;
+  readonly keyword: string;
+  readonly basic: TableCode;
+  /** Option cells in PROFILE_OPTIONS order; undefined = empty cell. */
+  readonly options: readonly ('K' | 'C' | undefined)[];
+}
+
+function toEntry(row: (typeof TABLE_E1_1)[number]): TableEntry {
+  const [tag, , basic, cells, keyword] = row;
+  if (!TABLE_CODES.has(basic)) throw new Error(`profile table: bad code at ${tag}`);
+  const options = [...cells].map((c) => (c === 'K' || c === 'C' ? c : undefined));
+  return { tag, keyword, basic: basic as TableCode, options };
+}
+
+const exactEntries = new Map<number, TableEntry>();
+let curveEntry: TableEntry | undefined;
+const overlayEntries = new Map<number, TableEntry>(); // by element: (60xx,3000), (60xx,4000)
+let privateEntry: TableEntry | undefined;
+for (const row of TABLE_E1_1) {
+  const entry = toEntry(row);
+  if (row[1] === 'exact') {
+    const tag = parseTag(entry.tag);
+    if (tag === undefined) throw new Error(`profile table: bad tag ${entry.tag}`);
+    exactEntries.set(tag, entry);
+  } else if (row[1] === 'private') {
+    privateEntry = entry;
+  } else if (entry.tag === '(50xx,xxxx)') {
+    curveEntry = entry;
+  } else if (entry.tag.startsWith('(60xx,')) {
+    overlayEntries.set(Number.parseInt(entry.tag.slice(6, 10), 16), entry);
+  } else {
+    throw new Error(`profile table: unhandled repeating-group row ${entry.tag}`);
+  }
+}
+if (curveEntry === undefined || privateEntry === undefined || overlayEntries.size !== 2) {
+  throw new Error('profile table: repeating-group or private rows missing');
+}
+const CURVE_ENTRY: TableEntry = curveEntry;
+const PRIVATE_ENTRY: TableEntry = privateEntry;
+
+/** Number of rows of Table E.1-1 compiled into this module. */
+export const TABLE_E1_1_ROW_COUNT = TABLE_E1_1.length;
+
+/** PS3.5 7.6: repeating groups are the even groups base..base+0x1E (curves 50xx, overlays 60xx). */
+function isRepeatingGroup(group: number, base: number): boolean {
+  return (group & 0xff00) === base && (group & 1) === 0 && (group & 0xff) <= 0x1e;
+}
+
+/** The Table E.1-1 row that applies to a public or private tag, if any. */
+export function tableEntryFor(tag: number): TableEntry | undefined {
+  const group = groupOf(tag);
+  if (isPrivate(tag)) return PRIVATE_ENTRY;
+  const exact = exactEntries.get(tag);
+  if (exact !== undefined) return exact;
+  if (isRepeatingGroup(group, 0x5000)) return CURVE_ENTRY;
+  if (isRepeatingGroup(group, 0x6000)) return overlayEntries.get(elementOf(tag));
+  return undefined;
+}
+
+// Attributes the table does not list but that must not pass through (Table E.1-1 is not exhaustive,
+// Note 1). Each is removed:
+const SUPPLEMENT_REMOVE = new Map<number, string>([
+  // MAC Parameters Sequence: the MACs are computed over the original values and only serve the
+  // Digital Signatures Sequence, which the table removes (PS3.15 E.1.1 Note 8; PS3.15 C.12).
+  [0x4ffe0001, 'MACParametersSequence'],
+  // Encrypted Attributes Sequence: holds the original identifying attributes, encrypted for a
+  // re-identifying recipient (PS3.15 E.1.2); we never forward one made by somebody else.
+  [0x04000500, 'EncryptedAttributesSequence'],
+]);
+
+// Free text the table does not list but that Clean Structured Content must reach: Text Value of SR
+// content items (TEXT) is cleaned (C; PS3.15 E.3.5). Without the option, Content Sequence is D and
+// never recursed into, so this only matters inside sequences that are kept or cleaned.
+const SUPPLEMENT_CLEAN = new Map<number, string>([[0x0040a160, 'TextValue']]);
+
+// --- the PS3.6 dictionary (src/dicom's), the default "known tag?" test ------------------------
+
+/** True when the tag is a PS3.6 data element or PS3.7 command element (repeating groups included). */
+export function isStandardTag(tag: number): boolean {
+  return !isPrivate(tag) && lookup(tag) !== undefined;
+}
+
+/** True when PS3.6 gives the tag the VR SQ (used to refuse keeping an SQ encoded as UN unparsed). */
+export function isStandardSequenceTag(tag: number): boolean {
+  return !isPrivate(tag) && (lookup(tag)?.vrs.includes('SQ') ?? false);
+}
+
+// --- safe private attributes (PS3.15 E.3.10) -------------------------------------------------
+
+function creatorKey(group: number, creator: string): string {
+  return `${group.toString(16).toUpperCase().padStart(4, '0')}|${creator}`;
+}
+
+const safePrivate = new Map<string, string>(); // `${group}|${creator}|${offset}` -> VR ('' unknown)
+const safeCreators = new Set<string>();
+for (const [group, offset, creator, vr] of SAFE_PRIVATE_ATTRIBUTES) {
+  const key = creatorKey(Number.parseInt(group, 16), creator);
+  safeCreators.add(key);
+  safePrivate.set(`${key}|${offset}`, vr);
+}
+
+/** Private creator strings are LO: compare without their padding (PS3.5 6.2). */
+export function normalizeCreator(creator: string): string {
+  return creator.replace(/^[ \0]+|[ \0]+$/g, '');
+}
+
+// --- overrides ----------------------------------------------------------------------------------
+
+/** Parses `keep | remove | empty | replace:<value> | hash`; undefined when it is none of them. */
+export function parseOverride(spec: string): OverrideAction | undefined {
+  if (spec === 'keep' || spec === 'remove' || spec === 'empty' || spec === 'hash') return { kind: spec };
+  if (spec.startsWith('replace:')) return { kind: 'replace', value: spec.slice('replace:'.length) };
+  return undefined;
+}
+
+const tableKeywords = new Map<string, number>();
+for (const [tag, entry] of exactEntries) if (entry.keyword !== '') tableKeywords.set(entry.keyword, tag);
+
+export interface ProfileInput {
+  readonly options?: ProfileOptions;
+  /** Key: `(gggg,eeee)`, `ggggeeee` or a keyword (Table E.1-1 keywords, or via resolveKeyword). */
+  readonly overrides?: Readonly<Record<string, string>>;
+  /** "Is this a standard attribute?" Defaults to the PS3.6 dictionary generated into this module. */
+  readonly isKnownTag?: (tag: number) => boolean;
+  /** Keyword -> tag for override keys. Defaults to the PS3.6 dictionary of src/dicom. */
+  readonly resolveKeyword?: (keyword: string) => number | undefined;
+}
+
+/** Every problem with a profile input, each naming its key; empty when the input is valid. */
+export function checkProfileInput(input: ProfileInput, prefix = ''): { issues: string[]; overrides: Map<number, OverrideAction> } {
+  const issues: string[] = [];
+  const overrides = new Map<number, OverrideAction>();
+  const known = new Set<string>(PROFILE_OPTIONS);
+  for (const [key, value] of Object.entries(input.options ?? {})) {
+    if (!known.has(key)) issues.push(`${prefix}options.${key}: not a PS3.15 option`);
+    else if (typeof value !== 'boolean' && value !== undefined) issues.push(`${prefix}options.${key}: must be a boolean`);
+  }
+  if (input.options?.retainLongitudinalTemporalFullDates === true && input.options.retainLongitudinalTemporalModifiedDates === true) {
+    issues.push(`${prefix}options: retainLongitudinalTemporalFullDates and retainLongitudinalTemporalModifiedDates exclude each other`);
+  }
+  for (const [key, spec] of Object.entries(input.overrides ?? {})) {
+    const tag = parseTag(key) ?? tableKeywords.get(key) ?? (input.resolveKeyword ?? tagForKeyword)(key);
+    const action = typeof spec === 'string' ? parseOverride(spec) : undefined;
+    if (tag === undefined) issues.push(`${prefix}overrides.${key}: not a tag or known keyword`);
+    else if (isPrivate(tag)) issues.push(`${prefix}overrides.${key}: private tags cannot be overridden (block numbers vary)`);
+    if (action === undefined) issues.push(`${prefix}overrides.${key}: expected keep | remove | empty | replace:<value> | hash`);
+    else if (action.kind === 'replace' && /[\\\0]/.test(action.value)) issues.push(`${prefix}overrides.${key}: replacement contains a backslash or NUL`);
+    if (tag !== undefined && action !== undefined) {
+      if (overrides.has(tag)) issues.push(`${prefix}overrides.${key}: ${formatTag(tag)} is overridden twice`);
+      overrides.set(tag, action);
+    }
+  }
+  return { issues, overrides };
+}
+
+/** The compiled profile: options resolved against Table E.1-1 into a per-tag lookup. Immutable. */
+export class CompiledProfile {
+  readonly options: Readonly<Record<ProfileOption, boolean>>;
+  readonly overrides: ReadonlyMap<number, OverrideAction>;
+  readonly #isKnownTag: (tag: number) => boolean;
+  readonly #cache = new Map<number, TagRule>();
+
+  constructor(input: ProfileInput) {
+    const { issues, overrides } = checkProfileInput(input);
+    if (issues.length > 0) throw new DeidPolicyError(issues);
+    const options = {} as Record<ProfileOption, boolean>;
+    for (const name of PROFILE_OPTIONS) options[name] = input.options?.[name] === true;
+    this.options = Object.freeze(options);
+    this.overrides = overrides;
+    this.#isKnownTag = input.isKnownTag ?? isStandardTag;
+    Object.freeze(this);
+  }
+
+  /**
+   * The rule for a tag (public, repeating-group or private), overrides included. For private tags
+   * this is the table's private row only; the Retain Safe Private matching is `safePrivateVr`.
+   */
+  ruleFor(tag: number): TagRule {
+    const cached = this.#cache.get(tag);
+    if (cached !== undefined) return cached;
+    const override = this.overrides.get(tag);
+    const base = this.ruleWithoutOverride(tag);
+    let rule: TagRule = base;
+    if (override !== undefined) {
+      const tableCode = base.tableCode;
+      const extra = tableCode === undefined ? {} : { tableCode };
+      switch (override.kind) {
+        case 'keep':
+          rule = { action: 'K', source: 'override', ...extra };
+          break;
+        case 'remove':
+          rule = { action: 'X', source: 'override', ...extra };
+          break;
+        case 'empty':
+          rule = { action: 'Z', source: 'override', ...extra };
+          break;
+        case 'replace':
+          rule = { action: 'replace', value: override.value, source: 'override', ...extra };
+          break;
+        case 'hash':
+          rule = { action: 'hash', source: 'override', ...extra };
+          break;
+      }
+    }
+    // Only tags we have a reason to know are cached, so hostile input cannot grow the cache.
+    if (base.source !== 'unknown' || override !== undefined) this.#cache.set(tag, rule);
+    return rule;
+  }
+
+  /** The profile's rule before config overrides (used to warn about overrides that keep). */
+  ruleWithoutOverride(tag: number): TagRule & { action: ActionCode } {
+    const entry = tableEntryFor(tag);
+    if (entry !== undefined) {
+      // PS3.15 E.1.1: "A requirement for an Option, when implemented, overrides any requirement for the
+      // underlying Profile". When two options in effect both have a cell for the row (e.g. Retain
+      // Device Identity K and Modified Dates C on DateOfLastDetectorCalibration), C wins over K: the
+      // value is cleaned rather than kept, the more protective of the two.
+      let code: TableCode = entry.basic;
+      let source: RuleSource = 'basic';
+      for (let i = 0; i < PROFILE_OPTIONS.length; i++) {
+        const name = PROFILE_OPTIONS[i]!;
+        const cell = entry.options[i];
+        if (!this.options[name] || cell === undefined) continue;
+        if (source === 'basic' || (cell === 'C' && code === 'K')) {
+          code = cell;
+          source = name;
+        }
+      }
+      return { action: resolveCompoundCode(code), source, tableCode: entry.basic };
+    }
+    if (SUPPLEMENT_REMOVE.has(tag)) return { action: 'X', source: 'supplement' };
+    if (SUPPLEMENT_CLEAN.has(tag)) return { action: 'C', source: 'supplement' };
+    // Table E.1-1 Note 1: the table is not exhaustive. A standard attribute it does not list is kept
+    // (the standard does not consider it identifying); one in no dictionary is removed.
+    if (this.#isKnownTag(tag)) return { action: 'K', source: 'dictionary' };
+    return { action: 'X', source: 'unknown' };
+  }
+
+  /**
+   * PS3.15 E.3.10 Retain Safe Private: the VR ('' when the standard gives none) of the Table
+   * E.3.10-1 attribute at this element offset (element low byte) in a block reserved by `creator`
+   * in `group`; undefined when the attribute is not on the list.
+   */
+  safePrivateVr(group: number, creator: string, offset: number): string | undefined {
+    const hex = offset.toString(16).toUpperCase().padStart(2, '0');
+    return safePrivate.get(`${creatorKey(group, normalizeCreator(creator))}|${hex}`);
+  }
+
+  /** True when `creator` reserves a block in `group` under which Table E.3.10-1 lists attributes. */
+  isSafePrivateCreator(group: number, creator: string): boolean {
+    return safeCreators.has(creatorKey(group, normalizeCreator(creator)));
+  }
+}
+
+export function compileProfile(input: ProfileInput = {}): CompiledProfile {
+  return new CompiledProfile(input);
+}
+
+export interface KeepingOverride {
+  /** `(gggg,eeee)` */
+  readonly tag: string;
+  readonly keyword: string | undefined;
+  /** The Basic Profile code of Table E.1-1, undefined for attributes the table does not list. */
+  readonly basic: TableCode | undefined;
+  /** What the profile (Basic + options in effect) would have done without the override. */
+  readonly profileAction: ActionCode;
+}
+
+/**
+ * `keep` overrides on attributes whose original value the Basic Profile removes or replaces (any
+ * resolved action but K; for attributes outside Table E.1-1, the dictionary rule: unknown tags are
+ * removed). Reported even when an option in effect would keep it too (`profileAction` says so); the
+ * caller logs each at start-up as a warning naming the tag.
+ */
+export function overridesKeepingBasicRemoved(profile: CompiledProfile): KeepingOverride[] {
+  const out: KeepingOverride[] = [];
+  for (const [tag, override] of profile.overrides) {
+    if (override.kind !== 'keep') continue;
+    const base = profile.ruleWithoutOverride(tag);
+    const entry = tableEntryFor(tag);
+    const basicAction = entry !== undefined ? resolveCompoundCode(entry.basic) : base.action;
+    if (basicAction === 'K') continue;
+    out.push({
+      tag: formatTag(tag),
+      keyword: entry?.keyword || SUPPLEMENT_REMOVE.get(tag) || SUPPLEMENT_CLEAN.get(tag) || undefined,
+      basic: entry?.basic,
+      profileAction: base.action,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,212 @@
+// Part 10 writer: 128 zero bytes, "DICM", File Meta (PS3.10 7.1), then the dataset (PS3.5 7.1, 7.5),
+// Pixel Data passed through in chunks, and the trailer. Deflated output is re-deflated as a stream (PS3.5 A.5).
+//
+// Sequences and items are always written with undefined length and delimitation items (PS3.5 7.5.2):
+// one pass, no length bookkeeping after values change. Group Length elements (gggg,0000) other than
+// group 0002 are dropped (retired, PS3.5 7.2) because rewritten values would make them wrong.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createDeflateRaw } from 'node:zlib';
+import { asciiValue, findElement, type DataElement, type Dataset, type DatasetEncoding } from './dataset.ts';
+import { DicomInvalidSequenceError } from './errors.ts';
+import type { Part10Event, PixelDataInfo } from './part10-reader.ts';
+import { ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION, SOP_CLASS_UID, SOP_INSTANCE_UID, isGroupLength, type Tag } from './tag.ts';
+import { transferSyntax } from './transfer-syntax.ts';
+import { hasLongHeader, isVr, padValue } from './vr.ts';
+
+/** Implementation Class UID of deid-gateway (PS3.7 D.3.3.2; a UUID-derived UID, PS3.5 B.2). */
+export const IMPLEMENTATION_CLASS_UID = '2.25.44162006074406719072761764642669780365';
+export const IMPLEMENTATION_VERSION_NAME = 'DEID_GATEWAY_01';
+
+const UNDEFINED = 0xffffffff;
+const EXPLICIT_LE: DatasetEncoding = { explicitVr: true, littleEndian: true };
+
+function writeTag(b: Buffer, off: number, tag: Tag, le: boolean): void {
+  if (le) {
+    b.writeUInt16LE(tag >>> 16, off);
+    b.writeUInt16LE(tag & 0xffff, off + 2);
+  } else {
+    b.writeUInt16BE(tag >>> 16, off);
+    b.writeUInt16BE(tag & 0xffff, off + 2);
+  }
+}
+
+/** An element header (PS3.5 7.1.2 / 7.1.3). A short-header VR whose value outgrows 16 bits is written as UN. */
+export function encodeElementHeader(tag: Tag, vr: string, length: number, enc: DatasetEncoding): Buffer {
+  const le = enc.littleEndian;
+  if (!enc.explicitVr) {
+    const b = Buffer.alloc(8);
+    writeTag(b, 0, tag, le);
+    if (le) b.writeUInt32LE(length, 4);
+    else b.writeUInt32BE(length, 4);
+    return b;
+  }
+  const outVr = !isVr(vr) ? 'UN' : !hasLongHeader(vr) && length > 0xffff ? 'UN' : vr;
+  if (hasLongHeader(outVr)) {
+    const b = Buffer.alloc(12);
+    writeTag(b, 0, tag, le);
+    b.write(outVr, 4, 'latin1');
+    if (le) b.writeUInt32LE(length, 8);
+    else b.writeUInt32BE(length, 8);
+    return b;
+  }
+  const b = Buffer.alloc(8);
+  writeTag(b, 0, tag, le);
+  b.write(outVr, 4, 'latin1');
+  if (le) b.writeUInt16LE(length, 6);
+  else b.writeUInt16BE(length, 6);
+  return b;
+}
+
+function delimiter(tag: Tag, length: number, enc: DatasetEncoding): Buffer {
+  const b = Buffer.alloc(8);
+  writeTag(b, 0, tag, enc.littleEndian);
+  if (enc.littleEndian) b.writeUInt32LE(length, 4);
+  else b.writeUInt32BE(length, 4);
+  return b;
+}
+
+
+/** Appends the encoding of one element to out. */
+export function encodeElement(el: DataElement, enc: DatasetEncoding, out: Buffer[]): void {
+  if (el.vr === 'SQ' || el.items) {
+    // PS3.5 7.5.2: undefined-length sequence of undefined-length items.
+    out.push(encodeElementHeader(el.tag, 'SQ', UNDEFINED, enc));
+    for (const item of el.items ?? []) {
+      out.push(delimiter(ITEM, UNDEFINED, enc));
+      encodeElements(item, enc, out);
+      out.push(delimiter(ITEM_DELIMITATION, 0, enc));
+    }
+    out.push(delimiter(SEQUENCE_DELIMITATION, 0, enc));
+    return;
+  }
+  if (el.fragments) {
+    // PS3.5 A.4: encapsulated value, items of fragments then a sequence delimiter.
+    if (!enc.explicitVr || !enc.littleEndian) throw new DicomInvalidSequenceError('encapsulated value needs Explicit VR Little Endian', { tag: el.tag });
+    out.push(encodeElementHeader(el.tag, el.vr, UNDEFINED, enc));
+    for (const f of el.fragments) {
+      const padded = padValue(f, 'OB');
+      out.push(delimiter(ITEM, padded.length, enc), padded);
+    }
+    out.push(delimiter(SEQUENCE_DELIMITATION, 0, enc));
+    return;
+  }
+  const value = padValue(el.value ?? Buffer.alloc(0), el.vr);
+  out.push(encodeElementHeader(el.tag, el.vr, value.length, enc), value);
+}
+
+export function encodeElements(dataset: readonly DataElement[], enc: DatasetEncoding, out: Buffer[]): void {
+  for (const el of dataset) {
+    if (isGroupLength(el.tag)) continue;
+    encodeElement(el, enc, out);
+  }
+}
+
+export function encodeDataset(dataset: readonly DataElement[], enc: DatasetEncoding): Buffer {
+  const out: Buffer[] = [];
+  encodeElements(dataset, enc, out);
+  return Buffer.concat(out);
+}
+
+function uiValue(uid: string): Buffer {
+  return padValue(Buffer.from(uid, 'latin1'), 'UI');
+}
+
+export interface FileMetaInput {
+  readonly transferSyntaxUID: string;
+  readonly mediaStorageSOPClassUID: string;
+  readonly mediaStorageSOPInstanceUID: string;
+}
+
+/**
+ * Preamble (128 zero bytes: a preamble can carry data, PS3.10 7.5), "DICM" and File Meta (PS3.10 7.1),
+ * naming this implementation. Nothing else from the source File Meta is copied (Source AE Title etc.).
+ */
+export function encodeFileMeta(input: FileMetaInput): Buffer {
+  const elements: DataElement[] = [
+    { tag: 0x00020001, vr: 'OB', value: Buffer.of(0x00, 0x01) },
+    { tag: 0x00020002, vr: 'UI', value: uiValue(input.mediaStorageSOPClassUID) },
+    { tag: 0x00020003, vr: 'UI', value: uiValue(input.mediaStorageSOPInstanceUID) },
+    { tag: 0x00020010, vr: 'UI', value: uiValue(input.transferSyntaxUID) },
+    { tag: 0x00020012, vr: 'UI', value: uiValue(IMPLEMENTATION_CLASS_UID) },
+    { tag: 0x00020013, vr: 'SH', value: padValue(Buffer.from(IMPLEMENTATION_VERSION_NAME, 'latin1'), 'SH') },
+  ];
+  const body = encodeDataset(elements, EXPLICIT_LE);
+  const groupLength = Buffer.alloc(4);
+  groupLength.writeUInt32LE(body.length, 0);
+  const head = Buffer.alloc(132);
+  head.write('DICM', 128, 'latin1');
+  return Buffer.concat([head, encodeElementHeader(0x00020000, 'UL', 4, EXPLICIT_LE), groupLength, body]);
+}
+
+/** File Meta for a header: MediaStorageSOP*UID follow the dataset's SOPClassUID/SOPInstanceUID (PS3.10 7.1). */
+export function fileMetaFor(dataset: readonly DataElement[], sourceMeta: readonly DataElement[] | undefined, transferSyntaxUID: string): Buffer {
+  const pick = (datasetTag: Tag, metaTag: Tag): string =>
+    (findElement(dataset, datasetTag) ? asciiValue(dataset, datasetTag) : undefined) ?? (sourceMeta ? asciiValue(sourceMeta, metaTag) : undefined) ?? '';
+  return encodeFileMeta({
+    transferSyntaxUID,
+    mediaStorageSOPClassUID: pick(SOP_CLASS_UID, 0x00020002),
+    mediaStorageSOPInstanceUID: pick(SOP_INSTANCE_UID, 0x00020003),
+  });
+}
+
+export interface Part10WriterOptions {
+  /** Overrides the File Meta's source; by default the dataset's own SOP UIDs and the source meta. */
+  readonly sourceMeta?: Dataset;
+}
+
+async function* deflateRaw(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const deflater = createDeflateRaw();
+  const done = pipeline(Readable.from(source), deflater);
+  done.catch(() => undefined);
+  try {
+    for await (const chunk of deflater) yield chunk as Buffer;
+    await done;
+  } finally {
+    deflater.destroy();
+  }
+}
+
+/**
+ * Turns reader events (with a possibly rewritten header and trailer) into Part 10 bytes in the same
+ * transfer syntax. A pull-based generator: it encodes only as fast as its consumer reads.
+ */
+export async function* writePart10(events: AsyncIterable<Part10Event>): AsyncGenerator<Buffer, void, undefined> {
+  const it = events[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done) return;
+  if (first.value.type !== 'header') throw new TypeError('writePart10 expects the header event first');
+  const header = first.value.header;
+  const enc = header.encoding;
+  const ts = transferSyntax(header.transferSyntaxUID);
+  yield fileMetaFor(header.dataset, header.meta, header.transferSyntaxUID);
+
+  const body = async function* (): AsyncGenerator<Buffer> {
+    yield encodeDataset(header.dataset, enc);
+    let pixel: PixelDataInfo | undefined;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      const ev = r.value;
+      if (ev.type === 'pixel-data-start') {
+        pixel = ev.pixelData;
+        yield encodeElementHeader(pixel.tag, pixel.vr, pixel.length ?? UNDEFINED, enc);
+      } else if (ev.type === 'pixel-data-chunk') yield ev.chunk;
+      else if (ev.type === 'pixel-data-end') {
+        // Pixel Data is passed through exactly as declared (an odd source length stays odd, as read).
+        pixel = undefined;
+      } else if (ev.type === 'trailer') {
+        if (ev.dataset.length > 0) yield encodeDataset(ev.dataset, enc);
+      } else throw new TypeError('unexpected second header event');
+    }
+  };
+  if (ts.deflated) yield* deflateRaw(body());
+  else yield* body();
+}
+
+/** Whole-buffer convenience: concatenates writePart10's output. */
+export async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const c of chunks) out.push(c);
+  return Buffer.concat(out);
+}
