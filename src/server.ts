@@ -5,6 +5,15 @@ import { createTokenVerifier, loadPublicKeyFile } from './auth/token.ts';
 import { readSecret } from './config/load.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
+import { resolve } from 'node:path';
+import { ConfigError } from './config/errors.ts';
+import { createPolicy, type DeidPolicy } from './deid/deidentify.ts';
+import { DeidPolicyError } from './deid/errors.ts';
+import { overridesKeepingBasicRemoved } from './deid/profile.ts';
+import type { DeidentifiedView } from './dicomweb/deidentified-view.ts';
+import { withCache } from './store/cached-store.ts';
+import type { PseudonymStore } from './store/pseudonym-store.ts';
+import { openSqliteStore } from './store/sqlite-store.ts';
 import { createApp } from './http/app.ts';
 import { createLogger, type Logger } from './http/logging.ts';
 
@@ -39,7 +48,10 @@ export async function startGateway(
     publicKeys: config.auth.publicKeyFiles.flatMap(loadPublicKeyFile),
     sharedSecret: config.auth.sharedSecret ? readSecret(config.auth.sharedSecret, env) : undefined,
   });
+  const store = openStore(config);
+  const deidentified = config.deid ? researcherView(config, env, upstream, store, logger) : undefined;
   const app = createApp({
+    deidentified,
     basePath: config.server.basePath,
     upstream,
     verify,
@@ -82,6 +94,7 @@ export async function startGateway(
         server.closeAllConnections();
       });
       await upstream.close();
+      await store.close();
     },
   };
 }
@@ -93,4 +106,51 @@ function upstreamAuthorization(config: GatewayConfig, env: NodeJS.ProcessEnv): s
   }
   if (auth.type === 'bearer') return `Bearer ${readSecret(auth.token, env)}`;
   return undefined;
+}
+
+function openStore(config: GatewayConfig): PseudonymStore {
+  const file = resolve(config.dataDir, config.store.file);
+  return withCache(openSqliteStore(file), { maxKeys: config.store.cacheMaxKeys, ttlSeconds: config.store.cacheTtlSeconds });
+}
+
+/** Builds a role's PS3.15 policy from config; policy problems are reported as config keys. */
+export function policyFor(config: GatewayConfig, role: 'researcher' | 'uploader', secret: string, logger?: Logger): DeidPolicy {
+  const deid = config.deid;
+  if (!deid) throw new ConfigError(['deid: required for restricted roles']);
+  const profile = deid.profiles[role];
+  try {
+    const policy = createPolicy({
+      secret,
+      profile: Object.fromEntries(profile.options.map((name) => [name, true])),
+      overrides: profile.overrides,
+      dateShift: deid.dateShift,
+      pseudonymMode: role === 'uploader' && deid.uploadPseudonyms === 'fresh' ? 'fresh' : 'deterministic',
+    });
+    for (const kept of overridesKeepingBasicRemoved(policy.profile)) {
+      logger?.warn({ role, tag: kept.tag, keyword: kept.keyword, basic: kept.basic }, 'an override keeps an attribute the Basic Profile does not keep');
+    }
+    return policy;
+  } catch (error) {
+    if (error instanceof DeidPolicyError) throw new ConfigError(error.issues.map((issue) => `deid.profiles.${role}.${issue}`));
+    throw error;
+  }
+}
+
+function researcherView(
+  config: GatewayConfig,
+  env: NodeJS.ProcessEnv,
+  upstream: Upstream,
+  store: PseudonymStore,
+  logger: Logger,
+): DeidentifiedView {
+  const deid = config.deid as NonNullable<GatewayConfig['deid']>;
+  const secret = readSecret(deid.secret, env);
+  return {
+    policy: policyFor(config, 'researcher', secret, logger),
+    store,
+    upstream,
+    maxHeaderBytes: deid.maxHeaderBytes,
+    maxJsonDatasetBytes: deid.maxJsonDatasetBytes,
+    allowRendered: deid.researcherRendered,
+  };
 }

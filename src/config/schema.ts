@@ -11,6 +11,27 @@ const secretRef = z
   .refine((s) => Boolean(s.file) !== Boolean(s.env), { message: 'give exactly one of "file" or "env"' });
 export type SecretRef = z.infer<typeof secretRef>;
 
+/** PS3.15 E.3: the Basic Profile plus any of the ten options, and per-tag overrides. */
+export const PROFILE_OPTION_NAMES = [
+  'retainSafePrivate',
+  'retainUIDs',
+  'retainDeviceIdentity',
+  'retainInstitutionIdentity',
+  'retainPatientCharacteristics',
+  'retainLongitudinalTemporalFullDates',
+  'retainLongitudinalTemporalModifiedDates',
+  'cleanDescriptors',
+  'cleanStructuredContent',
+  'cleanGraphics',
+] as const;
+const profile = z
+  .object({
+    options: z.array(z.enum(PROFILE_OPTION_NAMES)).default([]),
+    /** Tag or keyword → `keep | remove | empty | replace:<value> | hash`. */
+    overrides: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
 const upstreamAuth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
   z.object({ type: z.literal('basic'), username: z.string().min(1), password: secretRef }).strict(),
@@ -88,6 +109,43 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['sharedSecret'], message: 'set, but no HS* algorithm is allowed' });
         }
       }),
+    /** De-identification (PS3.15 Annex E). Without it, restricted roles are refused (fail closed). */
+    deid: z
+      .object({
+        /** HMAC key for pseudonyms and date offsets (≥ 16 bytes); the same secret gives the same pseudonyms. */
+        secret: secretRef,
+        dateShift: z
+          .object({ minDays: z.number().int().default(-365), maxDays: z.number().int().default(-1) })
+          .strict()
+          .prefault({}),
+        /** Cap on a Part 10 header (everything before Pixel Data); larger is refused. */
+        maxHeaderBytes: z.number().int().positive().default(64 * 1024 * 1024),
+        /** Cap on one DICOM JSON dataset from the PACS. */
+        maxJsonDatasetBytes: z.number().int().positive().default(16 * 1024 * 1024),
+        profiles: z
+          .object({
+            researcher: profile.prefault({ options: ['retainLongitudinalTemporalModifiedDates'] }),
+            uploader: profile.prefault({ options: ['retainLongitudinalTemporalModifiedDates'] }),
+          })
+          .strict()
+          .prefault({}),
+        /** Uploads: `keyed` (the same study twice lands as one) or `fresh` (unlinkable per upload). */
+        uploadPseudonyms: z.enum(['keyed', 'fresh']).default('keyed'),
+        /** `/rendered` and `/thumbnail` for researchers: server-rendered pixels can show burned-in text. */
+        researcherRendered: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+    store: z
+      .object({
+        type: z.literal('sqlite').default('sqlite'),
+        /** Relative to `dataDir`. */
+        file: z.string().min(1).default('pseudonyms.sqlite'),
+        cacheMaxKeys: z.number().int().positive().default(200_000),
+        cacheTtlSeconds: z.number().int().positive().default(3_600),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()

@@ -1,5 +1,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
 
 export const DEMO_ISSUER = 'https://deid-gateway.demo/issuer';
@@ -40,4 +41,16 @@ export async function signDemoToken(keys: DemoKeys, role: string, ttl = '12h'): 
     .setIssuedAt()
     .setExpirationTime(ttl)
     .sign(keys.privateKey);
+}
+
+/** The demo's de-identification secret: random, made once, kept beside the demo keys. */
+export async function demoSecret(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, 'deid.secret');
+  try {
+    await readFile(file, 'utf8');
+  } catch {
+    await writeFile(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  }
+  return file;
 }

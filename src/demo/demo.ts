@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { applyEnvOverrides, readConfigFile, validateConfig } from '../config/load.ts';
 import { startGateway } from '../server.ts';
-import { DEMO_AUDIENCE, DEMO_ISSUER, demoKeys, signDemoToken } from './demo-tokens.ts';
+import { DEMO_AUDIENCE, DEMO_ISSUER, demoKeys, demoSecret, signDemoToken } from './demo-tokens.ts';
 import { loadIntoOrthanc, startOrthanc } from './orthanc-process.ts';
 import { readDicomFiles, samplesDir } from './samples.ts';
 
@@ -34,6 +34,7 @@ export async function runDemo(): Promise<void> {
           publicKeyFiles: [keys.publicJwkFile],
         },
         dataDir,
+        deid: { ...(raw['deid'] as object), secret: { file: await demoSecret(join(dataDir, 'demo-keys')) } },
       },
       process.env,
     ),

@@ -37,3 +37,31 @@ export class DeidentificationUnavailableError extends DicomwebError {
     super('DEID_UNAVAILABLE', `${transaction} is not yet available de-identified; nothing was sent`);
   }
 }
+/** A UID (or other pseudonym) the gateway never issued, or an original presented by a restricted role: 404. */
+export class UnknownResourceError extends DicomwebError {
+  override name = 'UnknownResourceError';
+  constructor(what: string) {
+    super('DICOMWEB_UNKNOWN_RESOURCE', `no such ${what}`);
+  }
+}
+/** A resource this role may not have, e.g. rendered pixels for a researcher when config says no: 403. */
+export class ResourceRefusedError extends DicomwebError {
+  override name = 'ResourceRefusedError';
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
+}
+/** The PACS sent a body the gateway cannot de-identify; nothing raw is passed on: 502. */
+export class UpstreamUnusableError extends DicomwebError {
+  override name = 'UpstreamUnusableError';
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('UPSTREAM_UNUSABLE', `the PACS sent a response the gateway cannot de-identify (${reason})`, options);
+  }
+}
+/** An upstream error status relayed to a restricted role without its body (which may hold data). */
+export class UpstreamStatusError extends DicomwebError {
+  override name = 'UpstreamStatusError';
+  constructor(readonly status: number) {
+    super('UPSTREAM_STATUS', `the PACS answered ${status}`);
+  }
+}

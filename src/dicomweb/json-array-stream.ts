@@ -87,7 +87,7 @@ export async function* jsonArrayItems(body: Readable, maxItemBytes: number): Asy
       if (itemBytes > maxItemBytes) throw new UpstreamJsonError('a dataset exceeds the size cap');
     }
   }
-  if (state !== 'end') throw new UpstreamJsonError('truncated');
+  if ((state as string) !== 'end') throw new UpstreamJsonError('truncated');
 }
 
 function parse(bytes: Buffer): Record<string, unknown> {

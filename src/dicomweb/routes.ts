@@ -8,51 +8,58 @@ export interface DicomwebRoute {
   readonly routeClass: RouteClass;
   /** The PS3.18 transaction name. */
   readonly transaction: string;
+  /** What the resource is, for the de-identified view. */
+  readonly resource: 'search' | 'instances' | 'metadata' | 'pixels' | 'rendered' | 'store';
+  /** QIDO level (search) or the level the path names. */
+  readonly level: 'study' | 'series' | 'instance';
 }
 
 const STUDY = '/studies/:study';
 const SERIES = `${STUDY}/series/:series`;
 const INSTANCE = `${SERIES}/instances/:instance`;
 
-const search = (path: string, transaction: string): DicomwebRoute => ({
+const search = (path: string, transaction: string, level: DicomwebRoute['level']): DicomwebRoute => ({
   method: 'GET',
   path,
   routeClass: 'search',
   transaction,
+  resource: 'search',
+  level,
 });
-const retrieve = (path: string, transaction: string): DicomwebRoute => ({
-  method: 'GET',
-  path,
-  routeClass: 'retrieve',
-  transaction,
-});
+const retrieve = (
+  path: string,
+  transaction: string,
+  resource: DicomwebRoute['resource'],
+  level: DicomwebRoute['level'],
+): DicomwebRoute => ({ method: 'GET', path, routeClass: 'retrieve', transaction, resource, level });
 
 export const ROUTES: readonly DicomwebRoute[] = [
   // PS3.18 10.6 Search (QIDO-RS)
-  search('/studies', 'SearchForStudies'),
-  search('/series', 'SearchForSeries'),
-  search('/instances', 'SearchForInstances'),
-  search(`${STUDY}/series`, 'SearchForSeries'),
-  search(`${STUDY}/instances`, 'SearchForInstances'),
-  search(`${SERIES}/instances`, 'SearchForInstances'),
+  search('/studies', 'SearchForStudies', 'study'),
+  search('/series', 'SearchForSeries', 'series'),
+  search('/instances', 'SearchForInstances', 'instance'),
+  search(`${STUDY}/series`, 'SearchForSeries', 'series'),
+  search(`${STUDY}/instances`, 'SearchForInstances', 'instance'),
+  search(`${SERIES}/instances`, 'SearchForInstances', 'instance'),
   // PS3.18 10.4 Retrieve (WADO-RS): instances, metadata, rendered, thumbnail, frames, bulkdata
   ...[STUDY, SERIES, INSTANCE].flatMap((base) => {
-    const level = base === STUDY ? 'Study' : base === SERIES ? 'Series' : 'Instance';
+    const level = base === STUDY ? 'study' : base === SERIES ? 'series' : 'instance';
+    const name = level === 'study' ? 'Study' : level === 'series' ? 'Series' : 'Instance';
     return [
-      retrieve(base, `Retrieve${level}`),
-      retrieve(`${base}/metadata`, `Retrieve${level}Metadata`),
-      retrieve(`${base}/rendered`, `Retrieve${level}Rendered`),
-      retrieve(`${base}/thumbnail`, `Retrieve${level}Thumbnail`),
+      retrieve(base, `Retrieve${name}`, 'instances', level),
+      retrieve(`${base}/metadata`, `Retrieve${name}Metadata`, 'metadata', level),
+      retrieve(`${base}/rendered`, `Retrieve${name}Rendered`, 'rendered', level),
+      retrieve(`${base}/thumbnail`, `Retrieve${name}Thumbnail`, 'rendered', level),
     ];
   }),
-  retrieve(`${INSTANCE}/frames/:frames`, 'RetrieveFrames'),
-  retrieve(`${INSTANCE}/frames/:frames/rendered`, 'RetrieveRenderedFrames'),
-  retrieve(`${INSTANCE}/frames/:frames/thumbnail`, 'RetrieveFramesThumbnail'),
-  retrieve(`${INSTANCE}/bulk/*bulk`, 'RetrieveBulkdata'),
-  retrieve(`${INSTANCE}/bulkdata/*bulk`, 'RetrieveBulkdata'),
+  retrieve(`${INSTANCE}/frames/:frames`, 'RetrieveFrames', 'pixels', 'instance'),
+  retrieve(`${INSTANCE}/frames/:frames/rendered`, 'RetrieveRenderedFrames', 'rendered', 'instance'),
+  retrieve(`${INSTANCE}/frames/:frames/thumbnail`, 'RetrieveFramesThumbnail', 'rendered', 'instance'),
+  retrieve(`${INSTANCE}/bulk/*bulk`, 'RetrieveBulkdata', 'pixels', 'instance'),
+  retrieve(`${INSTANCE}/bulkdata/*bulk`, 'RetrieveBulkdata', 'pixels', 'instance'),
   // PS3.18 10.5 Store (STOW-RS)
-  { method: 'POST', path: '/studies', routeClass: 'store', transaction: 'StoreInstances' },
-  { method: 'POST', path: STUDY, routeClass: 'store', transaction: 'StoreInstances' },
+  { method: 'POST', path: '/studies', routeClass: 'store', transaction: 'StoreInstances', resource: 'store', level: 'study' },
+  { method: 'POST', path: STUDY, routeClass: 'store', transaction: 'StoreInstances', resource: 'store', level: 'study' },
 ];
 
 /** PS3.5 9.1: UID components are digits separated by dots, at most 64 characters. */

@@ -8,6 +8,9 @@ import { BadRequestError, DeidentificationUnavailableError } from '../dicomweb/e
 import { relayOriginal } from '../dicomweb/relay.ts';
 import { invalidParam, ROUTES, type DicomwebRoute } from '../dicomweb/routes.ts';
 import type { Upstream } from '../dicomweb/upstream.ts';
+import type { DeidentifiedView } from '../dicomweb/deidentified-view.ts';
+import { searchDeidentified } from '../dicomweb/qido.ts';
+import { retrieveInstances, retrieveMetadata, retrievePixels, retrieveRendered, type RetrieveRequest } from '../dicomweb/wado.ts';
 import { authenticate } from './auth.ts';
 import { errorHandler } from './error-mapping.ts';
 import { healthRoutes } from './health.ts';
@@ -15,6 +18,8 @@ import type { Logger } from './logging.ts';
 import { requestContext } from './request-context.ts';
 
 export interface AppOptions {
+  /** The de-identified view for restricted roles; absent: they are refused (fail closed). */
+  deidentified?: DeidentifiedView;
   basePath: string;
   upstream: Upstream;
   verify: TokenVerifier;
@@ -69,7 +74,8 @@ function transactionHandler(route: DicomwebRoute, options: AppOptions) {
       if (bad) throw new BadRequestError('DICOMWEB_BAD_PARAMETER', `path parameter ${bad} is not valid`);
       if (treatment === 'deidentified') {
         // Fail closed: a restricted role never receives bytes that did not pass through deid/.
-        throw new DeidentificationUnavailableError(route.transaction);
+        await serveDeidentified(route, req, res, options);
+        return;
       }
       await relayOriginal(req, res, {
         upstream: options.upstream,
@@ -81,6 +87,38 @@ function transactionHandler(route: DicomwebRoute, options: AppOptions) {
       next(error);
     }
   };
+}
+
+async function serveDeidentified(route: DicomwebRoute, req: Request, res: Response, options: AppOptions): Promise<void> {
+  const view = options.deidentified;
+  if (!view || route.resource === 'store') throw new DeidentificationUnavailableError(route.transaction);
+  const host = req.headers.host;
+  if (!host || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) throw new BadRequestError('HTTP_BAD_HOST', 'the Host header is missing or malformed');
+  const publicBase = `${req.protocol}://${host}${options.basePath}`;
+  const param = (name: string) => {
+    const value = (req.params as Record<string, unknown>)[name];
+    return typeof value === 'string' ? value : undefined;
+  };
+  const path = { study: param('study'), series: param('series'), instance: param('instance') };
+  const queryAt = req.originalUrl.indexOf('?');
+  const query = queryAt >= 0 ? req.originalUrl.slice(queryAt) : '';
+  if (route.resource === 'search') {
+    await searchDeidentified(view, req, res, { level: route.level, path, query: query.slice(1), publicBase });
+    return;
+  }
+  const pathOnly = queryAt >= 0 ? req.originalUrl.slice(0, queryAt) : req.originalUrl;
+  const marker = path.instance ? `/instances/${path.instance}` : path.series ? `/series/${path.series}` : `/studies/${path.study}`;
+  const r: RetrieveRequest = { path, resource: pathOnly.slice(pathOnly.indexOf(marker) + marker.length), query, publicBase };
+  switch (route.resource) {
+    case 'metadata':
+      return retrieveMetadata(view, req, res, r);
+    case 'instances':
+      return retrieveInstances(view, req, res, r);
+    case 'pixels':
+      return retrievePixels(view, req, res, r);
+    case 'rendered':
+      return retrieveRendered(view, req, res, r);
+  }
 }
 
 /**

@@ -1,6 +1,17 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AuthError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
-import { BadRequestError, DeidentificationUnavailableError, DicomwebError, UpstreamTimeoutError, UpstreamUnreachableError } from '../dicomweb/errors.ts';
+import {
+  BadRequestError,
+  DeidentificationUnavailableError,
+  DicomwebError,
+  ResourceRefusedError,
+  UnknownResourceError,
+  UpstreamStatusError,
+  UpstreamTimeoutError,
+  UpstreamUnreachableError,
+  UpstreamUnusableError,
+} from '../dicomweb/errors.ts';
+import { StoreError } from '../store/errors.ts';
 import type { Logger } from './logging.ts';
 
 export interface MappedError {
@@ -28,6 +39,16 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof UpstreamTimeoutError) return { status: 504, code: error.code, message: error.message };
   if (error instanceof BadRequestError) return { status: 400, code: error.code, message: error.message };
   if (error instanceof DeidentificationUnavailableError) return { status: 501, code: error.code, message: error.message };
+  if (error instanceof UnknownResourceError) return { status: 404, code: error.code, message: error.message };
+  if (error instanceof ResourceRefusedError) return { status: 403, code: error.code, message: error.message };
+  if (error instanceof UpstreamUnusableError) return { status: 502, code: error.code, message: error.message };
+  if (error instanceof UpstreamStatusError) {
+    const status = error.status >= 400 && error.status < 600 ? error.status : 502;
+    return { status, code: error.code, message: error.message };
+  }
+  if (error instanceof StoreError) {
+    return { status: 503, code: error.code, message: 'the pseudonym store is unavailable; nothing was shown' };
+  }
   if (error instanceof DicomwebError) return { status: 500, code: error.code, message: error.message };
   const status = (error as { status?: unknown; type?: unknown } | null)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {

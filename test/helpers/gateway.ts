@@ -17,6 +17,8 @@ export interface TestKeys {
   privateKey: CryptoKey;
   publicPem: string;
   publicKeyFile: string;
+  /** The de-identification HMAC secret (fresh per run). */
+  secretFile: string;
   dir: string;
 }
 
@@ -26,7 +28,9 @@ export async function makeKeys(): Promise<TestKeys> {
   const publicPem = await exportSPKI(publicKey);
   const publicKeyFile = join(dir, 'public.pem');
   await writeFile(publicKeyFile, publicPem);
-  return { privateKey, publicPem, publicKeyFile, dir };
+  const secretFile = join(dir, 'deid.secret');
+  await writeFile(secretFile, `test-secret-${Date.now()}-0123456789abcdef`);
+  return { privateKey, publicPem, publicKeyFile, secretFile, dir };
 }
 
 export async function signToken(
@@ -51,7 +55,8 @@ export function testConfig(upstreamUrl: string, keys: TestKeys, overrides: Recor
     auth: { issuer: ISSUER, audience: AUDIENCE, publicKeyFiles: [keys.publicKeyFile], ...auth },
     log: { level: 'info' },
     dataDir: join(keys.dir, 'data'),
-    ...rest,
+    ...(rest['deid'] === null ? {} : { deid: { secret: { file: keys.secretFile }, ...(rest['deid'] as object | undefined) } }),
+    ...Object.fromEntries(Object.entries(rest).filter(([k]) => k !== 'deid')),
   });
 }
 
@@ -104,6 +109,7 @@ export async function spawnGateway(upstreamUrl: string, keys: TestKeys) {
       auth: { issuer: ISSUER, audience: AUDIENCE, publicKeyFiles: [keys.publicKeyFile] },
       log: { level: 'warn' },
       dataDir: join(keys.dir, 'data'),
+      deid: { secret: { file: keys.secretFile } },
     }),
   );
   const cli = resolve(import.meta.dirname, '../../bin/deid-gateway.js');

@@ -1,0 +1,82 @@
+import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
+import { createSession } from '../deid/deidentify.ts';
+import type { PseudonymStore } from '../store/pseudonym-store.ts';
+import { UnknownResourceError, UpstreamStatusError } from './errors.ts';
+import type { Upstream, UpstreamResponse } from './upstream.ts';
+
+/** Everything a de-identified transaction needs. */
+export interface DeidentifiedView {
+  readonly policy: DeidPolicy;
+  readonly store: PseudonymStore;
+  readonly upstream: Upstream;
+  readonly maxHeaderBytes: number;
+  readonly maxJsonDatasetBytes: number;
+  readonly allowRendered: boolean;
+}
+
+/** The caller-facing identifiers of a resource, pseudonymous, and the originals behind them. */
+export interface ResourcePath {
+  study?: string;
+  series?: string;
+  instance?: string;
+}
+
+/**
+ * Maps pseudonymous UIDs in a request path to the originals through the store. An unknown UID, and an
+ * original UID presented as if it were a pseudonym, give 404 and are never sent upstream.
+ */
+export async function originalPath(view: DeidentifiedView, path: ResourcePath): Promise<ResourcePath> {
+  const out: ResourcePath = {};
+  for (const level of ['study', 'series', 'instance'] as const) {
+    const uid = path[level];
+    if (uid === undefined) continue;
+    out[level] = await originalUid(view, uid, level);
+  }
+  return out;
+}
+
+export async function originalUid(view: DeidentifiedView, uid: string, what = 'UID'): Promise<string> {
+  // PS3.15 E.3.9 Retain UIDs: the UIDs shown are the originals.
+  if (view.policy.options.retainUIDs) return uid;
+  const original = await view.store.originalOf('uid', uid);
+  if (original === undefined) throw new UnknownResourceError(what);
+  return original;
+}
+
+export function uidPath(path: ResourcePath): string {
+  let out = '';
+  if (path.study) out += `/studies/${path.study}`;
+  if (path.series) out += `/series/${path.series}`;
+  if (path.instance) out += `/instances/${path.instance}`;
+  return out;
+}
+
+/** A session that saves what it made: `flush()` persists the pairs not yet saved, before bytes go out. */
+export interface SavingSession {
+  readonly session: DeidSession;
+  flush(): Promise<void>;
+}
+
+export function savingSession(view: DeidentifiedView, fresh = false): SavingSession {
+  const session = createSession(view.policy, { fresh });
+  let saved = 0;
+  return {
+    session,
+    async flush() {
+      const pairs = session.pairs();
+      if (pairs.length === saved) return;
+      const pending = pairs.slice(saved);
+      await view.store.save(pending);
+      saved = pairs.length;
+    },
+  };
+}
+
+/**
+ * An upstream error status for a restricted role: the status is passed on, the body is not (an
+ * error body can quote identifiers). 404 stays 404; other statuses keep their class.
+ */
+export function refuseUpstreamError(res: UpstreamResponse): never {
+  res.body.resume();
+  throw new UpstreamStatusError(res.statusCode);
+}
