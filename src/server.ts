@@ -11,6 +11,7 @@ import { createPolicy, type DeidPolicy } from './deid/deidentify.ts';
 import { DeidPolicyError } from './deid/errors.ts';
 import { overridesKeepingBasicRemoved } from './deid/profile.ts';
 import type { DeidentifiedView } from './dicomweb/deidentified-view.ts';
+import type { StowView } from './dicomweb/stow.ts';
 import { withCache } from './store/cached-store.ts';
 import type { PseudonymStore } from './store/pseudonym-store.ts';
 import { openSqliteStore } from './store/sqlite-store.ts';
@@ -50,8 +51,10 @@ export async function startGateway(
   });
   const store = openStore(config);
   const deidentified = config.deid ? researcherView(config, env, upstream, store, logger) : undefined;
+  const upload = config.deid ? uploadView(config, env, upstream, store, logger) : undefined;
   const app = createApp({
     deidentified,
+    upload,
     basePath: config.server.basePath,
     upstream,
     verify,
@@ -152,5 +155,17 @@ function researcherView(
     maxHeaderBytes: deid.maxHeaderBytes,
     maxJsonDatasetBytes: deid.maxJsonDatasetBytes,
     allowRendered: deid.researcherRendered,
+  };
+}
+
+function uploadView(config: GatewayConfig, env: NodeJS.ProcessEnv, upstream: Upstream, store: PseudonymStore, logger: Logger): StowView {
+  const deid = config.deid as NonNullable<GatewayConfig['deid']>;
+  return {
+    policy: policyFor(config, 'uploader', readSecret(deid.secret, env), logger),
+    store,
+    upstream,
+    maxHeaderBytes: deid.maxHeaderBytes,
+    maxPartBytes: config.stow.maxPartBytes,
+    maxBodyBytes: config.stow.maxBodyBytes,
   };
 }

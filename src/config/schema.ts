@@ -136,6 +136,14 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /** STOW-RS limits (413 past them). */
+    stow: z
+      .object({
+        maxPartBytes: z.number().int().positive().default(4 * 1024 ** 3),
+        maxBodyBytes: z.number().int().positive().default(64 * 1024 ** 3),
+      })
+      .strict()
+      .prefault({}),
     store: z
       .object({
         type: z.literal('sqlite').default('sqlite'),

@@ -9,6 +9,7 @@ import { relayOriginal } from '../dicomweb/relay.ts';
 import { invalidParam, ROUTES, type DicomwebRoute } from '../dicomweb/routes.ts';
 import type { Upstream } from '../dicomweb/upstream.ts';
 import type { DeidentifiedView } from '../dicomweb/deidentified-view.ts';
+import { storeDeidentified, type StowView } from '../dicomweb/stow.ts';
 import { searchDeidentified } from '../dicomweb/qido.ts';
 import { retrieveInstances, retrieveMetadata, retrievePixels, retrieveRendered, type RetrieveRequest } from '../dicomweb/wado.ts';
 import { authenticate } from './auth.ts';
@@ -20,6 +21,8 @@ import { requestContext } from './request-context.ts';
 export interface AppOptions {
   /** The de-identified view for restricted roles; absent: they are refused (fail closed). */
   deidentified?: DeidentifiedView;
+  /** STOW-RS de-identified on the way in, for the uploader; absent: refused. */
+  upload?: StowView;
   basePath: string;
   upstream: Upstream;
   verify: TokenVerifier;
@@ -90,11 +93,17 @@ function transactionHandler(route: DicomwebRoute, options: AppOptions) {
 }
 
 async function serveDeidentified(route: DicomwebRoute, req: Request, res: Response, options: AppOptions): Promise<void> {
-  const view = options.deidentified;
-  if (!view || route.resource === 'store') throw new DeidentificationUnavailableError(route.transaction);
   const host = req.headers.host;
   if (!host || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) throw new BadRequestError('HTTP_BAD_HOST', 'the Host header is missing or malformed');
   const publicBase = `${req.protocol}://${host}${options.basePath}`;
+  if (route.resource === 'store') {
+    if (!options.upload) throw new DeidentificationUnavailableError(route.transaction);
+    const study = (req.params as Record<string, unknown>)['study'];
+    await storeDeidentified(options.upload, req, res, { targetStudy: typeof study === 'string' ? study : undefined, publicBase });
+    return;
+  }
+  const view = options.deidentified;
+  if (!view) throw new DeidentificationUnavailableError(route.transaction);
   const param = (name: string) => {
     const value = (req.params as Record<string, unknown>)[name];
     return typeof value === 'string' ? value : undefined;

@@ -12,6 +12,7 @@ import {
   UpstreamUnusableError,
 } from '../dicomweb/errors.ts';
 import { StoreError } from '../store/errors.ts';
+import { StowRequestError } from '../dicomweb/stow.ts';
 import type { Logger } from './logging.ts';
 
 export interface MappedError {
@@ -39,6 +40,7 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof UpstreamTimeoutError) return { status: 504, code: error.code, message: error.message };
   if (error instanceof BadRequestError) return { status: 400, code: error.code, message: error.message };
   if (error instanceof DeidentificationUnavailableError) return { status: 501, code: error.code, message: error.message };
+  if (error instanceof StowRequestError) return { status: error.status, code: error.code, message: error.message };
   if (error instanceof UnknownResourceError) return { status: 404, code: error.code, message: error.message };
   if (error instanceof ResourceRefusedError) return { status: 403, code: error.code, message: error.message };
   if (error instanceof UpstreamUnusableError) return { status: 502, code: error.code, message: error.message };
