@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the gateway, its demo and its tests need, only where it is missing:
 # npm packages (from package-lock.json) and Debian packages (Orthanc with DICOMweb, dcmtk, dicom3tools,
+# chromium for the browser tests,
 # gdcm tools, pydicom for the shared leak scanner).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools python3-pydicom)
+DEBS=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools python3-pydicom chromium)
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -15,6 +15,7 @@ import { retrieveInstances, retrieveMetadata, retrievePixels, retrieveRendered, 
 import { authenticate } from './auth.ts';
 import { errorHandler } from './error-mapping.ts';
 import { healthRoutes } from './health.ts';
+import { uploadRoutes } from './upload.ts';
 import type { Logger } from './logging.ts';
 import { requestContext } from './request-context.ts';
 
@@ -43,6 +44,7 @@ export function createApp(options: AppOptions): Express {
   app.use(helmet());
   app.use(requestContext(options.logger));
   app.use(healthRoutes(options.upstream));
+  app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload }));
 
   const openapi = readFileSync(OPENAPI, 'utf8');
   app.get('/openapi.json', (_req, res) => {

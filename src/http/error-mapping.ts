@@ -52,6 +52,9 @@ export function mapError(error: unknown): MappedError {
     return { status: 503, code: error.code, message: 'the pseudonym store is unavailable; nothing was shown' };
   }
   if (error instanceof DicomwebError) return { status: 500, code: error.code, message: error.message };
+  const multerCode = (error as { name?: unknown; code?: unknown } | null)?.name === 'MulterError' ? String((error as { code: unknown }).code) : undefined;
+  if (multerCode === 'LIMIT_FILE_SIZE') return { status: 413, code: 'UPLOAD_TOO_LARGE', message: 'a file exceeds the configured limit' };
+  if (multerCode) return { status: 400, code: 'UPLOAD_BAD_FORM', message: `the upload form is malformed (${multerCode})` };
   const status = (error as { status?: unknown; type?: unknown } | null)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // body-parser / express client errors (e.g. a malformed URL).

@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import multer from 'multer';
+import { treatmentFor, type RoleOptions } from '../auth/role.ts';
+import type { TokenVerifier } from '../auth/token.ts';
+import type { Role } from '../config/schema.ts';
+import type { DeidSession } from '../deid/deidentify.ts';
+import { BadRequestError, DeidentificationUnavailableError, DicomwebError } from '../dicomweb/errors.ts';
+import { FailureReason, storePart, uploadSession, type StowView } from '../dicomweb/stow.ts';
+import { authenticate } from './auth.ts';
+
+const ASSETS = new URL('./upload-page/', import.meta.url);
+const asset = (name: string) => readFileSync(new URL(name, ASSETS));
+
+const REASONS: Record<number, string> = {
+  [FailureReason.cannotUnderstand]: 'not a DICOM file the gateway can de-identify (0xC000)',
+  [FailureReason.dataSetDoesNotMatchSopClass]: 'the file lacks the identifiers its SOP Class needs (0xA900)',
+  [FailureReason.processingFailure]: 'the PACS could not store it (0x0110)',
+  [FailureReason.sopClassNotSupported]: 'not application/dicom (0x0122)',
+  [FailureReason.outOfResources]: 'too large (0xA700)',
+};
+
+interface FileResult {
+  outcome: 'stored' | 'refused';
+  studyInstanceUID?: string;
+  sopInstanceUID?: string;
+  reason?: string;
+}
+
+const sessions = new WeakMap<IncomingMessage, DeidSession>();
+
+/**
+ * A multer storage engine that never keeps the file: its stream goes through the de-identifying
+ * rewriter into a temporary file that `storePart` deletes once the instance is forwarded or refused.
+ */
+class DeidentifyingStorage implements multer.StorageEngine {
+  constructor(private readonly view: StowView) {}
+
+  _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
+    const session = sessions.get(req) ?? uploadSession(this.view);
+    sessions.set(req, session);
+    storePart(this.view, session, { body: file.stream }, undefined).then(
+      (result) => {
+        const outcome: FileResult = result.stored
+          ? { outcome: 'stored', studyInstanceUID: result.stored.study, sopInstanceUID: result.stored.sopInstance }
+          : { outcome: 'refused', reason: REASONS[result.failed?.reason ?? 0] ?? `failure reason ${result.failed?.reason}` };
+        cb(null, { outcome } as unknown as Partial<Express.Multer.File>);
+      },
+      (error: unknown) => cb(error),
+    );
+  }
+
+  _removeFile(_req: Request, _file: Express.Multer.File, cb: (error: Error | null) => void): void {
+    cb(null); // nothing is kept
+  }
+}
+
+/** `GET /upload`: a plain page built from our own assets; `POST /upload`: multipart/form-data, uploader only. */
+export function uploadRoutes(options: { verify: TokenVerifier; roles: RoleOptions; view: StowView | undefined }): Router {
+  const router = Router();
+  const html = asset('index.html');
+  const js = asset('app.js');
+  const css = asset('style.css');
+  router.get('/upload', (_req, res) => {
+    res.type('html').send(html);
+  });
+  router.get('/upload/app.js', (_req, res) => {
+    res.type('application/javascript').send(js);
+  });
+  router.get('/upload/style.css', (_req, res) => {
+    res.type('text/css').send(css);
+  });
+  const engine = options.view
+    ? multer({ storage: new DeidentifyingStorage(options.view), limits: { fileSize: options.view.maxPartBytes, files: 10_000, fields: 10 } })
+    : undefined;
+  router.post(
+    '/upload',
+    authenticate(options.verify, options.roles),
+    (_req: Request, res: Response, next: NextFunction) => {
+      res.locals['route'] = '/upload';
+      try {
+        if (treatmentFor(res.locals['role'] as Role, 'store') !== 'deidentified' || !engine) {
+          throw new DeidentificationUnavailableError('the upload page');
+        }
+        next();
+      } catch (error) {
+        next(error);
+      }
+    },
+    (req: Request, res: Response, next: NextFunction) => {
+      (engine as multer.Multer).any()(req, res, (error?: unknown) => {
+        if (error) {
+          // busboy reports a broken form as a plain Error: that is the caller's bad input.
+          const ours = error instanceof DicomwebError || (error as { name?: unknown }).name === 'MulterError';
+          return next(ours ? error : new BadRequestError('UPLOAD_BAD_FORM', 'the upload form is malformed'));
+        }
+        const files = ((req.files as Express.Multer.File[] | undefined) ?? []).map((f) => (f as unknown as { outcome: FileResult }).outcome);
+        res.json({ files });
+      });
+    },
+  );
+  return router;
+}
