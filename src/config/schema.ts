@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TABLE_E1_1_OPTION_COLUMNS } from '../deid/profile-table.generated.ts';
 
 /** Gateway roles. The order is the default precedence: most restrictive first. */
 export const ROLES = ['researcher', 'uploader', 'clinician'] as const;
@@ -11,19 +12,8 @@ const secretRef = z
   .refine((s) => Boolean(s.file) !== Boolean(s.env), { message: 'give exactly one of "file" or "env"' });
 export type SecretRef = z.infer<typeof secretRef>;
 
-/** PS3.15 E.3: the Basic Profile plus any of the ten options, and per-tag overrides. */
-export const PROFILE_OPTION_NAMES = [
-  'retainSafePrivate',
-  'retainUIDs',
-  'retainDeviceIdentity',
-  'retainInstitutionIdentity',
-  'retainPatientCharacteristics',
-  'retainLongitudinalTemporalFullDates',
-  'retainLongitudinalTemporalModifiedDates',
-  'cleanDescriptors',
-  'cleanStructuredContent',
-  'cleanGraphics',
-] as const;
+/** PS3.15 E.3: the Basic Profile plus any of the ten options (named as Table E.1-1's columns), and per-tag overrides. */
+export const PROFILE_OPTION_NAMES = TABLE_E1_1_OPTION_COLUMNS;
 const profile = z
   .object({
     options: z.array(z.enum(PROFILE_OPTION_NAMES)).default([]),
