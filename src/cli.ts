@@ -6,6 +6,7 @@ const USAGE = `usage: deid-gateway <command> [options]
 commands:
   serve [--config FILE]     run the gateway (default config: config/gateway.yaml)
   demo                      start a local Orthanc with the shared samples and the gateway, print a token per role
+  deidentify IN… --out DIR  de-identify files and folders offline with the same engine (--help for options)
 `;
 
 /** The command line. Returns the exit code. */
@@ -23,6 +24,10 @@ export async function run(argv: string[]): Promise<number> {
         const { runDemo } = await import('./demo/demo.ts');
         await runDemo();
         return 0;
+      }
+      case 'deidentify': {
+        const { deidentifyCommand } = await import('./cli-deidentify.ts');
+        return await deidentifyCommand(rest);
       }
       case undefined:
       case 'help':

@@ -117,6 +117,8 @@ const PRIVATE_ENTRY: TableEntry = privateEntry;
 /** Number of rows of Table E.1-1 compiled into this module. */
 export const TABLE_E1_1_ROW_COUNT = TABLE_E1_1.length;
 
+const OVERLAY_DATA = 0x60003000;
+
 /** PS3.5 7.6: repeating groups are the even groups base..base+0x1E (curves 50xx, overlays 60xx). */
 function isRepeatingGroup(group: number, base: number): boolean {
   return (group & 0xff00) === base && (group & 1) === 0 && (group & 0xff) <= 0x1e;
@@ -285,6 +287,12 @@ export class CompiledProfile {
 
   /** The profile's rule before config overrides (used to warn about overrides that keep). */
   ruleWithoutOverride(tag: number): TagRule & { action: ActionCode } {
+    // PS3.3 C.9.2: Overlay Data is Type 1 in the Overlay Plane Module. When the profile removes it, the
+    // rest of its repeating group would describe an overlay that is no longer there (an invalid IOD),
+    // so the whole group (60xx,eeee) goes with it.
+    if (isRepeatingGroup(groupOf(tag), 0x6000) && elementOf(tag) !== 0x3000 && this.ruleWithoutOverride(OVERLAY_DATA).action === 'X') {
+      return { action: 'X', source: 'supplement' };
+    }
     const entry = tableEntryFor(tag);
     if (entry !== undefined) {
       // PS3.15 E.1.1: "A requirement for an Option, when implemented, overrides any requirement for the

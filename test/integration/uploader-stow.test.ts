@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { listDicomFiles, samplesDir } from '../../src/demo/samples.ts';
 import { makeKeys, memoryOf, signToken, spawnGateway, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { parseStowAnswer, stowBody } from '../helpers/stow.ts';
+import { scanLeaks } from '../helpers/leak-scan.ts';
 
 const sample = (name: string) => readFileSync(join(samplesDir(), name));
 const MB = 1024 * 1024;
@@ -36,16 +36,6 @@ async function dumpOrthanc(orthanc: OrthancProcess, dir: string): Promise<number
     writeFileSync(join(dir, `${id}.dcm`), file);
   }
   return ids.length;
-}
-
-function scanLeaks(originals: string, outputs: string): { status: number; out: string } {
-  try {
-    const out = execFileSync('python3', [join(samplesDir(), '../tools/scan-leaks.py'), '--option', 'retainLongitudinalTemporalModifiedDates', '--summary-only', originals, outputs], { encoding: 'utf8' });
-    return { status: 0, out };
-  } catch (error) {
-    const e = error as { status: number; stdout: string };
-    return { status: e.status, out: e.stdout };
-  }
 }
 
 describe('the uploader’s STOW is de-identified before it reaches the PACS', () => {
@@ -86,8 +76,8 @@ describe('the uploader’s STOW is de-identified before it reaches the PACS', ()
     for (const canary of ['CompressedSamples', 'PANCREAS_0001', 'JFK IMAGING', '1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457']) {
       assert.ok(!bytes.includes(canary), `canary ${canary} reached the PACS`);
     }
-    const scan = scanLeaks(samplesDir(), out);
-    assert.equal(scan.status, 0, scan.out.slice(-3000));
+    const scan = await scanLeaks(samplesDir(), out);
+    assert.ok(scan.clean, scan.report.slice(-3000));
   });
 
   test('good files mixed with malformed ones: the good are stored, each bad one is reported, nothing raw is stored', async () => {
@@ -110,8 +100,8 @@ describe('the uploader’s STOW is de-identified before it reaches the PACS', ()
       assert.equal(await orthancInstanceCount(fresh.orthanc), 2);
       const dump = join(work, 'mixed');
       await dumpOrthanc(fresh.orthanc, dump);
-      const scan = scanLeaks(join(samplesDir(), 'private-tags/CT_small.dcm'), dump);
-      assert.equal(scan.status, 0, scan.out.slice(-2000));
+      const scan = await scanLeaks(join(samplesDir(), 'private-tags/CT_small.dcm'), dump);
+      assert.ok(scan.clean, scan.report.slice(-2000));
 
       const none = await stow(gw, await gw.token('uploader'), [Buffer.from('nope')]);
       assert.equal(none.status, 409, 'nothing stored');
@@ -199,8 +189,8 @@ describe('the uploader’s STOW is de-identified before it reaches the PACS', ()
       const dump = join(work, 'disconnect');
       await dumpOrthanc(fresh.orthanc, dump);
       for (const f of listDicomFiles(dump)) assert.ok(readFileSync(join(dump, f)).length < cine.length / 2, 'no cine instance upstream');
-      const scan = scanLeaks(join(samplesDir(), 'transfer-syntax/MR_small.dcm'), dump);
-      assert.equal(scan.status, 0, scan.out.slice(-2000));
+      const scan = await scanLeaks(join(samplesDir(), 'transfer-syntax/MR_small.dcm'), dump);
+      assert.ok(scan.clean, scan.report.slice(-2000));
       const health = await fetch(`${gw.url}/healthz`);
       assert.equal(health.status, 200);
       await health.arrayBuffer();

@@ -79,11 +79,13 @@ test('repeating groups follow the curve and overlay rows on even groups 5000-501
   assert.equal(basic.ruleFor(tag('(501E,2500)')).action, 'X');
   assert.equal(basic.ruleFor(tag('(6002,3000)')).action, 'X');
   assert.equal(basic.ruleFor(tag('(6000,4000)')).action, 'X');
-  assert.equal(basic.ruleFor(tag('(6000,0010)')).action, 'K'); // OverlayRows: standard, not listed
+  // OverlayRows: not listed, but Overlay Data (Type 1, PS3.3 C.9.2) goes, so its whole group goes.
+  assert.equal(basic.ruleFor(tag('(6000,0010)')).action, 'X');
   assert.equal(basic.ruleFor(tag('(6020,0010)')).action, 'X'); // outside the repeating range: unknown
   const graphics = compileProfile({ options: { cleanGraphics: true } });
   assert.equal(graphics.ruleFor(tag('(6004,3000)')).action, 'C');
   assert.equal(graphics.ruleFor(tag('(5002,0010)')).action, 'C');
+  assert.equal(graphics.ruleFor(tag('(6000,0010)')).action, 'K'); // the overlay is cleaned, so it stays described
 });
 
 test('standard attributes the table does not list are kept, unknown public ones removed', () => {
