@@ -1,0 +1,129 @@
+// `npm run bench`: figures measured side by side in one run, reported as ratios and medians (these
+// machines are noisy). Writes a markdown table to stdout and JSON to bench/results/.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { loadIntoOrthanc, startOrthanc } from '../src/demo/orthanc-process.ts';
+import { makeKeys, memoryOf, signToken, spawnGateway } from '../test/helpers/gateway.ts';
+import { syntheticCtStudy, syntheticStudyUid } from './synthetic.ts';
+
+const run = promisify(execFile);
+const { values } = parseArgs({
+  options: {
+    count: { type: 'string', default: '2000' },
+    'study-mb': { type: 'string', default: '1024' },
+    rounds: { type: 'string', default: '3' },
+    only: { type: 'string' },
+  },
+});
+const MB = 1024 * 1024;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const results: Record<string, unknown> = {};
+const rows: string[] = [];
+const work = mkdtempSync(join(tmpdir(), 'deid-bench-'));
+
+async function timed<T>(fn: () => Promise<T>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/** 1. The engine alone: `deid-gateway deidentify` against gdcmanon on the same folder of CT-size files. */
+async function engine(): Promise<void> {
+  const count = Number(values.count);
+  const input = join(work, 'ct');
+  mkdirSync(input, { recursive: true });
+  let i = 0;
+  for (const file of syntheticCtStudy(count, 1)) writeFileSync(join(input, `ct-${i++}.dcm`), file);
+  const secret = join(work, 'secret');
+  writeFileSync(secret, 'bench-secret-0123456789abcdef');
+  // gdcmanon's PS3.15 E.1.1 mode encrypts the originals into Encrypted Attributes: it needs a certificate.
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=bench', '-days', '1', '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem')]);
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  for (let r = 0; r < Number(values.rounds); r++) {
+    const outA = join(work, `ours-${r}`);
+    const outB = join(work, `gdcm-${r}`);
+    mkdirSync(outB, { recursive: true });
+    ours.push(count / (await timed(() => run(process.execPath, [resolve(import.meta.dirname, '../bin/deid-gateway.js'), 'deidentify', '--profile', 'basic', '--secret-file', secret, '--jobs', '2', input, '--out', outA]))));
+    theirs.push(count / (await timed(() => run('gdcmanon', ['-e', '-c', join(work, 'cert.pem'), '-r', '-i', input, '-o', outB], { maxBuffer: 1 << 26 }))));
+    rmSync(outA, { recursive: true, force: true });
+    rmSync(outB, { recursive: true, force: true });
+  }
+  const ratio = median(ours) / median(theirs);
+  results['engine'] = { count, oursInstancesPerSecond: ours, gdcmanonInstancesPerSecond: theirs, ratio };
+  rows.push(`| engine: deid-gateway deidentify vs gdcmanon -e (${count} CT files) | ${median(ours).toFixed(0)} vs ${median(theirs).toFixed(0)} inst/s | ${ratio.toFixed(2)} |`);
+  rmSync(input, { recursive: true, force: true });
+}
+
+async function drain(url: string, headers: Record<string, string>): Promise<number> {
+  const res = await fetch(url, { headers });
+  if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
+  let n = 0;
+  for await (const chunk of res.body as ReadableStream<Uint8Array>) n += chunk.byteLength;
+  return n;
+}
+
+/** 2. WADO-RS study retrieval: Orthanc direct, gateway as clinician, gateway as researcher. */
+async function retrieval(): Promise<void> {
+  const instances = Math.max(1, Math.round((Number(values['study-mb']) * MB) / (530 * 1024)));
+  const orthanc = await startOrthanc();
+  const keys = await makeKeys();
+  try {
+    await loadIntoOrthanc(orthanc.httpUrl, (function* () {
+      let i = 0;
+      for (const bytes of syntheticCtStudy(instances, 2)) yield { name: `ct-${i++}`, bytes };
+    })());
+    const gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
+    const clinician = { authorization: `Bearer ${await signToken(keys, { roles: ['clinician'] })}` };
+    const researcher = { authorization: `Bearer ${await signToken(keys, { roles: ['researcher'] })}` };
+    const accept = { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' };
+    // The researcher navigates by pseudonym: find it by QIDO, as a client would.
+    const studies = (await (await fetch(`${gateway.base}/studies?ModalitiesInStudy=CT&includefield=0020000D`, { headers: researcher })).json()) as Record<string, { Value: string[] }>[];
+    const original = syntheticStudyUid(2);
+    const pseudonym = studies.map((s) => s['0020000D']?.Value[0]).find((uid) => uid !== undefined) as string;
+    const rssBefore = (await memoryOf(gateway.pid)).rss;
+    for (const concurrency of [1, 8]) {
+      const rates: Record<string, number[]> = { direct: [], clinician: [], researcher: [] };
+      for (let r = 0; r < Number(values.rounds); r++) {
+        for (const [name, url, headers] of [
+          ['direct', `${orthanc.dicomWebUrl}/studies/${original}`, accept],
+          ['clinician', `${gateway.base}/studies/${original}`, { ...accept, ...clinician }],
+          ['researcher', `${gateway.base}/studies/${pseudonym}`, { ...accept, ...researcher }],
+        ] as const) {
+          let bytes = 0;
+          const s = await timed(async () => {
+            const sizes = await Promise.all(Array.from({ length: concurrency }, () => drain(url, headers)));
+            bytes = sizes.reduce((a, b) => a + b, 0);
+          });
+          rates[name]?.push(bytes / MB / s);
+        }
+      }
+      const m = (k: string) => median(rates[k] as number[]);
+      results[`retrieval-${concurrency}`] = { instances, rates, researcherOverClinician: m('researcher') / m('clinician'), clinicianOverDirect: m('clinician') / m('direct') };
+      rows.push(`| WADO-RS study (${instances} CT, ${concurrency} client${concurrency > 1 ? 's' : ''}): MB/s direct / clinician / researcher | ${m('direct').toFixed(0)} / ${m('clinician').toFixed(0)} / ${m('researcher').toFixed(0)} | researcher/clinician ${(m('researcher') / m('clinician')).toFixed(2)}, clinician/direct ${(m('clinician') / m('direct')).toFixed(2)} |`);
+    }
+    const peak = (await memoryOf(gateway.pid)).peak;
+    results['memory'] = { rssBeforeMB: rssBefore / MB, peakMB: peak / MB };
+    rows.push(`| gateway RSS while streaming | ${(rssBefore / MB).toFixed(0)} MB before, ${(peak / MB).toFixed(0)} MB peak | growth ${((peak - rssBefore) / MB).toFixed(0)} MB |`);
+    await gateway.stop();
+  } finally {
+    await orthanc.stop();
+    rmSync(keys.dir, { recursive: true, force: true });
+  }
+}
+
+try {
+  if (!values.only || values.only === 'engine') await engine();
+  if (!values.only || values.only === 'retrieval') await retrieval();
+  const table = ['| measurement | medians | ratio |', '|---|---|---|', ...rows].join('\n');
+  process.stdout.write(`\n${table}\n`);
+  const dir = resolve(import.meta.dirname, 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2));
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
