@@ -237,6 +237,16 @@ export class DeidSession {
     return this.#pseudonyms.pairs();
   }
 
+  /** The number of pairs made so far (cheap: checked per chunk on the streaming paths). */
+  get pairCount(): number {
+    return this.#pseudonyms.pairCount;
+  }
+
+  /** The pairs made after the first `index`, in order. */
+  pairsSince(index: number): readonly PseudonymPair[] {
+    return this.#pseudonyms.pairsSince(index);
+  }
+
   // PS3.15 E.3.10 Retain Safe Private Option; without it the Table E.1-1 private row is X.
   #decidePrivate(ref: ElementRef, value: unknown[] | undefined): Decision {
     const profile = this.policy.profile;

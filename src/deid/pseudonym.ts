@@ -108,6 +108,15 @@ export class Pseudonymizer {
     return [...this.#pairs];
   }
 
+  /** How many pairs were made; with `pairsSince`, lets a caller persist new pairs without copying all. */
+  get pairCount(): number {
+    return this.#pairs.length;
+  }
+
+  pairsSince(index: number): readonly PseudonymPair[] {
+    return this.#pairs.slice(index);
+  }
+
   #code(kind: PseudonymKind, original: string, length: number): string {
     return this.#remember(kind, original, () => keyedCode(this.#secret, kind, original, length, this.#salt));
   }

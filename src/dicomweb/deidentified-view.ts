@@ -63,11 +63,10 @@ export function savingSession(view: DeidentifiedView, fresh = false): SavingSess
   return {
     session,
     async flush() {
-      const pairs = session.pairs();
-      if (pairs.length === saved) return;
-      const pending = pairs.slice(saved);
-      await view.store.save(pending);
-      saved = pairs.length;
+      const count = session.pairCount;
+      if (count === saved) return;
+      await view.store.save(session.pairsSince(saved));
+      saved = count;
     },
   };
 }
