@@ -134,7 +134,7 @@ export async function retrieveInstances(view: DeidentifiedView, req: IncomingMes
         await flush();
         if (!started) {
           res.statusCode = 200;
-          res.setHeader('content-type', contentType.replace(/boundary=("[^"]*"|[^;]*)/i, `boundary=${boundary}`));
+          res.setHeader('content-type', withBoundary(contentType, boundary));
           started = true;
         }
         if (head) {
@@ -150,7 +150,7 @@ export async function retrieveInstances(view: DeidentifiedView, req: IncomingMes
   }
   if (!started) {
     res.statusCode = 200;
-    res.setHeader('content-type', contentType.replace(/boundary=("[^"]*"|[^;]*)/i, `boundary=${boundary}`));
+    res.setHeader('content-type', withBoundary(contentType, boundary));
   }
   res.end(closeDelimiter(boundary));
 }
@@ -180,7 +180,7 @@ export async function retrievePixels(view: DeidentifiedView, req: IncomingMessag
       const partType = part.headers['content-type'] ?? 'application/octet-stream';
       if (!started) {
         res.statusCode = 200;
-        res.setHeader('content-type', contentType.replace(/boundary=("[^"]*"|[^;]*)/i, `boundary=${boundary}`));
+        res.setHeader('content-type', withBoundary(contentType, boundary));
         started = true;
       }
       await writeChunk(res, partHead(boundary, { 'Content-Type': partType }));
@@ -214,6 +214,11 @@ export async function retrieveRendered(view: DeidentifiedView, req: IncomingMess
     throw unusable(error);
   }
   res.end();
+}
+
+/** The upstream media type (type=, transfer-syntax= kept) with the boundary of the body we write. */
+function withBoundary(contentType: string, boundary: string): string {
+  return contentType.replace(/boundary=("[^"]*"|[^;]*)/i, `boundary=${boundary}`);
 }
 
 /** Anything that goes wrong while reading the PACS's answer: the caller gets an error, never raw bytes. */
