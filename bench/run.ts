@@ -1,21 +1,17 @@
-// `npm run bench`: figures measured side by side in one run, reported as ratios and medians (these
+// `npm run bench` (after bench/engine.ts): gateway figures measured side by side in one run, reported as ratios and medians (these
 // machines are noisy). Writes a markdown table to stdout and JSON to bench/results/.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { loadIntoOrthanc, startOrthanc } from '../src/demo/orthanc-process.ts';
 import { makeKeys, memoryOf, signToken, spawnGateway } from '../test/helpers/gateway.ts';
 import { syntheticCtStudy, syntheticStudyUid } from './synthetic.ts';
 
-const run = promisify(execFile);
 const { values } = parseArgs({
   options: {
-    count: { type: 'string', default: '2000' },
     'study-mb': { type: 'string', default: '1024' },
     rounds: { type: 'string', default: '3' },
-    only: { type: 'string' },
   },
 });
 const MB = 1024 * 1024;
@@ -30,34 +26,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** 1. The engine alone: `deid-gateway deidentify` against gdcmanon on the same folder of CT-size files. */
-async function engine(): Promise<void> {
-  const count = Number(values.count);
-  const input = join(work, 'ct');
-  mkdirSync(input, { recursive: true });
-  let i = 0;
-  for (const file of syntheticCtStudy(count, 1)) writeFileSync(join(input, `ct-${i++}.dcm`), file);
-  const secret = join(work, 'secret');
-  writeFileSync(secret, 'bench-secret-0123456789abcdef');
-  // gdcmanon's PS3.15 E.1.1 mode encrypts the originals into Encrypted Attributes: it needs a certificate.
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=bench', '-days', '1', '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem')]);
-  const ours: number[] = [];
-  const theirs: number[] = [];
-  for (let r = 0; r < Number(values.rounds); r++) {
-    const outA = join(work, `ours-${r}`);
-    const outB = join(work, `gdcm-${r}`);
-    mkdirSync(outB, { recursive: true });
-    ours.push(count / (await timed(() => run(process.execPath, [resolve(import.meta.dirname, '../bin/deid-gateway.js'), 'deidentify', '--profile', 'basic', '--secret-file', secret, '--jobs', '2', input, '--out', outA]))));
-    theirs.push(count / (await timed(() => run('gdcmanon', ['-e', '-c', join(work, 'cert.pem'), '-r', '-i', input, '-o', outB], { maxBuffer: 1 << 26 }))));
-    rmSync(outA, { recursive: true, force: true });
-    rmSync(outB, { recursive: true, force: true });
-  }
-  const ratio = median(ours) / median(theirs);
-  results['engine'] = { count, oursInstancesPerSecond: ours, gdcmanonInstancesPerSecond: theirs, ratio };
-  rows.push(`| engine: deid-gateway deidentify vs gdcmanon -e (${count} CT files) | ${median(ours).toFixed(0)} vs ${median(theirs).toFixed(0)} inst/s | ${ratio.toFixed(2)} |`);
-  rmSync(input, { recursive: true, force: true });
-}
-
 async function drain(url: string, headers: Record<string, string>): Promise<number> {
   const res = await fetch(url, { headers });
   if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
@@ -66,7 +34,7 @@ async function drain(url: string, headers: Record<string, string>): Promise<numb
   return n;
 }
 
-/** 2. WADO-RS study retrieval: Orthanc direct, gateway as clinician, gateway as researcher. */
+/** WADO-RS study retrieval: Orthanc direct, gateway as clinician, gateway as researcher. */
 async function retrieval(): Promise<void> {
   const instances = Math.max(1, Math.round((Number(values['study-mb']) * MB) / (530 * 1024)));
   const orthanc = await startOrthanc();
@@ -131,8 +99,7 @@ async function retrieval(): Promise<void> {
 }
 
 try {
-  if (!values.only || values.only === 'engine') await engine();
-  if (!values.only || values.only === 'retrieval') await retrieval();
+  await retrieval();
   const table = ['| measurement | medians | ratio |', '|---|---|---|', ...rows].join('\n');
   process.stdout.write(`\n${table}\n`);
   const dir = resolve(import.meta.dirname, 'results');

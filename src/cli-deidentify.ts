@@ -1,51 +1,103 @@
-// `deid-gateway deidentify`: the same engine as the gateway, offline, over files and folders, as
-// gdcmanon or CTP would be used. Admins use it, and the benchmarks measure it.
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+// `deid-gateway deidentify`: the gateway's engine, offline, over files and folders, as gdcmanon or CTP
+// would be used. Each file streams reader -> policy -> writer (rewrite-part10.ts) into a temporary
+// name that is renamed only when the whole file rewrote cleanly, so a refused file leaves no output.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createPolicy, createSession, type DeidPolicy } from './deid/deidentify.ts';
-import { PROFILE_OPTIONS, type ProfileOption } from './deid/profile.ts';
-import { rewritePart10 } from './deid/rewrite-part10.ts';
+import { DeidError } from './deid/errors.ts';
+import { parseProfileList } from './deid/profile-options.ts';
+import { PROFILE_OPTIONS } from './deid/profile.ts';
 import type { PseudonymPair } from './deid/pseudonym.ts';
+import { rewritePart10 } from './deid/rewrite-part10.ts';
+import { DicomError } from './dicom/errors.ts';
+import { formatTag } from './dicom/tag.ts';
 
-const USAGE = `usage: deid-gateway deidentify [--profile OPT,OPT…|basic] [--secret-file F] [--fresh] [--jobs N] [--pairs] IN… --out DIR
+const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--secret-file F] [--fresh] [--jobs N] [--pairs] IN… --out DIR
 
-  De-identifies DICOM files and folders (PS3.15 Annex E Basic Profile + the options named) into DIR,
-  mirroring the input tree. The secret comes from --secret-file or DEID_GATEWAY_SECRET.
-  Options: ${PROFILE_OPTIONS.join(', ')}
+  De-identifies DICOM files and folders (recursively) into DIR with the PS3.15 Annex E Basic Profile
+  plus the options named, mirroring each input folder's tree. Files that are not DICOM are reported
+  and skipped; a file that cannot be de-identified safely is refused and leaves no output.
+
+  --profile      basic (default) or a comma-separated list of: ${PROFILE_OPTIONS.join(', ')}
+  --secret-file  file holding the pseudonym/date-shift key (else env DEID_GATEWAY_SECRET); required
+  --fresh        random pseudonyms for this run (consistent within the run, unlinkable across runs)
+  --jobs N       files in flight at once (default 2)
+  --pairs        also write the pseudonym/original pairs to DIR/pseudonyms.jsonl (mode 0600)
+  --out DIR      output folder
+
+  Exit status: 0 all de-identified, 1 some refused, 2 usage error.
 `;
 
+const PAIRS_FILE = 'pseudonyms.jsonl';
+const READ_CHUNK = 256 * 1024;
+
 interface Job {
-  input: string;
-  output: string;
+  readonly input: string;
+  /** What the report shows: the path relative to the input folder (or the file as given). */
+  readonly label: string;
+  readonly output: string;
 }
 
-async function listJobs(inputs: string[], out: string): Promise<Job[]> {
+class UsageError extends Error {}
+
+function isInside(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
+}
+
+/** Files under each input, in a stable order; folders map onto `out` one to one. Symlinks are not followed. */
+async function listJobs(inputs: readonly string[], out: string, skipped: { label: string; reason: string }[]): Promise<Job[]> {
   const jobs: Job[] = [];
   for (const input of inputs) {
     const root = resolve(input);
-    if ((await stat(root)).isDirectory()) {
-      for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-        if (!entry.isFile()) continue;
-        const file = join(entry.parentPath, entry.name);
-        jobs.push({ input: file, output: join(out, relative(root, file)) });
-      }
-    } else {
-      jobs.push({ input: root, output: join(out, basename(root)) });
+    let info;
+    try {
+      info = await lstat(root);
+    } catch {
+      throw new UsageError(`input not found: ${input}`);
     }
+    if (info.isFile()) {
+      jobs.push({ input: root, label: input, output: join(out, basename(root)) });
+      continue;
+    }
+    if (!info.isDirectory()) throw new UsageError(`input is neither a file nor a folder: ${input}`);
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true });
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const entry of entries) {
+        const full = join(dir, entry.name);
+        if (isInside(full, out)) continue; // an output folder inside the input is not input
+        const rel = relative(root, full);
+        if (entry.isDirectory()) await walk(full);
+        else if (entry.isFile()) jobs.push({ input: full, label: join(input, rel), output: join(out, rel) });
+        else skipped.push({ label: join(input, rel), reason: 'not a regular file' });
+      }
+    };
+    await walk(root);
   }
-  return jobs.sort((a, b) => a.input.localeCompare(b.input));
+  const seen = new Map<string, string>();
+  for (const job of jobs) {
+    if (job.output === job.input) throw new UsageError(`output would overwrite its input: ${job.label}`);
+    const other = seen.get(job.output);
+    if (other !== undefined) throw new UsageError(`two inputs map to one output (${other}, ${job.label}): give them separately`);
+    seen.set(job.output, job.label);
+  }
+  return jobs;
 }
 
-/** De-identifies one file; writes to a temporary name and renames, so a refused file leaves nothing. */
-async function deidentifyFile(policy: DeidPolicy, job: Job, fresh: boolean, salt: Uint8Array | undefined): Promise<readonly PseudonymPair[]> {
-  const session = createSession(policy, fresh ? { fresh, ...(salt ? { salt } : {}) } : {});
-  const partial = `${job.output}.partial`;
-  await mkdir(dirname(job.output), { recursive: true });
+/** Streams one file through the engine into a temporary name, renamed on success. Returns its pairs. */
+async function deidentifyFile(policy: DeidPolicy, job: Job, salt: Uint8Array | undefined, made: Map<string, Promise<unknown>>): Promise<readonly PseudonymPair[]> {
+  const session = createSession(policy, salt ? { fresh: true, salt } : { fresh: false });
+  const dir = dirname(job.output);
+  const partial = join(dir, `.${basename(job.output)}.${randomBytes(6).toString('hex')}.partial`);
+  let folder = made.get(dir); // one mkdir per output folder, not per file
+  if (folder === undefined) made.set(dir, (folder = mkdir(dir, { recursive: true })));
+  await folder;
   try {
-    const { output } = rewritePart10(createReadStream(job.input, { highWaterMark: 256 * 1024 }), session);
+    const { output } = rewritePart10(createReadStream(job.input, { highWaterMark: READ_CHUNK }), session);
     await pipeline(output, createWriteStream(partial, { mode: 0o600 }));
     await rename(partial, job.output);
     return session.pairs();
@@ -55,76 +107,118 @@ async function deidentifyFile(policy: DeidPolicy, job: Job, fresh: boolean, salt
   }
 }
 
+/** The refusal as printed: a code and, where known, the tag; never a value or a message. */
+function describeError(error: unknown): string {
+  if (error instanceof DicomError) return error.tag === undefined ? error.code : `${error.code} at ${formatTag(error.tag)}`;
+  if (error instanceof DeidError) return 'tag' in error && typeof error.tag === 'string' ? `${error.code} at ${error.tag}` : error.code;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'INTERNAL_ERROR';
+}
+
+async function readSecret(file: string | undefined): Promise<string | undefined> {
+  if (file !== undefined) {
+    try {
+      return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+    } catch {
+      throw new UsageError(`cannot read the secret file ${file}`);
+    }
+  }
+  const env = process.env['DEID_GATEWAY_SECRET'];
+  return env === undefined || env === '' ? undefined : env;
+}
+
+/** `deid-gateway deidentify …`. Returns the exit code: 0 all done, 1 some refused, 2 usage error. */
 export async function deidentifyCommand(argv: string[]): Promise<number> {
-  let values;
-  let positionals: string[];
+  const stdout = (line: string): void => void process.stdout.write(`${line}\n`);
+  const stderr = (line: string): void => void process.stderr.write(`${line}\n`);
+  let policy: DeidPolicy;
+  let jobs: Job[];
+  let out: string;
+  let jobCount: number;
+  let fresh: boolean;
+  let writePairs: boolean;
+  const skipped: { label: string; reason: string }[] = [];
   try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        profile: { type: 'string', default: 'retainLongitudinalTemporalModifiedDates' },
-        'secret-file': { type: 'string' },
-        fresh: { type: 'boolean', default: false },
-        jobs: { type: 'string', default: '2' },
-        out: { type: 'string', short: 'o' },
-        pairs: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: {
+          profile: { type: 'string', default: 'basic' },
+          'secret-file': { type: 'string' },
+          fresh: { type: 'boolean', default: false },
+          jobs: { type: 'string', default: '2' },
+          out: { type: 'string', short: 'o' },
+          pairs: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h', default: false },
+        },
+      });
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (values.out === undefined) throw new UsageError('--out DIR is required');
+    if (positionals.length === 0) throw new UsageError('no input files or folders');
+    jobCount = Number(values.jobs);
+    if (!Number.isInteger(jobCount) || jobCount < 1 || jobCount > 64) throw new UsageError('--jobs: an integer from 1 to 64');
+    const profile = parseProfileList(values.profile);
+    if (profile.unknown.length > 0) throw new UsageError(`--profile: not a PS3.15 option: ${profile.unknown.join(', ')}`);
+    const secret = await readSecret(values['secret-file']);
+    if (secret === undefined) throw new UsageError('a secret is required: --secret-file F or DEID_GATEWAY_SECRET');
+    fresh = values.fresh;
+    writePairs = values.pairs;
+    try {
+      policy = createPolicy({ secret, profile: profile.options, pseudonymMode: fresh ? 'fresh' : 'deterministic' });
+    } catch (error) {
+      // DeidPolicyError issues name keys and limits, never the secret.
+      throw new UsageError(error instanceof DeidError && 'issues' in error ? (error.issues as string[]).join('; ') : 'invalid policy');
+    }
+    out = resolve(values.out);
+    jobs = await listJobs(positionals, out, skipped);
+    await mkdir(out, { recursive: true });
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const options = values.profile === 'basic' ? [] : values.profile.split(',').filter(Boolean);
-  const unknown = options.filter((o) => !(PROFILE_OPTIONS as readonly string[]).includes(o));
-  const jobsWanted = Number(values.jobs);
-  if (!values.out || positionals.length === 0 || unknown.length > 0 || !Number.isInteger(jobsWanted) || jobsWanted < 1) {
-    if (unknown.length > 0) process.stderr.write(`unknown profile option: ${unknown.join(', ')}\n`);
+    if (!(error instanceof UsageError)) throw error;
+    stderr(`deidentify: ${error.message}`);
     process.stderr.write(USAGE);
     return 2;
   }
-  const secret = values['secret-file'] ? readFileSync(values['secret-file'], 'utf8').trim() : process.env['DEID_GATEWAY_SECRET'];
-  if (!secret) {
-    process.stderr.write('a secret is required: --secret-file F or DEID_GATEWAY_SECRET\n');
-    return 2;
-  }
-  const policy = createPolicy({
-    secret,
-    profile: Object.fromEntries(options.map((o) => [o as ProfileOption, true])),
-    pseudonymMode: values.fresh ? 'fresh' : 'deterministic',
-  });
-  const out = resolve(values.out);
-  const jobs = await listJobs(positionals, out);
-  // Fresh mode: one salt for the whole run, so one run is consistent and two runs are unlinkable.
-  const salt = values.fresh ? (await import('node:crypto')).randomBytes(16) : undefined;
-  const refused: { input: string; code: string }[] = [];
-  const pairs: PseudonymPair[] = [];
-  let next = 0;
+
+  // Fresh mode: one salt for the run, so the files of one study stay linked to each other.
+  const salt = fresh ? randomBytes(16) : undefined;
+  const refused: { label: string; reason: string }[] = [];
+  const pairs = new Map<string, PseudonymPair>();
+  const folders = new Map<string, Promise<unknown>>();
   let done = 0;
-  const worker = async () => {
-    for (;;) {
-      const job = jobs[next++];
-      if (!job) return;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let job = jobs[next++]; job !== undefined; job = jobs[next++]) {
       try {
-        pairs.push(...(await deidentifyFile(policy, job, values.fresh, salt)));
+        for (const p of await deidentifyFile(policy, job, salt, folders)) pairs.set(`${p.kind}\u0000${p.original}`, p);
         done++;
       } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        refused.push({ input: job.input, code: typeof code === 'string' ? code : 'ERROR' });
+        // PS3.10 7.1: no preamble/"DICM" and no recognisable dataset: not a DICOM file at all.
+        if (error instanceof DicomError && error.code === 'DICOM_NOT_DICOM') skipped.push({ label: job.label, reason: error.code });
+        else refused.push({ label: job.label, reason: describeError(error) });
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(jobsWanted, jobs.length || 1) }, worker));
-  for (const r of refused) process.stderr.write(`refused ${r.input}: ${r.code}\n`);
-  if (values.pairs) {
-    const unique = new Map(pairs.map((p) => [`${p.kind}\u0000${p.pseudonym}`, p]));
-    await writeFile(join(out, 'pseudonyms.jsonl'), [...unique.values()].map((p) => JSON.stringify(p)).join('\n') + '\n', { mode: 0o600 });
+  await Promise.all(Array.from({ length: Math.min(jobCount, Math.max(jobs.length, 1)) }, worker));
+
+  const byLabel = (a: { label: string }, b: { label: string }): number => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
+  for (const s of skipped.sort(byLabel)) stderr(`skipped ${s.label}: ${s.reason}`);
+  for (const r of refused.sort(byLabel)) stderr(`refused ${r.label}: ${r.reason}`);
+  if (writePairs) {
+    const file = join(out, PAIRS_FILE);
+    const partial = `${file}.${randomBytes(6).toString('hex')}.partial`;
+    const lines = [...pairs.values()].map((p) => JSON.stringify({ kind: p.kind, pseudonym: p.pseudonym, original: p.original }));
+    await writeFile(partial, lines.length > 0 ? `${lines.join('\n')}\n` : '', { mode: 0o600 });
+    await rename(partial, file);
   }
-  process.stdout.write(`${done} de-identified, ${refused.length} refused\n`);
+  stdout(`${done} de-identified, ${refused.length} refused${skipped.length > 0 ? `, ${skipped.length} skipped (not DICOM)` : ''}`);
   return refused.length > 0 ? 1 : 0;
 }

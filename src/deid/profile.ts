@@ -144,6 +144,10 @@ const SUPPLEMENT_REMOVE = new Map<number, string>([
   // Encrypted Attributes Sequence: holds the original identifying attributes, encrypted for a
   // re-identifying recipient (PS3.15 E.1.2); we never forward one made by somebody else.
   [0x04000500, 'EncryptedAttributesSequence'],
+  // Referenced File ID (DICOMDIR records, PS3.3 F.3.2.2): the components of a file's path on the
+  // medium, which media creators commonly name after the Patient ID or name (PS3.10 8.5: any
+  // 1-8 character CS). The de-identified files do not live at the original paths anyway.
+  [0x00041500, 'ReferencedFileID'],
 ]);
 
 // Free text the table does not list but that Clean Structured Content must reach: Text Value of SR
@@ -289,8 +293,10 @@ export class CompiledProfile {
   ruleWithoutOverride(tag: number): TagRule & { action: ActionCode } {
     // PS3.3 C.9.2: Overlay Data is Type 1 in the Overlay Plane Module. When the profile removes it, the
     // rest of its repeating group would describe an overlay that is no longer there (an invalid IOD),
-    // so the whole group (60xx,eeee) goes with it.
-    if (isRepeatingGroup(groupOf(tag), 0x6000) && elementOf(tag) !== 0x3000 && this.ruleWithoutOverride(OVERLAY_DATA).action === 'X') {
+    // so the whole group (60xx,eeee) goes with it. C (Clean Graphics) removes it too: a bitmap cannot
+    // be cleaned of burned-in text here, so C on a binary value is removal (deidentify.ts #clean).
+    const overlayData = isRepeatingGroup(groupOf(tag), 0x6000) && elementOf(tag) !== 0x3000 ? this.ruleWithoutOverride(OVERLAY_DATA).action : undefined;
+    if (overlayData === 'X' || overlayData === 'C') {
       return { action: 'X', source: 'supplement' };
     }
     const entry = tableEntryFor(tag);

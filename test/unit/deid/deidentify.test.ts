@@ -245,7 +245,7 @@ test('decide gives the documented operation for each action and VR', () => {
   assert.deepEqual(d(0x0040a730, 'SQ'), { op: 'recurse' }); // C (Clean Structured Content)
   assert.deepEqual(d(0x0040a160, 'UT', ['free text']), { op: 'replace', value: ['ANONYMIZED'] }); // TextValue cleaned
   assert.deepEqual(d(0x60003000, 'OW'), { op: 'remove' }); // C on overlay bits: cannot clean
-  assert.deepEqual(d(0x60004000, 'LT', ['x']), { op: 'replace', value: ['ANONYMIZED'] });
+  assert.deepEqual(d(0x60004000, 'LT', ['x']), { op: 'remove' }); // its overlay is gone, so the whole group goes (profile.ts)
   assert.deepEqual(d(0x4ffe0001, 'SQ'), { op: 'remove' }); // MAC Parameters
   assert.deepEqual(d(0x0040a075, 'PN', [{ Alphabetic: 'Doc^Ver' }]), { op: 'replace', value: [{ Alphabetic: 'ANONYMIZED' }] });
   assert.deepEqual(d(0x52009229, 'UN'), { op: 'remove' }); // a standard SQ left as UN: never kept unparsed

@@ -1,165 +1,477 @@
-// PS3.15 Annex E over every shared sample, checked by tools that are not ours: dcmdump (dcmtk) must
-// parse every output, dciodvfy (dicom3tools) must report no new IOD error, scan-leaks.py must find no
-// identity value of the inputs, and Pixel Data must be unchanged byte for byte.
+// PS3.15 Annex E over every shared sample (issue 4, "What must be shown"), checked by tools that are
+// not ours where possible: dcmdump (dcmtk) parses every output, dciodvfy (dicom3tools) reports no IOD
+// error the input did not have, scan-leaks.py (pydicom) finds no identity value of the inputs, and
+// Pixel Data is unchanged byte for byte. The header-only memory check (the 1.8 MB cine fed in 64 KiB
+// chunks) lives in rewrite-part10.test.ts and is not repeated here.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
-import { deidentifyCommand } from '../../../src/cli-deidentify.ts';
-import { createPolicy, createSession, deidentifyJson } from '../../../src/deid/deidentify.ts';
-import { PROFILE_OPTIONS } from '../../../src/deid/profile.ts';
-import { rewritePart10Buffer } from '../../../src/deid/rewrite-part10.ts';
+import { decodeText, type CharacterSet } from '../../../src/dicom/charset.ts';
+import { asciiValue, characterSetOf, findElement, setElement, type DataElement, type Dataset } from '../../../src/dicom/dataset.ts';
 import { DicomError } from '../../../src/dicom/errors.ts';
-import { datasetToJson } from '../../../src/dicom/json-model.ts';
-import { readPart10Buffer } from '../../../src/dicom/part10-reader.ts';
-import { asciiValue } from '../../../src/dicom/dataset.ts';
-import { listDicomFiles, samplesDir } from '../../../src/demo/samples.ts';
-import { scanLeaks } from '../../helpers/leak-scan.ts';
+import { datasetToJson, elementToJsonValue, type JsonDataset } from '../../../src/dicom/json-model.ts';
+import { Part10Reader, readPart10Buffer, type Part10Event } from '../../../src/dicom/part10-reader.ts';
+import { collect, writePart10 } from '../../../src/dicom/part10-writer.ts';
+import { isPrivateDataElement, privateCreatorTagFor } from '../../../src/dicom/tag.ts';
+import { createPolicy, createSession, deidentifyJson, type DeidPolicy, type ElementRef } from '../../../src/deid/deidentify.ts';
+import { DeidError } from '../../../src/deid/errors.ts';
+import { PROFILE_OPTIONS, normalizeCreator, type ProfileOption } from '../../../src/deid/profile.ts';
+import { rewritePart10Buffer } from '../../../src/deid/rewrite-part10.ts';
+import { SAMPLES_DIR, listSamples, sample } from '../../helpers/sample.ts';
+import { CANARIES, canaryNeedles, findCanaries, scanLeaks } from '../../helpers/leak-scan.ts';
 
-const run = promisify(execFile);
 const SECRET = 'engine-samples-secret-0123456789';
+const OTHER_SECRET = 'engine-samples-secret-other-9876';
+/** Fail closed: these cannot be parsed safely and must be refused with this code (see the MANIFEST). */
 const REFUSED = new Map([
-  ['edge-cases/MR_truncated.dcm', 'DICOM_TRUNCATED'],
-  ['edge-cases/no_meta.dcm', 'DICOM_NOT_DICOM'],
+  ['edge-cases/MR_truncated.dcm', 'DICOM_TRUNCATED'], // Pixel Data longer than the file
+  ['edge-cases/no_meta.dcm', 'DICOM_NOT_DICOM'], // a stray leading byte shifts every element
 ]);
-/**
- * dciodvfy errors a de-identified output may add, each a consequence of Table E.1-1 itself, never of a
- * value kept: the Basic Profile removes (X) or empties (Z, and D on a sequence or binary value, for
- * which no dummy item or document is invented) attributes that some IODs require.
- */
-const ACCEPTED_NEW_IOD_ERRORS: readonly (readonly [RegExp, string])[] = [
-  [/Element=<\w+Sequence>/, 'a sequence the profile empties (X/Z, X/Z/D, D: zero items, nothing invented)'],
-  [/Element=<EncapsulatedDocument>/, 'D on the PDF (Note 15: the document holds PHI); no dummy PDF is made'],
-  [/Element=<PresentationCreation(Date|Time)>/, 'X in Basic for these Type 1 attributes'],
-  [/Module=<StudyDirectoryRecord>/, 'StudyID, StudyDate, StudyTime emptied on a DICOMDIR record'],
-  [/MediaStorageSOP(Instance|Class)UID but missing/, 'the input has no SOP UIDs; the File Meta we add names them'],
-  [/PixelData has incorrect value length/, 'dciodvfy cannot parse the input past its group 0001 sequences; the output shows the input’s own odd Pixel Data'],
-];
-const sha = (b: Uint8Array | undefined) => (b ? createHash('sha256').update(b).digest('hex') : 'none');
-const files = listDicomFiles(samplesDir());
-const sample = (f: string) => readFileSync(join(samplesDir(), f));
+const FILES = listSamples();
+const ACCEPTED = FILES.filter((f) => !REFUSED.has(f));
 
-async function batches<T>(items: T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Basic, Basic + each of the ten options, and all options (the two date options exclude each other). */
+const ALL_BUT = (left: ProfileOption): ProfileOption[] => PROFILE_OPTIONS.filter((o) => o !== left);
+const PROFILES: Readonly<Record<string, readonly ProfileOption[]>> = {
+  basic: [],
+  ...Object.fromEntries(PROFILE_OPTIONS.map((o) => [o, [o]])),
+  allWithModifiedDates: ALL_BUT('retainLongitudinalTemporalFullDates'),
+  allWithFullDates: ALL_BUT('retainLongitudinalTemporalModifiedDates'),
+};
+const policies = new Map(Object.entries(PROFILES).map(([name, opts]) => [name, createPolicy({ secret: SECRET, profile: Object.fromEntries(opts.map((o) => [o, true])) })]));
+const policyOf = (name: string): DeidPolicy => policies.get(name) as DeidPolicy;
+
+const sha = (b: Uint8Array | undefined): string => (b ? createHash('sha256').update(b).digest('hex') : 'none');
+const PARALLEL = Math.max(2, cpus().length * 2);
+
+async function inBatches<T>(items: readonly T[], fn: (item: T) => Promise<void>, size = PARALLEL): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
 }
 
-async function iodErrors(file: string): Promise<Set<string>> {
-  const { stdout, stderr } = await run('dciodvfy', [file]).catch((e: { stdout: string; stderr: string }) => e);
-  // Values (UIDs between <>) differ by design after de-identification; compare the findings only.
-  return new Set(`${stdout}\n${stderr}`.split('\n').filter((l) => l.startsWith('Error')).map((l) => l.replace(/ - \(.*$/, '').replace(/<[0-9.]+>/g, '<uid>').trim()));
+/** Runs a tool; resolves with its exit status (a signal counts as 128+n) and both outputs. */
+function tool(cmd: string, args: readonly string[], stdout = true): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', stdout ? 'pipe' : 'ignore', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout?.setEncoding('latin1').on('data', (d: string) => (out += d));
+    child.stderr?.setEncoding('latin1').on('data', (d: string) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? 6 : 0), out, err }));
+  });
 }
 
-describe('the engine over every shared sample', () => {
-  const work = mkdtempSync(join(tmpdir(), 'deid-engine-'));
-  const secretFile = join(work, 'secret');
-  const outputs: Record<string, string> = {};
+/**
+ * dciodvfy's Error lines, normalised: values between <> that de-identification changes by design
+ * (UIDs, dates, names) and the trailing " - (…)" detail are dropped, so the finding itself is compared.
+ */
+async function iodErrors(file: string): Promise<{ aborted: boolean; errors: Set<string> }> {
+  const { code, out, err } = await tool('dciodvfy', [file]);
+  const lines = `${out}\n${err}`.split('\n').filter((l) => l.startsWith('Error'));
+  return {
+    aborted: code >= 128,
+    errors: new Set(lines.map((l) => l.replace(/ - \(.*$/, '').replace(/Value=<[^>]*>/g, 'Value=<…>').replace(/\b\d+(\.\d+)+\b/g, '<uid>').replace(/(ReferencedSOPInstanceUID) \S+/, '$1 <uid>').trim())),
+  };
+}
 
-  before(async () => {
-    writeFileSync(secretFile, SECRET);
-    const profiles: Record<string, string> = {
-      basic: 'basic',
-      retainAll: PROFILE_OPTIONS.filter((o) => o.startsWith('retain') && o !== 'retainLongitudinalTemporalFullDates').join(','),
-      everyOption: PROFILE_OPTIONS.filter((o) => o !== 'retainLongitudinalTemporalFullDates').join(','),
-    };
-    for (const [name, profile] of Object.entries(profiles)) {
-      outputs[name] = join(work, name);
-      const code = await deidentifyCommand(['--profile', profile, '--secret-file', secretFile, '--jobs', '2', samplesDir(), '--out', outputs[name] as string]);
-      assert.equal(code, 1, 'some edge cases are refused');
+/**
+ * New dciodvfy errors a de-identified output may have, each a consequence of Table E.1-1 itself, never
+ * of a value kept: the profile removes (X) or empties (Z; D on a sequence or binary value, for which no
+ * dummy item or document is invented) attributes that some IODs require.
+ */
+const ACCEPTED_NEW_IOD_ERRORS: readonly (readonly [RegExp, string])[] = [
+  [/Element=<\w+Sequence>/, 'a sequence the profile empties (X/Z, X/Z/D, D: zero items, nothing invented)'],
+  [/Element=<EncapsulatedDocument>/, 'D on the PDF (Table E.1-1 Note 15: the document holds PHI); no dummy PDF is made'],
+  [/Element=<PresentationCreation(Date|Time)>/, 'X in Basic for these Type 1 attributes'],
+  [/Module=<StudyDirectoryRecord>/, 'StudyID, StudyDate, StudyTime emptied on a DICOMDIR record'],
+  [/MediaStorageSOP(Instance|Class)UID but missing/, 'the input has no SOP UIDs; the File Meta we add names them'],
+  [/Illegal root for UID - .* in \(0x0002,0x0003\)/, 'Retain UIDs keeps the input’s own illegal SOP Instance UID (reported on the input’s (0008,0018)); File Meta follows the dataset (PS3.10 7.1)'],
+  [/Module=<(Patient|Study|Series|Image)DirectoryRecord>.*ReferencedFileID|Element=<ReferencedFileID>/, 'Referenced File ID removed: its path components name the patient (profile.ts SUPPLEMENT_REMOVE)'],
+  [/PixelData has incorrect value length/, 'dciodvfy cannot parse the input past its group 0001 sequences; the output has the input’s own odd Pixel Data'],
+];
+
+const work = mkdtempSync(path.join(tmpdir(), 'deid-engine-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const outFile = (profile: string, rel: string): string => path.join(work, profile, rel);
+/** profile -> sample -> output bytes */
+const outputs = new Map<string, Map<string, Buffer>>();
+const out = (profile: string, rel: string): Buffer => outputs.get(profile)?.get(rel) as Buffer;
+
+before(async () => {
+  for (const name of Object.keys(PROFILES)) {
+    const m = new Map<string, Buffer>();
+    outputs.set(name, m);
+    await Promise.all(ACCEPTED.map(async (rel) => {
+      const { output } = await rewritePart10Buffer(sample(rel), createSession(policyOf(name)));
+      m.set(rel, output);
+      mkdirSync(path.dirname(outFile(name, rel)), { recursive: true });
+      writeFileSync(outFile(name, rel), output);
+    }));
+  }
+});
+
+describe('every shared sample under Basic, Basic + each option and all options', () => {
+  test('every sample de-identifies, except the malformed ones, which are refused with their typed error', async () => {
+    for (const [rel, code] of REFUSED) {
+      await assert.rejects(rewritePart10Buffer(sample(rel), createSession(policyOf('basic'))), (e: unknown) => e instanceof DicomError && e.code === code, rel);
     }
+    for (const name of Object.keys(PROFILES)) assert.equal(outputs.get(name)?.size, ACCEPTED.length, name);
   });
-  after(() => rmSync(work, { recursive: true, force: true }));
 
-  test('every sample de-identifies under each profile, except the malformed ones, which fail with a typed error', async () => {
-    for (const f of files) {
-      const expected = REFUSED.get(f);
-      try {
-        await rewritePart10Buffer(sample(f), createSession(createPolicy({ secret: SECRET })));
-        assert.equal(expected, undefined, `${f} should have been refused`);
-      } catch (error) {
-        assert.ok(error instanceof DicomError, `${f}: ${String(error)}`);
-        assert.equal(error.code, expected, f);
+  test('dcmdump parses every output without an error', async () => {
+    const failed: string[] = [];
+    await inBatches(Object.keys(PROFILES), async (name) => {
+      // One dcmdump per profile over all its outputs; a file is looked at alone only if that fails.
+      const all = await tool('dcmdump', ['-q', ...ACCEPTED.map((rel) => outFile(name, rel))], false);
+      if (all.code === 0 && !/^E:/m.test(all.err)) return;
+      for (const rel of ACCEPTED) {
+        const one = await tool('dcmdump', ['-q', outFile(name, rel)], false);
+        if (one.code !== 0 || /^E:/m.test(one.err)) failed.push(`${name}/${rel}: ${one.err.split('\n')[0]}`);
       }
+    }, 4);
+    assert.deepEqual(failed, []);
+  });
+
+  test('Pixel Data bytes are identical before and after, native and encapsulated', async () => {
+    const before = new Map<string, string>();
+    for (const rel of ACCEPTED) before.set(rel, sha((await readPart10Buffer(sample(rel))).pixelDataBytes));
+    assert.ok([...before.values()].filter((h) => h !== 'none').length >= 40, 'most samples have Pixel Data');
+    for (const name of Object.keys(PROFILES)) {
+      for (const rel of ACCEPTED) assert.equal(sha((await readPart10Buffer(out(name, rel))).pixelDataBytes), before.get(rel), `${name}/${rel}`);
     }
   });
 
-  test('dcmdump parses every output and Pixel Data is byte-identical', async () => {
-    for (const name of Object.keys(outputs)) {
-      const done = files.filter((f) => !REFUSED.has(f));
-      await batches(done, 8, async (f) => {
-        const out = join(outputs[name] as string, f);
-        const { stderr } = await run('dcmdump', ['-q', out]);
-        assert.ok(!/^E:/m.test(stderr), `${name}/${f}: ${stderr}`);
-        const [a, b] = await Promise.all([readPart10Buffer(sample(f)), readPart10Buffer(readFileSync(out))]);
-        assert.equal(sha(b.pixelDataBytes), sha(a.pixelDataBytes), `${name}/${f} Pixel Data`);
-      });
-    }
-  });
-
-  test('dciodvfy finds no IOD error in the output that it did not find in the input', async () => {
+  test('dciodvfy reports no error on an output that it did not report on the input', async () => {
+    const inputs = new Map<string, { aborted: boolean; errors: Set<string> }>();
+    await inBatches(ACCEPTED, async (rel) => void inputs.set(rel, await iodErrors(path.join(SAMPLES_DIR, rel))));
     const unexpected: string[] = [];
-    await batches(files.filter((f) => !REFUSED.has(f)), 6, async (f) => {
-      const [before, afterDeid] = await Promise.all([iodErrors(join(samplesDir(), f)), iodErrors(join(outputs['basic'] as string, f))]);
-      for (const error of afterDeid) {
-        if (before.has(error)) continue;
-        if (ACCEPTED_NEW_IOD_ERRORS.some(([pattern]) => pattern.test(error))) continue;
-        unexpected.push(`${f}: ${error}`);
+    const jobs = Object.keys(PROFILES).flatMap((name) => ACCEPTED.map((rel) => [name, rel] as const));
+    await inBatches(jobs, async ([name, rel]) => {
+      const input = inputs.get(rel);
+      const output = await iodErrors(outFile(name, rel));
+      // dciodvfy itself aborts (SIGABRT) on edge-cases/badVR.dcm and rt/rtdose.dcm, before and after.
+      if (output.aborted) {
+        if (!input?.aborted) unexpected.push(`${name}/${rel}: dciodvfy aborted on the output only`);
+        return;
+      }
+      for (const error of output.errors) {
+        if (input?.errors.has(error) || ACCEPTED_NEW_IOD_ERRORS.some(([pattern]) => pattern.test(error))) continue;
+        unexpected.push(`${name}/${rel}: ${error}`);
       }
     });
     assert.deepEqual(unexpected, []);
   });
 
-  test('under Basic no identity value of the inputs is in the outputs: canaries, removed values, original UIDs', async () => {
-    const bytes = files.filter((f) => !REFUSED.has(f)).map((f) => readFileSync(join(outputs['basic'] as string, f)).toString('latin1')).join('\n');
-    for (const canary of ['CompressedSamples', '1CT1', '4MR1', '8NM1', 'PANCREAS_0001', 'JFK IMAGING', "St. John's Memorial", 'Radiologist^Jane', 'Lastname^Firstname']) {
-      assert.ok(!bytes.includes(canary), `canary ${canary}`);
+  test('the same secret gives identical output bytes; another secret gives other UIDs', async () => {
+    const other = createPolicy({ secret: OTHER_SECRET });
+    const uids = (ds: Dataset): (string | undefined)[] => [0x0020000d, 0x0020000e, 0x00080018].map((t) => asciiValue(ds, t));
+    let compared = 0;
+    for (const rel of ACCEPTED) {
+      const again = await rewritePart10Buffer(sample(rel), createSession(policyOf('basic')));
+      assert.ok(again.output.equals(out('basic', rel)), `${rel}: same secret, same bytes`);
+      const a = uids((await readPart10Buffer(out('basic', rel))).header.dataset);
+      const b = uids((await readPart10Buffer((await rewritePart10Buffer(sample(rel), createSession(other))).output)).header.dataset);
+      for (const [i, uid] of a.entries()) {
+        if (!uid) continue;
+        assert.match(uid, /^2\.25\.[1-9]\d{0,38}$/, rel);
+        assert.notEqual(b[i], uid, `${rel}: another secret, another UID`);
+        compared++;
+      }
     }
-    const scan = await scanLeaks(samplesDir(), outputs['basic'] as string, []);
-    assert.ok(scan.clean, scan.report.slice(-3000));
+    assert.ok(compared > 100, `${compared} UIDs compared`);
+  });
+});
+
+// --- leaks -----------------------------------------------------------------------------------------
+
+interface Identity {
+  /** Values of attributes the profile removes or replaces, at any depth, as text. */
+  readonly texts: Set<string>;
+  /** Original UIDs of U-action attributes (replaced by keyed UIDs). */
+  readonly uids: Set<string>;
+  /** Slices of removed binary values (private blobs, Overlay Data, documents ...). */
+  readonly binaries: Buffer[];
+  /** Raw bytes of every value the profile keeps: a removed value also found here is no evidence. */
+  readonly kept: Buffer[];
+  readonly charsets: CharacterSet[];
+}
+
+function textsOf(el: DataElement, charset: CharacterSet, le: boolean): string[] {
+  const json = elementToJsonValue(el, charset, le);
+  const out: string[] = [];
+  const add = (v: unknown): void => {
+    if (typeof v === 'string') out.push(v);
+    else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      const pn = v as Record<string, unknown>;
+      if ('Alphabetic' in pn || 'Ideographic' in pn || 'Phonetic' in pn) {
+        for (const g of ['Alphabetic', 'Ideographic', 'Phonetic']) {
+          if (typeof pn[g] !== 'string') continue;
+          out.push(pn[g] as string);
+          out.push(...(pn[g] as string).split('^'));
+        }
+      } else for (const sub of Object.values(pn as JsonDataset)) for (const x of sub.Value ?? []) add(x);
+    }
+  };
+  for (const v of json.Value ?? []) add(v);
+  return out;
+}
+
+/** Every value of `dataset` (all depths) into `sink`; used for what a removed or replaced sequence held. */
+function collectAll(dataset: readonly DataElement[], charset: CharacterSet, le: boolean, id: Identity): void {
+  const cs = characterSetOf(dataset, charset);
+  for (const el of dataset) {
+    if (el.items) for (const item of el.items) collectAll(item, cs, le, id);
+    else collectRemoved(el, cs, le, id);
+  }
+}
+
+function collectRemoved(el: DataElement, charset: CharacterSet, le: boolean, id: Identity): void {
+  if (el.items) return collectAll(el.items.flat(), charset, le, id);
+  if (el.fragments) return;
+  if (el.vr === 'UI') {
+    for (const t of textsOf(el, charset, le)) if (!t.startsWith('1.2.840.10008.')) id.uids.add(t);
+    return;
+  }
+  if (['OB', 'OW', 'UN', 'OF', 'OD', 'OL', 'OV'].includes(el.vr)) {
+    // A 48-byte window of a long, varied binary value, as scan-leaks.py fingerprints them.
+    const v = el.value;
+    if (v && v.length >= 64 && new Set(v.subarray(8, 56)).size >= 8) id.binaries.push(v.subarray(8, 56));
+    return;
+  }
+  for (const t of textsOf(el, charset, le)) id.texts.add(t.trim());
+}
+
+/** Walks the original with the same decide() the rewriter uses and sorts each value into kept or removed. */
+function identityOf(dataset: readonly DataElement[], policy: DeidPolicy, le: boolean): Identity {
+  const id: Identity = { texts: new Set(), uids: new Set(), binaries: [], kept: [], charsets: [] };
+  const session = createSession(policy);
+  const pid = findElement(dataset, 0x00100020);
+  session.beginDataset(pid ? String(elementToJsonValue(pid, characterSetOf(dataset, []), le).Value?.[0] ?? '') : undefined);
+  const walk = (ds: readonly DataElement[], inherited: CharacterSet, pathTags: readonly number[]): void => {
+    const cs = characterSetOf(ds, inherited);
+    id.charsets.push(cs);
+    for (const el of ds) {
+      const ref: { -readonly [K in keyof ElementRef]: ElementRef[K] } = { tag: el.tag, vr: el.vr, path: pathTags };
+      if (isPrivateDataElement(el.tag)) {
+        const creator = findElement(ds, privateCreatorTagFor(el.tag) ?? 0);
+        if (creator?.value) ref.privateCreator = normalizeCreator(decodeText(creator.value, cs, 'LO'));
+      }
+      const value = el.vr === 'SQ' || el.items || el.fragments ? undefined : elementToJsonValue(el, cs, le).Value;
+      const d = session.decide(ref, value);
+      if (d.op === 'recurse' && el.items) for (const item of el.items) walk(item, cs, [...pathTags, el.tag]);
+      else if (d.op === 'keep' || d.op === 'recurse') {
+        if (el.value) id.kept.push(el.value);
+      } else collectRemoved(el, cs, le, id);
+    }
+  };
+  walk(dataset, [], []);
+  return id;
+}
+
+/**
+ * The output as a leak search must see it: File Meta plus the dataset inflated when the transfer
+ * syntax is Deflated (PS3.5 A.5), so that compression cannot hide a value; optionally without the
+ * Pixel Data value, whose bytes are checked identical to the input's and in which short values occur
+ * by chance (burned-in text is out of scope for header de-identification).
+ */
+async function searchable(output: Buffer, withoutPixelData = false): Promise<Buffer> {
+  const parsed = await readPart10Buffer(output);
+  let bytes = output;
+  if (parsed.header.deflated) {
+    const metaEnd = 144 + output.readUInt32LE(140); // after the preamble, "DICM" and (0002,0000)
+    bytes = Buffer.concat([output.subarray(0, metaEnd), inflateRawSync(output.subarray(metaEnd))]);
+  }
+  const px = parsed.pixelDataBytes;
+  if (!withoutPixelData || !px || px.length === 0) return bytes;
+  const at = bytes.indexOf(px);
+  assert.ok(at >= 0, 'Pixel Data found in the output');
+  return Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + px.length)]);
+}
+
+/** Too short, numeric and short, or repetitive: found by chance, not evidence (as scan-leaks.py rules). */
+function trivial(text: string): boolean {
+  const bytes = Buffer.byteLength(text);
+  return bytes < 4 || (/^[\d.+-]+$/.test(text) && bytes < 6) || new Set(text).size < 3 || /^(ANONYMIZED|NONE|UNKNOWN|YES|NO)$/i.test(text);
+}
+
+describe('leak checks under the Basic Profile', () => {
+  test('no MANIFEST canary appears in any output, in UTF-8, Latin-1 or the sample\'s own character set', async () => {
+    const found: string[] = [];
+    for (const rel of ACCEPTED) for (const c of findCanaries(rel, await searchable(out('basic', rel)))) found.push(`${rel}: ${c}`);
+    assert.deepEqual(found, []);
+    // The search is not vacuous: every canary is found in its original, in one of its byte forms.
+    const absent: string[] = [];
+    for (const [rel, canary] of Object.entries(CANARIES)) {
+      const there = new Set(findCanaries(rel, await searchable(sample(rel))));
+      // Non-ASCII values in charsets our encoder does not produce are stood for by their raw forms.
+      const wanted = canary.raw ? canary.values.filter((v) => /^[\x20-\x7e]*$/.test(v)) : canary.values;
+      for (const v of [...wanted, ...(canary.raw ?? []).map((r) => `raw ${JSON.stringify(r)}`)]) if (!there.has(v)) absent.push(`${rel}: ${v}`);
+    }
+    assert.deepEqual(absent, []);
   });
 
-  test('the same secret gives identical bytes; another secret gives other UIDs', async () => {
-    const file = sample('transfer-syntax/MR_small.dcm');
-    const policy = createPolicy({ secret: SECRET });
-    const [a, b] = await Promise.all([rewritePart10Buffer(file, createSession(policy)), rewritePart10Buffer(file, createSession(policy))]);
-    assert.ok(a.output.equals(b.output));
-    const other = await rewritePart10Buffer(file, createSession(createPolicy({ secret: `${SECRET}-other` })));
-    const uid = async (buf: Buffer) => asciiValue((await readPart10Buffer(buf)).header.dataset, 0x0020000d);
-    assert.notEqual(await uid(other.output), await uid(a.output));
-    assert.match(String(await uid(a.output)), /^2\.25\.\d{1,39}$/);
+  test('no value of an attribute the profile removes or replaces, and no original U-action UID, is in the output', async () => {
+    const leaks: string[] = [];
+    let searched = 0;
+    let uidsSearched = 0;
+    for (const rel of ACCEPTED) {
+      const parsed = await readPart10Buffer(sample(rel));
+      const le = parsed.header.encoding.littleEndian;
+      const id = identityOf([...parsed.header.dataset, ...parsed.trailer], policyOf('basic'), le);
+      const output = await searchable(out('basic', rel), true);
+      const kept = Buffer.concat(id.kept);
+      for (const text of id.texts) {
+        if (trivial(text)) continue;
+        const needles = id.charsets.flatMap((cs) => canaryNeedles(text, cs));
+        if (needles.some((n) => kept.includes(n))) continue; // also the value of a kept attribute
+        searched++;
+        if (needles.some((n) => output.includes(n))) leaks.push(`${rel}: removed value ${JSON.stringify(text)}`);
+      }
+      for (const uid of id.uids) {
+        // e.g. ContextGroupExtensionCreatorUID (U) holding the same organisation UID as a kept CodingSchemeUID
+        if (kept.includes(uid, 0, 'latin1')) continue;
+        uidsSearched++;
+        // Bounded: not a prefix of a longer UID (kept or new).
+        const at = output.indexOf(uid, 0, 'latin1');
+        if (at >= 0 && !/[0-9.]/.test(String.fromCharCode(output[at + uid.length] ?? 0))) leaks.push(`${rel}: original UID ${uid}`);
+      }
+      for (const b of id.binaries) if (!kept.includes(b) && output.includes(b)) leaks.push(`${rel}: removed binary value`);
+    }
+    assert.deepEqual(leaks, []);
+    assert.ok(searched > 300 && uidsSearched > 150, `searched ${searched} values, ${uidsSearched} UIDs`);
   });
 
+  test('scan-leaks.py over the originals and the outputs reports no hit', async () => {
+    const scan = await scanLeaks(SAMPLES_DIR, [path.join(work, 'basic')], { options: [] });
+    assert.equal(scan.exitCode, 0, scan.hits.map((h) => `${h.file.slice(work.length)} ${h.kind} ${h.value} (${h.form}) from ${h.origins[0]?.original} ${h.origins[0]?.tag}`).join('\n'));
+    assert.ok(scan.valuesSearched > 100 && scan.outputFiles === ACCEPTED.length, scan.summary);
+  });
+});
+
+// --- dates, representations, malformed input -------------------------------------------------------
+
+/** Part 10 bytes of `rel` with some header elements set, via our own reader and writer. */
+async function withElements(rel: string, elements: readonly DataElement[]): Promise<Buffer> {
+  const reader = new Part10Reader();
+  async function* patched(): AsyncGenerator<Part10Event> {
+    for await (const ev of reader.read([sample(rel)])) {
+      if (ev.type !== 'header') yield ev;
+      else {
+        const dataset = [...ev.header.dataset];
+        for (const el of elements) setElement(dataset, el);
+        yield { type: 'header', header: { ...ev.header, dataset } };
+      }
+    }
+  }
+  return collect(writePart10(patched()));
+}
+
+const day = (da: string): number => Date.UTC(Number(da.slice(0, 4)), Number(da.slice(4, 6)) - 1, Number(da.slice(6, 8))) / 86_400_000;
+
+describe('dates, two representations, malformed input', () => {
   test('two studies of one patient keep their day interval under Modified Dates', async () => {
     const policy = createPolicy({ secret: SECRET, profile: { retainLongitudinalTemporalModifiedDates: true } });
-    const base = (await readPart10Buffer(sample('transfer-syntax/MR_small.dcm'))).header;
-    const json = datasetToJson(base.dataset, [], base.encoding.littleEndian);
-    const study = (date: string, uid: string) => ({ ...json, '00080020': { vr: 'DA', Value: [date] }, '0020000D': { vr: 'UI', Value: [uid] } });
-    const first = deidentifyJson(policy, study('20200110', '1.2.3.1') as never);
-    const second = deidentifyJson(policy, study('20200305', '1.2.3.2') as never);
-    const day = (d: unknown) => Date.UTC(Number(String(d).slice(0, 4)), Number(String(d).slice(4, 6)) - 1, Number(String(d).slice(6, 8))) / 86_400_000;
-    const [a, b] = [first['00080020']?.Value?.[0], second['00080020']?.Value?.[0]];
-    assert.notEqual(a, '20200110', 'the date moved');
-    assert.equal(day(b) - day(a), day('20200305') - day('20200110'));
+    const text = (s: string) => Buffer.from(s.length % 2 ? `${s}\0` : s, 'latin1');
+    const study = (date: string, uid: string) =>
+      withElements('transfer-syntax/CT1_UNC.explicit_little_endian.dcm', [
+        { tag: 0x00080020, vr: 'DA', value: text(date) },
+        { tag: 0x00080021, vr: 'DA', value: text(date) },
+        { tag: 0x0020000d, vr: 'UI', value: text(uid) },
+      ]);
+    // Each study de-identified in its own session, as two separate requests would be.
+    const [a, b] = await Promise.all([
+      study('20200110', '1.2.826.0.1.3680043.2.1125.9.1').then((f) => rewritePart10Buffer(f, createSession(policy))),
+      study('20210305', '1.2.826.0.1.3680043.2.1125.9.2').then((f) => rewritePart10Buffer(f, createSession(policy))),
+    ]);
+    const [da, db] = [(await readPart10Buffer(a.output)).header.dataset, (await readPart10Buffer(b.output)).header.dataset];
+    for (const tag of [0x00080020, 0x00080021]) {
+      const [x, y] = [asciiValue(da, tag) ?? '', asciiValue(db, tag) ?? ''];
+      assert.match(x, /^\d{8}$/);
+      assert.notEqual(x, '20200110', 'the date moved');
+      assert.equal(day(y) - day(x), day('20210305') - day('20200110'));
+    }
+    assert.notEqual(asciiValue(da, 0x0020000d), asciiValue(db, 0x0020000d));
+    assert.equal(asciiValue(da, 0x00100020), asciiValue(db, 0x00100020), 'one patient pseudonym');
+    // Another patient gets another offset (with this secret).
+    const otherPatient = await withElements('transfer-syntax/CT1_UNC.explicit_little_endian.dcm', [{ tag: 0x00080020, vr: 'DA', value: text('20200110') }, { tag: 0x00100020, vr: 'LO', value: text('OTHER-PATIENT-7') }]);
+    const dc = (await readPart10Buffer((await rewritePart10Buffer(otherPatient, createSession(policy))).output)).header.dataset;
+    assert.notEqual(asciiValue(dc, 0x00080020), asciiValue(da, 0x00080020));
   });
 
-  test('one decision, two representations: json(deid(file)) equals deid(json(file)) for every sample', async () => {
-    const policy = createPolicy({ secret: SECRET, profile: { retainLongitudinalTemporalModifiedDates: true, retainSafePrivate: true } });
-    const toJson = async (buf: Buffer) => {
-      const { header } = await readPart10Buffer(buf);
-      return datasetToJson(header.dataset, [], header.encoding.littleEndian);
+  test('one decision, two representations: json(deid(file)) equals deid(json(file)) for every sample and profile', async () => {
+    const toJson = async (buf: Buffer): Promise<JsonDataset> => {
+      const { header, trailer } = await readPart10Buffer(buf);
+      return datasetToJson([...header.dataset, ...trailer], [], header.encoding.littleEndian);
     };
+    const canonical = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1))) : x));
+    const differences: string[] = [];
     let compared = 0;
-    for (const f of files.filter((x) => !REFUSED.has(x))) {
-      const viaJson = deidentifyJson(createSession(policy), (await toJson(sample(f))) as never);
-      const viaPart10 = await toJson((await rewritePart10Buffer(sample(f), createSession(policy))).output);
-      const keys = [...new Set([...Object.keys(viaJson), ...Object.keys(viaPart10)])].sort();
-      const differing = keys.filter((k) => JSON.stringify(viaJson[k]) !== JSON.stringify((viaPart10 as Record<string, unknown>)[k]));
-      assert.deepEqual(differing, [], f);
-      compared++;
+    for (const name of Object.keys(PROFILES)) {
+      for (const rel of ACCEPTED) {
+        const viaJson = deidentifyJson(createSession(policyOf(name)), await toJson(sample(rel)));
+        const viaPart10 = await toJson(out(name, rel));
+        const keys = [...new Set([...Object.keys(viaJson), ...Object.keys(viaPart10)])].sort();
+        for (const k of keys) if (canonical(viaJson[k]) !== canonical(viaPart10[k])) differences.push(`${name}/${rel} ${k}: json ${canonical(viaJson[k]).slice(0, 120)} part10 ${canonical(viaPart10[k]).slice(0, 120)}`);
+        compared++;
+      }
     }
-    assert.equal(compared, files.length - REFUSED.size);
+    assert.deepEqual(differences.slice(0, 20), []);
+    assert.equal(compared, ACCEPTED.length * Object.keys(PROFILES).length);
+  });
+
+  test('every malformed file in edge-cases, and truncated or corrupted copies of it, de-identifies or fails with a typed error within a time bound', async () => {
+    const BOUND_MS = 5000;
+    const edge = FILES.filter((f) => f.startsWith('edge-cases/'));
+    assert.ok(edge.length >= 14);
+    let rnd = 0x2545f491; // xorshift32: the same mutations every run
+    const next = (n: number): number => {
+      rnd ^= rnd << 13;
+      rnd ^= rnd >>> 17;
+      rnd ^= rnd << 5;
+      return (rnd >>> 0) % n;
+    };
+    const cases: { label: string; bytes: Buffer }[] = [];
+    for (const rel of edge) {
+      const bytes = sample(rel);
+      cases.push({ label: rel, bytes });
+      for (let i = 0; i < 8; i++) {
+        const cut = next(bytes.length);
+        cases.push({ label: `${rel} cut at ${cut}`, bytes: bytes.subarray(0, cut) });
+        const flipped = Buffer.from(bytes);
+        const at = next(Math.min(bytes.length, 4096));
+        flipped[at] = (flipped[at] as number) ^ (1 << next(8));
+        cases.push({ label: `${rel} bit flip at ${at}`, bytes: flipped });
+      }
+    }
+    const problems: string[] = [];
+    let refused = 0;
+    await inBatches(cases, async ({ label, bytes }) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), BOUND_MS)));
+      const attempt = rewritePart10Buffer(bytes, createSession(policyOf('basic'))).then(
+        (r) => ({ ok: true as const, output: r.output }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+      const result = await Promise.race([attempt, timeout]);
+      clearTimeout(timer);
+      if (result === 'timeout') return void problems.push(`${label}: no result within ${BOUND_MS} ms`);
+      if (!result.ok) {
+        refused++;
+        const e = result.error;
+        if (!((e instanceof DicomError || e instanceof DeidError) && typeof e.code === 'string')) problems.push(`${label}: untyped ${String(e)}`);
+        return;
+      }
+      // Accepted: the output must itself be readable DICOM that carries the de-identification mark.
+      const back = await readPart10Buffer(result.output).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+      if (back instanceof Error) problems.push(`${label}: output does not re-read (${(back as { code?: string }).code})`);
+      else if (asciiValue(back.header.dataset, 0x00120062) !== 'YES') problems.push(`${label}: PatientIdentityRemoved missing`);
+    }, 16);
+    assert.deepEqual(problems, []);
+    assert.ok(refused >= REFUSED.size, `${refused} refused`);
   });
 });
