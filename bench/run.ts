@@ -1,7 +1,6 @@
 // `npm run bench` (after bench/engine.ts): gateway figures measured side by side in one run, reported as ratios and medians (these
 // machines are noisy). Writes a markdown table to stdout and JSON to bench/results/.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadIntoOrthanc, startOrthanc } from '../src/demo/orthanc-process.ts';
@@ -18,7 +17,6 @@ const MB = 1024 * 1024;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const results: Record<string, unknown> = {};
 const rows: string[] = [];
-const work = mkdtempSync(join(tmpdir(), 'deid-bench-'));
 
 async function timed<T>(fn: () => Promise<T>): Promise<number> {
   const t0 = process.hrtime.bigint();
@@ -98,14 +96,10 @@ async function retrieval(): Promise<void> {
   }
 }
 
-try {
-  await retrieval();
-  const table = ['| measurement | medians | ratio |', '|---|---|---|', ...rows].join('\n');
-  process.stdout.write(`\n${table}\n`);
-  const dir = resolve(import.meta.dirname, 'results');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2));
-} finally {
-  rmSync(work, { recursive: true, force: true });
-}
+await retrieval();
+const table = ['| measurement | medians | ratio |', '|---|---|---|', ...rows].join('\n');
+process.stdout.write(`\n${table}\n`);
+const dir = resolve(import.meta.dirname, 'results');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2));
 

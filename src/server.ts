@@ -50,8 +50,9 @@ export async function startGateway(
     sharedSecret: config.auth.sharedSecret ? readSecret(config.auth.sharedSecret, env) : undefined,
   });
   const store = openStore(config);
-  const deidentified = config.deid ? researcherView(config, env, upstream, store, logger) : undefined;
-  const upload = config.deid ? uploadView(config, env, upstream, store, logger) : undefined;
+  const secret = config.deid ? readSecret(config.deid.secret, env) : undefined;
+  const deidentified = secret ? researcherView(config, secret, upstream, store, logger) : undefined;
+  const upload = secret ? uploadView(config, secret, upstream, store, logger) : undefined;
   const app = createApp({
     deidentified,
     upload,
@@ -139,15 +140,8 @@ export function policyFor(config: GatewayConfig, role: 'researcher' | 'uploader'
   }
 }
 
-function researcherView(
-  config: GatewayConfig,
-  env: NodeJS.ProcessEnv,
-  upstream: Upstream,
-  store: PseudonymStore,
-  logger: Logger,
-): DeidentifiedView {
+function researcherView(config: GatewayConfig, secret: string, upstream: Upstream, store: PseudonymStore, logger: Logger): DeidentifiedView {
   const deid = config.deid as NonNullable<GatewayConfig['deid']>;
-  const secret = readSecret(deid.secret, env);
   return {
     policy: policyFor(config, 'researcher', secret, logger),
     store,
@@ -158,10 +152,10 @@ function researcherView(
   };
 }
 
-function uploadView(config: GatewayConfig, env: NodeJS.ProcessEnv, upstream: Upstream, store: PseudonymStore, logger: Logger): StowView {
+function uploadView(config: GatewayConfig, secret: string, upstream: Upstream, store: PseudonymStore, logger: Logger): StowView {
   const deid = config.deid as NonNullable<GatewayConfig['deid']>;
   return {
-    policy: policyFor(config, 'uploader', readSecret(deid.secret, env), logger),
+    policy: policyFor(config, 'uploader', secret, logger),
     store,
     upstream,
     maxHeaderBytes: deid.maxHeaderBytes,

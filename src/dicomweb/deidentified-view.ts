@@ -1,8 +1,8 @@
 import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { createSession } from '../deid/deidentify.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
-import { UnknownResourceError, UpstreamStatusError } from './errors.ts';
-import type { Upstream, UpstreamResponse } from './upstream.ts';
+import { UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
+import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
 
 /** Everything a de-identified transaction needs. */
 export interface DeidentifiedView {
@@ -57,8 +57,9 @@ export interface SavingSession {
   flush(): Promise<void>;
 }
 
-export function savingSession(view: DeidentifiedView, fresh = false): SavingSession {
-  const session = createSession(view.policy, { fresh });
+/** One per response or upload: keyed, or fresh when the policy says so (PS3.15 E.1.1 pseudonyms). */
+export function savingSession(view: { readonly policy: DeidPolicy; readonly store: PseudonymStore }): SavingSession {
+  const session = createSession(view.policy);
   let saved = 0;
   return {
     session,
@@ -78,4 +79,12 @@ export function savingSession(view: DeidentifiedView, fresh = false): SavingSess
 export function refuseUpstreamError(res: UpstreamResponse): never {
   res.body.resume();
   throw new UpstreamStatusError(res.statusCode);
+}
+
+/** Anything that goes wrong while reading the PACS's answer: the caller gets an error, never raw bytes. */
+export function unusable(error: unknown): unknown {
+  const classified = classify(error);
+  if (classified !== error) return classified;
+  if (error instanceof Error && 'code' in error && /^(UPSTREAM_|DICOMWEB_|STORE_)/.test(String(error.code))) return error;
+  return new UpstreamUnusableError(error instanceof Error && 'code' in error ? String(error.code) : 'unreadable', { cause: error });
 }

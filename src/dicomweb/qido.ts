@@ -7,11 +7,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSession, deidentifyJson, type DicomJsonDataset, type DicomJsonElement } from '../deid/deidentify.ts';
 import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
 import { parseTag, tagToHex } from '../dicom/tag.ts';
-import { originalPath, originalUid, refuseUpstreamError, savingSession, uidPath, type DeidentifiedView, type ResourcePath } from './deidentified-view.ts';
+import { originalPath, originalUid, refuseUpstreamError, savingSession, uidPath, unusable, type DeidentifiedView, type ResourcePath } from './deidentified-view.ts';
 import { BadRequestError, UnknownResourceError } from './errors.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { writeChunk } from './response-writer.ts';
-import { unusable } from './wado.ts';
 
 export type QueryLevel = 'study' | 'series' | 'instance';
 

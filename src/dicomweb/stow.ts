@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createSession, type DeidPolicy, type DeidSession } from '../deid/deidentify.ts';
+import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
+import { savingSession, type SavingSession } from './deidentified-view.ts';
 import { rewritePart10 } from '../deid/rewrite-part10.ts';
 import { asciiValue } from '../dicom/dataset.ts';
 import { Part10Reader } from '../dicom/part10-reader.ts';
@@ -73,11 +74,6 @@ export interface PartSource {
   contentType?: string;
 }
 
-/** A session for one upload: keyed by default, or fresh when config says so (PS3.15 E.1.1 pseudonyms). */
-export function uploadSession(view: StowView): DeidSession {
-  return createSession(view.policy);
-}
-
 const SOP_CLASS = 0x00080016;
 const SOP_INSTANCE = 0x00080018;
 const STUDY = 0x0020000d;
@@ -89,7 +85,7 @@ const SERIES = 0x0020000e;
  */
 export async function storePart(
   view: StowView,
-  session: DeidSession,
+  saving: SavingSession,
   part: PartSource,
   targetStudy: string | undefined,
   signal?: AbortSignal,
@@ -100,10 +96,10 @@ export async function storePart(
   const body = part.body[Symbol.asyncIterator]();
   const guarded: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next: () => body.next() }) };
   try {
-    const { output } = rewritePart10(guarded, session, { maxHeaderBytes: view.maxHeaderBytes });
+    const { output } = rewritePart10(guarded, saving.session, { maxHeaderBytes: view.maxHeaderBytes });
     await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
     const ids = await identifiersOf(file, view.maxHeaderBytes);
-    const original = originalsOf(session, ids);
+    const original = originalsOf(saving.session, ids);
     if (!ids.sopInstance || !ids.sopClass || !ids.study) {
       return { failed: { ...original, reason: FailureReason.dataSetDoesNotMatchSopClass } };
     }
@@ -111,7 +107,7 @@ export async function storePart(
       return { failed: { sopClass: ids.sopClass, sopInstance: ids.sopInstance, reason: FailureReason.studyInstanceUidMismatch } };
     }
     // Pseudonyms are durable before the PACS or the caller sees them.
-    await view.store.save(session.pairs());
+    await saving.flush();
     const reason = await sendUpstream(view, file, signal);
     if (reason !== undefined) return { failed: { sopClass: ids.sopClass, sopInstance: ids.sopInstance, reason } };
     return { stored: ids };
@@ -238,7 +234,7 @@ export async function storeDeidentified(
   res.once('close', () => {
     if (!res.writableFinished) abort.abort();
   });
-  const session = uploadSession(view);
+  const saving = savingSession(view);
   const outcome: StowOutcome = { stored: [], failed: [] };
   let parts = 0;
   try {
@@ -250,7 +246,7 @@ export async function storeDeidentified(
         outcome.failed.push({ reason: FailureReason.sopClassNotSupported });
         continue;
       }
-      const result = await storePart(view, session, { body: part.body, contentType: type }, r.targetStudy, abort.signal);
+      const result = await storePart(view, saving, { body: part.body, contentType: type }, r.targetStudy, abort.signal);
       if (result.stored) outcome.stored.push(result.stored);
       if (result.failed) outcome.failed.push(result.failed);
     }

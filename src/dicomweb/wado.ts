@@ -11,13 +11,14 @@ import {
   refuseUpstreamError,
   savingSession,
   uidPath,
+  unusable,
   type DeidentifiedView,
   type ResourcePath,
 } from './deidentified-view.ts';
 import { ResourceRefusedError, UnknownResourceError, UpstreamUnusableError } from './errors.ts';
+import type { UpstreamResponse } from './upstream.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { writeChunk } from './response-writer.ts';
-import { classify } from './upstream.ts';
 
 const PIXEL_DATA_TAGS = new Set([0x7fe00010, 0x7fe00008, 0x7fe00009]);
 
@@ -116,11 +117,7 @@ function fixBulkDataUris(dataset: DicomJsonDataset, publicBase: string): void {
 export async function retrieveInstances(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: RetrieveRequest) {
   const original = await originalPath(view, r.path);
   const upstreamRes = await fetchUpstream(view, req, res, `${uidPath(original)}${r.query}`);
-  const contentType = String(upstreamRes.headers['content-type'] ?? '');
-  if (!/^multipart\/related/i.test(contentType)) {
-    upstreamRes.body.resume();
-    throw new UpstreamUnusableError('not multipart/related');
-  }
+  const contentType = multipartTypeOf(upstreamRes);
   const boundary = newBoundary();
   const { session, flush } = savingSession(view);
   let started = false;
@@ -168,11 +165,7 @@ export async function retrievePixels(view: DeidentifiedView, req: IncomingMessag
   }
   const original = await originalPath(view, r.path);
   const upstreamRes = await fetchUpstream(view, req, res, `${uidPath(original)}${r.resource}${r.query}`);
-  const contentType = String(upstreamRes.headers['content-type'] ?? '');
-  if (!/^multipart\/related/i.test(contentType)) {
-    upstreamRes.body.resume();
-    throw new UpstreamUnusableError('not multipart/related');
-  }
+  const contentType = multipartTypeOf(upstreamRes);
   const boundary = newBoundary();
   let started = false;
   try {
@@ -221,10 +214,10 @@ function withBoundary(contentType: string, boundary: string): string {
   return contentType.replace(/boundary=("[^"]*"|[^;]*)/i, `boundary=${boundary}`);
 }
 
-/** Anything that goes wrong while reading the PACS's answer: the caller gets an error, never raw bytes. */
-export function unusable(error: unknown): unknown {
-  const classified = classify(error);
-  if (classified !== error) return classified;
-  if (error instanceof Error && 'code' in error && /^(UPSTREAM_|DICOMWEB_|STORE_)/.test(String(error.code))) return error;
-  return new UpstreamUnusableError(error instanceof Error && 'code' in error ? String(error.code) : 'unreadable', { cause: error });
+/** The upstream body's multipart/related media type; anything else is refused unread. */
+function multipartTypeOf(upstreamRes: UpstreamResponse): string {
+  const contentType = String(upstreamRes.headers['content-type'] ?? '');
+  if (/^multipart\/related/i.test(contentType)) return contentType;
+  upstreamRes.body.resume();
+  throw new UpstreamUnusableError('not multipart/related');
 }

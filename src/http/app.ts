@@ -95,21 +95,20 @@ function transactionHandler(route: DicomwebRoute, options: AppOptions) {
 }
 
 async function serveDeidentified(route: DicomwebRoute, req: Request, res: Response, options: AppOptions): Promise<void> {
-  const host = req.headers.host;
-  if (!host || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) throw new BadRequestError('HTTP_BAD_HOST', 'the Host header is missing or malformed');
+  const host = hostOf(req);
+  if (!host) throw new BadRequestError('HTTP_BAD_HOST', 'the Host header is missing or malformed');
   const publicBase = `${req.protocol}://${host}${options.basePath}`;
-  if (route.resource === 'store') {
-    if (!options.upload) throw new DeidentificationUnavailableError(route.transaction);
-    const study = (req.params as Record<string, unknown>)['study'];
-    await storeDeidentified(options.upload, req, res, { targetStudy: typeof study === 'string' ? study : undefined, publicBase });
-    return;
-  }
-  const view = options.deidentified;
-  if (!view) throw new DeidentificationUnavailableError(route.transaction);
   const param = (name: string) => {
     const value = (req.params as Record<string, unknown>)[name];
     return typeof value === 'string' ? value : undefined;
   };
+  if (route.resource === 'store') {
+    if (!options.upload) throw new DeidentificationUnavailableError(route.transaction);
+    await storeDeidentified(options.upload, req, res, { targetStudy: param('study'), publicBase });
+    return;
+  }
+  const view = options.deidentified;
+  if (!view) throw new DeidentificationUnavailableError(route.transaction);
   const path = { study: param('study'), series: param('series'), instance: param('instance') };
   const queryAt = req.originalUrl.indexOf('?');
   const query = queryAt >= 0 ? req.originalUrl.slice(queryAt) : '';
@@ -137,7 +136,12 @@ async function serveDeidentified(route: DicomwebRoute, req: Request, res: Respon
  * unquoted although RFC 7239 quotes a value with `:`, because Orthanc copies the quotes into its URLs.
  */
 function forwardedFor(req: Request): string | undefined {
+  const host = hostOf(req);
+  return host ? `host=${host};proto=${req.protocol}` : undefined;
+}
+
+/** The request's Host, if it is a plain host[:port]; it goes into URLs the gateway builds. */
+function hostOf(req: Request): string | undefined {
   const host = req.headers.host;
-  if (!host || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) return undefined;
-  return `host=${host};proto=${req.protocol}`;
+  return host && /^[A-Za-z0-9.\-:[\]]+$/.test(host) ? host : undefined;
 }

@@ -5,9 +5,9 @@ import multer from 'multer';
 import { treatmentFor, type RoleOptions } from '../auth/role.ts';
 import type { TokenVerifier } from '../auth/token.ts';
 import type { Role } from '../config/schema.ts';
-import type { DeidSession } from '../deid/deidentify.ts';
 import { BadRequestError, DeidentificationUnavailableError, DicomwebError } from '../dicomweb/errors.ts';
-import { FailureReason, storePart, uploadSession, type StowView } from '../dicomweb/stow.ts';
+import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
+import { FailureReason, storePart, type StowView } from '../dicomweb/stow.ts';
 import { authenticate } from './auth.ts';
 
 const ASSETS = new URL('./upload-page/', import.meta.url);
@@ -28,7 +28,7 @@ interface FileResult {
   reason?: string;
 }
 
-const sessions = new WeakMap<IncomingMessage, DeidSession>();
+const sessions = new WeakMap<IncomingMessage, SavingSession>();
 
 /**
  * A multer storage engine that never keeps the file: its stream goes through the de-identifying
@@ -38,7 +38,7 @@ class DeidentifyingStorage implements multer.StorageEngine {
   constructor(private readonly view: StowView) {}
 
   _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
-    const session = sessions.get(req) ?? uploadSession(this.view);
+    const session = sessions.get(req) ?? savingSession(this.view);
     sessions.set(req, session);
     storePart(this.view, session, { body: file.stream }, undefined).then(
       (result) => {
