@@ -2,11 +2,12 @@
 # Installs what the gateway, its demo and its tests need, only where it is missing:
 # npm packages (from package-lock.json) and Debian packages (Orthanc with DICOMweb, dcmtk, dicom3tools,
 # chromium for the browser tests,
-# gdcm tools, pydicom for the shared leak scanner).
+# gdcm tools, pydicom for the shared leak scanner, PostgreSQL for the shared-store tests), and the
+# prebuilt OHIF viewer (npm pack @ohif/app, unpacked under .viewer/, never committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools python3-pydicom chromium)
+DEBS=(orthanc orthanc-dicomweb dcmtk dicom3tools libgdcm-tools python3-pydicom chromium postgresql)
 missing=()
 for pkg in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -24,4 +25,16 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "setup: installing npm packages" >&2
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
+fi
+
+# OHIF's prebuilt dist/ (ECOSYSTEM.md: do not npm install it; it pulls webpack loaders).
+OHIF_VERSION=3.13.2
+viewer=.viewer
+if [ ! -f "$viewer/.version" ] || [ "$(cat "$viewer/.version")" != "$OHIF_VERSION" ]; then
+  echo "setup: fetching @ohif/app@$OHIF_VERSION" >&2
+  rm -rf "$viewer" && mkdir -p "$viewer"
+  tarball=$(cd "$viewer" && npm pack --silent "@ohif/app@$OHIF_VERSION")
+  tar -xzf "$viewer/$tarball" -C "$viewer" package/dist
+  mv "$viewer/package/dist" "$viewer/dist" && rm -rf "$viewer/package" "$viewer/$tarball"
+  echo "$OHIF_VERSION" > "$viewer/.version"
 fi
