@@ -1,105 +1,288 @@
-// `npm run bench` (after bench/engine.ts): gateway figures measured side by side in one run, reported as ratios and medians (these
-// machines are noisy). Writes a markdown table to stdout and JSON to bench/results/.
+// `npm run bench` (after bench/engine.ts): gateway figures measured side by side in one run, reported
+// as medians and ratios (these machines are noisy: compare within a run, never across runs). Writes a
+// markdown table to stdout and the same figures as JSON to bench/results/ (git-ignored).
+//
+//   node --import tsx bench/run.ts [--study-mb 1024] [--rounds 3] [--memory-factor 4] [--latency-requests 60] [--cpu-prof]
+//
+// 1. WADO-RS study retrieval, Orthanc direct / gateway as clinician / gateway as researcher, 1 and 8 clients.
+// 2. Series metadata and QIDO latency, p50/p99, and the gateway's overhead over direct.
+// 3. Peak gateway RSS while streaming the study at 1x and at `memory-factor`x size (a fresh gateway
+//    process for each, so each peak is its own).
+// 4. A user's alternative: Orthanc's own /studies/{id}/anonymize, then retrieval of the anonymized
+//    copy, against the researcher's on-the-fly retrieval of the same study (time to the last byte).
+// --cpu-prof writes a V8 CPU profile of the gateway process to bench/results/.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadIntoOrthanc, startOrthanc } from '../src/demo/orthanc-process.ts';
-import { makeKeys, memoryOf, signToken, spawnGateway } from '../test/helpers/gateway.ts';
-import { syntheticCtStudy, syntheticStudyUid } from './synthetic.ts';
+import { loadIntoOrthanc, startOrthanc, type OrthancProcess } from '../src/demo/orthanc-process.ts';
+import { makeKeys, memoryOf, signToken, spawnGateway, type TestKeys } from '../test/helpers/gateway.ts';
+import { CT_INSTANCE_BYTES, syntheticCtStudy, syntheticSeriesUid, syntheticStudyUid } from './synthetic.ts';
 
 const { values } = parseArgs({
   options: {
     'study-mb': { type: 'string', default: '1024' },
     rounds: { type: 'string', default: '3' },
+    'memory-factor': { type: 'string', default: '4' },
+    'latency-requests': { type: 'string', default: '60' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const MB = 1024 * 1024;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const ROUNDS = Number(values.rounds);
+const RESULTS = resolve(import.meta.dirname, 'results');
+const median = (xs: readonly number[]) => quantile(xs, 0.5);
+function quantile(xs: readonly number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
+}
 const results: Record<string, unknown> = {};
 const rows: string[] = [];
 
-async function timed<T>(fn: () => Promise<T>): Promise<number> {
+/** Study numbers of the synthetic studies (bench/synthetic.ts makes their UIDs). */
+const STUDY = { main: 2, latency: 3, large: 4 } as const;
+const ACCEPT = { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' };
+
+if (values['cpu-prof']) {
+  mkdirSync(RESULTS, { recursive: true });
+  process.env['DEID_GATEWAY_NODE_ARGS'] = `--cpu-prof --cpu-prof-dir=${RESULTS}`;
+}
+
+async function seconds(fn: () => Promise<unknown>): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
+/** Reads a response to its end; an aborted one throws (and is counted by the caller, never hidden). */
 async function drain(url: string, headers: Record<string, string>): Promise<number> {
   const res = await fetch(url, { headers });
-  if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
+  if (res.status !== 200) throw new Error(`${res.status} from ${new URL(url).pathname.split('/').slice(0, 3).join('/')}`);
   let n = 0;
   for await (const chunk of res.body as ReadableStream<Uint8Array>) n += chunk.byteLength;
   return n;
 }
 
-/** WADO-RS study retrieval: Orthanc direct, gateway as clinician, gateway as researcher. */
-async function retrieval(): Promise<void> {
-  const instances = Math.max(1, Math.round((Number(values['study-mb']) * MB) / (530 * 1024)));
-  const orthanc = await startOrthanc();
-  const keys = await makeKeys();
-  try {
-    await loadIntoOrthanc(orthanc.httpUrl, (function* () {
+async function load(orthanc: OrthancProcess, study: number, instances: number): Promise<void> {
+  const { refused } = await loadIntoOrthanc(
+    orthanc.httpUrl,
+    (function* () {
       let i = 0;
-      for (const bytes of syntheticCtStudy(instances, 2)) yield { name: `ct-${i++}`, bytes };
-    })());
-    const gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
-    const clinician = { authorization: `Bearer ${await signToken(keys, { roles: ['clinician'] })}` };
-    const researcher = { authorization: `Bearer ${await signToken(keys, { roles: ['researcher'] })}` };
-    const accept = { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' };
-    // The researcher navigates by pseudonym: find it by QIDO, as a client would.
-    const studies = (await (await fetch(`${gateway.base}/studies?ModalitiesInStudy=CT&includefield=0020000D`, { headers: researcher })).json()) as Record<string, { Value: string[] }>[];
-    const original = syntheticStudyUid(2);
-    const pseudonym = studies.map((s) => s['0020000D']?.Value[0]).find((uid) => uid !== undefined) as string;
-    const rssBefore = (await memoryOf(gateway.pid)).rss;
-    const aborted: Record<string, number> = {};
-    for (const concurrency of [1, 8]) {
-      const rates: Record<string, number[]> = { direct: [], clinician: [], researcher: [] };
-      for (let r = 0; r < Number(values.rounds); r++) {
-        for (const [name, url, headers] of [
-          ['direct', `${orthanc.dicomWebUrl}/studies/${original}`, accept],
-          ['clinician', `${gateway.base}/studies/${original}`, { ...accept, ...clinician }],
-          ['researcher', `${gateway.base}/studies/${pseudonym}`, { ...accept, ...researcher }],
-        ] as const) {
-          let bytes = 0;
-          let failed = 0;
-          const s = await timed(async () => {
-            const sizes = await Promise.all(
-              Array.from({ length: concurrency }, () =>
-                drain(url, headers).catch((error: unknown) => {
-                  // Counted and reported, not hidden: an aborted response is a finding.
-                  failed++;
-                  process.stderr.write(`${name} (${concurrency}): ${String((error as { cause?: unknown }).cause ?? error)}\n`);
-                  return 0;
-                }),
-              ),
-            );
-            bytes = sizes.reduce((a, b) => a + b, 0);
-          });
-          aborted[name] = (aborted[name] ?? 0) + failed;
-          if (failed === 0) rates[name]?.push(bytes / MB / s);
-        }
+      for (const bytes of syntheticCtStudy(instances, study)) yield { name: `ct-${study}-${i++}`, bytes };
+    })(),
+  );
+  if (refused.length > 0) throw new Error(`Orthanc refused ${refused.length} synthetic instances`);
+}
+
+interface Clients {
+  readonly base: string;
+  readonly clinician: Record<string, string>;
+  readonly researcher: Record<string, string>;
+}
+
+async function clientsFor(keys: TestKeys, base: string): Promise<Clients> {
+  return {
+    base,
+    clinician: { authorization: `Bearer ${await signToken(keys, { roles: ['clinician'] })}` },
+    researcher: { authorization: `Bearer ${await signToken(keys, { roles: ['researcher'] })}` },
+  };
+}
+
+/**
+ * The researcher navigates by pseudonym, found by QIDO as a client would: each synthetic study has its
+ * own instance count (Number of Study Related Instances, which the profile keeps).
+ */
+async function pseudonymOf(c: Clients, level: 'studies' | 'series', study: number): Promise<{ study: string; series?: string }> {
+  type Json = Record<string, { Value?: unknown[] }>[];
+  const get = async (path: string) => (await (await fetch(`${c.base}${path}`, { headers: c.researcher })).json()) as Json;
+  const found = (await get('/studies?includefield=00201208&limit=1000')).find((s) => s['00201208']?.Value?.[0] === instancesOf[study]);
+  const uid = found?.['0020000D']?.Value?.[0];
+  if (typeof uid !== 'string') throw new Error(`no pseudonymous study found for synthetic study ${study}`);
+  if (level === 'studies') return { study: uid };
+  const series = (await get(`/studies/${uid}/series`))[0]?.['0020000E']?.Value?.[0];
+  if (typeof series !== 'string') throw new Error(`no series in synthetic study ${study}`);
+  return { study: uid, series };
+}
+const instancesOf: Record<number, number> = {};
+
+// --- 1. retrieval throughput ----------------------------------------------------------------------
+
+async function retrieval(orthanc: OrthancProcess, c: Clients, pid: number, instances: number): Promise<void> {
+  const pseudonym = (await pseudonymOf(c, 'studies', STUDY.main)).study;
+  const original = syntheticStudyUid(STUDY.main);
+  const rssBefore = (await memoryOf(pid)).rss;
+  const aborted: Record<string, number> = {};
+  for (const concurrency of [1, 8]) {
+    const rates: Record<string, number[]> = { direct: [], clinician: [], researcher: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const [name, url, headers] of [
+        ['direct', `${orthanc.dicomWebUrl}/studies/${original}`, ACCEPT],
+        ['clinician', `${c.base}/studies/${original}`, { ...ACCEPT, ...c.clinician }],
+        ['researcher', `${c.base}/studies/${pseudonym}`, { ...ACCEPT, ...c.researcher }],
+      ] as const) {
+        let bytes = 0;
+        let failed = 0;
+        const s = await seconds(async () => {
+          const sizes = await Promise.all(
+            Array.from({ length: concurrency }, () =>
+              drain(url, headers).catch((error: unknown) => {
+                failed++;
+                process.stderr.write(`${name} (${concurrency}): ${String((error as { cause?: unknown }).cause ?? error)}\n`);
+                return 0;
+              }),
+            ),
+          );
+          bytes = sizes.reduce((a, b) => a + b, 0);
+        });
+        aborted[name] = (aborted[name] ?? 0) + failed;
+        if (failed === 0) rates[name]?.push(bytes / MB / s);
       }
-      const m = (k: string) => median(rates[k] as number[]);
-      results[`retrieval-${concurrency}`] = { instances, rates, researcherOverClinician: m('researcher') / m('clinician'), clinicianOverDirect: m('clinician') / m('direct') };
-      rows.push(`| WADO-RS study (${instances} CT, ${concurrency} client${concurrency > 1 ? 's' : ''}): MB/s direct / clinician / researcher | ${m('direct').toFixed(0)} / ${m('clinician').toFixed(0)} / ${m('researcher').toFixed(0)} | researcher/clinician ${(m('researcher') / m('clinician')).toFixed(2)}, clinician/direct ${(m('clinician') / m('direct')).toFixed(2)} |`);
-      // VmHWM only grows, so the peak read after the 1-client rounds is that of single streams.
-      const peak = (await memoryOf(gateway.pid)).peak;
-      results[`memory-${concurrency}`] = { rssBeforeMB: rssBefore / MB, peakMB: peak / MB };
-      rows.push(`| gateway peak RSS, up to ${concurrency} concurrent stream${concurrency > 1 ? 's' : ''} of the study | ${(rssBefore / MB).toFixed(0)} MB before, ${(peak / MB).toFixed(0)} MB peak | growth ${((peak - rssBefore) / MB).toFixed(0)} MB |`);
     }
-    results['abortedResponses'] = aborted;
-    if (Object.values(aborted).some((n) => n > 0)) rows.push(`| aborted responses (see stderr) | ${JSON.stringify(aborted)} | rounds with one are left out |`);
-    await gateway.stop();
-  } finally {
-    await orthanc.stop();
-    rmSync(keys.dir, { recursive: true, force: true });
+    const m = (k: string) => median(rates[k] as number[]);
+    results[`retrieval-${concurrency}`] = { instances, rates, researcherOverClinician: m('researcher') / m('clinician'), clinicianOverDirect: m('clinician') / m('direct') };
+    rows.push(
+      `| WADO-RS study (${instances} CT, ${concurrency} client${concurrency > 1 ? 's' : ''}): MB/s direct / clinician / researcher | ${m('direct').toFixed(0)} / ${m('clinician').toFixed(0)} / ${m('researcher').toFixed(0)} | researcher/clinician **${(m('researcher') / m('clinician')).toFixed(2)}** (goal ≥ 0.9), clinician/direct **${(m('clinician') / m('direct')).toFixed(2)}** (goal ≥ 0.95) |`,
+    );
+    const peak = (await memoryOf(pid)).peak; // VmHWM only grows: after the 1-client rounds it is theirs
+    results[`memory-retrieval-${concurrency}`] = { rssBeforeMB: rssBefore / MB, peakMB: peak / MB };
+    rows.push(`| gateway peak RSS, up to ${concurrency} concurrent researcher stream${concurrency > 1 ? 's' : ''} | ${(rssBefore / MB).toFixed(0)} MB before, ${(peak / MB).toFixed(0)} MB peak | growth ${((peak - rssBefore) / MB).toFixed(0)} MB |`);
+  }
+  results['abortedResponses'] = aborted;
+  if (Object.values(aborted).some((n) => n > 0)) rows.push(`| aborted responses (see stderr) | ${JSON.stringify(aborted)} | rounds with one are left out |`);
+}
+
+// --- 2. metadata and QIDO latency ---------------------------------------------------------------
+
+async function latency(orthanc: OrthancProcess, c: Clients): Promise<void> {
+  const original = { study: syntheticStudyUid(STUDY.latency), series: syntheticSeriesUid(STUDY.latency) };
+  const pseudo = await pseudonymOf(c, 'series', STUDY.latency);
+  const n = Number(values['latency-requests']);
+  const kinds = {
+    'series metadata': {
+      direct: [`${orthanc.dicomWebUrl}/studies/${original.study}/series/${original.series}/metadata`, {}],
+      clinician: [`${c.base}/studies/${original.study}/series/${original.series}/metadata`, c.clinician],
+      researcher: [`${c.base}/studies/${pseudo.study}/series/${pseudo.series}/metadata`, c.researcher],
+    },
+    'QIDO instances of a series': {
+      direct: [`${orthanc.dicomWebUrl}/studies/${original.study}/series/${original.series}/instances?includefield=all`, {}],
+      clinician: [`${c.base}/studies/${original.study}/series/${original.series}/instances?includefield=all`, c.clinician],
+      researcher: [`${c.base}/studies/${pseudo.study}/series/${pseudo.series}/instances?includefield=all`, c.researcher],
+    },
+    'QIDO studies by modality': {
+      direct: [`${orthanc.dicomWebUrl}/studies?ModalitiesInStudy=CT`, {}],
+      clinician: [`${c.base}/studies?ModalitiesInStudy=CT`, c.clinician],
+      researcher: [`${c.base}/studies?ModalitiesInStudy=CT`, c.researcher],
+    },
+  } as const;
+  for (const [kind, targets] of Object.entries(kinds)) {
+    const ms: Record<string, number[]> = { direct: [], clinician: [], researcher: [] };
+    // Interleaved request by request, after a warm-up of each, so that noise falls on all three alike.
+    for (let i = -5; i < n; i++) {
+      for (const [who, [url, headers]] of Object.entries(targets)) {
+        const t = await seconds(async () => {
+          const res = await fetch(url, { headers: { accept: 'application/dicom+json', ...headers } });
+          if (res.status !== 200) throw new Error(`${kind} ${who}: ${res.status}`);
+          await res.arrayBuffer();
+        });
+        if (i >= 0) ms[who]?.push(t * 1000);
+      }
+    }
+    const p = (who: string, q: number) => quantile(ms[who] as number[], q);
+    results[`latency-${kind}`] = Object.fromEntries(Object.keys(ms).map((who) => [who, { p50: p(who, 0.5), p99: p(who, 0.99) }]));
+    rows.push(
+      `| ${kind}, ${n} requests: p50 / p99 ms direct · clinician · researcher | ${p('direct', 0.5).toFixed(1)} / ${p('direct', 0.99).toFixed(1)} · ${p('clinician', 0.5).toFixed(1)} / ${p('clinician', 0.99).toFixed(1)} · ${p('researcher', 0.5).toFixed(1)} / ${p('researcher', 0.99).toFixed(1)} | p50 overhead over direct: clinician ${(p('clinician', 0.5) - p('direct', 0.5)).toFixed(1)} ms, researcher **${(p('researcher', 0.5) - p('direct', 0.5)).toFixed(1)} ms**${kind === 'series metadata' ? ' (goal ≤ 3)' : ''} |`,
+    );
   }
 }
 
-await retrieval();
+// --- 3. memory flat in study size ---------------------------------------------------------------
+
+async function memory(orthanc: OrthancProcess, keys: TestKeys, factor: number): Promise<void> {
+  const peaks: Record<string, number> = {};
+  for (const [label, study] of [
+    ['1x', STUDY.main],
+    [`${factor}x`, STUDY.large],
+  ] as const) {
+    // A fresh gateway per size: VmHWM is per process, so each peak belongs to its own stream.
+    const gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
+    try {
+      const c = await clientsFor(keys, gateway.base);
+      const pseudonym = (await pseudonymOf(c, 'studies', study)).study;
+      const before = (await memoryOf(gateway.pid)).rss;
+      const bytes = await drain(`${c.base}/studies/${pseudonym}`, { ...ACCEPT, ...c.researcher });
+      const peak = (await memoryOf(gateway.pid)).peak;
+      peaks[label] = peak;
+      results[`memory-${label}`] = { streamedMB: bytes / MB, rssBeforeMB: before / MB, peakMB: peak / MB };
+    } finally {
+      await gateway.stop();
+    }
+  }
+  const one = peaks['1x'] as number;
+  const many = peaks[`${factor}x`] as number;
+  rows.push(
+    `| gateway peak RSS streaming the study to a researcher at 1x / ${factor}x size (fresh process each) | ${(one / MB).toFixed(0)} MB / ${(many / MB).toFixed(0)} MB | ${factor}x/1x **${(many / one).toFixed(2)}** (goal ≤ 1.2; ${factor}x peak goal < 150 MB) |`,
+  );
+}
+
+// --- 4. Orthanc's anonymize-then-retrieve against on-the-fly ---------------------------------------
+
+async function orthancAnonymize(orthanc: OrthancProcess, c: Clients): Promise<void> {
+  const original = syntheticStudyUid(STUDY.main);
+  const pseudonym = (await pseudonymOf(c, 'studies', STUDY.main)).study;
+  const [lookup] = (await (await fetch(`${orthanc.httpUrl}/tools/lookup`, { method: 'POST', body: original })).json()) as { ID: string; Type: string }[];
+  if (!lookup) throw new Error('the study is not in Orthanc');
+  const times: Record<string, number[]> = { orthanc: [], gateway: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    times['gateway']?.push(await seconds(() => drain(`${c.base}/studies/${pseudonym}`, { ...ACCEPT, ...c.researcher })));
+    let copy: string | undefined;
+    times['orthanc']?.push(
+      await seconds(async () => {
+        // Orthanc's own PS3.15 anonymization (its default profile), synchronous, into a new study.
+        const res = await fetch(`${orthanc.httpUrl}/studies/${lookup.ID}/anonymize`, { method: 'POST', body: JSON.stringify({ Force: true }) });
+        if (!res.ok) throw new Error(`anonymize: ${res.status}`);
+        copy = ((await res.json()) as { ID: string }).ID;
+        const tags = (await (await fetch(`${orthanc.httpUrl}/studies/${copy}`)).json()) as { MainDicomTags: { StudyInstanceUID: string } };
+        await drain(`${orthanc.dicomWebUrl}/studies/${tags.MainDicomTags.StudyInstanceUID}`, ACCEPT);
+      }),
+    );
+    if (copy) await fetch(`${orthanc.httpUrl}/studies/${copy}`, { method: 'DELETE' });
+  }
+  const o = median(times['orthanc'] as number[]);
+  const g = median(times['gateway'] as number[]);
+  results['orthancAnonymize'] = { seconds: times, orthancOverGateway: o / g };
+  rows.push(`| Orthanc /anonymize then retrieve the copy vs researcher on the fly: s to last byte | ${o.toFixed(1)} / ${g.toFixed(1)} | on the fly is **${(o / g).toFixed(1)}×** faster (goal > 1) |`);
+}
+
+// --- run ------------------------------------------------------------------------------------------
+
+const instances = Math.max(1, Math.round((Number(values['study-mb']) * MB) / CT_INSTANCE_BYTES));
+const factor = Number(values['memory-factor']);
+const orthanc = await startOrthanc();
+const keys = await makeKeys();
+try {
+  instancesOf[STUDY.main] = instances;
+  instancesOf[STUDY.latency] = 20;
+  await load(orthanc, STUDY.main, instances);
+  await load(orthanc, STUDY.latency, 20);
+  const gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
+  try {
+    const c = await clientsFor(keys, gateway.base);
+    await retrieval(orthanc, c, gateway.pid, instances);
+    await latency(orthanc, c);
+    await orthancAnonymize(orthanc, c);
+  } finally {
+    await gateway.stop();
+  }
+  if (factor > 0) {
+    instancesOf[STUDY.large] = instances * factor;
+    await load(orthanc, STUDY.large, instances * factor);
+    await memory(orthanc, keys, factor);
+  }
+} finally {
+  await orthanc.stop();
+  rmSync(keys.dir, { recursive: true, force: true });
+}
+
 const table = ['| measurement | medians | ratio |', '|---|---|---|', ...rows].join('\n');
 process.stdout.write(`\n${table}\n`);
-const dir = resolve(import.meta.dirname, 'results');
-mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(results, null, 2));
-
+mkdirSync(RESULTS, { recursive: true });
+writeFileSync(join(RESULTS, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ table, ...results }, null, 2));

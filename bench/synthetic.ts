@@ -30,3 +30,6 @@ export function* syntheticCtStudy(count: number, study: number): Generator<Buffe
 }
 
 export const syntheticStudyUid = (study: number) => unique(STUDY, study);
+export const syntheticSeriesUid = (study: number) => unique(SERIES, study);
+/** The size of one synthetic instance (the CT template's), for sizing a study in MB. */
+export const CT_INSTANCE_BYTES = 530 * 1024;

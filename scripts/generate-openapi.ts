@@ -65,6 +65,28 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
       responses: { '200': { description: 'ready' }, '503': { description: 'the PACS does not answer' } },
     },
   };
+  paths['/conformance'] = {
+    get: {
+      operationId: 'conformance',
+      summary: 'De-identification conformance statement (PS3.15 E.3.10): what the configured profile does to each attribute for a role',
+      parameters: [
+        { name: 'role', in: 'query', required: false, schema: { type: 'string', enum: ['researcher', 'uploader'], default: 'researcher' } },
+        { name: 'format', in: 'query', required: false, schema: { type: 'string', enum: ['json', 'markdown'], default: 'json' } },
+      ],
+      responses: {
+        '200': { description: 'The statement', content: { 'application/json': {}, 'text/markdown': {} } },
+        '400': error,
+        '501': error,
+      },
+    },
+  };
+  paths['/metrics'] = {
+    get: {
+      operationId: 'metrics',
+      summary: 'Prometheus metrics (text format); a bearer token when metrics.auth is bearer; absent here when metrics.port is set',
+      responses: { '200': { description: 'Prometheus text exposition format', content: { 'text/plain': {} } }, '401': error },
+    },
+  };
   return {
     openapi: '3.1.0',
     info: {

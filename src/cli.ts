@@ -7,6 +7,7 @@ commands:
   serve [--config FILE]     run the gateway (default config: config/gateway.yaml)
   demo                      start a local Orthanc with the shared samples and the gateway, print a token per role
   deidentify IN… --out DIR  de-identify files and folders offline with the same engine (--help for options)
+  conformance [--role R]    print what the configured profile does per attribute (--format markdown|json)
 `;
 
 /** The command line. Returns the exit code. */
@@ -28,6 +29,10 @@ export async function run(argv: string[]): Promise<number> {
       case 'deidentify': {
         const { deidentifyCommand } = await import('./cli-deidentify.ts');
         return await deidentifyCommand(rest);
+      }
+      case 'conformance': {
+        const { conformanceCommand } = await import('./cli-conformance.ts');
+        return await conformanceCommand(rest);
       }
       case undefined:
       case 'help':

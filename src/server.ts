@@ -15,24 +15,40 @@ import type { StowView } from './dicomweb/stow.ts';
 import { withCache } from './store/cached-store.ts';
 import type { PseudonymStore } from './store/pseudonym-store.ts';
 import { openSqliteStore } from './store/sqlite-store.ts';
+import { openPostgresStore } from './store/postgres-store.ts';
+import type { AuditTrail } from './store/audit-trail.ts';
+import { withAuditFile } from './audit/audit-file.ts';
+import { createRateLimiter } from './audit/token-bucket.ts';
 import { createApp } from './http/app.ts';
+import { createMetrics, startMetricsListener, type MetricsListener } from './http/metrics.ts';
+import { withTiming } from './store/timed-store.ts';
 import { createLogger, type Logger } from './http/logging.ts';
 
 export interface RunningGateway {
   readonly url: string;
   readonly server: Server;
   readonly logger: Logger;
+  /** The separate metrics listener's URL, when `metrics.port` is set. */
+  readonly metricsUrl?: string;
   close(): Promise<void>;
 }
 
 /** Wires config → verifier, upstream, app → a listening HTTP server. */
 export async function startGateway(
   config: GatewayConfig,
-  options: { logDestination?: DestinationStream; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    logDestination?: DestinationStream;
+    env?: NodeJS.ProcessEnv;
+    /** Role → token for the viewer's sign-in page; only the demo passes them. */
+    viewerDemoTokens?: Readonly<Record<string, string>>;
+  } = {},
 ): Promise<RunningGateway> {
   const env = options.env ?? process.env;
   const logger = createLogger(config.log.level, options.logDestination);
+  const metrics = config.metrics.enabled ? createMetrics() : undefined;
+  const metricsToken = config.metrics.auth.type === 'bearer' ? readSecret(config.metrics.auth.token, env) : undefined;
   const upstream: Upstream = createUpstream({
+    observe: metrics?.observeUpstream,
     url: config.upstream.url,
     authorization: upstreamAuthorization(config, env),
     connectTimeoutMs: config.upstream.connectTimeoutMs,
@@ -49,10 +65,11 @@ export async function startGateway(
     publicKeys: config.auth.publicKeyFiles.flatMap(loadPublicKeyFile),
     sharedSecret: config.auth.sharedSecret ? readSecret(config.auth.sharedSecret, env) : undefined,
   });
-  const store = openStore(config);
+  const { store, audit } = await openStore(config, env);
   const secret = config.deid ? readSecret(config.deid.secret, env) : undefined;
-  const deidentified = secret ? researcherView(config, secret, upstream, store, logger) : undefined;
-  const upload = secret ? uploadView(config, secret, upstream, store, logger) : undefined;
+  const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
+  const deidentified = secret ? researcherView(config, secret, upstream, timedStore, logger) : undefined;
+  const upload = secret ? uploadView(config, secret, upstream, timedStore, logger) : undefined;
   const app = createApp({
     deidentified,
     upload,
@@ -64,6 +81,14 @@ export async function startGateway(
     forwardCallerToken: config.upstream.forwardCallerToken,
     sendForwarded: config.upstream.sendForwarded,
     trustProxy: config.server.trustProxy,
+    metrics: metrics && { metrics, serve: config.metrics.port === undefined, token: metricsToken },
+    audit,
+    reidentify: {
+      store,
+      limiter: createRateLimiter(config.reidentify.rateLimit),
+      maxItems: config.reidentify.rateLimit.burst,
+    },
+    viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: options.viewerDemoTokens } : undefined,
   });
   const server = createServer(
     { headersTimeout: config.server.headersTimeoutMs, requestTimeout: config.server.requestTimeoutMs },
@@ -86,13 +111,19 @@ export async function startGateway(
     server.listen(config.server.port, config.server.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  const metricsListener: MetricsListener | undefined =
+    metrics && config.metrics.port !== undefined
+      ? await startMetricsListener(metrics, { host: config.metrics.host, port: config.metrics.port, token: metricsToken, logger })
+      : undefined;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   logger.info({ port, basePath: config.server.basePath }, 'gateway listening');
   return {
     url: `http://${host}:${port}`,
     server,
     logger,
+    ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
     async close() {
+      await metricsListener?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -112,9 +143,16 @@ function upstreamAuthorization(config: GatewayConfig, env: NodeJS.ProcessEnv): s
   return undefined;
 }
 
-function openStore(config: GatewayConfig): PseudonymStore {
-  const file = resolve(config.dataDir, config.store.file);
-  return withCache(openSqliteStore(file), { maxKeys: config.store.cacheMaxKeys, ttlSeconds: config.store.cacheTtlSeconds });
+/** The configured backend behind the read-through cache, and the audit trail it also keeps. */
+async function openStore(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<{ store: PseudonymStore; audit: AuditTrail }> {
+  const c = config.store;
+  const backend =
+    c.type === 'postgres'
+      ? await openPostgresStore({ url: c.url as string, password: c.password ? readSecret(c.password, env) : undefined, poolMax: c.poolMax })
+      : openSqliteStore(resolve(config.dataDir, c.file));
+  const store = withCache(backend, { maxKeys: c.cacheMaxKeys, ttlSeconds: c.cacheTtlSeconds });
+  const audit = config.audit.file ? withAuditFile(backend, resolve(config.dataDir, config.audit.file)) : backend;
+  return { store, audit };
 }
 
 /** Builds a role's PS3.15 policy from config; policy problems are reported as config keys. */

@@ -14,12 +14,19 @@ export type RouteClass = 'search' | 'retrieve' | 'store';
 /** How a role is served on a route class: the original, a de-identified view, or not at all. */
 export type Treatment = 'original' | 'deidentified' | 'forbidden';
 
-/** The route matrix: clinician everything; researcher reads (de-identified); uploader stores (de-identified). */
+/**
+ * The route matrix: clinician everything; researcher reads (de-identified); uploader stores (de-identified);
+ * steward no DICOMweb at all (it only maps pseudonyms back and reads the audit trail, see `authorizeStewardship`).
+ */
 const MATRIX: Readonly<Record<Role, Readonly<Record<RouteClass, Treatment>>>> = {
   clinician: { search: 'original', retrieve: 'original', store: 'original' },
   researcher: { search: 'deidentified', retrieve: 'deidentified', store: 'forbidden' },
   uploader: { search: 'forbidden', retrieve: 'forbidden', store: 'deidentified' },
+  steward: { search: 'forbidden', retrieve: 'forbidden', store: 'forbidden' },
 };
+
+/** What only the steward may do, outside DICOMweb: map pseudonyms back, read the audit trail. */
+export type StewardAction = 'reidentify' | 'audit';
 
 /** Reads a dot-path claim; accepts an array of strings or a space-separated string (OAuth `scope`). */
 export function claimValues(payload: JWTPayload, path: string): string[] {
@@ -49,4 +56,9 @@ export function treatmentFor(role: Role, routeClass: RouteClass): Exclude<Treatm
   const treatment = MATRIX[role][routeClass];
   if (treatment === 'forbidden') throw new RoleForbiddenError(role, routeClass);
   return treatment;
+}
+
+/** Re-identification and the audit trail are the steward's alone; every other role is refused (403). */
+export function authorizeStewardship(role: Role, action: StewardAction): void {
+  if (role !== 'steward') throw new RoleForbiddenError(role, action);
 }

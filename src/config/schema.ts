@@ -1,8 +1,13 @@
 import { z } from 'zod';
 import { TABLE_E1_1_OPTION_COLUMNS } from '../deid/profile-table.generated.ts';
 
-/** Gateway roles. The order is the default precedence: most restrictive first. */
-export const ROLES = ['researcher', 'uploader', 'clinician'] as const;
+/**
+ * Gateway roles. The order is the default precedence: most restrictive first. `steward` (re-identification
+ * and the audit trail, no DICOMweb) comes after researcher and uploader, so a token holding one of those and
+ * steward stays pseudonymous (whoever sees the de-identified data does not also map it back: separation of
+ * duties), and before clinician, whose PACS access is the wider one.
+ */
+export const ROLES = ['researcher', 'uploader', 'steward', 'clinician'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** A secret is never written in the config file itself: it names a file or an environment variable. */
@@ -78,6 +83,7 @@ export const configSchema = z
           clinician: 'clinician',
           researcher: 'researcher',
           uploader: 'uploader',
+          steward: 'steward',
         }),
         /** When a token carries several roles, the first of this list that it has wins. */
         rolePrecedence: z.array(z.enum(ROLES)).min(1).default([...ROLES]),
@@ -136,16 +142,67 @@ export const configSchema = z
       .prefault({}),
     store: z
       .object({
-        type: z.literal('sqlite').default('sqlite'),
-        /** Relative to `dataDir`. */
+        /** `sqlite`: one embedded file; `postgres`: one database shared by several gateway replicas. */
+        type: z.enum(['sqlite', 'postgres']).default('sqlite'),
+        /** SQLite: relative to `dataDir`. */
         file: z.string().min(1).default('pseudonyms.sqlite'),
+        /** PostgreSQL connection string, without the password (`postgres://gateway@db:5432/deid`). */
+        url: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// connection string').optional(),
+        /** PostgreSQL password, if the server asks for one. */
+        password: secretRef.optional(),
+        poolMax: z.number().int().positive().default(10),
         cacheMaxKeys: z.number().int().positive().default(200_000),
         cacheTtlSeconds: z.number().int().positive().default(3_600),
+      })
+      .strict()
+      .refine((s) => s.type !== 'postgres' || Boolean(s.url), { path: ['url'], message: 'required when type is postgres' })
+      .prefault({}),
+    /** The steward's re-identification endpoint (`POST /reidentify`): a token bucket per token subject. */
+    reidentify: z
+      .object({
+        rateLimit: z
+          .object({
+            /** Pseudonyms one subject may resolve at once; also the most one request may carry. */
+            burst: z.number().int().positive().default(20),
+            /** Refill rate of the bucket. */
+            perMinute: z.number().positive().default(60),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    /** The audit trail (IHE ATNA vocabulary) is kept in the store; optionally also as JSON lines in a file. */
+    audit: z
+      .object({ /** Relative to `dataDir`; every record is appended as one JSON line. */ file: z.string().min(1).optional() })
+      .strict()
+      .prefault({}),
+    /**
+     * `GET /metrics` (Prometheus text format): counts by route pattern, role and status, never a UID or
+     * token. `auth: bearer` asks for a static token (a secret reference); `port` serves it on a listener
+     * of its own at `host` (loopback by default) instead of the main one.
+     */
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        auth: z
+          .discriminatedUnion('type', [
+            z.object({ type: z.literal('none') }).strict(),
+            z.object({ type: z.literal('bearer'), token: secretRef }).strict(),
+          ])
+          .default({ type: 'none' }),
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).optional(),
       })
       .strict()
       .prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+    /** The OHIF viewer at /viewer: the prebuilt dist that scripts/setup.sh unpacks (relative to the working directory). */
+    viewer: z
+      .object({ enabled: z.boolean().default(false), dir: z.string().min(1).default('.viewer/dist') })
       .strict()
       .prefault({}),
     dataDir: z.string().min(1).default('./data'),

@@ -5,7 +5,9 @@ import { createSession } from './deidentify.ts';
 import type { DeidPolicy, Decision } from './deidentify.ts';
 import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1 } from './profile-table.generated.ts';
 import { lookup } from '../dicom/dictionary.ts';
-import { parseTag } from './profile.ts';
+import { parseTag, PROFILE_OPTIONS, SUPPLEMENT_CLEAN, SUPPLEMENT_REMOVE, tableEntryFor } from './profile.ts';
+import type { ProfileOption } from './profile.ts';
+import { formatTag } from '../dicom/tag.ts';
 
 export interface ConformanceRow {
   /** As printed in Table E.1-1, e.g. `(0010,0010)`, `(60xx,3000)`. */
@@ -19,6 +21,24 @@ export interface ConformanceRow {
   readonly source: string;
   /** What happens to a value: keep, remove, empty, dummy "…", keyed UID, keyed pseudonym, date shift, clean items. */
   readonly effect: string;
+  /** The effect in one word, for the statement's grouping. */
+  readonly category: Category;
+}
+
+/**
+ * removed: the attribute is gone; emptied: present with zero length; replaced: a dummy, keyed UID or
+ * keyed pseudonym in place of the value; cleaned: a value of similar meaning (dates shifted) or a
+ * sequence whose items go through the profile; kept: the original value.
+ */
+export const CATEGORIES = ['removed', 'emptied', 'replaced', 'cleaned', 'kept'] as const;
+export type Category = (typeof CATEGORIES)[number];
+
+function categoryOf(effect: string): Category {
+  if (effect === 'remove') return 'removed';
+  if (effect === 'keep') return 'kept';
+  if (effect.startsWith('empty')) return 'emptied';
+  if (effect.startsWith('shifted') || effect.startsWith('keep, profile applied')) return 'cleaned';
+  return 'replaced';
 }
 
 const SAMPLE: Readonly<Record<string, unknown>> = {
@@ -65,7 +85,8 @@ export function describeProfile(policy: DeidPolicy): ConformanceRow[] {
     const rule = policy.profile.ruleFor(tag);
     const sample = SAMPLE[vr];
     const decision = session.decide({ tag, vr, path: [] }, sample === undefined ? undefined : [sample]);
-    rows.push({ tag: text, keyword, vr, basic, action: rule.action, source: rule.source, effect: describe(decision, vr, sample) });
+    const effect = describe(decision, vr, sample);
+    rows.push({ tag: text, keyword, vr, basic, action: rule.action, source: rule.source, effect, category: categoryOf(effect) });
   }
   const safe = policy.options.retainSafePrivate;
   rows.push({
@@ -78,6 +99,174 @@ export function describeProfile(policy: DeidPolicy): ConformanceRow[] {
     effect: safe
       ? `keep the ${SAFE_PRIVATE_ATTRIBUTES.length} attributes of Table E.3.10-1 (matched by creator and offset) and their creators; remove the rest`
       : 'remove',
+    category: safe ? 'cleaned' : 'removed',
   });
   return rows;
+}
+
+/** Rows for attributes outside Table E.1-1 that the policy names: the supplements and config overrides. */
+export function describeOtherAttributes(policy: DeidPolicy): ConformanceRow[] {
+  const session = createSession(policy, { fresh: false });
+  session.beginDataset('SAMPLE');
+  const tags = new Set<number>([...SUPPLEMENT_REMOVE.keys(), ...SUPPLEMENT_CLEAN.keys()]);
+  for (const tag of policy.profile.overrides.keys()) if (tableEntryFor(tag) === undefined) tags.add(tag);
+  return [...tags].sort((a, b) => a - b).map((tag) => {
+    const entry = lookup(tag);
+    const vr = entry?.vrs.at(-1) ?? 'UN';
+    const rule = policy.profile.ruleFor(tag);
+    const sample = SAMPLE[vr];
+    const effect = describe(session.decide({ tag, vr, path: [] }, sample === undefined ? undefined : [sample]), vr, sample);
+    const keyword = entry?.keyword ?? SUPPLEMENT_REMOVE.get(tag) ?? SUPPLEMENT_CLEAN.get(tag) ?? '';
+    return { tag: formatTag(tag), keyword, vr, basic: '', action: rule.action, source: rule.source, effect, category: categoryOf(effect) };
+  });
+}
+
+/** What the gateway adds to its deployment of the profile for one role (not part of the policy). */
+export interface StatementContext {
+  /** The gateway role the statement is for, e.g. `researcher`. */
+  readonly role?: string;
+  /** Researcher: whether `/rendered` and `/thumbnail` (server-rendered pixels, burned-in text) are offered. */
+  readonly renderedOffered?: boolean;
+}
+
+/** A de-identification conformance statement: what the policy does, derived from the policy itself. */
+export interface ConformanceStatement {
+  readonly standard: string;
+  readonly role: string | undefined;
+  readonly profile: { readonly name: string; readonly code: string };
+  readonly options: readonly { readonly name: ProfileOption; readonly enabled: boolean }[];
+  /** De-identification Method Code Sequence (0012,0064) as written into every dataset (CID 7050). */
+  readonly methodCodes: readonly { readonly code: string; readonly meaning: string }[];
+  readonly pseudonyms: {
+    readonly mode: 'keyed' | 'fresh';
+    readonly uids: string;
+    readonly identifiers: string;
+  };
+  readonly dates: string;
+  readonly dateShift: { readonly minDays: number; readonly maxDays: number } | undefined;
+  readonly renderedOffered: boolean | undefined;
+  readonly overrides: readonly { readonly tag: string; readonly keyword: string; readonly override: string }[];
+  /** Attributes set on every top-level dataset (PS3.15 E.1.1 steps after the actions). */
+  readonly attributesAdded: readonly { readonly tag: string; readonly keyword: string; readonly value: string }[];
+  /** How attributes that no row names are treated. */
+  readonly rules: readonly string[];
+  readonly summary: Readonly<Record<Category, number>>;
+  /** One row per Table E.1-1 row and the private-attribute rule. */
+  readonly attributes: readonly ConformanceRow[];
+  /** Attributes outside Table E.1-1 that the gateway's supplements or the config's overrides name. */
+  readonly otherAttributes: readonly ConformanceRow[];
+}
+
+const ADDED_KEYWORDS: Readonly<Record<string, string>> = {
+  '00120062': 'PatientIdentityRemoved',
+  '00120063': 'DeidentificationMethod',
+  '00120064': 'DeidentificationMethodCodeSequence',
+  '00280303': 'LongitudinalTemporalInformationModified',
+};
+
+/**
+ * PS3.15 E.3.10 asks a de-identifier to state what it does; this states it from the policy in force
+ * (the same `decide` calls the engine makes), so the statement cannot drift from the behaviour.
+ * Nothing in it depends on the secret: the effects are described, no pseudonym is shown.
+ */
+export function conformanceStatement(policy: DeidPolicy, context: StatementContext = {}): ConformanceStatement {
+  const session = createSession(policy, { fresh: false });
+  session.beginDataset('SAMPLE');
+  const added = session.attributesToAdd();
+  const codeItems = (added['00120064']?.Value ?? []) as Record<string, { Value?: unknown[] }>[];
+  const methodCodes = codeItems.map((item) => ({ code: String(item['00080100']?.Value?.[0]), meaning: String(item['00080104']?.Value?.[0]) }));
+  const attributes = describeProfile(policy);
+  const otherAttributes = describeOtherAttributes(policy);
+  const summary = Object.fromEntries(CATEGORIES.map((c) => [c, 0])) as Record<Category, number>;
+  for (const row of [...attributes, ...otherAttributes]) summary[row.category]++;
+  const o = policy.options;
+  const mode = policy.pseudonymMode === 'fresh' ? 'fresh' : 'keyed';
+  const keyed = mode === 'fresh' ? 'HMAC-SHA256 under the gateway secret and a random salt per request (unlinkable across requests)' : 'HMAC-SHA256 under the gateway secret (the same original always gives the same pseudonym)';
+  const dates = o.retainLongitudinalTemporalModifiedDates
+    ? 'Retain Longitudinal Temporal Information Modified Dates (E.3.6): every date of a patient moves by one keyed per-patient offset; times are kept'
+    : o.retainLongitudinalTemporalFullDates
+      ? 'Retain Longitudinal Temporal Information Full Dates (E.3.6): dates and times are kept unmodified'
+      : 'dates and times are removed, emptied or replaced by dummies as Table E.1-1 says';
+  const rules = [
+    'Private attributes (odd groups): ' + (o.retainSafePrivate ? 'only those of Table E.3.10-1, matched by private creator and element offset, are kept (private UIDs become keyed UIDs); all others are removed' : 'all removed'),
+    'Standard attributes Table E.1-1 does not list (Note 1): kept, except a person name (PN), which is emptied' + (o.retainLongitudinalTemporalModifiedDates ? ', and dates (DA, DT), which are shifted with the others' : ''),
+    'Attributes in no dictionary: removed',
+    'Sequences that are kept or cleaned: the profile applies to every item, at every depth (E.1.1)',
+    'Overlay group (60xx): when Overlay Data is removed, the whole group goes with it (PS3.3 C.9.2)',
+    'Values the engine cannot read safely (truncation, bad lengths, unknown encodings): the whole object is refused, never passed on',
+  ];
+  return {
+    standard: 'DICOM PS3.15 Annex E (Attribute Confidentiality Profiles)',
+    role: context.role,
+    profile: { name: 'Basic Application Level Confidentiality Profile', code: '113100' },
+    options: PROFILE_OPTIONS.map((name) => ({ name, enabled: o[name] })),
+    methodCodes,
+    pseudonyms: {
+      mode,
+      uids: o.retainUIDs ? 'kept (Retain UIDs Option)' : `replaced by 2.25.<integer> derived by ${keyed}`,
+      identifiers: `PatientID, PatientName, AccessionNumber (and OtherPatientIDs when kept): keyed base32 codes by ${keyed}`,
+    },
+    dates,
+    dateShift: o.retainLongitudinalTemporalModifiedDates ? { ...policy.dateShift } : undefined,
+    renderedOffered: context.renderedOffered,
+    overrides: [...policy.profile.overrides].map(([tag, action]) => ({
+      tag: formatTag(tag),
+      keyword: lookup(tag)?.keyword ?? '',
+      override: action.kind === 'replace' ? `replace:${action.value}` : action.kind,
+    })),
+    attributesAdded: Object.entries(added).map(([hex, element]) => ({
+      tag: formatTag(Number.parseInt(hex, 16)),
+      keyword: ADDED_KEYWORDS[hex] ?? '',
+      value: hex === '00120064' ? methodCodes.map((c) => `(${c.code}, DCM, "${c.meaning}")`).join(', ') : String(element.Value?.[0] ?? ''),
+    })),
+    rules,
+    summary,
+    attributes,
+    otherAttributes,
+  };
+}
+
+const cell = (text: string): string => text.replace(/\|/g, '\\|');
+
+/** The statement as a markdown document (for people); `conformanceStatement` itself is the JSON form. */
+export function statementMarkdown(s: ConformanceStatement): string {
+  const out: string[] = [];
+  out.push(`# De-identification conformance statement${s.role ? `: ${s.role}` : ''}`, '');
+  out.push(`${s.standard}. Generated by deid-gateway from its configuration; every row below is the answer of the engine's own decision function.`, '');
+  out.push('## Profile and options', '');
+  out.push(`${s.profile.name} (DCM ${s.profile.code}), with these options (PS3.15 Table E.1-1 columns):`, '');
+  out.push('| option | in effect |', '|---|---|');
+  for (const o of s.options) out.push(`| ${o.name} | ${o.enabled ? 'yes' : 'no'} |`);
+  out.push('', 'De-identification Method Code Sequence (CID 7050): ' + s.methodCodes.map((c) => `${c.code} ${c.meaning}`).join('; ') + '.', '');
+  out.push('## Pseudonyms and dates', '');
+  out.push(`- Mode: ${s.pseudonyms.mode}`, `- UIDs: ${s.pseudonyms.uids}`, `- Identifiers: ${s.pseudonyms.identifiers}`, `- Dates: ${s.dates}`);
+  if (s.dateShift) out.push(`- Day offset range: ${s.dateShift.minDays} to ${s.dateShift.maxDays} days, never 0`);
+  if (s.renderedOffered !== undefined) {
+    out.push(`- Rendered images and thumbnails (server-rendered pixels, which can show burned-in text): ${s.renderedOffered ? 'offered' : 'not offered'}`);
+  }
+  out.push('', '## Attributes added to every dataset', '', '| tag | keyword | value |', '|---|---|---|');
+  for (const a of s.attributesAdded) out.push(`| ${a.tag} | ${a.keyword} | ${cell(a.value)} |`);
+  out.push('', '## Overrides from the configuration', '');
+  if (s.overrides.length === 0) out.push('None.');
+  else {
+    out.push('| tag | keyword | override |', '|---|---|---|');
+    for (const o of s.overrides) out.push(`| ${o.tag} | ${o.keyword} | ${cell(o.override)} |`);
+  }
+  out.push('', '## General rules', '');
+  for (const rule of s.rules) out.push(`- ${rule}`);
+  out.push('', '## Summary', '');
+  out.push(CATEGORIES.map((c) => `${s.summary[c]} ${c}`).join(', ') + ' (Table E.1-1 rows, the private rule and the attributes below it).', '');
+  const all = [...s.attributes, ...s.otherAttributes];
+  for (const category of CATEGORIES) {
+    const rows = all.filter((r) => r.category === category);
+    out.push(`## ${category[0]!.toUpperCase()}${category.slice(1)} (${rows.length})`, '');
+    if (rows.length === 0) {
+      out.push('None.', '');
+      continue;
+    }
+    out.push('| tag | keyword | VR | Basic | rule from | effect |', '|---|---|---|---|---|---|');
+    for (const r of rows) out.push(`| ${cell(r.tag)} | ${r.keyword} | ${r.vr} | ${r.basic} | ${r.source} | ${cell(r.effect)} |`);
+    out.push('');
+  }
+  return out.join('\n');
 }

@@ -102,6 +102,13 @@ export type Decision =
   | { readonly op: 'recurse' }
   | { readonly op: 'replace'; readonly value: unknown[] };
 
+/**
+ * An element's DICOM JSON "Value" array, or a function that decodes it on demand: most decisions
+ * (X, K) do not look at the value, so the Part 10 rewriter passes a thunk and decodes only when asked.
+ */
+export type ElementValue = unknown[] | undefined | (() => unknown[] | undefined);
+const valueOf = (value: ElementValue): unknown[] | undefined => (typeof value === 'function' ? value() : value);
+
 const KEEP: Decision = Object.freeze({ op: 'keep' });
 const REMOVE: Decision = Object.freeze({ op: 'remove' });
 const RECURSE: Decision = Object.freeze({ op: 'recurse' });
@@ -197,7 +204,7 @@ export class DeidSession {
    *      length); U keyed UID (SQ: recurse); C see #clean.
    * The rewriter must pass the dictionary VR for an element the file encodes as UN (PS3.5 6.2.2).
    */
-  decide(ref: ElementRef, value: unknown[] | undefined): Decision {
+  decide(ref: ElementRef, value: ElementValue): Decision {
     if (this.#patientId === undefined) throw new DeidStateError('decide called before beginDataset');
     if (isPrivate(ref.tag)) return this.#decidePrivate(ref, value);
     const decision = this.#apply(this.policy.profile.ruleFor(ref.tag), ref, value);
@@ -248,7 +255,7 @@ export class DeidSession {
   }
 
   // PS3.15 E.3.10 Retain Safe Private Option; without it the Table E.1-1 private row is X.
-  #decidePrivate(ref: ElementRef, value: unknown[] | undefined): Decision {
+  #decidePrivate(ref: ElementRef, value: ElementValue): Decision {
     const profile = this.policy.profile;
     if (!profile.options.retainSafePrivate) return REMOVE;
     const group = groupOf(ref.tag);
@@ -257,7 +264,8 @@ export class DeidSession {
     // (gggg,xx00-xxFF) where xx is its element number. Keep a creator only if Table E.3.10-1 lists
     // attributes under it in this group, so that retained attributes keep their creator.
     if (element >= 0x0010 && element <= 0x00ff) {
-      const creator = typeof value?.[0] === 'string' ? value[0] : undefined;
+      const first = valueOf(value)?.[0];
+      const creator = typeof first === 'string' ? first : undefined;
       return creator !== undefined && profile.isSafePrivateCreator(group, creator) ? KEEP : REMOVE;
     }
     if (element < 0x1000 || ref.privateCreator === undefined) return REMOVE;
@@ -270,7 +278,7 @@ export class DeidSession {
     return KEEP;
   }
 
-  #apply(rule: TagRule, ref: ElementRef, value: unknown[] | undefined): Decision {
+  #apply(rule: TagRule, ref: ElementRef, value: ElementValue): Decision {
     const { vr } = ref;
     switch (rule.action) {
       case 'X':
@@ -321,7 +329,7 @@ export class DeidSession {
    * 4. Anything else has no cleaning implementation here (no free-text scrubbing): it is replaced by
    *    the VR's dummy value, which contains no identifying information.
    */
-  #clean(rule: TagRule, ref: ElementRef, value: unknown[] | undefined): Decision {
+  #clean(rule: TagRule, ref: ElementRef, value: ElementValue): Decision {
     const { vr } = ref;
     if (rule.source === 'retainLongitudinalTemporalModifiedDates') {
       if (vr === 'DA' || vr === 'DT') return this.#shift(ref, value);
@@ -334,7 +342,7 @@ export class DeidSession {
   }
 
   /** D: a dummy of the VR. SQ: zero items; binary: zero length (no dummy item or bytes is invented). */
-  #dummy(ref: ElementRef, value: unknown[] | undefined): Decision {
+  #dummy(ref: ElementRef, value: ElementValue): Decision {
     const { vr } = ref;
     if (vr === 'UI') return this.#uids(ref, value);
     if (vr === 'PN') return replace([{ Alphabetic: 'ANONYMIZED' }]);
@@ -342,7 +350,8 @@ export class DeidSession {
     return replace(dummy === undefined ? [] : [dummy]);
   }
 
-  #uids(ref: ElementRef, value: unknown[] | undefined): Decision {
+  #uids(ref: ElementRef, lazy: ElementValue): Decision {
+    const value = valueOf(lazy);
     if (value === undefined) return replace([]);
     return replace(value.map((v) => {
       if (v === null) return null;
@@ -352,7 +361,8 @@ export class DeidSession {
     }));
   }
 
-  #identity(kind: Exclude<PseudonymKind, 'uid' | 'value'>, ref: ElementRef, value: unknown[] | undefined): Decision {
+  #identity(kind: Exclude<PseudonymKind, 'uid' | 'value'>, ref: ElementRef, lazy: ElementValue): Decision {
+    const value = valueOf(lazy);
     if (value === undefined) return replace([]);
     const p = this.#pseudonyms;
     return replace(value.map((v) => {
@@ -369,12 +379,13 @@ export class DeidSession {
     }));
   }
 
-  #hash(ref: ElementRef, value: unknown[] | undefined): Decision {
+  #hash(ref: ElementRef, lazy: ElementValue): Decision {
     const kind = IDENTITY_KINDS.get(ref.tag);
-    if (kind !== undefined) return this.#identity(kind, ref, value);
-    if (ref.vr === 'UI') return this.#uids(ref, value);
+    if (kind !== undefined) return this.#identity(kind, ref, lazy);
+    if (ref.vr === 'UI') return this.#uids(ref, lazy);
     const max = TEXT_MAX.get(ref.vr);
     if (max === undefined) return REMOVE; // a hash of a number, date, binary or sequence is not a valid value
+    const value = valueOf(lazy);
     if (value === undefined) return replace([]);
     return replace(value.map((v) => {
       if (v === null) return null;
@@ -399,7 +410,8 @@ export class DeidSession {
   }
 
   // PS3.15 E.3.6: all dates of the patient move by one keyed offset; an unreadable value is emptied.
-  #shift(ref: ElementRef, value: unknown[] | undefined): Decision {
+  #shift(ref: ElementRef, lazy: ElementValue): Decision {
+    const value = valueOf(lazy);
     if (value === undefined) return replace([]);
     const vr = ref.vr === 'DT' ? 'DT' : 'DA';
     const days = this.#dayOffset();
@@ -429,11 +441,16 @@ export function createSession(policy: DeidPolicy, options: SessionOptions = {}):
   return new DeidSession(policy, options);
 }
 
+const PN_GROUPS = new Set(['Alphabetic', 'Ideographic', 'Phonetic']);
+
 /** The Part 10 form of a PN value ("Alphabetic=Ideographic=Phonetic"), the pseudonym's original. */
 function personName(v: unknown): string | undefined {
   if (typeof v === 'string') return v.trim();
-  if (typeof v !== 'object' || v === null) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
   const pn = v as Record<string, unknown>;
+  // PS3.18 F.2.2: a PN value has only these three string groups. Anything else (an item under a PN
+  // key, found by test/unit/fuzz) is not a name and must not be passed on as if it were empty.
+  if (Object.entries(pn).some(([k, g]) => !PN_GROUPS.has(k) || (g !== undefined && typeof g !== 'string'))) return undefined;
   const groups = [pn['Alphabetic'], pn['Ideographic'], pn['Phonetic']].map((g) => (typeof g === 'string' ? g.trim() : ''));
   return groups.join('=').replace(/=+$/, '');
 }

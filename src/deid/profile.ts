@@ -137,7 +137,7 @@ export function tableEntryFor(tag: number): TableEntry | undefined {
 
 // Attributes the table does not list but that must not pass through (Table E.1-1 is not exhaustive,
 // Note 1). Each is removed:
-const SUPPLEMENT_REMOVE = new Map<number, string>([
+export const SUPPLEMENT_REMOVE: ReadonlyMap<number, string> = new Map<number, string>([
   // MAC Parameters Sequence: the MACs are computed over the original values and only serve the
   // Digital Signatures Sequence, which the table removes (PS3.15 E.1.1 Note 8; PS3.15 C.12).
   [0x4ffe0001, 'MACParametersSequence'],
@@ -153,7 +153,7 @@ const SUPPLEMENT_REMOVE = new Map<number, string>([
 // Free text the table does not list but that Clean Structured Content must reach: Text Value of SR
 // content items (TEXT) is cleaned (C; PS3.15 E.3.5). Without the option, Content Sequence is D and
 // never recursed into, so this only matters inside sequences that are kept or cleaned.
-const SUPPLEMENT_CLEAN = new Map<number, string>([[0x0040a160, 'TextValue']]);
+export const SUPPLEMENT_CLEAN: ReadonlyMap<number, string> = new Map<number, string>([[0x0040a160, 'TextValue']]);
 
 // --- the PS3.6 dictionary (src/dicom's), the default "known tag?" test ------------------------
 

@@ -4,19 +4,19 @@
 import { Duplex } from 'node:stream';
 import { UTF8_CHARACTER_SET, decodeText, encodeText, type CharacterSet } from '../dicom/charset.ts';
 import { asciiValue, characterSetOf, findElement, setElement, type DataElement, type Dataset } from '../dicom/dataset.ts';
-import { DicomUnsupportedCharsetError } from '../dicom/errors.ts';
+import { DicomInvalidValueError, DicomUnsupportedCharsetError } from '../dicom/errors.ts';
 import { elementToJsonValue, jsonToDataset, jsonValueToElementBytes, type JsonDataset, type JsonValue } from '../dicom/json-model.ts';
 import { Part10Reader, type Part10Event, type Part10Header, type Part10ReaderOptions } from '../dicom/part10-reader.ts';
 import { collect, writePart10 } from '../dicom/part10-writer.ts';
 import { SOP_INSTANCE_UID, SPECIFIC_CHARACTER_SET, isPrivateDataElement, parseTag, privateCreatorTagFor } from '../dicom/tag.ts';
-import { isVr, padValue, vrInfo } from '../dicom/vr.ts';
-import type { Decision, ElementRef } from './deidentify.ts';
+import { hasInvalidControlBytes, isVr, padValue, vrInfo } from '../dicom/vr.ts';
+import type { Decision, ElementRef, ElementValue } from './deidentify.ts';
 import { normalizeCreator } from './profile.ts';
 
 /** What the rewriter needs from a policy session; DeidSession (deidentify.ts) satisfies it. */
 export interface Part10Policy {
   beginDataset(originalPatientId: string | undefined): void;
-  decide(ref: ElementRef, value: unknown[] | undefined): Decision;
+  decide(ref: ElementRef, value: ElementValue): Decision;
   attributesToAdd(): Record<string, { vr: string; Value?: unknown[] }>;
 }
 
@@ -68,11 +68,14 @@ function applyLevel(dataset: readonly DataElement[], charset: CharacterSet, le: 
       const creatorEl = creatorTag === undefined ? undefined : findElement(dataset, creatorTag);
       if (creatorEl?.value) ref.privateCreator = normalizeCreator(decodeText(creatorEl.value, charset, 'LO'));
     }
-    const decision = policy.decide(ref, jsonValues(el, charset, le));
+    const decision = policy.decide(ref, () => jsonValues(el, charset, le));
     switch (decision.op) {
       case 'remove':
         break;
       case 'keep':
+        // Fail closed: a kept text value with control bytes is a misframed element that swallowed its
+        // neighbours (found by test/unit/fuzz: a corrupted length kept PatientName inside SOPClassUID).
+        if (el.value && hasInvalidControlBytes(el.vr, el.value)) throw new DicomInvalidValueError('kept value holds control characters', { tag: el.tag });
         out.push(el);
         break;
       case 'recurse':

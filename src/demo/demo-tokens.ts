@@ -6,6 +6,8 @@ import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JW
 export const DEMO_ISSUER = 'https://deid-gateway.demo/issuer';
 export const DEMO_AUDIENCE = 'deid-gateway';
 const ALG = 'ES256';
+/** One demo token per gateway role; the steward's is for `POST /reidentify` and `GET /audit`. */
+export const DEMO_ROLES = ['clinician', 'researcher', 'uploader', 'steward'] as const;
 
 export interface DemoKeys {
   privateKey: CryptoKey;

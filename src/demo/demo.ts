@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { applyEnvOverrides, readConfigFile, validateConfig } from '../config/load.ts';
 import { startGateway } from '../server.ts';
-import { DEMO_AUDIENCE, DEMO_ISSUER, demoKeys, demoSecret, signDemoToken } from './demo-tokens.ts';
+import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_ROLES, demoKeys, demoSecret, signDemoToken } from './demo-tokens.ts';
 import { loadIntoOrthanc, startOrthanc } from './orthanc-process.ts';
 import { readDicomFiles, samplesDir } from './samples.ts';
 
@@ -35,15 +35,17 @@ export async function runDemo(): Promise<void> {
         },
         dataDir,
         deid: { ...(raw['deid'] as object), secret: { file: await demoSecret(join(dataDir, 'demo-keys')) } },
+        viewer: { dir: join(root, '.viewer/dist'), ...(raw['viewer'] as object), enabled: true },
       },
       process.env,
     ),
   );
-  const gateway = await startGateway(config);
-  const base = `${gateway.url}${config.server.basePath}`;
   const tokens = Object.fromEntries(
-    await Promise.all(['clinician', 'researcher', 'uploader'].map(async (r) => [r, await signDemoToken(keys, r)])),
+    await Promise.all(DEMO_ROLES.map(async (r) => [r, await signDemoToken(keys, r)])),
   ) as Record<string, string>;
+  // The viewer's sign-in page offers the demo tokens (`serve` never passes any).
+  const gateway = await startGateway(config, { viewerDemoTokens: tokens });
+  const base = `${gateway.url}${config.server.basePath}`;
 
   const out = [
     '',
@@ -53,6 +55,9 @@ export async function runDemo(): Promise<void> {
     `  gateway DICOMweb:                ${base}`,
     `  OpenAPI:                         ${gateway.url}/openapi.json`,
     `  upload page (uploader token):    ${gateway.url}/upload#token=${tokens['uploader']}`,
+    config.viewer.enabled
+      ? `  OHIF viewer (pick a role):       ${gateway.url}/viewer/${existsSync(join(resolve(config.viewer.dir), 'index.html')) ? '' : '   (not installed: run scripts/setup.sh)'}`
+      : '  OHIF viewer:                     off (viewer.enabled: false)',
     '',
     'tokens (valid 12 h):',
     ...Object.entries(tokens).map(([role, token]) => `  ${role.padEnd(10)} ${token}`),
@@ -62,9 +67,12 @@ export async function runDemo(): Promise<void> {
     `  curl -s -H "Authorization: Bearer ${'$'}RESEARCHER" '${base}/studies?includefield=all' | head -c 600   # pseudonyms`,
     `  curl -s -o /dev/null -w '%{http_code}\\n' '${base}/studies'            # 401: no token`,
     `  curl -s -H "Authorization: Bearer ${'$'}UPLOADER" '${base}/studies'     # 403: uploaders only store`,
+    `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" -H 'content-type: application/json' -d '{"kind":"uid","pseudonym":"2.25…"}' '${gateway.url}/reidentify'`,
+    `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" '${gateway.url}/audit?limit=20'   # the audit trail`,
     `export CLINICIAN=${tokens['clinician']}`,
     `export RESEARCHER=${tokens['researcher']}`,
     `export UPLOADER=${tokens['uploader']}`,
+    `export STEWARD=${tokens['steward']}`,
     '',
     'Ctrl-C stops the gateway and Orthanc and deletes the temporary store.',
     '',

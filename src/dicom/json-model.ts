@@ -179,7 +179,9 @@ export function jsonValueToElementBytes(vr: string, json: Omit<JsonElement, 'vr'
   if (info.kind === 'tag') {
     const out = Buffer.alloc(values.length * 4);
     values.forEach((v, i) => {
-      if (typeof v !== 'string') throw new DicomInvalidValueError('AT value must be a hex tag string', where);
+      // PS3.18 F.2.3: an AT value is "ggggeeee". Anything else (a pseudonym given to an element whose VR
+      // was AT, found by test/unit/fuzz) is a typed refusal, not parseTag's TypeError.
+      if (typeof v !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(v)) throw new DicomInvalidValueError('AT value must be a hex tag string', where);
       const t = parseTag(v);
       if (littleEndian) {
         out.writeUInt16LE(t >>> 16, i * 4);

@@ -60,13 +60,14 @@ export async function* readMultipart(
   const maxParts = limits.maxParts ?? 100_000;
   const maxPartBytes = limits.maxPartBytes ?? 0;
   const delimiter = Buffer.from(`\r\n--${boundary}`);
-  const iterator = (async function* () {
-    yield* source;
-  })();
+  const iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array> =
+    Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   // A leading CRLF lets the first delimiter match the same pattern as later ones (RFC 2046 5.1.1).
   let buffer: Buffer = Buffer.from(CRLF);
   let ended = false;
 
+  // Appends the next chunk. Part bodies leave at most a delimiter prefix behind (see `heldTail`), so
+  // a chunk is almost always taken as it is, without a copy.
   const more = async (): Promise<boolean> => {
     if (ended) return false;
     const next = await iterator.next();
@@ -74,69 +75,102 @@ export async function* readMultipart(
       ended = true;
       return false;
     }
-    buffer = buffer.length === 0 ? Buffer.from(next.value) : Buffer.concat([buffer, next.value]);
+    const chunk = asBuffer(next.value);
+    buffer = buffer.length === 0 ? chunk : Buffer.concat([buffer, chunk]);
     return true;
   };
 
-  // 1. Preamble: skip to the first delimiter.
-  for (;;) {
-    const at = buffer.indexOf(delimiter);
-    if (at >= 0) {
-      buffer = buffer.subarray(at + delimiter.length);
-      break;
-    }
-    if (buffer.length > maxHeaderBytes + delimiter.length) {
-      throw new MultipartError('MULTIPART_NO_DELIMITER', 'no multipart delimiter where one was expected');
-    }
-    if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended before the first part');
+  let closed = false;
+  try {
+    yield* parts();
+  } finally {
+    // Stopped early (an error, or the consumer gave up): release the source. After the
+    // close-delimiter the source is left as it is; its epilogue is ignored (RFC 2046 5.1.1).
+    if (!closed && !ended) await iterator.return?.();
   }
 
-  for (let count = 0; ; count++) {
-    // 2. After a delimiter: `--` closes the body; otherwise optional padding, CRLF, headers.
-    while (buffer.length < 2) {
-      if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended after a delimiter');
-    }
-    if (buffer[0] === 0x2d && buffer[1] === 0x2d) return; // close-delimiter; the epilogue is ignored
-    if (count >= maxParts) throw new MultipartError('MULTIPART_TOO_MANY_PARTS', 'too many parts');
-    let headerEnd: number;
+  async function* parts(): AsyncGenerator<MultipartPart> {
+    // 1. Preamble: skip to the first delimiter.
     for (;;) {
-      headerEnd = buffer.indexOf('\r\n\r\n');
-      if (headerEnd >= 0) break;
-      if (buffer.length > maxHeaderBytes) throw new MultipartError('MULTIPART_HEADER_TOO_LARGE', 'a part header block is too large');
-      if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended inside part headers');
-    }
-    const headers = parseHeaders(buffer.subarray(0, headerEnd));
-    buffer = buffer.subarray(headerEnd + 4);
-
-    // 3. The body: everything up to the next delimiter, streamed; the last delimiter-1 bytes are held.
-    let done = false;
-    let size = 0;
-    const body = async function* (): AsyncGenerator<Buffer> {
-      for (;;) {
-        const at = buffer.indexOf(delimiter);
-        if (at >= 0) {
-          const chunk = buffer.subarray(0, at);
-          buffer = buffer.subarray(at + delimiter.length);
-          size += chunk.length;
-          if (maxPartBytes && size > maxPartBytes) throw new MultipartError('MULTIPART_PART_TOO_LARGE', 'a part is too large');
-          if (chunk.length > 0) yield chunk;
-          done = true;
-          return;
-        }
-        const safe = buffer.length - (delimiter.length - 1);
-        if (safe > 0) {
-          const chunk = buffer.subarray(0, safe);
-          buffer = buffer.subarray(safe);
-          size += chunk.length;
-          if (maxPartBytes && size > maxPartBytes) throw new MultipartError('MULTIPART_PART_TOO_LARGE', 'a part is too large');
-          yield chunk;
-        }
-        if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended inside a part');
+      const at = buffer.indexOf(delimiter);
+      if (at >= 0) {
+        buffer = buffer.subarray(at + delimiter.length);
+        break;
       }
-    };
-    yield { headers, body: body() };
-    if (!done) throw new MultipartError('MULTIPART_PART_UNREAD', 'a part body was not read to its end');
+      if (buffer.length > maxHeaderBytes + delimiter.length) {
+        throw new MultipartError('MULTIPART_NO_DELIMITER', 'no multipart delimiter where one was expected');
+      }
+      if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended before the first part');
+    }
+
+    for (let count = 0; ; count++) {
+      // 2. After a delimiter: `--` closes the body; otherwise optional padding, CRLF, headers.
+      while (buffer.length < 2) {
+        if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended after a delimiter');
+      }
+      if (buffer[0] === 0x2d && buffer[1] === 0x2d) {
+        closed = true; // close-delimiter; the epilogue is ignored
+        return;
+      }
+      // RFC 2046 5.1.1: a delimiter line ends in CRLF; `--boundaryX` is not a delimiter (test/integration/multipart-abuse).
+      if (buffer[0] !== 0x0d || buffer[1] !== 0x0a) throw new MultipartError('MULTIPART_BAD_DELIMITER', 'a delimiter is not followed by CRLF');
+      if (count >= maxParts) throw new MultipartError('MULTIPART_TOO_MANY_PARTS', 'too many parts');
+      let headerEnd: number;
+      for (;;) {
+        headerEnd = buffer.indexOf('\r\n\r\n');
+        if (headerEnd >= 0) break;
+        if (buffer.length > maxHeaderBytes) throw new MultipartError('MULTIPART_HEADER_TOO_LARGE', 'a part header block is too large');
+        if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended inside part headers');
+      }
+      const headers = parseHeaders(buffer.subarray(0, headerEnd));
+      buffer = buffer.subarray(headerEnd + 4);
+
+      // 3. The body: everything up to the next delimiter, streamed; the last delimiter-1 bytes are held.
+      let done = false;
+      let size = 0;
+      const body = async function* (): AsyncGenerator<Buffer> {
+        for (;;) {
+          const at = buffer.indexOf(delimiter);
+          if (at >= 0) {
+            const chunk = buffer.subarray(0, at);
+            buffer = buffer.subarray(at + delimiter.length);
+            size += chunk.length;
+            if (maxPartBytes && size > maxPartBytes) throw new MultipartError('MULTIPART_PART_TOO_LARGE', 'a part is too large');
+            if (chunk.length > 0) yield chunk;
+            done = true;
+            return;
+          }
+          const safe = buffer.length - heldTail(buffer, delimiter);
+          if (safe > 0) {
+            const chunk = buffer.subarray(0, safe);
+            buffer = buffer.subarray(safe);
+            size += chunk.length;
+            if (maxPartBytes && size > maxPartBytes) throw new MultipartError('MULTIPART_PART_TOO_LARGE', 'a part is too large');
+            yield chunk;
+          }
+          if (!(await more())) throw new MultipartError('MULTIPART_TRUNCATED', 'the body ended inside a part');
+        }
+      };
+      yield { headers, body: body() };
+      if (!done) throw new MultipartError('MULTIPART_PART_UNREAD', 'a part body was not read to its end');
+    }
   }
+}
+
+function asBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/**
+ * How many bytes at the end of `buffer` could be the start of `delimiter` (which begins with CR) and
+ * must be held until more input arrives; usually none, so a body chunk passes on whole.
+ */
+function heldTail(buffer: Buffer, delimiter: Buffer): number {
+  for (let at = buffer.indexOf(0x0d, Math.max(0, buffer.length - (delimiter.length - 1))); at >= 0; at = buffer.indexOf(0x0d, at + 1)) {
+    const tail = buffer.length - at;
+    if (buffer.compare(delimiter, 0, tail, at) === 0) return tail;
+  }
+  return 0;
 }
 
 function parseHeaders(block: Buffer): Record<string, string> {

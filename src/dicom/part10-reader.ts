@@ -317,7 +317,8 @@ class DatasetWalker {
       return 'pixel';
     }
 
-    const dictVr = unambiguousVr(tag);
+    // The dictionary is consulted only for UN (PS3.5 6.2.2); an explicit VR stands as written.
+    const dictVr = vr === 'UN' ? unambiguousVr(tag) : undefined;
     let seqEnc: DatasetEncoding | undefined;
     let sourceVr: string | undefined;
     if (vr === 'SQ') seqEnc = top.enc;

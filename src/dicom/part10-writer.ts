@@ -8,11 +8,11 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDeflateRaw } from 'node:zlib';
 import { asciiValue, findElement, type DataElement, type Dataset, type DatasetEncoding } from './dataset.ts';
-import { DicomInvalidSequenceError } from './errors.ts';
+import { DicomInvalidSequenceError, DicomInvalidValueError } from './errors.ts';
 import type { Part10Event, PixelDataInfo } from './part10-reader.ts';
 import { ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION, SOP_CLASS_UID, SOP_INSTANCE_UID, isGroupLength, type Tag } from './tag.ts';
 import { transferSyntax } from './transfer-syntax.ts';
-import { hasLongHeader, isVr, padValue } from './vr.ts';
+import { hasInvalidControlBytes, hasLongHeader, isVr, padValue } from './vr.ts';
 
 /** Implementation Class UID of deid-gateway (PS3.7 D.3.3.2; a UUID-derived UID, PS3.5 B.2). */
 export const IMPLEMENTATION_CLASS_UID = '2.25.44162006074406719072761764642669780365';
@@ -141,8 +141,14 @@ export function encodeFileMeta(input: FileMetaInput): Buffer {
 
 /** File Meta for a header: MediaStorageSOP*UID follow the dataset's SOPClassUID/SOPInstanceUID (PS3.10 7.1). */
 export function fileMetaFor(dataset: readonly DataElement[], sourceMeta: readonly DataElement[] | undefined, transferSyntaxUID: string): Buffer {
-  const pick = (datasetTag: Tag, metaTag: Tag): string =>
-    (findElement(dataset, datasetTag) ? asciiValue(dataset, datasetTag) : undefined) ?? (sourceMeta ? asciiValue(sourceMeta, metaTag) : undefined) ?? '';
+  const pick = (datasetTag: Tag, metaTag: Tag): string => {
+    if (findElement(dataset, datasetTag)) return asciiValue(dataset, datasetTag) ?? '';
+    // The source File Meta's value is copied only when it is text (PS3.5 6.1.2): a misframed source
+    // element can hold the bytes of the elements after it (found by test/unit/fuzz).
+    const source = sourceMeta ? findElement(sourceMeta, metaTag) : undefined;
+    if (source?.value && hasInvalidControlBytes('UI', source.value)) throw new DicomInvalidValueError('File Meta UID holds control characters', { tag: metaTag });
+    return (sourceMeta ? asciiValue(sourceMeta, metaTag) : undefined) ?? '';
+  };
   return encodeFileMeta({
     transferSyntaxUID,
     mediaStorageSOPClassUID: pick(SOP_CLASS_UID, 0x00020002),

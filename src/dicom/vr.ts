@@ -111,3 +111,21 @@ export function padValue(value: Buffer, vr: string): Buffer {
   const pad = BY_NAME.get(vr)?.padding ?? 0;
   return Buffer.concat([value, Buffer.of(pad)]);
 }
+
+/**
+ * True when a character-string value (kinds string, text, person-name, and DS/IS) holds a control
+ * character no repertoire allows there: PS3.5 6.1.2/6.1.3 permit only ESC (ISO 2022) and, in text,
+ * TAB, LF, FF and CR; trailing NUL/space padding is ignored (PS3.5 6.2). Such bytes in a value mean a
+ * length that swallowed the element headers after it (a misframed element), not text.
+ */
+export function hasInvalidControlBytes(vr: string, value: Buffer): boolean {
+  const info = BY_NAME.get(vr);
+  if (!info || info.kind === 'binary' || info.kind === 'sequence' || info.kind === 'tag' || (info.kind === 'number' && vr !== 'DS' && vr !== 'IS')) return false;
+  let end = value.length;
+  while (end > 0 && (value[end - 1] === 0x00 || value[end - 1] === 0x20)) end--;
+  for (let i = 0; i < end; i++) {
+    const b = value[i] as number;
+    if (b < 0x20 && b !== 0x1b && b !== 0x09 && b !== 0x0a && b !== 0x0c && b !== 0x0d) return true;
+  }
+  return false;
+}

@@ -51,23 +51,33 @@ export function uidPath(path: ResourcePath): string {
   return out;
 }
 
-/** A session that saves what it made: `flush()` persists the pairs not yet saved, before bytes go out. */
+/**
+ * A session that saves what it made: `flush()` persists the pairs not yet saved, before the bytes
+ * that show them go out; `makeDurable()` makes them durable on disk, before the response completes
+ * (or, for STOW, before the PACS receives them).
+ */
 export interface SavingSession {
   readonly session: DeidSession;
   flush(): Promise<void>;
+  makeDurable(): Promise<void>;
 }
 
 /** One per response or upload: keyed, or fresh when the policy says so (PS3.15 E.1.1 pseudonyms). */
 export function savingSession(view: { readonly policy: DeidPolicy; readonly store: PseudonymStore }): SavingSession {
   const session = createSession(view.policy);
   let saved = 0;
+  const flush = async () => {
+    const count = session.pairCount;
+    if (count === saved) return;
+    await view.store.save(session.pairsSince(saved));
+    saved = count;
+  };
   return {
     session,
-    async flush() {
-      const count = session.pairCount;
-      if (count === saved) return;
-      await view.store.save(session.pairsSince(saved));
-      saved = count;
+    flush,
+    async makeDurable() {
+      await flush();
+      if (saved > 0) await view.store.sync();
     },
   };
 }

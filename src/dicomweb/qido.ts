@@ -199,7 +199,9 @@ const LEVEL_PATH: Record<QueryLevel, string> = { study: '/studies', series: '/se
 export async function searchDeidentified(view: DeidentifiedView, _req: IncomingMessage, res: ServerResponse, r: SearchRequest) {
   const original = await originalPath(view, r.path);
   const q = await plan(view, r.query);
+  const { session, flush, makeDurable } = savingSession(view);
   const finish = async (count: number) => {
+    await makeDurable(); // PS3.15 pseudonyms the caller saw stay resolvable after any restart
     if (count === 0) {
       res.statusCode = 200;
       res.setHeader('content-type', 'application/dicom+json');
@@ -209,7 +211,6 @@ export async function searchDeidentified(view: DeidentifiedView, _req: IncomingM
   if (q.empty) return finish(0);
 
   const base = `${uidPath(original)}${LEVEL_PATH[r.level]}`;
-  const { session, flush } = savingSession(view);
   const pageSize = q.gatewaySide.length === 0 ? undefined : UPSTREAM_PAGE;
   let upstreamOffset = pageSize === undefined ? q.offset : 0;
   let skipped = 0;

@@ -107,7 +107,7 @@ export async function storePart(
       return { failed: { sopClass: ids.sopClass, sopInstance: ids.sopInstance, reason: FailureReason.studyInstanceUidMismatch } };
     }
     // Pseudonyms are durable before the PACS or the caller sees them.
-    await saving.flush();
+    await saving.makeDurable();
     const reason = await sendUpstream(view, file, signal);
     if (reason !== undefined) return { failed: { sopClass: ids.sopClass, sopInstance: ids.sopInstance, reason } };
     return { stored: ids };

@@ -11,7 +11,12 @@ export interface UpstreamOptions {
   connectTimeoutMs: number;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
+  /** Told the time to response headers of each request (metrics); never the path or query. */
+  observe?: UpstreamObserver;
 }
+
+/** `outcome`: the status code, or the error code when no response came (`UPSTREAM_TIMEOUT`, …). */
+export type UpstreamObserver = (method: string, outcome: string, seconds: number) => void;
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
@@ -49,6 +54,8 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     async send(req) {
       const headers: Record<string, string> = { ...req.headers };
       if (options.authorization && !headers['authorization']) headers['authorization'] = options.authorization;
+      const started = process.hrtime.bigint();
+      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
         const res = await request(`${base}${req.pathAndQuery}`, {
           dispatcher: agent,
@@ -57,9 +64,13 @@ export function createUpstream(options: UpstreamOptions): Upstream {
           body: req.body ?? null,
           signal: req.signal,
         });
+        options.observe?.(req.method, String(res.statusCode), seconds());
         return { statusCode: res.statusCode, headers: res.headers as IncomingHttpHeaders, body: res.body };
       } catch (error) {
-        throw classify(error);
+        const classified = classify(error);
+        const code = (classified as { code?: unknown } | null)?.code;
+        options.observe?.(req.method, typeof code === 'string' && /^[A-Z0-9_]{1,40}$/.test(code) ? code : 'ERROR', seconds());
+        throw classified;
       }
     },
     close: () => agent.close(),

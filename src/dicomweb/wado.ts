@@ -56,7 +56,7 @@ async function fetchUpstream(view: DeidentifiedView, req: IncomingMessage, res: 
 export async function retrieveMetadata(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: RetrieveRequest) {
   const original = await originalPath(view, r.path);
   const upstreamRes = await fetchUpstream(view, req, res, `${uidPath(original)}/metadata`, 'application/dicom+json');
-  const { session, flush } = savingSession(view);
+  const { session, flush, makeDurable } = savingSession(view);
   let first = true;
   try {
     for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) {
@@ -64,7 +64,7 @@ export async function retrieveMetadata(view: DeidentifiedView, req: IncomingMess
         bulkDataURI: (uri, ref) => (ref.path.length === 0 ? bulkUriFor(uri, r.publicBase) : undefined),
       });
       fixBulkDataUris(deidentified, r.publicBase);
-      await flush(); // PS3.15 pseudonyms are durable before the caller can see them
+      await flush(); // PS3.15 pseudonyms are saved before the caller can see them
       if (first) {
         res.statusCode = 200;
         res.setHeader('content-type', 'application/dicom+json');
@@ -72,6 +72,7 @@ export async function retrieveMetadata(view: DeidentifiedView, req: IncomingMess
       await writeChunk(res, Buffer.from(`${first ? '[' : ','}${JSON.stringify(deidentified)}`));
       first = false;
     }
+    await makeDurable();
   } catch (error) {
     throw unusable(error);
   }
@@ -119,7 +120,7 @@ export async function retrieveInstances(view: DeidentifiedView, req: IncomingMes
   const upstreamRes = await fetchUpstream(view, req, res, `${uidPath(original)}${r.query}`);
   const contentType = multipartTypeOf(upstreamRes);
   const boundary = newBoundary();
-  const { session, flush } = savingSession(view);
+  const { session, flush, makeDurable } = savingSession(view);
   let started = false;
   try {
     for await (const part of readMultipart(upstreamRes.body, boundaryFrom(contentType))) {
@@ -142,6 +143,7 @@ export async function retrieveInstances(view: DeidentifiedView, req: IncomingMes
       }
       await writeChunk(res, PART_END);
     }
+    await makeDurable();
   } catch (error) {
     throw unusable(error);
   }

@@ -16,8 +16,16 @@ import { authenticate } from './auth.ts';
 import { errorHandler } from './error-mapping.ts';
 import { healthRoutes } from './health.ts';
 import { uploadRoutes } from './upload.ts';
+import { auditRoutes, auditTransaction } from './audit.ts';
+import { reidentifyRoutes } from './reidentify.ts';
+import type { RateLimiter } from '../audit/token-bucket.ts';
+import type { AuditTrail } from '../store/audit-trail.ts';
+import type { PseudonymStore } from '../store/pseudonym-store.ts';
+import { VIEWER_PATH, viewerRoutes, type ViewerOptions } from './viewer.ts';
 import type { Logger } from './logging.ts';
 import { requestContext } from './request-context.ts';
+import { conformanceRoute } from './conformance.ts';
+import { metricsRoute, type GatewayMetrics } from './metrics.ts';
 
 export interface AppOptions {
   /** The de-identified view for restricted roles; absent: they are refused (fail closed). */
@@ -32,6 +40,14 @@ export interface AppOptions {
   forwardCallerToken: boolean;
   sendForwarded: boolean;
   trustProxy: boolean;
+  /** Request metrics; `serve`: also answer `GET /metrics` here, with the bearer token if one is set. */
+  metrics?: { metrics: GatewayMetrics; serve: boolean; token: string | undefined };
+  /** The audit trail: restricted-role DICOMweb requests, re-identifications, reads of the trail. */
+  audit?: AuditTrail;
+  /** The steward's `POST /reidentify` (needs `audit`); absent: not served. */
+  reidentify?: { store: PseudonymStore; limiter: RateLimiter; maxItems: number };
+  /** The OHIF viewer at /viewer (config `viewer.enabled`); absent: not served. */
+  viewer?: Omit<ViewerOptions, 'dicomwebBase'>;
 }
 
 const OPENAPI = new URL('../../openapi/openapi.json', import.meta.url);
@@ -43,13 +59,29 @@ export function createApp(options: AppOptions): Express {
   app.set('query parser', false); // the raw query is relayed; nothing here parses it yet
   app.use(helmet());
   app.use(requestContext(options.logger));
+  if (options.metrics) {
+    app.use(options.metrics.metrics.middleware);
+    if (options.metrics.serve) app.get('/metrics', metricsRoute(options.metrics.metrics, options.metrics.token));
+  }
   app.use(healthRoutes(options.upstream));
   app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload }));
+  if (options.audit) {
+    app.use(auditRoutes({ verify: options.verify, roles: options.roles, audit: options.audit }));
+    if (options.reidentify) app.use(reidentifyRoutes({ verify: options.verify, roles: options.roles, audit: options.audit, ...options.reidentify }));
+  }
+  if (options.viewer) app.use(VIEWER_PATH, viewerRoutes({ ...options.viewer, dicomwebBase: options.basePath }));
 
   const openapi = readFileSync(OPENAPI, 'utf8');
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(openapi);
   });
+  app.get(
+    '/conformance',
+    conformanceRoute({
+      researcher: options.deidentified && { policy: options.deidentified.policy, allowRendered: options.deidentified.allowRendered },
+      uploader: options.upload && { policy: options.upload.policy },
+    }),
+  );
 
   const dicomweb = express.Router({ caseSensitive: true, strict: false });
   dicomweb.use(authenticate(options.verify, options.roles));
@@ -65,13 +97,14 @@ export function createApp(options: AppOptions): Express {
   app.use((_req, res) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'not found' } });
   });
-  app.use(errorHandler(options.logger));
+  app.use(errorHandler(options.logger, options.metrics?.metrics.observeError));
   return app;
 }
 
 function transactionHandler(route: DicomwebRoute, options: AppOptions) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     res.locals['route'] = route.path;
+    auditTransaction(options.audit, route, req, res);
     try {
       const role = res.locals['role'] as Role;
       const treatment = treatmentFor(role, route.routeClass);

@@ -12,6 +12,7 @@ import {
   UpstreamUnusableError,
 } from '../dicomweb/errors.ts';
 import { StoreError } from '../store/errors.ts';
+import { AuditRequestError, NoSubjectError, PseudonymUnknownError, RateLimitedError } from '../audit/errors.ts';
 import { StowRequestError } from '../dicomweb/stow.ts';
 import type { Logger } from './logging.ts';
 
@@ -35,6 +36,13 @@ export function mapError(error: unknown): MappedError {
         ? 'Bearer realm="deid-gateway"'
         : `Bearer realm="deid-gateway", error="invalid_token", error_description="${description}"`;
     return { status: 401, code: error.code, message: error.message, headers: { 'www-authenticate': challenge } };
+  }
+  if (error instanceof AuditRequestError) return { status: 400, code: error.code, message: error.message };
+  if (error instanceof NoSubjectError) return { status: 403, code: error.code, message: error.message };
+  if (error instanceof PseudonymUnknownError) return { status: 404, code: error.code, message: error.message };
+  if (error instanceof RateLimitedError) {
+    // RFC 6585 4: 429 with Retry-After (RFC 9110 10.2.3).
+    return { status: 429, code: error.code, message: error.message, headers: { 'retry-after': String(error.retryAfterSeconds) } };
   }
   if (error instanceof UpstreamUnreachableError) return { status: 502, code: error.code, message: error.message };
   if (error instanceof UpstreamTimeoutError) return { status: 504, code: error.code, message: error.message };
@@ -63,10 +71,14 @@ export function mapError(error: unknown): MappedError {
   return { status: 500, code: 'INTERNAL', message: 'internal error; see the gateway log for the request id' };
 }
 
-/** Express error handler: logs with the request id, answers once, and aborts a response already under way. */
-export function errorHandler(logger: Logger) {
+/**
+ * Express error handler: logs with the request id, answers once, and aborts a response already under way.
+ * `observe` (metrics) sees every error here, the one path all of them take, before or after the first byte.
+ */
+export function errorHandler(logger: Logger, observe?: (error: unknown, mapped: MappedError, aborted: boolean) => void) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const mapped = mapError(error);
+    observe?.(error, mapped, res.headersSent);
     const log = (res.locals['log'] as Logger | undefined) ?? logger;
     const cause = error instanceof Error ? error.cause : undefined;
     const entry = {

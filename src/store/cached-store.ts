@@ -31,6 +31,7 @@ export function withCache(store: PseudonymStore, options: { maxKeys: number; ttl
       if (original !== undefined) remember(key, original);
       return original;
     },
+    sync: () => store.sync(),
     count: () => store.count(),
     async close() {
       cache.close();

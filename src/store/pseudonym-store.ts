@@ -13,10 +13,16 @@ export interface Mapping {
 
 export interface PseudonymStore {
   /**
-   * Persists the mappings durably before it resolves, so a response that shows a pseudonym never
-   * completes before its mapping is on disk. Re-saving a known mapping is a no-op.
+   * Persists the mappings before it resolves: they survive a crash or restart of the gateway process.
+   * Re-saving a known mapping is a no-op. Called before the bytes that show a pseudonym are written.
    */
   save(mappings: readonly Mapping[]): Promise<void>;
+  /**
+   * Makes everything saved so far durable on disk (power loss included) before it resolves. Called
+   * once before a response that showed new pseudonyms completes, so one disk flush covers a whole
+   * study instead of one per instance (group commit).
+   */
+  sync(): Promise<void>;
   /** The original behind a pseudonym, or undefined if the gateway never issued it. */
   originalOf(kind: MappingKind, pseudonym: string): Promise<string | undefined>;
   /** How many mappings are held (operations, tests). */

@@ -1,20 +1,25 @@
 import { mkdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
+import { AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
 
 /**
  * The embedded default: one SQLite file in the data dir (better-sqlite3, built from source at install).
- * WAL with `synchronous = FULL` makes each committed transaction durable before `save` resolves.
+ * WAL with `synchronous = NORMAL`: a committed `save` is in the WAL file (it survives a crash of the
+ * process); `sync` fsyncs the WAL, which makes every commit before it durable against power loss
+ * (checkpoints under NORMAL sync the WAL and the database themselves). One fsync per response, not one
+ * per instance, and it runs off the event loop.
  */
-export function openSqliteStore(file: string): PseudonymStore {
+export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   let db: Database.Database;
   try {
     db = new Database(file);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    db.pragma('synchronous = NORMAL');
     db.exec(`
       CREATE TABLE IF NOT EXISTS pseudonym (
         kind       TEXT NOT NULL,
@@ -23,6 +28,27 @@ export function openSqliteStore(file: string): PseudonymStore {
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
         PRIMARY KEY (kind, pseudonym)
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS audit_event (
+        id                              INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_date_time                 TEXT NOT NULL,
+        event_id                        TEXT NOT NULL,
+        event_type_code                 TEXT,
+        event_action_code               TEXT NOT NULL CHECK (event_action_code IN ('C', 'R', 'U', 'D', 'E')),
+        event_outcome_indicator         INTEGER NOT NULL CHECK (event_outcome_indicator IN (0, 4, 8, 12)),
+        user_id                         TEXT NOT NULL,
+        role_id                         TEXT NOT NULL,
+        route                           TEXT NOT NULL,
+        http_status                     INTEGER NOT NULL,
+        participant_object_id           TEXT,
+        participant_object_id_type_code TEXT,
+        request_id                      TEXT
+      );
+      CREATE INDEX IF NOT EXISTS audit_event_time ON audit_event (event_date_time);
+      -- Append-only: the trail is evidence; nothing in the gateway may rewrite it.
+      CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
+        BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
+      CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
+        BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
     `);
   } catch (cause) {
     throw new StoreError('STORE_OPEN_FAILED', 'the pseudonym store could not be opened', { cause });
@@ -40,10 +66,20 @@ export function openSqliteStore(file: string): PseudonymStore {
       }
     }
   });
+  const appendAudit = db.prepare(
+    `INSERT INTO audit_event (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`,
+  );
+  // ISO 8601 UTC text sorts as time, so `since` compares as text.
+  const listAudit = db.prepare<[string | null, string | null, string | null, string | null, number], AuditRow>(
+    `SELECT * FROM audit_event WHERE (? IS NULL OR event_date_time >= ?) AND (? IS NULL OR id > CAST(? AS INTEGER))
+     ORDER BY id LIMIT ?`,
+  );
+  const sync = groupCommit(file === ':memory:' ? async () => undefined : () => fsyncFile(`${file}-wal`));
   return {
     async save(mappings) {
       if (mappings.length === 0) return;
       try {
+        sync.dirty();
         saveAll(mappings);
       } catch (cause) {
         if (cause instanceof StoreError) throw cause;
@@ -53,11 +89,67 @@ export function openSqliteStore(file: string): PseudonymStore {
     async originalOf(kind: MappingKind, pseudonym: string) {
       return select.get(kind, pseudonym)?.original;
     },
+    async sync() {
+      try {
+        await sync.flush();
+      } catch (cause) {
+        throw new StoreError('STORE_WRITE_FAILED', 'the pseudonym store could not be flushed to disk', { cause });
+      }
+    },
     async count() {
       return (db.prepare('SELECT count(*) AS n FROM pseudonym').get() as { n: number }).n;
     },
+    async append(event) {
+      try {
+        sync.dirty();
+        appendAudit.run(...auditValues(event));
+      } catch (cause) {
+        throw new StoreError('STORE_AUDIT_WRITE_FAILED', 'the audit trail could not be written', { cause });
+      }
+    },
+    async list({ since, afterId, limit }) {
+      const from = since?.toISOString() ?? null;
+      const after = afterId ?? null;
+      return listAudit.all(from, from, after, after, limit).map(auditRecordOf);
+    },
     async close() {
       db.close();
+    },
+  };
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Coalesces flushes: `flush()` resolves once a flush that started after the latest `dirty()` has
+ * finished; callers arriving while one runs share the next.
+ */
+function groupCommit(flushToDisk: () => Promise<void>) {
+  let written = 0;
+  let flushed = 0;
+  let running: Promise<void> | undefined;
+  return {
+    dirty() {
+      written++;
+    },
+    async flush(): Promise<void> {
+      while (flushed < written) {
+        if (running) {
+          await running;
+          continue;
+        }
+        const target = written;
+        running = flushToDisk().finally(() => (running = undefined));
+        await running;
+        flushed = Math.max(flushed, target);
+      }
     },
   };
 }

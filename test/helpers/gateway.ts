@@ -113,9 +113,16 @@ export async function spawnGateway(upstreamUrl: string, keys: TestKeys) {
     }),
   );
   const cli = resolve(import.meta.dirname, '../../bin/deid-gateway.js');
-  const child = spawn(process.execPath, [cli, 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // DEID_GATEWAY_NODE_ARGS: extra node flags for the gateway process (the bench's --cpu-prof).
+  const nodeArgs = process.env['DEID_GATEWAY_NODE_ARGS']?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += String(d)));
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    // A gateway that dies under a test or the bench says why, instead of showing up as ECONNREFUSED.
+    if (!stopping) process.stderr.write(`gateway process exited (${code ?? signal}):\n${stderr.slice(-4000)}\n`);
+  });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -133,6 +140,8 @@ export async function spawnGateway(upstreamUrl: string, keys: TestKeys) {
     base: `${url}/dicom-web`,
     pid: child.pid as number,
     async stop() {
+      stopping = true;
+      if (child.exitCode !== null) return;
       const gone = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await gone;

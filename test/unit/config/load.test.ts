@@ -29,7 +29,7 @@ describe('configuration', () => {
     assert.equal(config.upstream.forwardCallerToken, false);
     assert.deepEqual(config.upstream.auth, { type: 'none' });
     assert.ok(!config.auth.algorithms.some((a) => a.startsWith('HS')), 'asymmetric only by default');
-    assert.deepEqual(config.auth.rolePrecedence, ['researcher', 'uploader', 'clinician']);
+    assert.deepEqual(config.auth.rolePrecedence, ['researcher', 'uploader', 'steward', 'clinician']);
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.auth.algorithms));
   });
 

@@ -1,0 +1,62 @@
+import { invalidParam } from '../dicomweb/routes.ts';
+import type { MappingKind, PseudonymStore } from '../store/pseudonym-store.ts';
+import { AuditRequestError } from './errors.ts';
+
+/** What a steward may map back: UIDs, Patient ID and Accession Number pseudonyms. */
+export const REIDENTIFIABLE = ['uid', 'patientId', 'accessionNumber'] as const satisfies readonly MappingKind[];
+export type ReidentifiableKind = (typeof REIDENTIFIABLE)[number];
+
+export interface ReidentifyItem {
+  readonly kind: ReidentifiableKind;
+  readonly pseudonym: string;
+}
+
+export interface ReidentifyRequest {
+  /** One object asked (answered as one object, 404 if unknown) or a list (answered as a list). */
+  readonly single: boolean;
+  readonly items: readonly ReidentifyItem[];
+}
+
+/** The DICOM keyword of what a pseudonym stands for, for the audit record's ParticipantObjectIDTypeCode. */
+export const KEYWORD_OF: Readonly<Record<ReidentifiableKind, string>> = {
+  uid: 'UID',
+  patientId: 'PatientID',
+  accessionNumber: 'AccessionNumber',
+};
+
+/** PS3.5 6.2: LO (Patient ID) is at most 64 characters, SH (Accession Number) 16; no control characters. */
+const CODE = /^[^\u0000-\u001f\u007f\\]{1,64}$/;
+
+/** `{ kind, pseudonym }`, or `{ items: [...] }` / `[...]` of them, at most `maxItems`. */
+export function parseReidentifyRequest(body: unknown, maxItems: number): ReidentifyRequest {
+  const single = typeof body === 'object' && body !== null && !Array.isArray(body) && !('items' in body);
+  const list = single ? [body] : Array.isArray(body) ? body : (body as { items?: unknown } | null)?.items;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new AuditRequestError('REID_BAD_REQUEST', 'expected { kind, pseudonym } or a non-empty list of them');
+  }
+  if (list.length > maxItems) {
+    throw new AuditRequestError('REID_TOO_MANY', `at most ${maxItems} pseudonyms per request`);
+  }
+  const items = list.map((entry, i): ReidentifyItem => {
+    const { kind, pseudonym } = (entry ?? {}) as { kind?: unknown; pseudonym?: unknown };
+    if (typeof kind !== 'string' || !(REIDENTIFIABLE as readonly string[]).includes(kind)) {
+      throw new AuditRequestError('REID_BAD_REQUEST', `item ${i}: kind must be one of ${REIDENTIFIABLE.join(', ')}`);
+    }
+    const valid =
+      typeof pseudonym === 'string' &&
+      (kind === 'uid' ? invalidParam({ study: pseudonym }) === undefined : CODE.test(pseudonym));
+    if (!valid) throw new AuditRequestError('REID_BAD_REQUEST', `item ${i}: pseudonym is not a valid ${kind}`);
+    return { kind: kind as ReidentifiableKind, pseudonym: pseudonym as string };
+  });
+  return { single, items };
+}
+
+/** Each item with its original, or undefined where the gateway never issued that pseudonym. */
+export async function reidentify(
+  store: PseudonymStore,
+  items: readonly ReidentifyItem[],
+): Promise<Array<ReidentifyItem & { original: string | undefined }>> {
+  const out = [];
+  for (const item of items) out.push({ ...item, original: await store.originalOf(item.kind, item.pseudonym) });
+  return out;
+}

@@ -1,0 +1,226 @@
+// `GET /metrics` in the Prometheus text exposition format (prom-client, a Registry of our own, not the
+// global one). Labels are route *patterns*, roles, status codes and stable error codes: never a UID,
+// a query, a token or anything from a dataset, so the metrics can leave the trust boundary.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TokenInvalidError, TokenMissingError } from '../auth/errors.ts';
+import { DeidError } from '../deid/errors.ts';
+import { DicomError } from '../dicom/errors.ts';
+import { UpstreamUnusableError } from '../dicomweb/errors.ts';
+import type { UpstreamObserver } from '../dicomweb/upstream.ts';
+import type { StoreObserver } from '../store/timed-store.ts';
+import { errorHandler, type MappedError } from './error-mapping.ts';
+import type { Logger } from './logging.ts';
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
+const CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
+/** Latency buckets (seconds): a cached store hit is microseconds, a large retrieval many seconds. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** Counts each request when its response closes: route pattern, role, status, duration, bytes. */
+  readonly middleware: RequestHandler;
+  /** For `errorHandler`: de-identification failures by the engine's error code (one hook for all). */
+  readonly observeError: (error: unknown, mapped: MappedError, aborted: boolean) => void;
+  readonly observeUpstream: UpstreamObserver;
+  readonly observeStore: StoreObserver;
+}
+
+export function createMetrics(): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'deid_gateway_http_requests_total',
+    help: 'Requests answered, by method, route pattern, caller role and HTTP status',
+    labelNames: ['method', 'route', 'role', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'deid_gateway_http_request_duration_seconds',
+    help: 'Time from request to the end (or abort) of the response, by route pattern and role',
+    labelNames: ['method', 'route', 'role'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const aborted = new Counter({
+    name: 'deid_gateway_http_responses_aborted_total',
+    help: 'Responses that closed before they were complete (failure mid-body, or the caller left)',
+    labelNames: ['route', 'role'] as const,
+    registers: [registry],
+  });
+  const bytes = new Counter({
+    name: 'deid_gateway_response_bytes_total',
+    help: 'Response body bytes written to callers, by role',
+    labelNames: ['role'] as const,
+    registers: [registry],
+  });
+  const deidErrors = new Counter({
+    name: 'deid_gateway_deid_errors_total',
+    help: 'Responses refused or aborted because the data could not be de-identified safely, by error code',
+    labelNames: ['code', 'aborted'] as const,
+    registers: [registry],
+  });
+  const upstream = new Histogram({
+    name: 'deid_gateway_upstream_duration_seconds',
+    help: 'PACS requests: time to response headers, by method and status (or error code)',
+    labelNames: ['method', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const store = new Histogram({
+    name: 'deid_gateway_store_duration_seconds',
+    help: 'Pseudonym store calls as requests see them (cache included), by operation and outcome',
+    labelNames: ['operation', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+
+  const middleware: RequestHandler = (req, res, next) => {
+    const started = process.hrtime.bigint();
+    const sent = countBodyBytes(res);
+    res.once('close', () => {
+      const route = routeOf(req, res);
+      const role = roleOf(res);
+      const method = METHODS.has(req.method) ? req.method : 'OTHER';
+      requests.inc({ method, route, role, status: String(res.statusCode) });
+      duration.observe({ method, route, role }, Number(process.hrtime.bigint() - started) / 1e9);
+      bytes.inc({ role }, sent());
+      if (!res.writableFinished) aborted.inc({ route, role });
+    });
+    next();
+  };
+
+  return {
+    registry,
+    middleware,
+    observeError(error, mapped, wasAborted) {
+      const code = deidErrorCode(error, mapped);
+      if (code !== undefined) deidErrors.inc({ code, aborted: String(wasAborted) });
+    },
+    observeUpstream(method, outcome, seconds) {
+      upstream.observe({ method: METHODS.has(method) ? method : 'OTHER', outcome: CODE.test(outcome) || /^[1-5][0-9]{2}$/.test(outcome) ? outcome : 'ERROR' }, seconds);
+    },
+    observeStore(operation, outcome, seconds) {
+      store.observe({ operation, outcome }, seconds);
+    },
+  };
+}
+
+/**
+ * The engine's code when a response failed for lack of a safe de-identification: a DicomError or
+ * DeidError anywhere in the cause chain (truncation, bad length, unsupported value…), else
+ * UPSTREAM_UNUSABLE (a PACS answer the gateway cannot rewrite) or DEID_UNAVAILABLE (no deid
+ * config). A caller that went away is not a de-identification failure.
+ */
+function deidErrorCode(error: unknown, mapped: MappedError): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof DicomError || e instanceof DeidError) return e.code;
+    if ((e as { code?: unknown }).code === 'CLIENT_GONE') return undefined;
+  }
+  if (error instanceof UpstreamUnusableError || mapped.code === 'DEID_UNAVAILABLE') return mapped.code;
+  return undefined;
+}
+
+function routeOf(req: Request, res: Response): string {
+  const set = res.locals['route'];
+  if (typeof set === 'string') return set;
+  // Express's matched route: a pattern from our code (e.g. '/healthz'), never the concrete URL.
+  const path = (req as { route?: { path?: unknown } }).route?.path;
+  return typeof path === 'string' ? path : 'unmatched';
+}
+
+function roleOf(res: Response): string {
+  const role = res.locals['role'];
+  return typeof role === 'string' ? role : 'none';
+}
+
+/**
+ * Counts the body bytes handed to `write`/`end` (relayed streams, de-identified rewrites, JSON).
+ * The socket's own counter is shared by the requests of a keep-alive connection, so it is not used.
+ */
+function countBodyBytes(res: Response): () => number {
+  let total = 0;
+  const size = (chunk: unknown, encoding: unknown): number => {
+    if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    if (chunk instanceof Uint8Array) return chunk.byteLength;
+    return 0;
+  };
+  const write = res.write;
+  const end = res.end;
+  res.write = function (this: Response, chunk: unknown, ...rest: unknown[]) {
+    total += size(chunk, rest[0]);
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as Response['write'];
+  res.end = function (this: Response, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== 'function') total += size(chunk, rest[0]);
+    return (end as (...a: unknown[]) => Response).call(this, chunk, ...rest);
+  } as Response['end'];
+  return () => total;
+}
+
+/** A bearer token to present, if configured; compared in constant time (over digests, any length). */
+function checkToken(expected: string | undefined) {
+  const want = expected === undefined ? undefined : createHash('sha256').update(expected).digest();
+  return (req: Request): void => {
+    if (want === undefined) return;
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer +([^ ]+) *$/i.exec(header) : null;
+    if (!match) throw new TokenMissingError();
+    const got = createHash('sha256').update(match[1] as string).digest();
+    if (!timingSafeEqual(got, want)) throw new TokenInvalidError('not the metrics token');
+  };
+}
+
+/** `GET /metrics`: Prometheus text format; with `token`, only for a caller presenting it (401 otherwise). */
+export function metricsRoute(metrics: GatewayMetrics, token: string | undefined): RequestHandler {
+  const check = checkToken(token);
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    res.locals['route'] = '/metrics';
+    try {
+      check(req);
+      const text = await metrics.registry.metrics();
+      res.setHeader('cache-control', 'no-store');
+      res.type(metrics.registry.contentType).send(text);
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+export interface MetricsListener {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** `/metrics` on a listener of its own (e.g. loopback only, for a local Prometheus agent or sidecar). */
+export async function startMetricsListener(
+  metrics: GatewayMetrics,
+  options: { host: string; port: number; token: string | undefined; logger: Logger },
+): Promise<MetricsListener> {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', metricsRoute(metrics, options.token));
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'not found' } });
+  });
+  app.use(errorHandler(options.logger));
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${host}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,326 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, resolve, sep } from 'node:path';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+
+/** Where the viewer is served. OHIF's own routes (`/`, `/viewer`, …) live below it. */
+export const VIEWER_PATH = '/viewer';
+
+/** sessionStorage keys shared by the sign-in page (viewer-page/app.js) and the generated app-config.js. */
+const TOKEN_KEY = 'deid-gateway.token';
+const ROLE_KEY = 'deid-gateway.role';
+
+export interface ViewerOptions {
+  /** The unpacked `@ohif/app` dist (scripts/setup.sh puts it in `.viewer/dist`). */
+  dir: string;
+  /** The gateway's DICOMweb base path (`server.basePath`), same origin as the viewer. */
+  dicomwebBase: string;
+  /** Role → token, offered on the sign-in page. Only `deid-gateway demo` passes these; `serve` never does. */
+  demoTokens?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The viewer's own Content-Security-Policy; the rest of the app keeps helmet's. OHIF needs more than
+ * helmet's default, and nothing beyond what is listed here (each was found missing in a real browser):
+ * - `script-src 'wasm-unsafe-eval'`: the image codecs (JPEG-LS, JPEG 2000, HTJ2K…) are WebAssembly;
+ *   this allows compiling wasm, not `eval` of strings. No inline script: index.html's two inline
+ *   scripts are dropped and their work done by app-config.js, a file of ours.
+ * - `worker-src 'self' blob:`: decoding runs in web workers, some created from blob: URLs.
+ * - `img-src data: blob:`: icons are data: URIs; thumbnails are blob: URLs of client-rendered pixels.
+ * - `style-src 'unsafe-inline'`: the React UI sets style attributes and injects <style> elements
+ *   (CSS cannot run script; helmet's default allows this too).
+ * - `connect-src 'self'`: DICOMweb is same-origin; nothing else is reached (no CDN, no telemetry).
+ */
+export const VIEWER_CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "script-src-attr 'none'",
+  "worker-src 'self' blob:",
+  "connect-src 'self' data: blob:",
+  "img-src 'self' data: blob:",
+  "media-src 'self' blob:",
+  "style-src 'self' 'unsafe-inline'",
+  "font-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'self'",
+].join('; ');
+
+/**
+ * A web worker runs under the policy that comes with its own script (CSP3 §4.2.3), so the image
+ * decoders get one more source than the page: `'unsafe-eval'`, because the codecs (emscripten embind)
+ * build their bindings with `new Function`. The page, which holds the DOM and the token, never can.
+ */
+export const VIEWER_WORKER_CSP = VIEWER_CSP.replace("script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'");
+
+const ASSETS = new URL('./viewer-page/', import.meta.url);
+const asset = (name: string) => readFileSync(new URL(name, ASSETS));
+
+interface Rewritten {
+  body: Buffer;
+  etag: string;
+}
+
+/**
+ * `GET /viewer/sign-in`: picks a token (pasted, or a demo role) into sessionStorage.
+ * `GET /viewer/app-config.js`: OHIF's config, generated: one `dicomweb` data source on the gateway.
+ * `GET /viewer/*`: the OHIF dist, with a single-page fallback to its index.html.
+ *
+ * OHIF 3.13's prebuilt dist assumes it is served at `/` (webpack publicPath "/", absolute asset
+ * URLs in index.html and the CSS). The few files that say so are rewritten in memory when served
+ * (the dist on disk is never changed), so everything lives under `/viewer`.
+ */
+export function viewerRoutes(options: ViewerOptions): Router {
+  const router = Router({ caseSensitive: true, strict: false });
+  const dir = resolve(options.dir);
+  const signIn = { html: asset('index.html'), js: asset('app.js'), css: asset('style.css') };
+  const demoTokens = options.demoTokens
+    ? JSON.stringify(Object.fromEntries(Object.entries(options.demoTokens).filter(([role]) => role === 'clinician' || role === 'researcher')))
+    : undefined;
+  const appConfig = Buffer.from(appConfigScript(options.dicomwebBase));
+  const rewritten = new Map<string, Rewritten | null>();
+
+  router.use((req, res, next) => {
+    res.locals['route'] = VIEWER_PATH;
+    const dest = req.headers['sec-fetch-dest'];
+    const X = process.env['CSP_EXPERIMENT'] ? JSON.parse(process.env['CSP_EXPERIMENT']) : undefined; // EXPERIMENT
+    res.setHeader('Content-Security-Policy', dest === 'worker' || dest === 'sharedworker' ? (X?.worker ?? VIEWER_WORKER_CSP) : (X?.page ?? VIEWER_CSP));
+    next();
+  });
+  router.get('/sign-in', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.type('html').send(signIn.html);
+  });
+  router.get('/sign-in/app.js', (_req, res) => {
+    res.type('application/javascript').send(signIn.js);
+  });
+  router.get('/sign-in/style.css', (_req, res) => {
+    res.type('text/css').send(signIn.css);
+  });
+  router.get('/sign-in/demo-tokens.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    if (!demoTokens) {
+      res.status(404).json({ error: { code: 'VIEWER_NO_DEMO_TOKENS', message: 'demo tokens are offered only by `deid-gateway demo`' } });
+      return;
+    }
+    res.type('application/json').send(demoTokens);
+  });
+
+  router.use((_req, res, next) => {
+    if (existsSync(join(dir, 'index.html'))) return next();
+    res.status(503).json({
+      error: { code: 'VIEWER_NOT_INSTALLED', message: 'the OHIF viewer is not installed: run scripts/setup.sh (it unpacks it into viewer.dir)' },
+    });
+  });
+  router.get('/app-config.js', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('application/javascript').send(appConfig);
+  });
+  // Files OHIF must not get: the service worker would cache DICOMweb answers (patient data) in the
+  // browser, and its loader imports workbox from a CDN; app-config.js above replaces the shipped one.
+  router.get(['/sw.js', '/init-service-worker.js'], (_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'not found' } });
+  });
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return next();
+    const path = req.path;
+    const file = fileFor(dir, path);
+    if (file === undefined && extname(path) === '') {
+      // A client-side route (/viewer, /viewer/viewer?StudyInstanceUIDs=…): OHIF's router takes it.
+      return sendRewritten(res, 'index.html', 'text/html; charset=utf-8', () => rewriteIndex(readFileSync(join(dir, 'index.html'), 'utf8')));
+    }
+    if (file === undefined) {
+      res.status(404).json({ error: { code: 'NOT_FOUND', message: 'not found' } });
+      return;
+    }
+    const ext = extname(file);
+    if (ext === '.js' || ext === '.css') {
+      const body = cachedRewrite(file, () => {
+        const text = readFileSync(file, 'utf8');
+        const out = ext === '.js' ? rewriteScript(text) : rewriteStyle(text);
+        return out === text ? null : out;
+      });
+      if (body) return sendBody(req, res, body, ext === '.js' ? 'application/javascript; charset=utf-8' : 'text/css; charset=utf-8');
+    }
+    next();
+  });
+  router.use(express.static(dir, { index: false, redirect: false, dotfiles: 'ignore', fallthrough: false }));
+  return router;
+
+  function cachedRewrite(file: string, make: () => string | null): Rewritten | null {
+    if (!rewritten.has(file)) {
+      const text = make();
+      rewritten.set(file, text === null ? null : { body: Buffer.from(text), etag: `"${createHash('sha1').update(text).digest('base64url')}"` });
+    }
+    return rewritten.get(file) ?? null;
+  }
+
+  function sendRewritten(res: Response, key: string, type: string, make: () => string): void {
+    const body = cachedRewrite(join(dir, key), make) as Rewritten;
+    res.setHeader('Cache-Control', 'no-cache');
+    sendBody(res.req, res, body, type);
+  }
+}
+
+function sendBody(req: Request, res: Response, body: Rewritten, type: string): void {
+  res.setHeader('ETag', body.etag);
+  res.type(type);
+  if (req.fresh) {
+    res.status(304).end();
+    return;
+  }
+  res.send(body.body);
+}
+
+/** The dist file a URL path names, if it is a plain relative path to an existing file inside `dir`. */
+function fileFor(dir: string, path: string): string | undefined {
+  if (path === '/' || !/^(\/[A-Za-z0-9_\-][A-Za-z0-9._\-]*)+$/.test(path)) return undefined;
+  const file = resolve(dir, `.${path}`);
+  if (!file.startsWith(dir + sep)) return undefined;
+  try {
+    return statSync(file).isFile() ? file : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * index.html, for a sub-path: asset URLs under /viewer/, no inline script (the CSP forbids it; the
+ * generated app-config.js sets `window.PUBLIC_URL` instead), no service worker.
+ */
+export function rewriteIndex(html: string): string {
+  return html
+    .replace(/<script>[^<]*<\/script>/g, '')
+    .replace(/<script[^>]*src="\/init-service-worker\.js"[^>]*><\/script>/g, '')
+    .replace(/(\s(?:href|src))="\/(?!\/)/g, `$1="${VIEWER_PATH}/`);
+}
+
+/** webpack's runtime public path, baked in as "/" by the OHIF build; chunks and workers load from it. */
+export function rewriteScript(js: string): string {
+  return js.replace(/__webpack_require__\.p = "\/";/g, `__webpack_require__.p = "${VIEWER_PATH}/";`);
+}
+
+export function rewriteStyle(css: string): string {
+  return css.replace(/url\(\/(?!\/)/g, `url(${VIEWER_PATH}/`);
+}
+
+/**
+ * OHIF's `window.config`, generated. One `dicomweb` data source on the gateway's own DICOMweb base
+ * (PS3.18 QIDO-RS and WADO-RS, same origin); the caller's token, put in sessionStorage by the sign-in
+ * page, goes on every request as `Authorization: Bearer` (RFC 6750 2.1) through OHIF's
+ * userAuthenticationService, set by a tiny extension registered here. Without a token, or on a 401,
+ * the viewer goes to the sign-in page.
+ *
+ * Thumbnails: `thumbnailRendering: 'wadors'` renders them in the browser from the same frames the
+ * viewer shows, so they go through the same de-identified pixel path; `/thumbnail` and `/rendered`
+ * (server-rendered, refused to researchers unless `deid.researcherRendered`) are never asked for.
+ */
+export function appConfigScript(dicomwebBase: string): string {
+  const signIn = `${VIEWER_PATH}/sign-in`;
+  return `// Generated by deid-gateway (src/http/viewer.ts); replaces the app-config.js shipped with OHIF.
+'use strict';
+(function () {
+  var TOKEN_KEY = ${JSON.stringify(TOKEN_KEY)};
+  var ROLE_KEY = ${JSON.stringify(ROLE_KEY)};
+  var SIGN_IN = ${JSON.stringify(signIn)};
+  function signIn(reason) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    var next = location.pathname + location.search;
+    location.replace(SIGN_IN + '?next=' + encodeURIComponent(next) + (reason ? '&reason=' + reason : ''));
+  }
+  function expired(token) {
+    try {
+      var payload = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      return typeof payload.exp === 'number' && payload.exp * 1000 < Date.now();
+    } catch (e) {
+      return true;
+    }
+  }
+  var token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token || expired(token)) {
+    signIn(token ? 'expired' : '');
+    return;
+  }
+  window.PUBLIC_URL = ${JSON.stringify(`${VIEWER_PATH}/`)};
+  window.browserImportFunction = function (name) {
+    return import(name);
+  };
+  var base = location.origin + ${JSON.stringify(dicomwebBase)};
+  var auth = {
+    id: 'deid-gateway.auth',
+    preRegistration: function (hooks) {
+      hooks.servicesManager.services.userAuthenticationService.setServiceImplementation({
+        getAuthorizationHeader: function () {
+          var current = sessionStorage.getItem(TOKEN_KEY);
+          return current ? { Authorization: 'Bearer ' + current } : {};
+        },
+        handleUnauthenticated: function () {
+          signIn('expired');
+        },
+      });
+    },
+  };
+  window.config = {
+    name: 'deid-gateway',
+    routerBasename: ${JSON.stringify(VIEWER_PATH)},
+    extensions: [auth],
+    modes: [],
+    customizationService: {},
+    showStudyList: true,
+    maxNumberOfWebWorkers: 3,
+    showWarningMessageForCrossOrigin: false,
+    showCPUFallbackMessage: true,
+    showLoadingIndicator: true,
+    strictZSpacingForVolumeViewport: true,
+    investigationalUseDialog: { option: 'never' },
+    defaultDataSourceName: 'gateway',
+    dataSources: [
+      {
+        namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
+        sourceName: 'gateway',
+        configuration: {
+          friendlyName: 'deid-gateway',
+          name: 'gateway',
+          qidoRoot: base,
+          wadoRoot: base,
+          wadoUriRoot: base,
+          qidoSupportsIncludeField: true,
+          supportsFuzzyMatching: true,
+          supportsWildcard: true,
+          supportsReject: false,
+          dicomUploadEnabled: false,
+          imageRendering: 'wadors',
+          thumbnailRendering: 'wadors',
+          enableStudyLazyLoad: true,
+          omitQuotationForMultipartRequest: true,
+          bulkDataURI: { enabled: true },
+        },
+      },
+    ],
+    httpErrorHandler: function (error) {
+      if (error && error.status === 401) signIn('expired');
+    },
+  };
+  // A small badge: who is signed in, and a way to switch role (back to the sign-in page).
+  document.addEventListener('DOMContentLoaded', function () {
+    var badge = document.createElement('a');
+    badge.id = 'deid-gateway-role';
+    badge.href = SIGN_IN;
+    badge.textContent = (sessionStorage.getItem(ROLE_KEY) || 'signed in') + ' \\u00b7 switch role';
+    var s = badge.style;
+    s.position = 'fixed';
+    s.right = '8px';
+    s.bottom = '8px';
+    s.zIndex = '10000';
+    s.padding = '2px 8px';
+    s.borderRadius = '4px';
+    s.font = '12px sans-serif';
+    s.color = '#fff';
+    s.background = 'rgba(40, 60, 120, 0.85)';
+    s.textDecoration = 'none';
+    document.body.appendChild(badge);
+  });
+})();
+`;
+}

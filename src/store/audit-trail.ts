@@ -1,0 +1,136 @@
+/**
+ * The audit trail: who did what to which (pseudonymous) object, when, and how it ended. Append-only:
+ * there is no update or delete here, and each backend refuses UPDATE/DELETE on its table with a
+ * trigger. Field names follow the audit message of DICOM PS3.15 A.5 (IHE ATNA, RFC 3881).
+ */
+
+/** A coded value (PS3.3 Code Sequence Macro): CodeValue, CodingSchemeDesignator, CodeMeaning. */
+export interface CodedValue {
+  readonly code: string;
+  readonly codingScheme: string;
+  readonly meaning: string;
+}
+
+/** PS3.15 A.5.1 EventActionCode: Create, Read, Update, Delete, Execute. */
+export type EventActionCode = 'C' | 'R' | 'U' | 'D' | 'E';
+
+/** PS3.15 A.5.1 EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
+export type EventOutcomeIndicator = 0 | 4 | 8 | 12;
+
+export interface AuditEvent {
+  /** EventDateTime. */
+  readonly eventDateTime: Date;
+  /** EventID (PS3.16 CID 400). */
+  readonly eventId: CodedValue;
+  /** EventTypeCode, where the EventID alone does not say it (re-identification). */
+  readonly eventTypeCode?: CodedValue;
+  readonly eventActionCode: EventActionCode;
+  readonly eventOutcomeIndicator: EventOutcomeIndicator;
+  /** ActiveParticipant UserID: the token's `sub`. */
+  readonly userId: string;
+  /** ActiveParticipant RoleIDCode: the gateway role the token resolved to. */
+  readonly roleId: string;
+  /** The transaction as a route pattern (`GET /studies/:study/metadata`), never a concrete URL. */
+  readonly route: string;
+  readonly httpStatus: number;
+  /** ParticipantObjectID: a pseudonymous UID or code, never an original. */
+  readonly participantObjectId?: string;
+  /** What ParticipantObjectID is: a DICOM keyword (`StudyInstanceUID`) or the pseudonym kind. */
+  readonly participantObjectIdTypeCode?: string;
+  /** The request id the gateway log carries, to join the two. */
+  readonly requestId?: string;
+}
+
+export interface AuditRecord extends AuditEvent {
+  /** Position in the trail (ascending, assigned by the store). */
+  readonly id: string;
+}
+
+export interface AuditQuery {
+  /** Records whose EventDateTime is at or after this. */
+  readonly since?: Date;
+  /** Records after this id (paging). */
+  readonly afterId?: string;
+  readonly limit: number;
+}
+
+export interface AuditTrail {
+  /** Persists one record before it resolves. */
+  append(event: AuditEvent): Promise<void>;
+  /** Oldest first. */
+  list(query: AuditQuery): Promise<AuditRecord[]>;
+}
+
+/** The row both SQL backends keep (one column per field; coded values as `code^scheme^meaning`). */
+export interface AuditRow {
+  id: string | number | bigint;
+  event_date_time: string | Date;
+  event_id: string;
+  event_type_code: string | null;
+  event_action_code: string;
+  event_outcome_indicator: number;
+  user_id: string;
+  role_id: string;
+  route: string;
+  http_status: number;
+  participant_object_id: string | null;
+  participant_object_id_type_code: string | null;
+  request_id: string | null;
+}
+
+/** The columns, in the order `auditValues` gives them. */
+export const AUDIT_COLUMNS = [
+  'event_date_time',
+  'event_id',
+  'event_type_code',
+  'event_action_code',
+  'event_outcome_indicator',
+  'user_id',
+  'role_id',
+  'route',
+  'http_status',
+  'participant_object_id',
+  'participant_object_id_type_code',
+  'request_id',
+] as const;
+
+const encodeCode = (c: CodedValue): string => [c.code, c.codingScheme, c.meaning].join('^');
+const decodeCode = (s: string): CodedValue => {
+  const [code = '', codingScheme = '', ...meaning] = s.split('^');
+  return { code, codingScheme, meaning: meaning.join('^') };
+};
+
+export function auditValues(e: AuditEvent): Array<string | number | null> {
+  return [
+    e.eventDateTime.toISOString(),
+    encodeCode(e.eventId),
+    e.eventTypeCode ? encodeCode(e.eventTypeCode) : null,
+    e.eventActionCode,
+    e.eventOutcomeIndicator,
+    e.userId,
+    e.roleId,
+    e.route,
+    e.httpStatus,
+    e.participantObjectId ?? null,
+    e.participantObjectIdTypeCode ?? null,
+    e.requestId ?? null,
+  ];
+}
+
+export function auditRecordOf(row: AuditRow): AuditRecord {
+  return {
+    id: String(row.id),
+    eventDateTime: new Date(row.event_date_time),
+    eventId: decodeCode(row.event_id),
+    ...(row.event_type_code ? { eventTypeCode: decodeCode(row.event_type_code) } : {}),
+    eventActionCode: row.event_action_code as EventActionCode,
+    eventOutcomeIndicator: Number(row.event_outcome_indicator) as EventOutcomeIndicator,
+    userId: row.user_id,
+    roleId: row.role_id,
+    route: row.route,
+    httpStatus: Number(row.http_status),
+    ...(row.participant_object_id !== null ? { participantObjectId: row.participant_object_id } : {}),
+    ...(row.participant_object_id_type_code !== null ? { participantObjectIdTypeCode: row.participant_object_id_type_code } : {}),
+    ...(row.request_id !== null ? { requestId: row.request_id } : {}),
+  };
+}

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseAuditQuery } from '../../../src/audit/audit-query.ts';
+import { AuditRequestError } from '../../../src/audit/errors.ts';
+import { parseReidentifyRequest } from '../../../src/audit/reidentify.ts';
+import { resolveRole, treatmentFor } from '../../../src/auth/role.ts';
+import { RoleForbiddenError } from '../../../src/auth/errors.ts';
+import { validateConfig } from '../../../src/config/load.ts';
+
+const refused = (code: string) => (e: unknown) => e instanceof AuditRequestError && e.code === code;
+
+describe('re-identification requests and audit queries', () => {
+  test('one object, a list or { items } are accepted; kinds, UIDs and codes are checked', () => {
+    assert.deepEqual(parseReidentifyRequest({ kind: 'uid', pseudonym: '2.25.7' }, 5), { single: true, items: [{ kind: 'uid', pseudonym: '2.25.7' }] });
+    assert.equal(parseReidentifyRequest([{ kind: 'patientId', pseudonym: 'ABC' }], 5).single, false);
+    assert.equal(parseReidentifyRequest({ items: [{ kind: 'accessionNumber', pseudonym: 'Q1' }] }, 5).items.length, 1);
+    assert.throws(() => parseReidentifyRequest({ kind: 'patientName', pseudonym: 'X' }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ kind: 'uid', pseudonym: '2.25.x' }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ kind: 'uid', pseudonym: `2.25.${'1'.repeat(70)}` }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ kind: 'patientId', pseudonym: 'a\nb' }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest(null, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ items: [] }, 5), refused('REID_BAD_REQUEST'));
+    const six = Array.from({ length: 6 }, () => ({ kind: 'uid', pseudonym: '1.2' }));
+    assert.throws(() => parseReidentifyRequest(six, 5), refused('REID_TOO_MANY'));
+  });
+
+  test('audit queries: since is ISO 8601, after an id, limit 1–1000, nothing else', () => {
+    const q = (s: string) => parseAuditQuery(new URLSearchParams(s));
+    assert.deepEqual(q(''), { limit: 100 });
+    assert.deepEqual(q('since=2026-11-25T10:00:00Z&after=42&limit=5'), { since: new Date('2026-11-25T10:00:00Z'), afterId: '42', limit: 5 });
+    for (const bad of ['since=yesterday', 'since=2026-13-45T99:00:00Z', 'after=-1', 'limit=0', 'limit=1001', 'limit=2.5', 'sort=desc']) {
+      assert.throws(() => q(bad), refused('AUDIT_BAD_QUERY'), bad);
+    }
+  });
+
+  test('the steward: no DICOMweb, and by default never chosen over researcher or uploader', () => {
+    for (const c of ['search', 'retrieve', 'store'] as const) assert.throws(() => treatmentFor('steward', c), RoleForbiddenError);
+    const { auth } = validateConfig({ upstream: { url: 'http://pacs/dicom-web' }, auth: { issuer: 'i', audience: 'a', publicKeyFiles: ['k'] } });
+    assert.equal(resolveRole({ roles: ['steward', 'researcher'] }, auth), 'researcher');
+    assert.equal(resolveRole({ roles: ['uploader', 'steward'] }, auth), 'uploader');
+    assert.equal(resolveRole({ roles: ['clinician', 'steward'] }, auth), 'steward');
+    assert.equal(resolveRole({ roles: ['steward'] }, auth), 'steward');
+  });
+});

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DeidUnsupportedValueError } from '../../../src/deid/errors.ts';
+import { DicomTruncatedError } from '../../../src/dicom/errors.ts';
+import { UpstreamTimeoutError, UpstreamUnusableError } from '../../../src/dicomweb/errors.ts';
+import { unusable } from '../../../src/dicomweb/deidentified-view.ts';
+import { mapError } from '../../../src/http/error-mapping.ts';
+import { createMetrics } from '../../../src/http/metrics.ts';
+
+const errorsOf = async (m: ReturnType<typeof createMetrics>) =>
+  (await m.registry.getSingleMetric('deid_gateway_deid_errors_total')!.get()).values.map((v) => `${v.labels['code']}/${v.labels['aborted']}=${v.value}`).sort();
+
+test('de-identification failures are counted by the engine code found in the cause chain', async () => {
+  const m = createMetrics();
+  const observe = (error: unknown, aborted: boolean) => m.observeError(error, mapError(error), aborted);
+  observe(unusable(new DicomTruncatedError('the header ends early', { tag: 0x00100010 })), true);
+  observe(unusable(new DeidUnsupportedValueError('(0020,000D)', 'UID value is not a string')), false);
+  observe(new UpstreamUnusableError('not multipart/related'), false);
+  assert.deepEqual(await errorsOf(m), ['DEID_UNSUPPORTED_VALUE/false=1', 'DICOM_TRUNCATED/true=1', 'UPSTREAM_UNUSABLE/false=1']);
+});
+
+test('a caller that left, a PACS timeout or an auth failure is not a de-identification error', async () => {
+  const m = createMetrics();
+  const observe = (error: unknown) => m.observeError(error, mapError(error), true);
+  observe(unusable(Object.assign(new Error('the caller went away'), { code: 'CLIENT_GONE' })));
+  observe(new UpstreamTimeoutError());
+  observe(new Error('anything else'));
+  assert.deepEqual(await errorsOf(m), []);
+});
+
+test('upstream outcomes are a status or a code, anything else is folded into ERROR; each registry is its own', async () => {
+  const a = createMetrics();
+  const b = createMetrics();
+  a.observeUpstream('GET', '200', 0.01);
+  a.observeUpstream('GET', 'UPSTREAM_TIMEOUT', 30);
+  a.observeUpstream('GET', 'http://pacs/studies/1.2.3', 0.1);
+  const counts = (await a.registry.getSingleMetric('deid_gateway_upstream_duration_seconds')!.get()).values
+    .filter((v) => (v as { metricName?: string }).metricName === 'deid_gateway_upstream_duration_seconds_count')
+    .map((v) => `${v.labels['outcome']}=${v.value}`)
+    .sort();
+  assert.deepEqual(counts, ['200=1', 'ERROR=1', 'UPSTREAM_TIMEOUT=1']);
+  assert.ok(!(await b.registry.metrics()).includes('outcome="200"'));
+});
