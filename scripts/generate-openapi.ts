@@ -1,6 +1,8 @@
 // Generates openapi/openapi.json from src/dicomweb/routes.ts. Run: node --import tsx scripts/generate-openapi.ts
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX } from '../src/audit/audit-query.ts';
+import { REIDENTIFIABLE } from '../src/audit/reidentify.ts';
 import { ROUTES } from '../src/dicomweb/routes.ts';
 
 const PARAMS: Record<string, { description: string; pattern: string }> = {
@@ -87,6 +89,100 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
       responses: { '200': { description: 'Prometheus text exposition format', content: { 'text/plain': {} } }, '401': error },
     },
   };
+  const code = { type: 'string', minLength: 1, maxLength: 64 };
+  const reidentifyItem = {
+    type: 'object',
+    required: ['kind', 'pseudonym'],
+    properties: { kind: { type: 'string', enum: [...REIDENTIFIABLE] }, pseudonym: code },
+    additionalProperties: false,
+  };
+  paths['/reidentify'] = {
+    post: {
+      operationId: 'reidentify',
+      summary:
+        'Steward only: maps gateway-issued pseudonyms back to the originals. Each pseudonym costs one token of the caller\'s rate limit and leaves one audit record (PS3.15 A.5.3.9 Patient Record, EventActionCode R), written before the answer',
+      tags: ['Steward'],
+      security: [{ bearer: [] }],
+      requestBody: {
+        required: true,
+        content: {
+          'application/json': {
+            schema: {
+              oneOf: [
+                reidentifyItem,
+                { type: 'object', required: ['items'], properties: { items: { type: 'array', minItems: 1, items: reidentifyItem } } },
+                { type: 'array', minItems: 1, items: reidentifyItem },
+              ],
+            },
+          },
+        },
+      },
+      responses: {
+        '200': {
+          description: 'One object asked: the object with its original; a list asked: `results`, with `original: null` where unknown',
+          content: {
+            'application/json': {
+              schema: {
+                oneOf: [
+                  { type: 'object', properties: { kind: { type: 'string' }, pseudonym: { type: 'string' }, original: { type: 'string' } } },
+                  {
+                    type: 'object',
+                    properties: {
+                      results: {
+                        type: 'array',
+                        items: { type: 'object', properties: { kind: { type: 'string' }, pseudonym: { type: 'string' }, original: { type: ['string', 'null'] } } },
+                      },
+                    },
+                  },
+                ],
+              },
+            },
+          },
+        },
+        '400': error,
+        '401': error,
+        '403': error,
+        '404': error,
+        '429': { ...error, description: 'Rate limit reached (RFC 6585 4); see Retry-After' },
+        '503': error,
+      },
+    },
+  };
+  paths['/audit'] = {
+    get: {
+      operationId: 'readAuditTrail',
+      summary: 'Steward only: the audit trail (PS3.15 A.5), oldest first; reading it is itself recorded (A.5.3.2 Audit Log Used)',
+      tags: ['Steward'],
+      security: [{ bearer: [] }],
+      parameters: [
+        { name: 'since', in: 'query', required: false, description: 'Records at or after this EventDateTime', schema: { type: 'string', format: 'date-time' } },
+        { name: 'after', in: 'query', required: false, description: 'Records after this id (paging)', schema: { type: 'string', pattern: '^[0-9]{1,18}$' } },
+        {
+          name: 'limit',
+          in: 'query',
+          required: false,
+          schema: { type: 'integer', minimum: 1, maximum: AUDIT_PAGE_MAX, default: AUDIT_PAGE_DEFAULT },
+        },
+      ],
+      responses: {
+        '200': {
+          description: 'The records; `next` is the id to pass as `after` when the page is full',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: { events: { type: 'array', items: { $ref: '#/components/schemas/AuditRecord' } }, next: { type: 'string' } },
+              },
+            },
+          },
+        },
+        '400': error,
+        '401': error,
+        '403': error,
+        '503': error,
+      },
+    },
+  };
   return {
     openapi: '3.1.0',
     info: {
@@ -98,6 +194,27 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
     servers: [{ url: '/' }],
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      schemas: {
+        AuditRecord: {
+          description: 'One audit record; field names follow PS3.15 A.5 (IHE ATNA, RFC 3881)',
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            eventDateTime: { type: 'string', format: 'date-time' },
+            eventId: { type: 'object', properties: { code: { type: 'string' }, codingScheme: { type: 'string' }, meaning: { type: 'string' } } },
+            eventTypeCode: { type: 'object', properties: { code: { type: 'string' }, codingScheme: { type: 'string' }, meaning: { type: 'string' } } },
+            eventActionCode: { type: 'string', enum: ['C', 'R', 'U', 'D', 'E'] },
+            eventOutcomeIndicator: { type: 'integer', enum: [0, 4, 8, 12] },
+            userId: { type: 'string' },
+            roleId: { type: 'string' },
+            route: { type: 'string' },
+            httpStatus: { type: 'integer' },
+            participantObjectId: { type: 'string' },
+            participantObjectIdTypeCode: { type: 'string' },
+            requestId: { type: 'string' },
+          },
+        },
+      },
       responses: {
         Error: {
           description: 'An error with a stable code',

@@ -11,18 +11,19 @@ import { createPolicy, type DeidPolicy } from './deid/deidentify.ts';
 import { DeidPolicyError } from './deid/errors.ts';
 import { overridesKeepingBasicRemoved } from './deid/profile.ts';
 import type { DeidentifiedView } from './dicomweb/deidentified-view.ts';
-import type { StowView } from './dicomweb/stow.ts';
+import { prepareTempDir, type RefusalObserver, type StowView } from './dicomweb/stow.ts';
 import { withCache } from './store/cached-store.ts';
 import type { PseudonymStore } from './store/pseudonym-store.ts';
 import { openSqliteStore } from './store/sqlite-store.ts';
-import { openPostgresStore } from './store/postgres-store.ts';
 import type { AuditTrail } from './store/audit-trail.ts';
 import { withAuditFile } from './audit/audit-file.ts';
 import { createRateLimiter } from './audit/token-bucket.ts';
 import { createApp } from './http/app.ts';
+import { viewerInstalled } from './http/viewer.ts';
 import { createMetrics, startMetricsListener, type MetricsListener } from './http/metrics.ts';
 import { withTiming } from './store/timed-store.ts';
 import { createLogger, type Logger } from './http/logging.ts';
+import { originForm } from './http/request-target.ts';
 
 export interface RunningGateway {
   readonly url: string;
@@ -62,14 +63,24 @@ export async function startGateway(
     clockToleranceSec: config.auth.clockToleranceSec,
     maxTokenBytes: config.auth.maxTokenBytes,
     jwksUrl: config.auth.jwksUrl,
+    jwksCooldownMs: config.auth.jwksCooldownMs,
+    jwksCacheMaxAgeMs: config.auth.jwksCacheMaxAgeMs,
     publicKeys: config.auth.publicKeyFiles.flatMap(loadPublicKeyFile),
     sharedSecret: config.auth.sharedSecret ? readSecret(config.auth.sharedSecret, env) : undefined,
   });
+  // STOW parts wait in <dataDir>/tmp (0700), never in the shared system temp directory.
+  const stowTempDir = resolve(config.dataDir, 'tmp');
+  if (config.deid) await prepareTempDir(stowTempDir);
   const { store, audit } = await openStore(config, env);
   const secret = config.deid ? readSecret(config.deid.secret, env) : undefined;
   const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
   const deidentified = secret ? researcherView(config, secret, upstream, timedStore, logger) : undefined;
-  const upload = secret ? uploadView(config, secret, upstream, timedStore, logger) : undefined;
+  const upload = secret
+    ? uploadView(config, secret, upstream, timedStore, logger, { tempDir: stowTempDir, observeRefusal: metrics?.observeStowRefusal })
+    : undefined;
+  if (config.viewer.enabled && !viewerInstalled(config.viewer.dir)) {
+    logger.warn({ key: 'viewer.dir' }, 'the OHIF viewer is not installed (run scripts/setup.sh); /viewer answers 503');
+  }
   const app = createApp({
     deidentified,
     upload,
@@ -91,8 +102,23 @@ export async function startGateway(
     viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: options.viewerDemoTokens } : undefined,
   });
   const server = createServer(
-    { headersTimeout: config.server.headersTimeoutMs, requestTimeout: config.server.requestTimeoutMs },
-    app,
+    {
+      headersTimeout: config.server.headersTimeoutMs,
+      requestTimeout: config.server.requestTimeoutMs,
+      // Node checks both timeouts only this often (default 30 s): a slowloris would outlive headersTimeout.
+      connectionsCheckingInterval: Math.min(1_000, config.server.headersTimeoutMs, config.server.requestTimeoutMs),
+    },
+    (req, res) => {
+      // RFC 9112 3.2.2: an absolute-form target is routed and relayed as its path only (never its authority).
+      const target = originForm(req.url);
+      if (target === undefined) {
+        res.writeHead(400, { 'content-type': 'application/json', connection: 'close' });
+        res.end(JSON.stringify({ error: { code: 'HTTP_BAD_REQUEST', message: 'the request target is not a path' } }));
+        return;
+      }
+      req.url = target;
+      app(req, res);
+    },
   );
   // Malformed HTTP never reaches express: answer it here, plainly, and never crash (RFC 9110 15.5).
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -103,7 +129,9 @@ export async function startGateway(
           ? '408 Request Timeout'
           : '400 Bad Request';
     logger.info({ code: error.code, status }, 'malformed HTTP request refused');
-    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // As Node's own handler: never write a status line into a response already under way.
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
@@ -146,9 +174,10 @@ function upstreamAuthorization(config: GatewayConfig, env: NodeJS.ProcessEnv): s
 /** The configured backend behind the read-through cache, and the audit trail it also keeps. */
 async function openStore(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<{ store: PseudonymStore; audit: AuditTrail }> {
   const c = config.store;
+  // pg is loaded only where it is used (about 15 MB of RSS the embedded default does not need).
   const backend =
     c.type === 'postgres'
-      ? await openPostgresStore({ url: c.url as string, password: c.password ? readSecret(c.password, env) : undefined, poolMax: c.poolMax })
+      ? await (await import('./store/postgres-store.ts')).openPostgresStore({ url: c.url as string, password: c.password ? readSecret(c.password, env) : undefined, poolMax: c.poolMax })
       : openSqliteStore(resolve(config.dataDir, c.file));
   const store = withCache(backend, { maxKeys: c.cacheMaxKeys, ttlSeconds: c.cacheTtlSeconds });
   const audit = config.audit.file ? withAuditFile(backend, resolve(config.dataDir, config.audit.file)) : backend;
@@ -190,7 +219,14 @@ function researcherView(config: GatewayConfig, secret: string, upstream: Upstrea
   };
 }
 
-function uploadView(config: GatewayConfig, secret: string, upstream: Upstream, store: PseudonymStore, logger: Logger): StowView {
+function uploadView(
+  config: GatewayConfig,
+  secret: string,
+  upstream: Upstream,
+  store: PseudonymStore,
+  logger: Logger,
+  io: { tempDir: string; observeRefusal: RefusalObserver | undefined },
+): StowView {
   const deid = config.deid as NonNullable<GatewayConfig['deid']>;
   return {
     policy: policyFor(config, 'uploader', secret, logger),
@@ -199,5 +235,7 @@ function uploadView(config: GatewayConfig, secret: string, upstream: Upstream, s
     maxHeaderBytes: deid.maxHeaderBytes,
     maxPartBytes: config.stow.maxPartBytes,
     maxBodyBytes: config.stow.maxBodyBytes,
+    tempDir: io.tempDir,
+    observeRefusal: io.observeRefusal,
   };
 }

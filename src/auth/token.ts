@@ -22,8 +22,10 @@ export interface TokenVerifierOptions {
   publicKeys?: JWK[];
   /** Shared secret for HS* (only honoured for HS* algorithms in the allow-list). */
   sharedSecret?: string;
-  /** Passed to jose's remote JWKS (tests point it at a loopback server). */
+  /** After a JWKS fetch, an unknown `kid` refetches only once this has passed (jose's cooldown). */
   jwksCooldownMs?: number;
+  /** How long a fetched JWKS is trusted: a key the IdP removed still verifies until then. */
+  jwksCacheMaxAgeMs?: number;
 }
 
 export type TokenVerifier = (authorization: string | undefined) => Promise<JWTPayload>;
@@ -61,7 +63,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     keySets.push(
       createRemoteJWKSet(new URL(options.jwksUrl), {
         cooldownDuration: options.jwksCooldownMs ?? 30_000,
-        cacheMaxAge: 10 * 60_000,
+        cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
       }),
     );
   }

@@ -71,6 +71,10 @@ export const configSchema = z
         issuer: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
         audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
         jwksUrl: z.url().optional(),
+        /** After a JWKS fetch, an unknown `kid` refetches only once this has passed (limits refetch storms). */
+        jwksCooldownMs: z.number().int().min(0).max(600_000).default(30_000),
+        /** How long a fetched JWKS is trusted; a key removed by the IdP keeps verifying until then. */
+        jwksCacheMaxAgeMs: z.number().int().positive().max(86_400_000).default(600_000),
         publicKeyFiles: z.array(z.string().min(1)).default([]),
         sharedSecret: secretRef.optional(),
         algorithms: z.array(z.enum(ALGORITHMS)).min(1).default([...ASYMMETRIC]),
@@ -205,6 +209,7 @@ export const configSchema = z
       .object({ enabled: z.boolean().default(false), dir: z.string().min(1).default('.viewer/dist') })
       .strict()
       .prefault({}),
+    /** The SQLite store, the audit file and `tmp/` (STOW parts in flight, 0700, swept of leftovers at start): one gateway process per dataDir. */
     dataDir: z.string().min(1).default('./data'),
   })
   .strict();

@@ -500,12 +500,13 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
     if (value !== undefined && !Array.isArray(value)) throw new DeidUnsupportedValueError(formatTag(tag), 'Value is not an array');
     const ref: ElementRef = { tag, vr: element.vr, path, ...privateCreatorOf(dataset, tag) };
     const decision = session.decide(ref, value);
-    const outKey = tagToHex(tag);
+    const outKey = key.toUpperCase(); // an 8-hex key (checked above), in PS3.18 F.2.1.1's upper case
     switch (decision.op) {
       case 'remove':
         break;
       case 'keep': {
-        const kept: DicomJsonElement = structuredClone(element);
+        // A new element object; its Value is shared with the input, which nothing here mutates.
+        const kept: DicomJsonElement = { ...element };
         if (kept.BulkDataURI !== undefined && options.bulkDataURI !== undefined) {
           const uri = options.bulkDataURI(kept.BulkDataURI, ref);
           if (uri === undefined) break;

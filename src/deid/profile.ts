@@ -8,7 +8,12 @@ import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1, TABLE_E1_1_OPTION_COLUMNS } from '
 
 /** `(gggg,eeee)` or `ggggeeee` to a tag; undefined for anything else. */
 export function parseTag(text: string): number | undefined {
-  if (!/^(\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)|[0-9A-Fa-f]{8})$/.test(text)) return undefined;
+  if (text.length === 8) {
+    // DICOM JSON keys (PS3.18 F.2.1.1), the common case: Number('0x…') is NaN unless all 8 are hex digits.
+    const n = Number(`0x${text}`);
+    return Number.isInteger(n) ? n >>> 0 : undefined;
+  }
+  if (!/^\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)$/.test(text)) return undefined;
   return parseTagStrict(text);
 }
 

@@ -60,13 +60,20 @@ function applyPolicy(dataset: readonly DataElement[], inherited: CharacterSet, l
 
 function applyLevel(dataset: readonly DataElement[], charset: CharacterSet, le: boolean, policy: Part10Policy, path: readonly number[]): Dataset {
   const out: Dataset = [];
+  const creators = new Map<number, string | undefined>(); // per block, decoded once per level
   for (const el of dataset) {
     const ref: { -readonly [K in keyof ElementRef]: ElementRef[K] } = { tag: el.tag, vr: el.vr, path };
     if (isPrivateDataElement(el.tag)) {
       // PS3.5 7.8.1: the block's creator is (gggg,00xx) of the same dataset.
       const creatorTag = privateCreatorTagFor(el.tag);
-      const creatorEl = creatorTag === undefined ? undefined : findElement(dataset, creatorTag);
-      if (creatorEl?.value) ref.privateCreator = normalizeCreator(decodeText(creatorEl.value, charset, 'LO'));
+      if (creatorTag !== undefined) {
+        if (!creators.has(creatorTag)) {
+          const creatorEl = findElement(dataset, creatorTag);
+          creators.set(creatorTag, creatorEl?.value ? normalizeCreator(decodeText(creatorEl.value, charset, 'LO')) : undefined);
+        }
+        const creator = creators.get(creatorTag);
+        if (creator !== undefined) ref.privateCreator = creator;
+      }
     }
     const decision = policy.decide(ref, () => jsonValues(el, charset, le));
     switch (decision.op) {

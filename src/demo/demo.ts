@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { applyEnvOverrides, readConfigFile, validateConfig } from '../config/load.ts';
 import { startGateway } from '../server.ts';
+import { viewerInstalled } from '../http/viewer.ts';
 import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_ROLES, demoKeys, demoSecret, signDemoToken } from './demo-tokens.ts';
 import { loadIntoOrthanc, startOrthanc } from './orthanc-process.ts';
 import { readDicomFiles, samplesDir } from './samples.ts';
@@ -56,7 +57,7 @@ export async function runDemo(): Promise<void> {
     `  OpenAPI:                         ${gateway.url}/openapi.json`,
     `  upload page (uploader token):    ${gateway.url}/upload#token=${tokens['uploader']}`,
     config.viewer.enabled
-      ? `  OHIF viewer (pick a role):       ${gateway.url}/viewer/${existsSync(join(resolve(config.viewer.dir), 'index.html')) ? '' : '   (not installed: run scripts/setup.sh)'}`
+      ? `  OHIF viewer (pick a role):       ${gateway.url}/viewer/${viewerInstalled(config.viewer.dir) ? '' : '   (not installed: run scripts/setup.sh)'}`
       : '  OHIF viewer:                     off (viewer.enabled: false)',
     '',
     'tokens (valid 12 h):',

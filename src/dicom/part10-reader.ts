@@ -29,7 +29,7 @@ import {
   type Tag,
 } from './tag.ts';
 import { transferSyntax, uidForEncoding } from './transfer-syntax.ts';
-import { hasLongHeader, isVr, swapBytes, swapUnit } from './vr.ts';
+import { hasLongHeader, isVr, swapBytes, swapUnit, vrFromBytes } from './vr.ts';
 
 export const UNDEFINED_LENGTH = 0xffffffff;
 export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024;
@@ -102,9 +102,12 @@ class ChunkQueue {
     return out;
   }
 
-  /** Consumes n bytes into a buffer of its own (header values must not pin whole input chunks). */
+  /**
+   * Consumes n bytes: a view when they lie in one chunk (no copy; a header value then pins its input
+   * chunk only while the header is being rewritten), a copy when they span chunks.
+   */
   read(n: number): Buffer {
-    const out = Buffer.from(this.peek(n));
+    const out = this.peek(n);
     this.skip(n);
     return out;
   }
@@ -167,8 +170,8 @@ function decodeElementHeader(b: Buffer, enc: DatasetEncoding): ElementHeader | u
     const length = enc.littleEndian ? b.readUInt32LE(4) : b.readUInt32BE(4);
     return { tag, vr: implicitVr(tag), length, headerLength: 8 };
   }
-  const vr = b.toString('latin1', 4, 6);
-  if (!isVr(vr)) throw new DicomInvalidVrError('explicit VR is not a DICOM VR', { tag });
+  const vr = vrFromBytes(b[4] as number, b[5] as number);
+  if (vr === undefined) throw new DicomInvalidVrError('explicit VR is not a DICOM VR', { tag });
   if (hasLongHeader(vr)) {
     if (b.length < 12) return undefined;
     return { tag, vr, length: enc.littleEndian ? b.readUInt32LE(8) : b.readUInt32BE(8), headerLength: 12 };
@@ -293,7 +296,8 @@ class DatasetWalker {
 
     const isRoot = this.stack.length === 1;
     if (q.available < 4) return 'need';
-    const tag = readTag(q.peek(4), 0, le);
+    const head = q.peek(Math.min(q.available, 12)); // one view for the tag and the element header
+    const tag = readTag(head, 0, le);
     if (tag === ITEM_DELIMITATION) {
       if (isRoot || top.end !== undefined) throw new DicomInvalidSequenceError('unexpected item delimiter', { tag });
       if (q.available < 8) return 'need';
@@ -305,7 +309,7 @@ class DatasetWalker {
     if (tag === ITEM || tag === SEQUENCE_DELIMITATION) {
       throw new DicomInvalidSequenceError('item or sequence delimiter outside a sequence', top.element ? { tag: top.element.tag } : { tag });
     }
-    const header = decodeElementHeader(q.peek(Math.min(q.available, 12)), top.enc);
+    const header = decodeElementHeader(head, top.enc);
     if (!header) return 'need';
     let { vr } = header;
     const { length, headerLength } = header;
@@ -367,8 +371,8 @@ class DatasetWalker {
       sourceVr = 'UN';
       vr = dictVr;
     }
-    if (top.enc.littleEndian !== this.enc.littleEndian) swapBytes(value, swapUnit(vr));
-    const element: DataElement = { tag, vr, value };
+    // Swapped in a copy: the value may be a view of the caller's input.
+    const element: DataElement = { tag, vr, value: top.enc.littleEndian !== this.enc.littleEndian ? swapBytes(Buffer.from(value), swapUnit(vr)) : value };
     if (sourceVr) element.sourceVr = sourceVr;
     top.dataset.push(element);
     return 'ok';

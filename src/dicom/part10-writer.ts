@@ -42,17 +42,22 @@ export function encodeElementHeader(tag: Tag, vr: string, length: number, enc: D
     return b;
   }
   const outVr = !isVr(vr) ? 'UN' : !hasLongHeader(vr) && length > 0xffff ? 'UN' : vr;
+  // PS3.5 7.1.2: tag, two VR characters, then a 2-byte length, or 2 reserved zero bytes and a 4-byte length.
   if (hasLongHeader(outVr)) {
-    const b = Buffer.alloc(12);
+    const b = Buffer.allocUnsafe(12);
     writeTag(b, 0, tag, le);
-    b.write(outVr, 4, 'latin1');
+    b[4] = outVr.charCodeAt(0);
+    b[5] = outVr.charCodeAt(1);
+    b[6] = 0;
+    b[7] = 0;
     if (le) b.writeUInt32LE(length, 8);
     else b.writeUInt32BE(length, 8);
     return b;
   }
-  const b = Buffer.alloc(8);
+  const b = Buffer.allocUnsafe(8);
   writeTag(b, 0, tag, le);
-  b.write(outVr, 4, 'latin1');
+  b[4] = outVr.charCodeAt(0);
+  b[5] = outVr.charCodeAt(1);
   if (le) b.writeUInt16LE(length, 6);
   else b.writeUInt16BE(length, 6);
   return b;

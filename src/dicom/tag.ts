@@ -44,7 +44,7 @@ export function formatTag(tag: Tag): string {
 
 /** "00100010", the key form of DICOM JSON (PS3.18 F.2.1.1). */
 export function tagToHex(tag: Tag): string {
-  return hex4(groupOf(tag)) + hex4(elementOf(tag));
+  return (tag >>> 0).toString(16).toUpperCase().padStart(8, '0');
 }
 
 /** PS3.5 7.8: any odd group is private (groups 0001-0007 and FFFF are not allowed but are still not standard). */

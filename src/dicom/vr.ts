@@ -79,6 +79,13 @@ export function isVr(vr: string): boolean {
   return BY_NAME.has(vr);
 }
 
+const BY_CODE: ReadonlyMap<number, string> = new Map(TABLE.map((i) => [(i.vr.charCodeAt(0) << 8) | i.vr.charCodeAt(1), i.vr]));
+
+/** The VR whose two characters (PS3.5 7.1.2, explicit VR) are these bytes; undefined if none is. */
+export function vrFromBytes(first: number, second: number): string | undefined {
+  return BY_CODE.get((first << 8) | second);
+}
+
 /** Info for a VR; throws TypeError for a name that is not a VR (callers validate first). */
 export function vrInfo(vr: string): VrInfo {
   const info = BY_NAME.get(vr);
@@ -87,8 +94,11 @@ export function vrInfo(vr: string): VrInfo {
 }
 
 export function hasLongHeader(vr: string): boolean {
-  return vrInfo(vr).header === 'long';
+  const long = LONG_HEADER.get(vr);
+  if (long === undefined) return vrInfo(vr).header === 'long'; // throws for a name that is not a VR
+  return long;
 }
+const LONG_HEADER: ReadonlyMap<string, boolean> = new Map(TABLE.map((i) => [i.vr, i.header === 'long']));
 
 /** Binary numeric VRs whose values are byte-swapped between Little and Big Endian (PS3.5 7.3). */
 export function swapUnit(vr: string): 1 | 2 | 4 | 8 {

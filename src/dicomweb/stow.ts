@@ -4,9 +4,8 @@
 // deleted whatever happens. The response is the Store Instances Response Module (PS3.18 Annex I).
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -27,6 +26,27 @@ export interface StowView {
   readonly maxHeaderBytes: number;
   readonly maxPartBytes: number;
   readonly maxBodyBytes: number;
+  /** Where each de-identified part waits before it is sent (`<dataDir>/tmp`, made by `prepareTempDir`). */
+  readonly tempDir: string;
+  /** Sees each part the engine refused (metrics count them by the error's code; this layer knows no metrics library). */
+  readonly observeRefusal?: RefusalObserver;
+}
+
+export type RefusalObserver = (error: unknown) => void;
+
+const TEMP_FILE = /^deid-stow-[0-9a-f]{24}\.dcm$/;
+
+/**
+ * Makes the temporary directory, owner-only (0700), and removes the parts a crashed process left
+ * there: de-identified, but never meant to outlive their request. Run at start, before any STOW, by
+ * the one process that owns `dataDir`; other files in the directory are left alone.
+ */
+export async function prepareTempDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700); // an existing directory keeps its mode through mkdir
+  for (const name of await readdir(dir)) {
+    if (TEMP_FILE.test(name)) await rm(join(dir, name), { force: true });
+  }
 }
 
 /** PS3.18 Table I.2-2 Failure Reasons, and 0xC409 for a Study Instance UID that does not match the target. */
@@ -90,7 +110,7 @@ export async function storePart(
   targetStudy: string | undefined,
   signal?: AbortSignal,
 ): Promise<{ stored?: StoredRef; failed?: FailedRef }> {
-  const file = join(tmpdir(), `deid-stow-${randomBytes(12).toString('hex')}.dcm`);
+  const file = join(view.tempDir, `deid-stow-${randomBytes(12).toString('hex')}.dcm`);
   // The rewriter may stop reading early (a bad file); the rest of the part is then drained here, so
   // the next part can be read. `return()` is not forwarded to the part body for that reason.
   const body = part.body[Symbol.asyncIterator]();
@@ -115,6 +135,7 @@ export async function storePart(
     const classified = classify(error);
     if (signal?.aborted || classified !== error || error instanceof MultipartError) throw classified;
     // The part could not be de-identified (DicomError / DeidError): refused, nothing sent upstream.
+    view.observeRefusal?.(error);
     for (let next = await body.next(); !next.done; next = await body.next());
     return { failed: { reason: FailureReason.cannotUnderstand } };
   } finally {

@@ -64,7 +64,7 @@ export function createApp(options: AppOptions): Express {
     if (options.metrics.serve) app.get('/metrics', metricsRoute(options.metrics.metrics, options.metrics.token));
   }
   app.use(healthRoutes(options.upstream));
-  app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload }));
+  app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload, audit: options.audit }));
   if (options.audit) {
     app.use(auditRoutes({ verify: options.verify, roles: options.roles, audit: options.audit }));
     if (options.reidentify) app.use(reidentifyRoutes({ verify: options.verify, roles: options.roles, audit: options.audit, ...options.reidentify }));

@@ -5,7 +5,7 @@ import { EVENT_ID, eventForTransaction, outcomeOf } from '../audit/atna.ts';
 import { parseAuditQuery } from '../audit/audit-query.ts';
 import type { Role } from '../config/schema.ts';
 import { invalidParam, type DicomwebRoute } from '../dicomweb/routes.ts';
-import type { AuditEvent, AuditTrail } from '../store/audit-trail.ts';
+import type { AuditEvent, AuditTrail, EventOutcomeIndicator } from '../store/audit-trail.ts';
 import { authenticate } from './auth.ts';
 import { mapError } from './error-mapping.ts';
 import type { Logger } from './logging.ts';
@@ -28,10 +28,17 @@ function logFailure(res: Response, error: unknown): void {
 }
 
 /**
- * The hook on a DICOMweb transaction: once the response is over, one record (PS3.15 A.5.3: Query,
- * Export or Import) naming the pseudonymous study the path targets, if any.
+ * The hook on a DICOMweb transaction (and on the upload page, a store by another door): once the
+ * response is over, one record (PS3.15 A.5.3: Query, Export or Import) naming the pseudonymous study
+ * the path targets, if any. The outcome is the HTTP one, or worse if the handler set
+ * `res.locals.auditOutcome` (the upload page answers 200 even when it stored nothing).
  */
-export function auditTransaction(audit: AuditTrail | undefined, route: DicomwebRoute, req: Request, res: Response): void {
+export function auditTransaction(
+  audit: AuditTrail | undefined,
+  route: Pick<DicomwebRoute, 'method' | 'path' | 'routeClass'>,
+  req: Request,
+  res: Response,
+): void {
   if (!audit || !AUDITED_ROLES.has(res.locals['role'] as Role)) return;
   const study = (req.params as Record<string, unknown>)['study'];
   const known = typeof study === 'string' && invalidParam({ study }) === undefined;
@@ -40,7 +47,10 @@ export function auditTransaction(audit: AuditTrail | undefined, route: DicomwebR
       .append({
         ...actorOf(res),
         ...eventForTransaction(route.routeClass),
-        eventOutcomeIndicator: outcomeOf(res.statusCode, res.writableFinished),
+        eventOutcomeIndicator: Math.max(
+          outcomeOf(res.statusCode, res.writableFinished),
+          (res.locals['auditOutcome'] as EventOutcomeIndicator | undefined) ?? 0,
+        ) as EventOutcomeIndicator,
         route: `${route.method} ${route.path}`,
         httpStatus: res.statusCode,
         ...(known ? { participantObjectId: study, participantObjectIdTypeCode: 'StudyInstanceUID' } : {}),

@@ -14,6 +14,7 @@ import {
 import { StoreError } from '../store/errors.ts';
 import { AuditRequestError, NoSubjectError, PseudonymUnknownError, RateLimitedError } from '../audit/errors.ts';
 import { StowRequestError } from '../dicomweb/stow.ts';
+import { UpstreamJsonError } from '../dicomweb/json-array-stream.ts';
 import type { Logger } from './logging.ts';
 
 export interface MappedError {
@@ -51,9 +52,15 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof StowRequestError) return { status: error.status, code: error.code, message: error.message };
   if (error instanceof UnknownResourceError) return { status: 404, code: error.code, message: error.message };
   if (error instanceof ResourceRefusedError) return { status: 403, code: error.code, message: error.message };
-  if (error instanceof UpstreamUnusableError) return { status: 502, code: error.code, message: error.message };
+  // RFC 9110 15.6.3: the PACS sent a body the gateway cannot read (bad multipart, bad DICOM JSON): 502.
+  if (error instanceof UpstreamUnusableError || error instanceof UpstreamJsonError) {
+    return { status: 502, code: error.code, message: error.message };
+  }
   if (error instanceof UpstreamStatusError) {
-    const status = error.status >= 400 && error.status < 600 ? error.status : 502;
+    // RFC 9110 15.6.3: a PACS that failed (500, 501, …) is a bad gateway answer, not the gateway's own 500;
+    // 4xx, 503 (retry later) and 504 keep their meaning for the caller.
+    const kept = (error.status >= 400 && error.status < 500) || error.status === 503 || error.status === 504;
+    const status = kept ? error.status : 502;
     return { status, code: error.code, message: error.message };
   }
   if (error instanceof StoreError) {
@@ -81,10 +88,12 @@ export function errorHandler(logger: Logger, observe?: (error: unknown, mapped: 
     observe?.(error, mapped, res.headersSent);
     const log = (res.locals['log'] as Logger | undefined) ?? logger;
     const cause = error instanceof Error ? error.cause : undefined;
+    // Express's own client errors quote the request (`Failed to decode param '<path segment>'`): name only.
+    const message = error instanceof Error && mapped.code !== 'HTTP_BAD_REQUEST' ? error.message : undefined;
     const entry = {
       code: mapped.code,
       status: mapped.status,
-      err: error instanceof Error ? { name: error.name, code: (error as { code?: unknown }).code, message: error.message } : undefined,
+      err: error instanceof Error ? { name: error.name, code: (error as { code?: unknown }).code, message } : undefined,
       cause: cause instanceof Error ? { name: cause.name, code: (cause as { code?: unknown }).code } : undefined,
     };
     if (mapped.status >= 500) log.error(entry, 'request failed');
@@ -96,7 +105,9 @@ export function errorHandler(logger: Logger, observe?: (error: unknown, mapped: 
     }
     res.status(mapped.status);
     for (const [name, value] of Object.entries(mapped.headers ?? {})) res.setHeader(name, value);
+    // RFC 9112 9.6: refused before its body was read (e.g. a STOW declaring 10 GiB), the connection
+    // closes after the answer; kept alive, Node would read and discard the whole body first.
+    if (!req.complete) res.setHeader('connection', 'close');
     res.json({ error: { code: mapped.code, message: mapped.message }, requestId: res.locals['requestId'] });
-    void req;
   };
 }

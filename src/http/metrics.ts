@@ -10,6 +10,7 @@ import { TokenInvalidError, TokenMissingError } from '../auth/errors.ts';
 import { DeidError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
 import { UpstreamUnusableError } from '../dicomweb/errors.ts';
+import type { RefusalObserver } from '../dicomweb/stow.ts';
 import type { UpstreamObserver } from '../dicomweb/upstream.ts';
 import type { StoreObserver } from '../store/timed-store.ts';
 import { errorHandler, type MappedError } from './error-mapping.ts';
@@ -26,6 +27,8 @@ export interface GatewayMetrics {
   readonly middleware: RequestHandler;
   /** For `errorHandler`: de-identification failures by the engine's error code (one hook for all). */
   readonly observeError: (error: unknown, mapped: MappedError, aborted: boolean) => void;
+  /** For STOW (`StowView.observeRefusal`): a part the engine refused, which never reaches `errorHandler`. */
+  readonly observeStowRefusal: RefusalObserver;
   readonly observeUpstream: UpstreamObserver;
   readonly observeStore: StoreObserver;
 }
@@ -60,7 +63,7 @@ export function createMetrics(): GatewayMetrics {
   });
   const deidErrors = new Counter({
     name: 'deid_gateway_deid_errors_total',
-    help: 'Responses refused or aborted because the data could not be de-identified safely, by error code',
+    help: 'Responses (and STOW parts) refused or aborted because the data could not be de-identified safely, by error code',
     labelNames: ['code', 'aborted'] as const,
     registers: [registry],
   });
@@ -101,6 +104,10 @@ export function createMetrics(): GatewayMetrics {
       const code = deidErrorCode(error, mapped);
       if (code !== undefined) deidErrors.inc({ code, aborted: String(wasAborted) });
     },
+    observeStowRefusal(error) {
+      const code = deidErrorCode(error);
+      if (code !== undefined) deidErrors.inc({ code, aborted: 'false' });
+    },
     observeUpstream(method, outcome, seconds) {
       upstream.observe({ method: METHODS.has(method) ? method : 'OTHER', outcome: CODE.test(outcome) || /^[1-5][0-9]{2}$/.test(outcome) ? outcome : 'ERROR' }, seconds);
     },
@@ -114,14 +121,15 @@ export function createMetrics(): GatewayMetrics {
  * The engine's code when a response failed for lack of a safe de-identification: a DicomError or
  * DeidError anywhere in the cause chain (truncation, bad length, unsupported value…), else
  * UPSTREAM_UNUSABLE (a PACS answer the gateway cannot rewrite) or DEID_UNAVAILABLE (no deid
- * config). A caller that went away is not a de-identification failure.
+ * config; `mapped` is there only for errors that reach the error handler). A caller that went away is
+ * not a de-identification failure.
  */
-function deidErrorCode(error: unknown, mapped: MappedError): string | undefined {
+function deidErrorCode(error: unknown, mapped?: MappedError): string | undefined {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     if (e instanceof DicomError || e instanceof DeidError) return e.code;
     if ((e as { code?: unknown }).code === 'CLIENT_GONE') return undefined;
   }
-  if (error instanceof UpstreamUnusableError || mapped.code === 'DEID_UNAVAILABLE') return mapped.code;
+  if (mapped && (error instanceof UpstreamUnusableError || mapped.code === 'DEID_UNAVAILABLE')) return mapped.code;
   return undefined;
 }
 

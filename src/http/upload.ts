@@ -8,6 +8,8 @@ import type { Role } from '../config/schema.ts';
 import { BadRequestError, DeidentificationUnavailableError, DicomwebError } from '../dicomweb/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
 import { FailureReason, storePart, type StowView } from '../dicomweb/stow.ts';
+import type { AuditTrail } from '../store/audit-trail.ts';
+import { auditTransaction } from './audit.ts';
 import { authenticate } from './auth.ts';
 
 const ASSETS = new URL('./upload-page/', import.meta.url);
@@ -20,6 +22,9 @@ const REASONS: Record<number, string> = {
   [FailureReason.sopClassNotSupported]: 'not application/dicom (0x0122)',
   [FailureReason.outOfResources]: 'too large (0xA700)',
 };
+
+/** The upload page is a store by another door: audited as STOW is, an Import (PS3.15 A.5.3, Data Import). */
+const UPLOAD_ROUTE = { method: 'POST', path: '/upload', routeClass: 'store' } as const;
 
 interface FileResult {
   outcome: 'stored' | 'refused';
@@ -57,7 +62,13 @@ class DeidentifyingStorage implements multer.StorageEngine {
 }
 
 /** `GET /upload`: a plain page built from our own assets; `POST /upload`: multipart/form-data, uploader only. */
-export function uploadRoutes(options: { verify: TokenVerifier; roles: RoleOptions; view: StowView | undefined }): Router {
+export function uploadRoutes(options: {
+  verify: TokenVerifier;
+  roles: RoleOptions;
+  view: StowView | undefined;
+  /** Each upload request leaves one Import record, as a STOW does; absent: not recorded. */
+  audit?: AuditTrail;
+}): Router {
   const router = Router();
   const html = asset('index.html');
   const js = asset('app.js');
@@ -77,8 +88,9 @@ export function uploadRoutes(options: { verify: TokenVerifier; roles: RoleOption
   router.post(
     '/upload',
     authenticate(options.verify, options.roles),
-    (_req: Request, res: Response, next: NextFunction) => {
+    (req: Request, res: Response, next: NextFunction) => {
       res.locals['route'] = '/upload';
+      auditTransaction(options.audit, UPLOAD_ROUTE, req, res);
       try {
         if (treatmentFor(res.locals['role'] as Role, 'store') !== 'deidentified' || !engine) {
           throw new DeidentificationUnavailableError('the upload page');
@@ -96,6 +108,8 @@ export function uploadRoutes(options: { verify: TokenVerifier; roles: RoleOption
           return next(ours ? error : new BadRequestError('UPLOAD_BAD_FORM', 'the upload form is malformed'));
         }
         const files = ((req.files as Express.Multer.File[] | undefined) ?? []).map((f) => (f as unknown as { outcome: FileResult }).outcome);
+        // Nothing stored is a refused Import, as STOW's 409 is (PS3.15 A.5.1: 4, minor failure).
+        if (!files.some((f) => f.outcome === 'stored')) res.locals['auditOutcome'] = 4;
         res.json({ files });
       });
     },

@@ -20,27 +20,24 @@ export interface ViewerOptions {
 }
 
 /**
- * The viewer's own Content-Security-Policy; the rest of the app keeps helmet's. OHIF needs more than
- * helmet's default, and nothing beyond what is listed here (each was found missing in a real browser):
- * - `script-src 'wasm-unsafe-eval'`: the image codecs (JPEG-LS, JPEG 2000, HTJ2K…) are WebAssembly;
- *   this allows compiling wasm, not `eval` of strings. No inline script: index.html's two inline
- *   scripts are dropped and their work done by app-config.js, a file of ours.
- * - `worker-src 'self' blob:`: decoding runs in web workers, some created from blob: URLs.
- * - `img-src data: blob:`: icons are data: URIs; thumbnails are blob: URLs of client-rendered pixels.
+ * The viewer's own Content-Security-Policy; the rest of the app keeps helmet's. Each source beyond
+ * `'self'` was found missing in a real browser (chromium, OHIF 3.13) and nothing else is allowed:
  * - `style-src 'unsafe-inline'`: the React UI sets style attributes and injects <style> elements
- *   (CSS cannot run script; helmet's default allows this too).
- * - `connect-src 'self'`: DICOMweb is same-origin; nothing else is reached (no CDN, no telemetry).
+ *   (helmet's default allows this too; CSS cannot run script);
+ * - `img-src data:`: OHIF's icons are data: URIs;
+ * - `script-src 'wasm-unsafe-eval'`: compiling WebAssembly, never `eval` of a string. Stack viewing
+ *   compiles its codecs in workers (below); this is for OHIF tools that run wasm in the page, such
+ *   as the ONNX runtime of its segmentation tools (dist/ort).
+ * No inline script: index.html's two inline scripts are dropped and their work done by
+ * app-config.js, a file of ours. DICOMweb is same-origin, so `connect-src` stays `'self'`: no CDN,
+ * no telemetry, and a service worker is never registered.
  */
 export const VIEWER_CSP = [
   "default-src 'self'",
   "script-src 'self' 'wasm-unsafe-eval'",
   "script-src-attr 'none'",
-  "worker-src 'self' blob:",
-  "connect-src 'self' data: blob:",
-  "img-src 'self' data: blob:",
-  "media-src 'self' blob:",
+  "img-src 'self' data:",
   "style-src 'self' 'unsafe-inline'",
-  "font-src 'self' data:",
   "object-src 'none'",
   "base-uri 'self'",
   "form-action 'self'",
@@ -48,11 +45,19 @@ export const VIEWER_CSP = [
 ].join('; ');
 
 /**
- * A web worker runs under the policy that comes with its own script (CSP3 §4.2.3), so the image
- * decoders get one more source than the page: `'unsafe-eval'`, because the codecs (emscripten embind)
- * build their bindings with `new Function`. The page, which holds the DOM and the token, never can.
+ * A dedicated worker runs under the policy delivered with its own script (CSP3, "Initialize a
+ * global object's CSP list"), so the image decoders get one source more than the page:
+ * `'unsafe-eval'`, because the emscripten-built codecs (JPEG 2000, JPEG-LS, HTJ2K…) make their
+ * embind bindings with `new Function`. Workers have no DOM and no sessionStorage, so the token is
+ * out of their reach; the page, which holds both, never gets `'unsafe-eval'`. Browsers tell a
+ * worker's script from others by `Sec-Fetch-Dest: worker` (Fetch Metadata).
  */
-export const VIEWER_WORKER_CSP = VIEWER_CSP.replace("script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'");
+export const VIEWER_WORKER_CSP = VIEWER_CSP.replace("script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'unsafe-eval'");
+
+/** Whether `dir` holds an unpacked OHIF dist (scripts/setup.sh puts one in `.viewer/dist`). */
+export function viewerInstalled(dir: string): boolean {
+  return existsSync(join(resolve(dir), 'index.html'));
+}
 
 const ASSETS = new URL('./viewer-page/', import.meta.url);
 const asset = (name: string) => readFileSync(new URL(name, ASSETS));
@@ -84,8 +89,8 @@ export function viewerRoutes(options: ViewerOptions): Router {
   router.use((req, res, next) => {
     res.locals['route'] = VIEWER_PATH;
     const dest = req.headers['sec-fetch-dest'];
-    const X = process.env['CSP_EXPERIMENT'] ? JSON.parse(process.env['CSP_EXPERIMENT']) : undefined; // EXPERIMENT
-    res.setHeader('Content-Security-Policy', dest === 'worker' || dest === 'sharedworker' ? (X?.worker ?? VIEWER_WORKER_CSP) : (X?.page ?? VIEWER_CSP));
+    res.setHeader('Content-Security-Policy', dest === 'worker' || dest === 'sharedworker' ? VIEWER_WORKER_CSP : VIEWER_CSP);
+    res.vary('Sec-Fetch-Dest'); // the same chunk can be a worker's script or not: never cache one policy for both
     next();
   });
   router.get('/sign-in', (_req, res) => {
@@ -108,7 +113,7 @@ export function viewerRoutes(options: ViewerOptions): Router {
   });
 
   router.use((_req, res, next) => {
-    if (existsSync(join(dir, 'index.html'))) return next();
+    if (viewerInstalled(dir)) return next();
     res.status(503).json({
       error: { code: 'VIEWER_NOT_INSTALLED', message: 'the OHIF viewer is not installed: run scripts/setup.sh (it unpacks it into viewer.dir)' },
     });
@@ -125,8 +130,8 @@ export function viewerRoutes(options: ViewerOptions): Router {
   router.use((req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
     const path = req.path;
-    const file = fileFor(dir, path);
-    if (file === undefined && extname(path) === '') {
+    const file = path === '/index.html' ? undefined : fileFor(dir, path);
+    if (file === undefined && ((extname(path) === '' && !path.includes('/.')) || path === '/index.html')) {
       // A client-side route (/viewer, /viewer/viewer?StudyInstanceUIDs=…): OHIF's router takes it.
       return sendRewritten(res, 'index.html', 'text/html; charset=utf-8', () => rewriteIndex(readFileSync(join(dir, 'index.html'), 'utf8')));
     }
@@ -209,8 +214,9 @@ export function rewriteStyle(css: string): string {
  * OHIF's `window.config`, generated. One `dicomweb` data source on the gateway's own DICOMweb base
  * (PS3.18 QIDO-RS and WADO-RS, same origin); the caller's token, put in sessionStorage by the sign-in
  * page, goes on every request as `Authorization: Bearer` (RFC 6750 2.1) through OHIF's
- * userAuthenticationService, set by a tiny extension registered here. Without a token, or on a 401,
- * the viewer goes to the sign-in page.
+ * userAuthenticationService, set by a tiny extension registered here. Without a token, on a 401
+ * (RFC 6750 3.1 invalid_token) or a 403 (a role that may not read, e.g. uploader), the viewer goes
+ * back to the sign-in page, which says why.
  *
  * Thumbnails: `thumbnailRendering: 'wadors'` renders them in the browser from the same frames the
  * viewer shows, so they go through the same de-identified pixel path; `/thumbnail` and `/rendered`
@@ -300,6 +306,7 @@ export function appConfigScript(dicomwebBase: string): string {
     ],
     httpErrorHandler: function (error) {
       if (error && error.status === 401) signIn('expired');
+      else if (error && error.status === 403) signIn('forbidden');
     },
   };
   // A small badge: who is signed in, and a way to switch role (back to the sign-in page).

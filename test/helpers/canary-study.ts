@@ -21,21 +21,12 @@ import path from 'node:path';
 import type { DataElement, Dataset } from '../../src/dicom/dataset.ts';
 import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts';
 import { padValue } from '../../src/dicom/vr.ts';
+import { TABLE_E1_1_OPTION_COLUMNS } from '../../src/deid/profile-table.generated.ts';
 
 const STANDARD = path.resolve(import.meta.dirname, '../../../shared/standard');
 
-export const OPTION_COLUMNS = [
-  'retainSafePrivate',
-  'retainUIDs',
-  'retainDeviceIdentity',
-  'retainInstitutionIdentity',
-  'retainPatientCharacteristics',
-  'retainLongitudinalTemporalFullDates',
-  'retainLongitudinalTemporalModifiedDates',
-  'cleanDescriptors',
-  'cleanStructuredContent',
-  'cleanGraphics',
-] as const;
+// The ten option columns of Table E.1-1, as scripts/generate-profile.ts names them.
+export const OPTION_COLUMNS = TABLE_E1_1_OPTION_COLUMNS;
 export type OptionColumn = (typeof OPTION_COLUMNS)[number];
 
 interface TableRow {

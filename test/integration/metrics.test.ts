@@ -10,6 +10,7 @@ import { loadIntoOrthanc } from '../../src/demo/orthanc-process.ts';
 import { sample } from '../helpers/sample.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
+import { parseStowAnswer, stowBody } from '../helpers/stow.ts';
 
 const MR_SMALL_STUDY = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
 
@@ -133,6 +134,25 @@ describe('metrics', () => {
     for (const secret of [pseudonym, MR_SMALL_STUDY, researcher, clinician, '1.3.6.1.4.1.5962']) {
       assert.ok(!text.includes(secret), 'no UID or token in the metrics');
     }
+  });
+
+  test('a STOW part the engine refuses (inside a 202, never through the error handler) is counted by its code', async () => {
+    const errors = (s: Map<string, number>) =>
+      new Map([...s].filter(([k]) => k.startsWith('deid_gateway_deid_errors_total{')));
+    const before = errors((await scrape(gateway.url)).samples);
+    const { body, contentType } = stowBody([sample('private-tags/CT_small.dcm'), sample('edge-cases/MR_truncated.dcm')]);
+    const res = await fetch(`${gateway.base}/studies`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await gateway.token('uploader')}`, 'content-type': contentType },
+      body,
+    });
+    assert.equal(res.status, 202, 'one stored, one refused');
+    const answer = parseStowAnswer(res.status, (await res.json()) as Record<string, { Value?: unknown[] }>);
+    assert.deepEqual(answer.failed.map((f) => f.reason), [0xc000]);
+    const afterStow = errors((await scrape(gateway.url)).samples);
+    const moved = [...afterStow].filter(([k, v]) => v !== (before.get(k) ?? 0)).map(([k, v]) => [k, v - (before.get(k) ?? 0)]);
+    // Exactly one series moved, by one: the truncated Pixel Data (the stored part counts nothing).
+    assert.deepEqual(moved, [[key('deid_gateway_deid_errors_total', { code: 'DICOM_TRUNCATED', aborted: 'false' }), 1]]);
   });
 
   describe('protection and the de-identification error counter', () => {

@@ -14,6 +14,7 @@ import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts'
 import { padValue } from '../../src/dicom/vr.ts';
 import { findCanaries, keptByDesign, makeCanaryStudy, type CanaryEntry } from '../helpers/canary-study.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { readBody } from '../helpers/http.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { parseStowAnswer } from '../helpers/stow.ts';
@@ -186,14 +187,7 @@ describe('multipart abuse: a broken upstream answering a researcher', () => {
   /** Reads the researcher's answer to the end or to its abort. */
   const retrieve = async (path: string, accept = ALL_TS) => {
     const res = await fetch(gateway.base + path, { headers: { authorization: `Bearer ${token}`, accept } });
-    const chunks: Buffer[] = [];
-    let outcome: 'complete' | 'aborted' = 'complete';
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
-    } catch {
-      outcome = 'aborted';
-    }
-    const body = Buffer.concat(chunks);
+    const { outcome, body } = await readBody(res);
     assert.deepEqual(leaked(body), [], 'no raw canary byte reaches the researcher');
     return { status: res.status, outcome, body, contentType: res.headers.get('content-type') };
   };

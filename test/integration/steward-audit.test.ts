@@ -199,6 +199,34 @@ describe('the steward re-identifies, and every restricted access is on the audit
     assert.deepEqual([targeted[0]?.participantObjectId, targeted[0]?.httpStatus, targeted[0]?.eventOutcomeIndicator], ['2.25.42', 409, 4]);
   });
 
+  test('uploads through the browser page are recorded as Import too; a file refused is a minor failure', async () => {
+    const upload = async (file: string) => {
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(sample(file))]), 'a.dcm');
+      const res = await fetch(`${gateway.url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${tokens['uploader']}` } });
+      assert.equal(res.status, 200, file);
+      return ((await res.json()) as { files: { outcome: string }[] }).files[0]?.outcome;
+    };
+    assert.equal(await upload('transfer-syntax/MR_small.dcm'), 'stored');
+    const stored = await auditUntil((e) => e.userId === 'uploader-1' && e.route === 'POST /upload');
+    assert.equal(stored.length, 1);
+    assert.deepEqual(
+      [stored[0]?.roleId, stored[0]?.eventId.code, stored[0]?.eventActionCode, stored[0]?.httpStatus, stored[0]?.eventOutcomeIndicator],
+      ['uploader', '110107', 'C', 200, 0],
+    );
+    assert.equal(await upload('edge-cases/MR_truncated.dcm'), 'refused');
+    const refused = await auditUntil((e) => e.userId === 'uploader-1' && e.route === 'POST /upload' && e.id !== stored[0]?.id);
+    assert.deepEqual([refused[0]?.eventId.code, refused[0]?.httpStatus, refused[0]?.eventOutcomeIndicator], ['110107', 200, 4]);
+    // Refused at the door (wrong role) is recorded as well, under the one who tried.
+    const form = new FormData();
+    form.append('file', new Blob([new Uint8Array(sample('transfer-syntax/MR_small.dcm'))]), 'a.dcm');
+    const wrongRole = await fetch(`${gateway.url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${tokens['researcher']}` } });
+    assert.equal(wrongRole.status, 403);
+    await wrongRole.arrayBuffer();
+    const door = await auditUntil((e) => e.userId === 'researcher-1' && e.route === 'POST /upload');
+    assert.deepEqual([door[0]?.roleId, door[0]?.httpStatus, door[0]?.eventOutcomeIndicator], ['researcher', 403, 4]);
+  });
+
   test('reading the trail is itself recorded and pages by id; the table refuses UPDATE and DELETE', async () => {
     const first = await readAudit('limit=2');
     assert.equal(first.length, 2);

@@ -28,10 +28,14 @@
     location.assign(next);
   }
 
+  var reasons = {
+    expired: 'Your token was refused or has expired. Sign in again.',
+    forbidden: "This token's role may not read studies (an uploader only stores). Use a clinician or researcher token.",
+  };
   var reason = params.get('reason');
-  if (reason === 'expired') {
+  if (reason && Object.prototype.hasOwnProperty.call(reasons, reason)) {
     var notice = document.getElementById('reason');
-    notice.textContent = 'Your token was refused or has expired. Sign in again.';
+    notice.textContent = reasons[reason];
     notice.hidden = false;
   }
 

@@ -44,3 +44,23 @@ describe('streaming a JSON array of datasets', () => {
     assert.deepEqual(await collect('[ ]', 1), []);
   });
 });
+
+test('any array of objects, cut anywhere, yields exactly what JSON.parse reads (strings are skipped by indexOf)', async () => {
+  const text = fc.string({ unit: fc.constantFrom('a', '"', '\\', '{', '}', '[', ']', ',', 'é', ' ') });
+  const item = fc.dictionary(fc.string(), fc.oneof(text, fc.integer(), fc.array(text)));
+  await fc.assert(
+    fc.asyncProperty(fc.array(item, { maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1 }), async (items, cuts) => {
+      const bytes = Buffer.from(JSON.stringify(items));
+      const chunks: Buffer[] = [];
+      for (let at = 0, k = 0; at < bytes.length; k++) {
+        const n = cuts[k % cuts.length] as number;
+        chunks.push(bytes.subarray(at, at + n));
+        at += n;
+      }
+      const out: unknown[] = [];
+      for await (const parsed of jsonArrayItems(Readable.from(chunks), 1e9)) out.push(parsed);
+      assert.equal(JSON.stringify(out), JSON.stringify(items)); // by text: keys like __proto__ survive
+    }),
+    { numRuns: 1000 },
+  );
+});
