@@ -43,3 +43,10 @@ export class RoleForbiddenError extends AuthError {
     super('AUTH_ROLE_FORBIDDEN', `role ${role} may not use ${routeClass}`);
   }
 }
+/** An endpoint without credentials of its own (metrics with no token) asked from off the machine: 403. */
+export class LoopbackOnlyError extends AuthError {
+  override name = 'LoopbackOnlyError';
+  constructor(what: string) {
+    super('AUTH_LOOPBACK_ONLY', `${what} without a token is served to loopback callers only`);
+  }
+}

@@ -208,9 +208,10 @@ export class DeidSession {
     if (this.#patientId === undefined) throw new DeidStateError('decide called before beginDataset');
     if (isPrivate(ref.tag)) return this.#decidePrivate(ref, value);
     const decision = this.#apply(this.policy.profile.ruleFor(ref.tag), ref, value);
-    // A standard sequence encoded as UN cannot be kept unparsed: its items would skip the profile.
-    // The rewriter should parse it as SQ (PS3.5 6.2.2) and pass vr 'SQ'; if it does not, remove.
-    if (ref.vr === 'UN' && decision.op === 'keep' && isStandardSequenceTag(ref.tag)) return REMOVE;
+    // A standard sequence that is not parsed as SQ cannot be kept: its items would skip the profile.
+    // UN is parsed as SQ by the rewriter (PS3.5 6.2.2); any other VR (OB, OW, UT … written by a broken
+    // encoder) hides items as bytes, so it is removed (fail closed).
+    if (ref.vr !== 'SQ' && decision.op === 'keep' && isStandardSequenceTag(ref.tag)) return REMOVE;
     return decision;
   }
 

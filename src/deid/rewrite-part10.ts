@@ -9,6 +9,7 @@ import { elementToJsonValue, jsonToDataset, jsonValueToElementBytes, type JsonDa
 import { Part10Reader, type Part10Event, type Part10Header, type Part10ReaderOptions } from '../dicom/part10-reader.ts';
 import { collect, writePart10 } from '../dicom/part10-writer.ts';
 import { SOP_INSTANCE_UID, SPECIFIC_CHARACTER_SET, isPrivateDataElement, parseTag, privateCreatorTagFor } from '../dicom/tag.ts';
+import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
 import { hasInvalidControlBytes, isVr, padValue, vrInfo } from '../dicom/vr.ts';
 import type { Decision, ElementRef, ElementValue } from './deidentify.ts';
 import { normalizeCreator } from './profile.ts';
@@ -83,6 +84,11 @@ function applyLevel(dataset: readonly DataElement[], charset: CharacterSet, le: 
         // Fail closed: a kept text value with control bytes is a misframed element that swallowed its
         // neighbours (found by test/unit/fuzz: a corrupted length kept PatientName inside SOPClassUID).
         if (el.value && hasInvalidControlBytes(el.vr, el.value)) throw new DicomInvalidValueError('kept value holds control characters', { tag: el.tag });
+        // The same for binary numbers: more bytes than the VM allows means a length that swallowed the
+        // elements after it (e.g. Rows holding RequestingPhysician); refused, never passed on.
+        if (el.value && el.value.length > (maxBinaryValueBytes(el.tag, el.vr) ?? Infinity)) {
+          throw new DicomInvalidValueError('kept binary value is longer than its VM allows', { tag: el.tag });
+        }
         out.push(el);
         break;
       case 'recurse':

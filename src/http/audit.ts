@@ -41,7 +41,9 @@ export function auditTransaction(
 ): void {
   if (!audit || !AUDITED_ROLES.has(res.locals['role'] as Role)) return;
   const study = (req.params as Record<string, unknown>)['study'];
-  const known = typeof study === 'string' && invalidParam({ study }) === undefined;
+  // A researcher's path holds pseudonyms; an uploader's STOW target may be the original study UID, which
+  // the trail must not hold (ParticipantObjectID: a pseudonym, never an original).
+  const known = res.locals['role'] === 'researcher' && typeof study === 'string' && invalidParam({ study }) === undefined;
   res.once('close', () => {
     audit
       .append({

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AuthError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
+import { AuthError, LoopbackOnlyError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
 import {
   BadRequestError,
   DeidentificationUnavailableError,
@@ -26,7 +26,7 @@ export interface MappedError {
 
 /** The only place where an error becomes an HTTP status. Clients get a generic reason and a code. */
 export function mapError(error: unknown): MappedError {
-  if (error instanceof NoRoleError || error instanceof RoleForbiddenError) {
+  if (error instanceof NoRoleError || error instanceof RoleForbiddenError || error instanceof LoopbackOnlyError) {
     return { status: 403, code: error.code, message: error.message };
   }
   if (error instanceof AuthError) {

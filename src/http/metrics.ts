@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TokenInvalidError, TokenMissingError } from '../auth/errors.ts';
+import { LoopbackOnlyError, TokenInvalidError, TokenMissingError } from '../auth/errors.ts';
 import { DeidError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
 import { UpstreamUnusableError } from '../dicomweb/errors.ts';
@@ -171,10 +171,19 @@ function countBodyBytes(res: Response): () => number {
 }
 
 /** A bearer token to present, if configured; compared in constant time (over digests, any length). */
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (/^127\./.test(address) || address === '::1' || /^::ffff:127\./.test(address));
+}
+
 function checkToken(expected: string | undefined) {
   const want = expected === undefined ? undefined : createHash('sha256').update(expected).digest();
   return (req: Request): void => {
-    if (want === undefined) return;
+    if (want === undefined) {
+      // No token configured: fail closed towards the network. The socket's own peer address (not
+      // X-Forwarded-For) must be loopback; set a token, or a separate `metrics.port`, to scrape remotely.
+      if (!isLoopback(req.socket.remoteAddress)) throw new LoopbackOnlyError('/metrics');
+      return;
+    }
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer +([^ ]+) *$/i.exec(header) : null;
     if (!match) throw new TokenMissingError();

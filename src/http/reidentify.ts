@@ -55,6 +55,9 @@ export function reidentifyRoutes(options: ReidentifyOptions): Router {
             participantObjectIdTypeCode: KEYWORD_OF[r.kind],
           });
         }
+        // The trail lives in the store's database: one flush makes these records durable (power loss
+        // included) before any original is disclosed.
+        await options.store.sync();
         res.locals['audited'] = true;
         if (status === 404) throw new PseudonymUnknownError(request.items[0]?.kind ?? 'value');
         res.setHeader('cache-control', 'no-store');

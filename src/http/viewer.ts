@@ -103,9 +103,10 @@ export function viewerRoutes(options: ViewerOptions): Router {
   router.get('/sign-in/style.css', (_req, res) => {
     res.type('text/css').send(signIn.css);
   });
-  router.get('/sign-in/demo-tokens.json', (_req, res) => {
+  router.get('/sign-in/demo-tokens.json', (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    if (!demoTokens) {
+    // Only to a loopback Host: a DNS-rebinding page under another name cannot read the demo's tokens.
+    if (!demoTokens || !/^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(req.headers.host ?? '')) {
       res.status(404).json({ error: { code: 'VIEWER_NO_DEMO_TOKENS', message: 'demo tokens are offered only by `deid-gateway demo`' } });
       return;
     }

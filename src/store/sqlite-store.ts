@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -14,7 +14,13 @@ import { AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTra
  * per instance, and it runs off the event loop.
  */
 export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (file !== ':memory:') {
+    // The file holds originals and the audit trail: owner only. SQLite gives its -wal and -shm files the
+    // database file's mode, so creating it 0600 covers all three.
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    closeSync(openSync(file, 'a', 0o600));
+    chmodSync(file, 0o600);
+  }
   let db: Database.Database;
   try {
     db = new Database(file);

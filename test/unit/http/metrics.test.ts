@@ -41,3 +41,22 @@ test('upstream outcomes are a status or a code, anything else is folded into ERR
   assert.deepEqual(counts, ['200=1', 'ERROR=1', 'UPSTREAM_TIMEOUT=1']);
   assert.ok(!(await b.registry.metrics()).includes('outcome="200"'));
 });
+
+test('without a token, /metrics answers only a loopback peer (403 otherwise); with one, the token decides', async () => {
+  const { metricsRoute } = await import('../../../src/http/metrics.ts');
+  const call = async (token: string | undefined, remoteAddress: string, authorization?: string) => {
+    let error: unknown;
+    let sent = false;
+    const req = { socket: { remoteAddress }, headers: authorization ? { authorization } : {} };
+    const res = { locals: {}, setHeader() {}, type() { return this; }, send() { sent = true; } };
+    await metricsRoute(createMetrics(), token)(req as never, res as never, (e?: unknown) => (error = e));
+    return sent ? 'sent' : mapError(error).code;
+  };
+  assert.equal(await call(undefined, '127.0.0.1'), 'sent');
+  assert.equal(await call(undefined, '::ffff:127.0.0.1'), 'sent');
+  assert.equal(await call(undefined, '::1'), 'sent');
+  assert.equal(await call(undefined, '10.1.2.3'), 'AUTH_LOOPBACK_ONLY');
+  assert.equal(await call(undefined, '::ffff:192.168.0.9'), 'AUTH_LOOPBACK_ONLY');
+  assert.equal(await call('scrape-token', '10.1.2.3', 'Bearer scrape-token'), 'sent');
+  assert.equal(await call('scrape-token', '10.1.2.3'), 'AUTH_TOKEN_MISSING');
+});

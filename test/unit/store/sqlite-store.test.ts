@@ -8,6 +8,22 @@ import { StoreError } from '../../../src/store/errors.ts';
 import { openSqliteStore } from '../../../src/store/sqlite-store.ts';
 
 describe('the SQLite pseudonym store', () => {
+  test('the store and its WAL are readable by the owner only; sync() resolves after a save', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'deid-store-'));
+    const file = join(dir, 'sub', 'store.sqlite');
+    try {
+      const store = openSqliteStore(file);
+      await store.save([{ kind: 'uid', pseudonym: '2.25.1', original: '1.2.3' }]);
+      await store.sync();
+      const { statSync } = await import('node:fs');
+      for (const path of [file, `${file}-wal`, `${file}-shm`]) assert.equal(statSync(path).mode & 0o777, 0o600, path);
+      assert.equal(statSync(join(dir, 'sub')).mode & 0o777, 0o700);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('mappings survive a reopen, re-saving is idempotent, and a colliding pseudonym is refused', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'deid-store-'));
     const file = join(dir, 'store.sqlite');
