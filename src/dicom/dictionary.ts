@@ -1,6 +1,7 @@
 // PS3.6 data dictionary lookups over the generated table (scripts/generate-dictionary.ts).
 import { DICTIONARY_TABLE } from './dictionary.generated.ts';
 import { groupOf, isGroupLength, isPrivate, isPrivateCreator, type Tag } from './tag.ts';
+import { binaryValueSize } from './vr.ts';
 
 export interface DictionaryEntry {
   /** As printed in PS3.6, e.g. "(0010,0010)" or "(60xx,3000)". */
@@ -89,22 +90,20 @@ export function implicitVr(tag: Tag): string {
   return e.vrs[0] ?? 'UN';
 }
 
-/** The single VR the dictionary gives, or undefined when unknown or ambiguous. */
-const BINARY_UNIT: Readonly<Record<string, number>> = { US: 2, SS: 2, UL: 4, SL: 4, FL: 4, FD: 8, AT: 4, SV: 8, UV: 8 };
-
 /**
  * The most bytes a standard attribute of a fixed-size binary VR may hold: PS3.6 VM (its upper bound)
  * times the PS3.5 6.2 value size. Undefined when the VM is unbounded ("1-n") or the tag is not in the
  * dictionary.
  */
 export function maxBinaryValueBytes(tag: Tag, vr: string): number | undefined {
-  const unit = BINARY_UNIT[vr];
-  if (unit === undefined) return undefined;
+  const size = binaryValueSize(vr);
+  if (size === undefined) return undefined;
   const vm = lookup(tag)?.vm;
   const bound = vm === undefined ? undefined : /^(?:\d+-)?(\d+)$/.exec(vm)?.[1];
-  return bound === undefined ? undefined : Number(bound) * unit;
+  return bound === undefined ? undefined : Number(bound) * size;
 }
 
+/** The single VR the dictionary gives, or undefined when unknown or ambiguous. */
 export function unambiguousVr(tag: Tag): string | undefined {
   if (isPrivateCreator(tag)) return 'LO';
   const e = lookup(tag);

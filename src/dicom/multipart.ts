@@ -125,7 +125,7 @@ export async function* readMultipart(
       const headers = parseHeaders(buffer.subarray(0, headerEnd));
       buffer = buffer.subarray(headerEnd + 4);
 
-      // 3. The body: everything up to the next delimiter, streamed; the last delimiter-1 bytes are held.
+      // 3. The body: everything up to the next delimiter, streamed; only a possible delimiter prefix is held.
       let done = false;
       let size = 0;
       const body = async function* (): AsyncGenerator<Buffer> {

@@ -94,11 +94,14 @@ export function vrInfo(vr: string): VrInfo {
 }
 
 export function hasLongHeader(vr: string): boolean {
-  const long = LONG_HEADER.get(vr);
-  if (long === undefined) return vrInfo(vr).header === 'long'; // throws for a name that is not a VR
-  return long;
+  return vrInfo(vr).header === 'long';
 }
-const LONG_HEADER: ReadonlyMap<string, boolean> = new Map(TABLE.map((i) => [i.vr, i.header === 'long']));
+
+/** The fixed size of one value of a binary number or AT (PS3.5 Table 6.2-1); undefined for other VRs. */
+export function binaryValueSize(vr: string): number | undefined {
+  const info = BY_NAME.get(vr);
+  return info && (info.kind === 'tag' || (info.kind === 'number' && info.unit > 1)) ? info.maxLength : undefined;
+}
 
 /** Binary numeric VRs whose values are byte-swapped between Little and Big Endian (PS3.5 7.3). */
 export function swapUnit(vr: string): 1 | 2 | 4 | 8 {
@@ -130,7 +133,7 @@ export function padValue(value: Buffer, vr: string): Buffer {
  */
 export function hasInvalidControlBytes(vr: string, value: Buffer): boolean {
   const info = BY_NAME.get(vr);
-  if (!info || info.kind === 'binary' || info.kind === 'sequence' || info.kind === 'tag' || (info.kind === 'number' && vr !== 'DS' && vr !== 'IS')) return false;
+  if (!info || info.kind === 'binary' || info.kind === 'sequence' || binaryValueSize(vr) !== undefined) return false;
   let end = value.length;
   while (end > 0 && (value[end - 1] === 0x00 || value[end - 1] === 0x20)) end--;
   for (let i = 0; i < end; i++) {

@@ -170,11 +170,11 @@ function countBodyBytes(res: Response): () => number {
   return () => total;
 }
 
-/** A bearer token to present, if configured; compared in constant time (over digests, any length). */
 function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (/^127\./.test(address) || address === '::1' || /^::ffff:127\./.test(address));
 }
 
+/** A bearer token to present, if configured; compared in constant time (over digests, any length). */
 function checkToken(expected: string | undefined) {
   const want = expected === undefined ? undefined : createHash('sha256').update(expected).digest();
   return (req: Request): void => {
