@@ -3,12 +3,17 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX } from '../src/audit/audit-query.ts';
 import { REIDENTIFIABLE } from '../src/audit/reidentify.ts';
-import { ROUTES } from '../src/dicomweb/routes.ts';
+import { PACS_ID_MAX_LENGTH, ROUTES } from '../src/dicomweb/routes.ts';
+
+const IDENTIFIER = (name: string) =>
+  `${name}: for restricted roles a PS3.5 9.1 UID of at most 64 characters (the researcher's are pseudonyms the gateway issued); for the clinician the identifier the PACS lists, not \`.\` or \`..\``;
 
 const PARAMS: Record<string, { description: string; pattern: string }> = {
-  study: { description: 'Study Instance UID (a pseudonym for restricted roles)', pattern: '^[0-9]+(\\.[0-9]+)*$' },
-  series: { description: 'Series Instance UID', pattern: '^[0-9]+(\\.[0-9]+)*$' },
-  instance: { description: 'SOP Instance UID', pattern: '^[0-9]+(\\.[0-9]+)*$' },
+  // The clinician's identifiers are relayed as the PACS lists them (safe segments); the researcher's are
+  // PS3.5 9.1 UIDs, the pseudonyms the gateway issued (src/dicomweb/routes.ts `isPathIdentifier`).
+  study: { description: IDENTIFIER('Study Instance UID'), pattern: '^[A-Za-z0-9._~-]+$' },
+  series: { description: IDENTIFIER('Series Instance UID'), pattern: '^[A-Za-z0-9._~-]+$' },
+  instance: { description: IDENTIFIER('SOP Instance UID'), pattern: '^[A-Za-z0-9._~-]+$' },
   frames: { description: 'Comma-separated 1-based frame numbers', pattern: '^[1-9][0-9]*(,[1-9][0-9]*)*$' },
   bulk: { description: 'Bulkdata path as issued in a BulkDataURI', pattern: '^[A-Za-z0-9._/-]+$' },
 };
@@ -35,6 +40,7 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
     } else if (route.routeClass === 'search') {
       responses['200'] = { description: 'Matches (PS3.18 10.6.3)', content: { 'application/dicom+json': {} } };
       responses['204'] = { description: 'No matches' };
+      responses['429'] = { ...error, description: 'Researcher only, when qido.rateLimit is set: rate limit reached (RFC 6585 4); see Retry-After' };
     } else {
       responses['200'] = {
         description: 'The resource (PS3.18 10.4.3)',
@@ -51,7 +57,7 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
         in: 'path',
         required: true,
         description: PARAMS[name]?.description,
-        schema: { type: 'string', maxLength: name === 'bulk' || name === 'frames' ? 1024 : 64, pattern: PARAMS[name]?.pattern },
+        schema: { type: 'string', maxLength: name === 'bulk' || name === 'frames' ? 1024 : PACS_ID_MAX_LENGTH, pattern: PARAMS[name]?.pattern },
       })),
       ...(route.method === 'POST'
         ? { requestBody: { required: true, content: { 'multipart/related; type="application/dicom"': {} } } }
@@ -211,6 +217,31 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
             httpStatus: { type: 'integer' },
             participantObjectId: { type: 'string' },
             participantObjectIdTypeCode: { type: 'string' },
+            seriesInstanceUid: { type: 'string', description: 'The pseudonymous SeriesInstanceUID targeted' },
+            participantObjectQuery: {
+              description:
+                'ParticipantObjectQuery of a QIDO-RS request (PS3.15 A.5.3.12), described: the keys as keywords with their PS3.4 C.2.2.2 matching mode and the control parameters; no value the caller sent, but UIDs the gateway issued as pseudonyms',
+              type: 'object',
+              properties: {
+                keys: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      keyword: { type: 'string', description: 'A PS3.6 keyword (a sequence path dotted), or (invalid)' },
+                      mode: { type: 'string', enum: ['universal', 'single', 'list', 'wildcard', 'range'] },
+                      values: { type: 'array', items: { type: 'string' }, description: 'StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID only: issued pseudonyms, or (not issued) / (invalid)' },
+                      valuesOmitted: { type: 'integer' },
+                    },
+                  },
+                },
+                keysOmitted: { type: 'integer' },
+                limit: { oneOf: [{ type: 'integer' }, { const: '(invalid)' }] },
+                offset: { oneOf: [{ type: 'integer' }, { const: '(invalid)' }] },
+                fuzzymatching: { oneOf: [{ type: 'boolean' }, { const: '(invalid)' }] },
+                includefield: { type: 'array', items: { type: 'string' } },
+              },
+            },
             requestId: { type: 'string' },
           },
         },

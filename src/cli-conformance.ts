@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.ts';
+import { policyFor } from './config/resolve.ts';
 import { conformanceStatement, statementMarkdown } from './deid/conformance.ts';
-import { policyFor } from './server.ts';
 
 const USAGE = `usage: deid-gateway conformance [--role researcher|uploader] [--config FILE] [--format markdown|json]
 

@@ -1,9 +1,9 @@
-import { loadConfig } from './config/load.ts';
+import { loadResolvedConfig } from './config/resolve.ts';
 import { startGateway } from './server.ts';
 
-/** Composition root: load config, start the gateway, stop cleanly on a signal. */
+/** Composition root: load and resolve the config (every problem at once), start the gateway, stop cleanly on a signal. */
 export async function main(configFile: string): Promise<void> {
-  const config = loadConfig(configFile);
+  const config = loadResolvedConfig(configFile);
   const gateway = await startGateway(config);
   const stop = (signal: string) => {
     gateway.logger.info({ signal }, 'stopping');

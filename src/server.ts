@@ -1,24 +1,23 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
-import { createTokenVerifier, loadPublicKeyFile } from './auth/token.ts';
-import { readSecret } from './config/load.ts';
+import { resolve } from 'node:path';
+import { createTokenVerifier } from './auth/token.ts';
+import { addressMatcher, parseAddressRange, type AddressRange } from './config/address-range.ts';
+import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
-import { resolve } from 'node:path';
-import { ConfigError } from './config/errors.ts';
-import { createPolicy, type DeidPolicy } from './deid/deidentify.ts';
-import { DeidPolicyError } from './deid/errors.ts';
-import { overridesKeepingBasicRemoved } from './deid/profile.ts';
+import type { DeidPolicy } from './deid/deidentify.ts';
 import type { DeidentifiedView } from './dicomweb/deidentified-view.ts';
 import { prepareTempDir, type RefusalObserver, type StowView } from './dicomweb/stow.ts';
 import { withCache } from './store/cached-store.ts';
 import type { PseudonymStore } from './store/pseudonym-store.ts';
 import { openSqliteStore } from './store/sqlite-store.ts';
 import type { AuditTrail } from './store/audit-trail.ts';
-import { withAuditFile } from './audit/audit-file.ts';
-import { createRateLimiter } from './audit/token-bucket.ts';
+import { withAuditFile } from './store/audit-file.ts';
+import { createRateLimiter } from './http/token-bucket.ts';
 import { createApp } from './http/app.ts';
+import { stowFailureReason } from './http/error-mapping.ts';
 import { viewerInstalled } from './http/viewer.ts';
 import { createMetrics, startMetricsListener, type MetricsListener } from './http/metrics.ts';
 import { withTiming } from './store/timed-store.ts';
@@ -34,9 +33,12 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-/** Wires config → verifier, upstream, app → a listening HTTP server. */
+/**
+ * Wires config → verifier, upstream, app → a listening HTTP server. A config not yet resolved is
+ * resolved first (secrets, key files, policies: every problem in one ConfigError), before anything starts.
+ */
 export async function startGateway(
-  config: GatewayConfig,
+  input: GatewayConfig | ResolvedConfig,
   options: {
     logDestination?: DestinationStream;
     env?: NodeJS.ProcessEnv;
@@ -44,14 +46,18 @@ export async function startGateway(
     viewerDemoTokens?: Readonly<Record<string, string>>;
   } = {},
 ): Promise<RunningGateway> {
-  const env = options.env ?? process.env;
+  const resolved = 'secrets' in input ? input : resolveConfig(input, options.env ?? process.env);
+  const { config, secrets } = resolved;
   const logger = createLogger(config.log.level, options.logDestination);
+  for (const kept of resolved.deid?.keptOverrides ?? []) {
+    logger.warn({ role: kept.role, tag: kept.tag, keyword: kept.keyword, basic: kept.basic }, 'an override keeps an attribute the Basic Profile does not keep');
+  }
   const metrics = config.metrics.enabled ? createMetrics() : undefined;
-  const metricsToken = config.metrics.auth.type === 'bearer' ? readSecret(config.metrics.auth.token, env) : undefined;
+  const metricsToken = secrets.metricsToken;
   const upstream: Upstream = createUpstream({
     observe: metrics?.observeUpstream,
     url: config.upstream.url,
-    authorization: upstreamAuthorization(config, env),
+    authorization: secrets.upstreamAuthorization,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     headersTimeoutMs: config.upstream.headersTimeoutMs,
     bodyTimeoutMs: config.upstream.bodyTimeoutMs,
@@ -65,18 +71,18 @@ export async function startGateway(
     jwksUrl: config.auth.jwksUrl,
     jwksCooldownMs: config.auth.jwksCooldownMs,
     jwksCacheMaxAgeMs: config.auth.jwksCacheMaxAgeMs,
-    publicKeys: config.auth.publicKeyFiles.flatMap(loadPublicKeyFile),
-    sharedSecret: config.auth.sharedSecret ? readSecret(config.auth.sharedSecret, env) : undefined,
+    publicKeys: [...resolved.publicKeys],
+    sharedSecret: secrets.sharedSecret,
   });
   // STOW parts wait in <dataDir>/tmp (0700), never in the shared system temp directory.
   const stowTempDir = resolve(config.dataDir, 'tmp');
   if (config.deid) await prepareTempDir(stowTempDir);
-  const { store, audit } = await openStore(config, env);
-  const secret = config.deid ? readSecret(config.deid.secret, env) : undefined;
+  const { store, audit } = await openStore(config, secrets.storePassword);
   const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
-  const deidentified = secret ? researcherView(config, secret, upstream, timedStore, logger) : undefined;
-  const upload = secret
-    ? uploadView(config, secret, upstream, timedStore, logger, { tempDir: stowTempDir, observeRefusal: metrics?.observeStowRefusal })
+  const policies = resolved.deid?.policies;
+  const deidentified = policies ? researcherView(config, policies.researcher, upstream, timedStore) : undefined;
+  const upload = policies
+    ? uploadView(config, policies.uploader, upstream, timedStore, { tempDir: stowTempDir, observeRefusal: metrics?.observeStowRefusal, log: logger })
     : undefined;
   if (config.viewer.enabled && !viewerInstalled(config.viewer.dir)) {
     logger.warn({ key: 'viewer.dir' }, 'the OHIF viewer is not installed (run scripts/setup.sh); /viewer answers 503');
@@ -91,7 +97,8 @@ export async function startGateway(
     logger,
     forwardCallerToken: config.upstream.forwardCallerToken,
     sendForwarded: config.upstream.sendForwarded,
-    trustProxy: config.server.trustProxy,
+    publicUrl: config.server.publicUrl,
+    trustedProxy: addressMatcher(config.server.trustedProxies.map((text) => parseAddressRange(text) as AddressRange)),
     metrics: metrics && { metrics, serve: config.metrics.port === undefined, token: metricsToken },
     audit,
     reidentify: {
@@ -99,6 +106,7 @@ export async function startGateway(
       limiter: createRateLimiter(config.reidentify.rateLimit),
       maxItems: config.reidentify.rateLimit.burst,
     },
+    queryLimiter: config.qido.rateLimit ? createRateLimiter(config.qido.rateLimit) : undefined,
     viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: options.viewerDemoTokens } : undefined,
   });
   const server = createServer(
@@ -162,55 +170,23 @@ export async function startGateway(
   };
 }
 
-function upstreamAuthorization(config: GatewayConfig, env: NodeJS.ProcessEnv): string | undefined {
-  const auth = config.upstream.auth;
-  if (auth.type === 'basic') {
-    return `Basic ${Buffer.from(`${auth.username}:${readSecret(auth.password, env)}`).toString('base64')}`;
-  }
-  if (auth.type === 'bearer') return `Bearer ${readSecret(auth.token, env)}`;
-  return undefined;
-}
-
 /** The configured backend behind the read-through cache, and the audit trail it also keeps. */
-async function openStore(config: GatewayConfig, env: NodeJS.ProcessEnv): Promise<{ store: PseudonymStore; audit: AuditTrail }> {
+async function openStore(config: GatewayConfig, password: string | undefined): Promise<{ store: PseudonymStore; audit: AuditTrail }> {
   const c = config.store;
   // pg is loaded only where it is used (about 15 MB of RSS the embedded default does not need).
   const backend =
     c.type === 'postgres'
-      ? await (await import('./store/postgres-store.ts')).openPostgresStore({ url: c.url as string, password: c.password ? readSecret(c.password, env) : undefined, poolMax: c.poolMax })
+      ? await (await import('./store/postgres-store.ts')).openPostgresStore({ url: c.url as string, password, poolMax: c.poolMax })
       : openSqliteStore(resolve(config.dataDir, c.file));
   const store = withCache(backend, { maxKeys: c.cacheMaxKeys, ttlSeconds: c.cacheTtlSeconds });
   const audit = config.audit.file ? withAuditFile(backend, resolve(config.dataDir, config.audit.file)) : backend;
   return { store, audit };
 }
 
-/** Builds a role's PS3.15 policy from config; policy problems are reported as config keys. */
-export function policyFor(config: GatewayConfig, role: 'researcher' | 'uploader', secret: string, logger?: Logger): DeidPolicy {
-  const deid = config.deid;
-  if (!deid) throw new ConfigError(['deid: required for restricted roles']);
-  const profile = deid.profiles[role];
-  try {
-    const policy = createPolicy({
-      secret,
-      profile: Object.fromEntries(profile.options.map((name) => [name, true])),
-      overrides: profile.overrides,
-      dateShift: deid.dateShift,
-      pseudonymMode: role === 'uploader' && deid.uploadPseudonyms === 'fresh' ? 'fresh' : 'deterministic',
-    });
-    for (const kept of overridesKeepingBasicRemoved(policy.profile)) {
-      logger?.warn({ role, tag: kept.tag, keyword: kept.keyword, basic: kept.basic }, 'an override keeps an attribute the Basic Profile does not keep');
-    }
-    return policy;
-  } catch (error) {
-    if (error instanceof DeidPolicyError) throw new ConfigError(error.issues.map((issue) => `deid.profiles.${role}.${issue}`));
-    throw error;
-  }
-}
-
-function researcherView(config: GatewayConfig, secret: string, upstream: Upstream, store: PseudonymStore, logger: Logger): DeidentifiedView {
+function researcherView(config: GatewayConfig, policy: DeidPolicy, upstream: Upstream, store: PseudonymStore): DeidentifiedView {
   const deid = config.deid as NonNullable<GatewayConfig['deid']>;
   return {
-    policy: policyFor(config, 'researcher', secret, logger),
+    policy,
     store,
     upstream,
     maxHeaderBytes: deid.maxHeaderBytes,
@@ -221,21 +197,23 @@ function researcherView(config: GatewayConfig, secret: string, upstream: Upstrea
 
 function uploadView(
   config: GatewayConfig,
-  secret: string,
+  policy: DeidPolicy,
   upstream: Upstream,
   store: PseudonymStore,
-  logger: Logger,
-  io: { tempDir: string; observeRefusal: RefusalObserver | undefined },
+  io: { tempDir: string; observeRefusal: RefusalObserver | undefined; log: Logger },
 ): StowView {
   const deid = config.deid as NonNullable<GatewayConfig['deid']>;
   return {
-    policy: policyFor(config, 'uploader', secret, logger),
+    policy,
     store,
     upstream,
     maxHeaderBytes: deid.maxHeaderBytes,
     maxPartBytes: config.stow.maxPartBytes,
     maxBodyBytes: config.stow.maxBodyBytes,
     tempDir: io.tempDir,
+    // The Failure Reason is decided where every error's mapping is (http/error-mapping.ts).
+    failureReason: stowFailureReason,
     observeRefusal: io.observeRefusal,
+    log: io.log,
   };
 }

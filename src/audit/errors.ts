@@ -1,8 +1,12 @@
 /** Re-identification and audit-trail failures; `http/error-mapping.ts` turns them into statuses. */
+export type AuditRequestCode = 'REID_BAD_REQUEST' | 'REID_TOO_MANY' | 'AUDIT_BAD_QUERY';
+export type RateLimitedCode = 'REID_RATE_LIMITED' | 'QIDO_RATE_LIMITED';
+export type AuditErrorCode = AuditRequestCode | RateLimitedCode | 'REID_UNKNOWN_PSEUDONYM' | 'REID_NO_SUBJECT';
+
 export class AuditError extends Error {
   override name = 'AuditError';
   constructor(
-    readonly code: string,
+    readonly code: AuditErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -12,6 +16,9 @@ export class AuditError extends Error {
 /** A malformed re-identification request or audit query: 400. */
 export class AuditRequestError extends AuditError {
   override name = 'AuditRequestError';
+  constructor(code: AuditRequestCode, message: string) {
+    super(code, message);
+  }
 }
 /** A pseudonym the gateway never issued: 404. */
 export class PseudonymUnknownError extends AuditError {
@@ -23,8 +30,19 @@ export class PseudonymUnknownError extends AuditError {
 /** The caller's token bucket is empty: 429 with Retry-After. */
 export class RateLimitedError extends AuditError {
   override name = 'RateLimitedError';
-  constructor(readonly retryAfterSeconds: number) {
-    super('REID_RATE_LIMITED', 're-identification rate limit reached; retry later');
+  constructor(
+    readonly retryAfterSeconds: number,
+    code: RateLimitedCode = 'REID_RATE_LIMITED',
+    message = 're-identification rate limit reached; retry later',
+  ) {
+    super(code, message);
+  }
+}
+/** A researcher's QIDO-RS requests past the per-subject rate (`qido.rateLimit`): 429 with Retry-After. */
+export class QueryRateLimitedError extends RateLimitedError {
+  override name = 'QueryRateLimitedError';
+  constructor(retryAfterSeconds: number) {
+    super(retryAfterSeconds, 'QIDO_RATE_LIMITED', 'query rate limit reached; retry later');
   }
 }
 /** A token without `sub`: a re-identification nobody can be held to account for is refused (403). */

@@ -1,9 +1,10 @@
-import { invalidParam } from '../dicomweb/routes.ts';
+import { MAPS_BACK } from '../deid/pseudonym.ts';
+import { isUid } from '../dicom/uid.ts';
 import type { MappingKind, PseudonymStore } from '../store/pseudonym-store.ts';
 import { AuditRequestError } from './errors.ts';
 
-/** What a steward may map back: UIDs, Patient ID and Accession Number pseudonyms. */
-export const REIDENTIFIABLE = ['uid', 'patientId', 'accessionNumber'] as const satisfies readonly MappingKind[];
+/** What a steward may map back: UIDs, and the identity attributes that map back (deid/pseudonym.ts). */
+export const REIDENTIFIABLE = ['uid', ...MAPS_BACK.map((a) => a.kind)] as const satisfies readonly MappingKind[];
 export type ReidentifiableKind = (typeof REIDENTIFIABLE)[number];
 
 export interface ReidentifyItem {
@@ -18,11 +19,7 @@ export interface ReidentifyRequest {
 }
 
 /** The DICOM keyword of what a pseudonym stands for, for the audit record's ParticipantObjectIDTypeCode. */
-export const KEYWORD_OF: Readonly<Record<ReidentifiableKind, string>> = {
-  uid: 'UID',
-  patientId: 'PatientID',
-  accessionNumber: 'AccessionNumber',
-};
+export const KEYWORD_OF = Object.fromEntries([['uid', 'UID'], ...MAPS_BACK.map((a) => [a.kind, a.keyword])]) as Readonly<Record<ReidentifiableKind, string>>;
 
 /** PS3.5 6.2: LO (Patient ID) is at most 64 characters, SH (Accession Number) 16; no control characters. */
 const CODE = /^[^\u0000-\u001f\u007f\\]{1,64}$/;
@@ -44,7 +41,7 @@ export function parseReidentifyRequest(body: unknown, maxItems: number): Reident
     }
     const valid =
       typeof pseudonym === 'string' &&
-      (kind === 'uid' ? invalidParam({ study: pseudonym }) === undefined : CODE.test(pseudonym));
+      (kind === 'uid' ? isUid(pseudonym) : CODE.test(pseudonym));
     if (!valid) throw new AuditRequestError('REID_BAD_REQUEST', `item ${i}: pseudonym is not a valid ${kind}`);
     return { kind: kind as ReidentifiableKind, pseudonym: pseudonym as string };
   });

@@ -1,8 +1,10 @@
 /** Token and role failures. Messages never echo the token or its claims' values. */
+export type AuthErrorCode = 'AUTH_TOKEN_MISSING' | 'AUTH_TOKEN_INVALID' | 'AUTH_NO_ROLE' | 'AUTH_ROLE_FORBIDDEN' | 'AUTH_LOOPBACK_ONLY';
+
 export class AuthError extends Error {
   override name = 'AuthError';
   constructor(
-    readonly code: string,
+    readonly code: AuthErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {

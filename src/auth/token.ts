@@ -1,5 +1,3 @@
-import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -18,7 +16,7 @@ export interface TokenVerifierOptions {
   clockToleranceSec: number;
   maxTokenBytes: number;
   jwksUrl?: string;
-  /** Local public keys as JWKs (PEM files are converted by `loadPublicKeyFile`). */
+  /** Local public keys as JWKs (key files are read and converted by `config/public-key-file.ts`). */
   publicKeys?: JWK[];
   /** Shared secret for HS* (only honoured for HS* algorithms in the allow-list). */
   sharedSecret?: string;
@@ -29,24 +27,6 @@ export interface TokenVerifierOptions {
 }
 
 export type TokenVerifier = (authorization: string | undefined) => Promise<JWTPayload>;
-
-/** Reads a PEM (SPKI or certificate) or JWK / JWKS file into public JWKs. */
-export function loadPublicKeyFile(file: string): JWK[] {
-  const text = readFileSync(file, 'utf8').trim();
-  if (text.startsWith('{')) {
-    const parsed = JSON.parse(text) as { keys?: JWK[] } & JWK;
-    const keys = parsed.keys ?? [parsed];
-    return keys.map(publicOnly);
-  }
-  const jwk = createPublicKey(text).export({ format: 'jwk' }) as JWK;
-  return [jwk];
-}
-
-function publicOnly(jwk: JWK): JWK {
-  if (jwk.kty === 'oct') throw new Error('a symmetric key is not a public key; use auth.sharedSecret');
-  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
-  return pub;
-}
 
 const BEARER = /^Bearer ([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/;
 

@@ -93,16 +93,22 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   return validateConfig(applyEnvOverrides(readConfigFile(file), env));
 }
 
-/** Reads a secret from its file or environment variable. Errors name the reference, never the value. */
-export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv = process.env): string {
+/**
+ * Reads a secret from its file or environment variable. Errors name `key` (where the reference is) and
+ * the reference, never the value.
+ */
+export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv = process.env, key = 'secret'): string {
   if (ref.env) {
     const value = env[ref.env];
-    if (!value) throw new ConfigError([`secret: environment variable ${ref.env} is not set`]);
+    if (!value) throw new ConfigError([`${key}: environment variable ${ref.env} is not set`]);
     return value;
   }
+  let value: string;
   try {
-    return readFileSync(ref.file as string, 'utf8').trim();
-  } catch {
-    throw new ConfigError([`secret: cannot read file ${ref.file}`]);
+    value = readFileSync(ref.file as string, 'utf8').trim();
+  } catch (cause) {
+    throw new ConfigError([`${key}: cannot read file ${ref.file} (${(cause as NodeJS.ErrnoException).code ?? 'error'})`]);
   }
+  if (!value) throw new ConfigError([`${key}: file ${ref.file} is empty`]);
+  return value;
 }

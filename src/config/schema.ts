@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TABLE_E1_1_OPTION_COLUMNS } from '../deid/profile-table.generated.ts';
+import { parseAddressRange } from './address-range.ts';
 
 /**
  * Gateway roles. The order is the default precedence: most restrictive first. `steward` (re-identification
@@ -11,7 +12,7 @@ export const ROLES = ['researcher', 'uploader', 'steward', 'clinician'] as const
 export type Role = (typeof ROLES)[number];
 
 /** A secret is never written in the config file itself: it names a file or an environment variable. */
-const secretRef = z
+export const secretRef = z
   .object({ file: z.string().min(1).optional(), env: z.string().min(1).optional() })
   .strict()
   .refine((s) => Boolean(s.file) !== Boolean(s.env), { message: 'give exactly one of "file" or "env"' });
@@ -50,7 +51,30 @@ export const configSchema = z
           .default('/dicom-web'),
         headersTimeoutMs: z.number().int().positive().default(15_000),
         requestTimeoutMs: z.number().int().positive().default(600_000),
-        trustProxy: z.boolean().default(false),
+        /**
+         * The DICOMweb base URL as clients reach it (scheme, host, port, path), which every link the
+         * gateway builds starts with and which it names to the PACS in `Forwarded`, as Orthanc's
+         * `DicomWeb.Host`/`PublicRoot`. Absent: taken per request from a trusted proxy's headers or Host.
+         */
+        publicUrl: z
+          .url({ protocol: /^https?$/ })
+          .refine((u) => {
+            const url = new URL(u);
+            return !url.username && !url.password && !url.search && !url.hash;
+          }, 'a base URL such as https://pacs.example.org/dicom-web, without credentials, query or fragment')
+          .optional(),
+        /**
+         * Peers (IP addresses or CIDR blocks) whose RFC 7239 `Forwarded` and `X-Forwarded-Host`/`-Proto`
+         * headers are believed; from any other peer they are ignored.
+         */
+        trustedProxies: z
+          .array(z.string().refine((t) => parseAddressRange(t) !== undefined, 'an IP address or CIDR block, such as 10.0.0.0/8 or 192.0.2.7'))
+          .default([]),
+        /** Replaced by `trustedProxies`; `false` is still accepted, `true` is refused with a migration hint. */
+        trustProxy: z
+          .boolean()
+          .refine((on) => !on, 'replaced by server.trustedProxies: list the proxies\' addresses or CIDR blocks (true trusted every peer, so any caller could choose the host and scheme of links)')
+          .optional(),
       })
       .strict()
       .prefault({}),
@@ -136,6 +160,24 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * QIDO-RS for the researcher. `rateLimit` (off unless set): a token bucket per token subject, in
+     * process (so per replica); past it, 429 QIDO_RATE_LIMITED with Retry-After. The clinician is never limited.
+     */
+    qido: z
+      .object({
+        rateLimit: z
+          .object({
+            /** Queries one subject may send at once. */
+            burst: z.number().int().positive(),
+            /** Refill rate of the bucket. */
+            perMinute: z.number().positive(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
     /** STOW-RS limits (413 past them). */
     stow: z
       .object({

@@ -2,12 +2,14 @@
 // private attributes be listed; the rest documents the profile). Derived by asking the real decision
 // function about a sample value, so the listing cannot drift from what `decide` does.
 import { createSession } from './deidentify.ts';
+import { IDENTITY_SAFE_LIST, IDENTITY_VRS, SAFE_CATEGORIES, type SafeCategory } from './identity-safe-list.ts';
 import type { DeidPolicy, Decision } from './deidentify.ts';
 import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1 } from './profile-table.generated.ts';
 import { lookup } from '../dicom/dictionary.ts';
-import { parseTag, PROFILE_OPTIONS, SUPPLEMENT_CLEAN, SUPPLEMENT_REMOVE, tableEntryFor } from './profile.ts';
+import { PROFILE_OPTIONS, SUPPLEMENT_CLEAN, SUPPLEMENT_REMOVE, tableEntryFor } from './profile.ts';
 import type { ProfileOption } from './profile.ts';
-import { formatTag } from '../dicom/tag.ts';
+import { formatTag, parseTag, tagToHex } from '../dicom/tag.ts';
+import { TAG } from '../dicom/tags.ts';
 
 export interface ConformanceRow {
   /** As printed in Table E.1-1, e.g. `(0010,0010)`, `(60xx,3000)`. */
@@ -42,7 +44,7 @@ function categoryOf(effect: string): Category {
 }
 
 const SAMPLE: Readonly<Record<string, unknown>> = {
-  AE: 'SAMPLE', AS: '042Y', AT: '00100010', CS: 'SAMPLE', DA: '20000615', DT: '20000615120000', DS: 1, FD: 1, FL: 1,
+  AE: 'SAMPLE', AS: '042Y', AT: tagToHex(TAG.PatientName), CS: 'SAMPLE', DA: '20000615', DT: '20000615120000', DS: 1, FD: 1, FL: 1,
   IS: 1, LO: 'SAMPLE', LT: 'SAMPLE', PN: { Alphabetic: 'SAMPLE^NAME' }, SH: 'SAMPLE', SL: 1, SS: 1, ST: 'SAMPLE', SV: 1,
   TM: '120000', UC: 'SAMPLE', UI: '1.2.3.4', UL: 1, UR: 'SAMPLE', US: 1, UT: 'SAMPLE', UV: 1,
 };
@@ -121,6 +123,33 @@ export function describeOtherAttributes(policy: DeidPolicy): ConformanceRow[] {
   });
 }
 
+/** One attribute of the reviewed safe list (identity-safe-list.ts) and what the policy does with it. */
+export interface SafeListRow {
+  readonly tag: string;
+  readonly keyword: string;
+  readonly vr: string;
+  readonly category: SafeCategory;
+  /** The category's reason, and the entry's own note where the call was close. */
+  readonly reason: string;
+  /** As for the other rows: `keep` unless an override says otherwise. */
+  readonly effect: string;
+}
+
+/**
+ * PS3.15 Table E.1-1 Note 1: the attributes outside the table that are kept although their VR can carry
+ * identity, each with its reason; asked of the decision function like every other row.
+ */
+export function describeSafeList(policy: DeidPolicy): SafeListRow[] {
+  const session = createSession(policy, { fresh: false });
+  session.beginDataset('SAMPLE');
+  return IDENTITY_SAFE_LIST.map(([text, keyword, vr, category, note]) => {
+    const tag = parseTag(text) ?? 0;
+    const sample = SAMPLE[vr];
+    const effect = describe(session.decide({ tag, vr, path: [] }, sample === undefined ? undefined : [sample]), vr, sample);
+    return { tag: text, keyword, vr, category, reason: note === undefined ? SAFE_CATEGORIES[category] : `${SAFE_CATEGORIES[category]}; ${note}`, effect };
+  }).sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+}
+
 /** What the gateway adds to its deployment of the profile for one role (not part of the policy). */
 export interface StatementContext {
   /** The gateway role the statement is for, e.g. `researcher`. */
@@ -155,14 +184,13 @@ export interface ConformanceStatement {
   readonly attributes: readonly ConformanceRow[];
   /** Attributes outside Table E.1-1 that the gateway's supplements or the config's overrides name. */
   readonly otherAttributes: readonly ConformanceRow[];
+  /** Table E.1-1 Note 1: attributes outside the table kept although their VR can carry identity. */
+  readonly identitySafeList: readonly SafeListRow[];
 }
 
-const ADDED_KEYWORDS: Readonly<Record<string, string>> = {
-  '00120062': 'PatientIdentityRemoved',
-  '00120063': 'DeidentificationMethod',
-  '00120064': 'DeidentificationMethodCodeSequence',
-  '00280303': 'LongitudinalTemporalInformationModified',
-};
+const ADDED_KEYWORDS = ['PatientIdentityRemoved', 'DeidentificationMethod', 'DeidentificationMethodCodeSequence', 'LongitudinalTemporalInformationModified'] as const;
+const ADDED_KEYWORD_OF: ReadonlyMap<string, string> = new Map(ADDED_KEYWORDS.map((k) => [tagToHex(TAG[k]), k]));
+const METHOD_CODES_KEY = tagToHex(TAG.DeidentificationMethodCodeSequence);
 
 /**
  * PS3.15 E.3.10 asks a de-identifier to state what it does; this states it from the policy in force
@@ -173,8 +201,8 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
   const session = createSession(policy, { fresh: false });
   session.beginDataset('SAMPLE');
   const added = session.attributesToAdd();
-  const codeItems = (added['00120064']?.Value ?? []) as Record<string, { Value?: unknown[] }>[];
-  const methodCodes = codeItems.map((item) => ({ code: String(item['00080100']?.Value?.[0]), meaning: String(item['00080104']?.Value?.[0]) }));
+  const codeItems = (added[METHOD_CODES_KEY]?.Value ?? []) as Record<string, { Value?: unknown[] }>[];
+  const methodCodes = codeItems.map((item) => ({ code: String(item[tagToHex(TAG.CodeValue)]?.Value?.[0]), meaning: String(item[tagToHex(TAG.CodeMeaning)]?.Value?.[0]) }));
   const attributes = describeProfile(policy);
   const otherAttributes = describeOtherAttributes(policy);
   const summary = Object.fromEntries(CATEGORIES.map((c) => [c, 0])) as Record<Category, number>;
@@ -189,7 +217,10 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
       : 'dates and times are removed, emptied or replaced by dummies as Table E.1-1 says';
   const rules = [
     'Private attributes (odd groups): ' + (o.retainSafePrivate ? 'only those of Table E.3.10-1, matched by private creator and element offset, are kept (private UIDs become keyed UIDs); all others are removed' : 'all removed'),
-    'Standard attributes Table E.1-1 does not list (Note 1): kept, except a person name (PN), which is emptied' + (o.retainLongitudinalTemporalModifiedDates ? ', and dates (DA, DT), which are shifted with the others' : ''),
+    `Standard attributes Table E.1-1 does not list (Note 1): removed when their VR can carry identity (${[...IDENTITY_VRS].join(' ')}, by their PS3.6 VR or by the VR they are encoded with), except the ${IDENTITY_SAFE_LIST.length} technical attributes of the reviewed safe list below, which are kept; a person name (PN) among them is emptied, and dates (DA, DT) are ` +
+      (o.retainLongitudinalTemporalModifiedDates ? 'shifted with the others' : o.retainLongitudinalTemporalFullDates ? 'kept (Full Dates)' : 'removed') +
+      '. Attributes of other VRs (codes, numbers, times, UIDs) are kept; their sequences go through the profile',
+    'Options keep only the attributes their Table E.1-1 column names: e.g. Retain Device Identity does not keep Device ID (0018,1003), which the table does not list. A keep override keeps any attribute',
     'Attributes in no dictionary: removed',
     'Sequences that are kept or cleaned: the profile applies to every item, at every depth (E.1.1)',
     'Overlay group (60xx): when Overlay Data is removed, the whole group goes with it (PS3.3 C.9.2)',
@@ -204,7 +235,9 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
     pseudonyms: {
       mode,
       uids: o.retainUIDs ? 'kept (Retain UIDs Option)' : `replaced by 2.25.<integer> derived by ${keyed}`,
-      identifiers: `PatientID, PatientName, AccessionNumber (and OtherPatientIDs when kept): keyed base32 codes by ${keyed}`,
+      identifiers:
+        `PatientID, PatientName, AccessionNumber (and OtherPatientIDs when kept): keyed base32 codes by ${keyed}. ` +
+        'PatientName becomes ANON^<code> keyed on the original Patient ID, so one patient shows one name pseudonym in every representation; without a Patient ID (or inside a sequence item) on the name, normalised (Unicode NFC, spaces around components and trailing empty components and groups removed)',
     },
     dates,
     dateShift: o.retainLongitudinalTemporalModifiedDates ? { ...policy.dateShift } : undefined,
@@ -216,13 +249,14 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
     })),
     attributesAdded: Object.entries(added).map(([hex, element]) => ({
       tag: formatTag(Number.parseInt(hex, 16)),
-      keyword: ADDED_KEYWORDS[hex] ?? '',
-      value: hex === '00120064' ? methodCodes.map((c) => `(${c.code}, DCM, "${c.meaning}")`).join(', ') : String(element.Value?.[0] ?? ''),
+      keyword: ADDED_KEYWORD_OF.get(hex) ?? '',
+      value: hex === METHOD_CODES_KEY ? methodCodes.map((c) => `(${c.code}, DCM, "${c.meaning}")`).join(', ') : String(element.Value?.[0] ?? ''),
     })),
     rules,
     summary,
     attributes,
     otherAttributes,
+    identitySafeList: describeSafeList(policy),
   };
 }
 
@@ -268,5 +302,10 @@ export function statementMarkdown(s: ConformanceStatement): string {
     for (const r of rows) out.push(`| ${cell(r.tag)} | ${r.keyword} | ${r.vr} | ${r.basic} | ${r.source} | ${cell(r.effect)} |`);
     out.push('');
   }
+  out.push(`## Safe list: attributes outside Table E.1-1 kept although their VR can carry identity (${s.identitySafeList.length})`, '');
+  out.push('PS3.15 Table E.1-1 Note 1: the table is not exhaustive. Every other standard attribute it does not list whose VR can carry identity is removed (see the general rules). These were reviewed one by one as technical values that cannot identify anyone in practice.', '');
+  out.push('| tag | keyword | VR | why | effect |', '|---|---|---|---|---|');
+  for (const r of s.identitySafeList) out.push(`| ${r.tag} | ${r.keyword} | ${r.vr} | ${cell(r.reason)} | ${cell(r.effect)} |`);
+  out.push('');
   return out.join('\n');
 }

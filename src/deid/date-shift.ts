@@ -1,6 +1,16 @@
 // Date shift for the Retain Longitudinal Temporal Information with Modified Dates Option
 // (PS3.15 E.3.6): every DA and DT value of a patient moves by the same keyed number of whole days,
 // so intervals between that patient's studies hold. TM values are unchanged (whole days only).
+//
+// Time zone: the engine writes Timezone Offset From UTC (0008,0201) as +0000 (PS3.15 Table E.1-1: C
+// under this option), which hides where the data came from. PS3.3 C.12.1.1.8 makes that attribute the
+// zone of every DA and TM value, and of every DT value without an explicitly encoded offset. DA and
+// TM keep their local wall-clock values, so the one consistent frame is "local wall clock, zone
+// hidden": a DT's &ZZXX suffix (PS3.5 6.2) is dropped and its wall clock kept, which puts the DT under
+// the same (0008,0201) as its DA/TM siblings (and, where the source has no (0008,0201), leaves all
+// three equally without a zone). Converting the DT to UTC instead would leave AcquisitionDateTime
+// differing from AcquisitionDate + AcquisitionTime by exactly the original offset, which gives the
+// hidden zone back.
 import { createHmac } from 'node:crypto';
 
 /** Inclusive range of the per-patient offset in days; 0 is never chosen (a shift must change dates). */
@@ -94,6 +104,18 @@ const DT_SOURCE = '\\d{4}(?:\\d{2}(?:\\d{2}(?:\\d{2}(?:\\d{2}(?:\\d{2}(?:\\.\\d{
 const DT = /^(\d{4})(?:(\d{2})(?:(\d{2})(\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?$/;
 const DT_RANGE = new RegExp(`^(${DT_SOURCE})?-(${DT_SOURCE})?$`);
 
+// PS3.5 6.2 DT, Note: "The range of the offset is -1200 to +1400."
+const MAX_EAST_MINUTES = 14 * 60;
+const MAX_WEST_MINUTES = 12 * 60;
+
+/** Whether a &ZZXX suffix is an offset PS3.5 6.2 allows (-0000, which it forbids, still means UTC). */
+function validUtcOffset(suffix: string): boolean {
+  const hours = Number(suffix.slice(1, 3));
+  const minutes = Number(suffix.slice(3, 5));
+  if (minutes > 59) return false;
+  return hours * 60 + minutes <= (suffix[0] === '+' ? MAX_EAST_MINUTES : MAX_WEST_MINUTES);
+}
+
 /** Shifts one DA value; undefined when it is not a date this code can read. */
 export function shiftDA(value: string, days: number): string | undefined {
   const text = value.trim();
@@ -102,13 +124,19 @@ export function shiftDA(value: string, days: number): string | undefined {
   return shiftDatePart(m[1]!, m[2], m[3], days);
 }
 
-/** Shifts one DT value: the time of day, fraction and UTC offset suffix are kept as they are. */
+/**
+ * Shifts one DT value: the date part moves, the time of day and fraction are kept as they are, and
+ * the UTC offset suffix is dropped (see the top of this file; the suffix is not a component, PS3.5
+ * 6.2, so the precision stays). Undefined for an offset outside PS3.5 6.2's range: fail closed.
+ */
 export function shiftDT(value: string, days: number): string | undefined {
   const m = DT.exec(value.trim());
   if (!m) return undefined;
+  const suffix = m[5];
+  if (suffix !== undefined && !validUtcOffset(suffix)) return undefined;
   const date = shiftDatePart(m[1]!, m[2], m[3], days);
   if (date === undefined) return undefined;
-  return date + (m[4] ?? '') + (m[5] ?? '');
+  return date + (m[4] ?? '');
 }
 
 /**

@@ -5,12 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { DEFAULT_DATE_SHIFT_RANGE, checkDateShiftRange, maxShiftDays, patientDayOffset, shiftDateValue } from './date-shift.ts';
 import type { DateShiftRange } from './date-shift.ts';
 import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError } from './errors.ts';
-import { CompiledProfile, checkProfileInput, isStandardSequenceTag, normalizeCreator, parseTag } from './profile.ts';
+import { IDENTITY_VRS } from './identity-safe-list.ts';
+import { CompiledProfile, checkProfileInput, isStandardSequenceTag, normalizeCreator } from './profile.ts';
 import type { ProfileOption, ProfileOptions, TagRule } from './profile.ts';
-import { Pseudonymizer } from './pseudonym.ts';
-import type { PseudonymKind, PseudonymPair } from './pseudonym.ts';
+import { Pseudonymizer, identityAttribute, patientNameBasis } from './pseudonym.ts';
+import type { IdentityKind, PseudonymPair } from './pseudonym.ts';
 import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
-import { elementOf, formatTag, groupOf, isPrivate, makeTag, tagToHex } from '../dicom/tag.ts';
+import { elementOf, formatTag, groupOf, isPrivate, makeTag, parseTag, tagToHex } from '../dicom/tag.ts';
+import { TAG } from '../dicom/tags.ts';
 
 /** DICOM JSON (PS3.18 F.2), as modelled by src/dicom/json-model.ts. */
 export type DicomJsonDataset = JsonDataset;
@@ -114,14 +116,6 @@ const REMOVE: Decision = Object.freeze({ op: 'remove' });
 const RECURSE: Decision = Object.freeze({ op: 'recurse' });
 const replace = (value: unknown[]): Decision => ({ op: 'replace', value });
 
-/** Attributes that a viewer needs to list a study: Z/D become keyed pseudonyms, never empty. */
-const IDENTITY_KINDS = new Map<number, Exclude<PseudonymKind, 'uid' | 'value'>>([
-  [0x00100020, 'patientId'], // PatientID, Z/D
-  [0x00100010, 'patientName'], // PatientName, Z: "a dummy value consistent with the VR" (E.1-1a)
-  [0x00080050, 'accessionNumber'], // AccessionNumber, Z
-  [0x00101000, 'otherPatientId'], // OtherPatientIDs, X in Basic; pseudonymized when an override keeps it
-]);
-
 const BINARY_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 const NUMBER_VRS = new Set(['DS', 'IS', 'US', 'SS', 'UL', 'SL', 'FL', 'FD', 'SV', 'UV']);
 /** PS3.5 6.2 maximum lengths, for `hash` overrides on text. */
@@ -136,7 +130,7 @@ const DUMMY_BY_VR: Readonly<Record<string, string | number>> = {
   LO: 'ANONYMIZED', LT: 'ANONYMIZED', SH: 'ANONYMIZED', ST: 'ANONYMIZED', TM: '000000', UC: 'ANONYMIZED',
   UR: 'ANONYMIZED', UT: 'ANONYMIZED', DS: 0, IS: 0, US: 0, SS: 0, UL: 0, SL: 0, FL: 0, FD: 0, SV: 0, UV: 0,
 };
-const TIMEZONE_OFFSET_FROM_UTC = 0x00080201;
+const PATIENT_ID_KEY = tagToHex(TAG.PatientID);
 
 // PS3.16 CID 7050 De-identification Method (scheme DCM), in code order.
 const CID_7050: readonly (readonly [ProfileOption | 'basic', string, string])[] = [
@@ -183,8 +177,9 @@ export class DeidSession {
   }
 
   /**
-   * Starts a top-level dataset. The date shift is keyed on the original PatientID, so the caller
-   * passes it before any element (the rewriter parses the header first).
+   * Starts a top-level dataset. The date shift (E.3.6) and the PatientName pseudonym (pseudonym.ts
+   * patientNameBasis) are keyed on the original PatientID, so the caller passes it before any element
+   * (the rewriter parses the header first; PatientName (0010,0010) comes before PatientID (0010,0020)).
    */
   beginDataset(originalPatientId: string | undefined): void {
     this.#patientId = (originalPatientId ?? '').trim();
@@ -196,8 +191,10 @@ export class DeidSession {
    * case any action that needs the value gives zero length, never the original.
    *   1. Private (odd group): Table E.1-1 private row X, or E.3.10 safe-private matching.
    *   2. The tag's rule: config override, else an option column in effect (E.1.1: an option overrides
-   *      the Basic Profile), else the Basic Profile, else the supplements, else the dictionary (K) or,
-   *      for a tag in no dictionary, X (Table E.1-1 Note 1).
+   *      the Basic Profile), else the Basic Profile, else the supplements, else, for a standard tag the
+   *      table does not list, its VR (Table E.1-1 Note 1, profile.ts outsideTableRule: X when the VR
+   *      can carry identity unless on the safe list, K otherwise) or, for a tag in no dictionary, X.
+   *      The VR the element is encoded with counts as well as PS3.6's.
    *   3. Compound codes resolved (see resolveCompoundCode in profile.ts).
    *   4. The action applied by VR: X remove; K keep (SQ: recurse); Z zero length (identity attributes:
    *      keyed pseudonym); D dummy of the VR (identity: pseudonym; UI: keyed UID; SQ/binary: zero
@@ -207,7 +204,15 @@ export class DeidSession {
   decide(ref: ElementRef, value: ElementValue): Decision {
     if (this.#patientId === undefined) throw new DeidStateError('decide called before beginDataset');
     if (isPrivate(ref.tag)) return this.#decidePrivate(ref, value);
-    const decision = this.#apply(this.policy.profile.ruleFor(ref.tag), ref, value);
+    const profile = this.policy.profile;
+    let rule = profile.ruleFor(ref.tag);
+    // Table E.1-1 Note 1: an attribute outside the table kept by its PS3.6 VR but encoded with a VR that
+    // can carry identity (a broken or hostile encoder) is judged by that VR too. Table rows and
+    // overrides carry no such check: the table and the config name the attribute itself.
+    if (rule.action === 'K' && rule.source !== 'override' && rule.tableCode === undefined && IDENTITY_VRS.has(ref.vr)) {
+      rule = profile.outsideTableRule(ref.tag, ref.vr);
+    }
+    const decision = this.#apply(rule, ref, value);
     // A standard sequence that is not parsed as SQ cannot be kept: its items would skip the profile.
     // UN is parsed as SQ by the rewriter (PS3.5 6.2.2); any other VR (OB, OW, UT … written by a broken
     // encoder) hides items as bytes, so it is removed (fail closed).
@@ -226,17 +231,17 @@ export class DeidSession {
     const codes = CID_7050.filter(([option]) => option === 'basic' || o[option]);
     const temporal = o.retainLongitudinalTemporalModifiedDates ? 'MODIFIED' : o.retainLongitudinalTemporalFullDates ? 'UNMODIFIED' : 'REMOVED';
     return {
-      '00120062': { vr: 'CS', Value: ['YES'] },
-      '00120063': { vr: 'LO', Value: [METHOD_TEXT] },
-      '00120064': {
+      [tagToHex(TAG.PatientIdentityRemoved)]: { vr: 'CS', Value: ['YES'] },
+      [tagToHex(TAG.DeidentificationMethod)]: { vr: 'LO', Value: [METHOD_TEXT] },
+      [tagToHex(TAG.DeidentificationMethodCodeSequence)]: {
         vr: 'SQ',
         Value: codes.map(([, value, meaning]) => ({
-          '00080100': { vr: 'SH', Value: [value] },
-          '00080102': { vr: 'SH', Value: ['DCM'] },
-          '00080104': { vr: 'LO', Value: [meaning] },
+          [tagToHex(TAG.CodeValue)]: { vr: 'SH', Value: [value] },
+          [tagToHex(TAG.CodingSchemeDesignator)]: { vr: 'SH', Value: ['DCM'] },
+          [tagToHex(TAG.CodeMeaning)]: { vr: 'LO', Value: [meaning] },
         })),
       },
-      '00280303': { vr: 'CS', Value: [temporal] },
+      [tagToHex(TAG.LongitudinalTemporalInformationModified)]: { vr: 'CS', Value: [temporal] },
     };
   }
 
@@ -253,6 +258,14 @@ export class DeidSession {
   /** The pairs made after the first `index`, in order. */
   pairsSince(index: number): readonly PseudonymPair[] {
     return this.#pseudonyms.pairsSince(index);
+  }
+
+  /**
+   * Forgets the pairs made after the first `index`: a dataset de-identified only to be matched and
+   * then filtered out leaves nothing to save (its pseudonyms were never shown).
+   */
+  discardPairsSince(index: number): void {
+    this.#pseudonyms.discardSince(index);
   }
 
   // PS3.15 E.3.10 Retain Safe Private Option; without it the Table E.1-1 private row is X.
@@ -285,26 +298,19 @@ export class DeidSession {
       case 'X':
         return REMOVE;
       case 'K':
-        // K on a sequence: "cleaned", i.e. the profile applies to its items (E.1.1).
+        // K on a sequence: "cleaned", i.e. the profile applies to its items (E.1.1). Attributes outside
+        // Table E.1-1 that can carry identity never get here as K (see decide, step 2).
         if (vr === 'SQ') return RECURSE;
-        // Table E.1-1 Note 4: dates may be treated by VR. With Modified Dates every DA/DT the table
-        // does not list moves too, so that all dates of the patient stay mutually consistent.
-        if (rule.source === 'dictionary' && (vr === 'DA' || vr === 'DT') && this.policy.options.retainLongitudinalTemporalModifiedDates) {
-          return this.#shift(ref, value);
-        }
-        // Table E.1-1 Note 1: the table is not exhaustive. A person's name the table does not list
-        // (e.g. EvaluatorName, SecondaryReviewerName) is identifying by its VR: emptied (Z).
-        if (rule.source === 'dictionary' && vr === 'PN') return replace([]);
         return KEEP;
       case 'Z': {
         // Table Z on PatientName / AccessionNumber: "or a non-zero length value that may be a dummy
         // value" (E.1-1a), here a keyed pseudonym so that studies can be listed and linked. An
         // `empty` override means empty.
-        const kind = rule.source === 'override' ? undefined : IDENTITY_KINDS.get(ref.tag);
+        const kind = rule.source === 'override' ? undefined : identityAttribute(ref.tag)?.kind;
         return kind !== undefined ? this.#identity(kind, ref, value) : replace([]);
       }
       case 'D': {
-        const kind = IDENTITY_KINDS.get(ref.tag);
+        const kind = identityAttribute(ref.tag)?.kind;
         return kind !== undefined ? this.#identity(kind, ref, value) : this.#dummy(ref, value);
       }
       case 'U':
@@ -335,7 +341,7 @@ export class DeidSession {
     if (rule.source === 'retainLongitudinalTemporalModifiedDates') {
       if (vr === 'DA' || vr === 'DT') return this.#shift(ref, value);
       if (vr === 'TM') return KEEP;
-      if (ref.tag === TIMEZONE_OFFSET_FROM_UTC) return replace(['+0000']);
+      if (ref.tag === TAG.TimezoneOffsetFromUTC) return replace(['+0000']);
     }
     if (vr === 'SQ') return RECURSE;
     if (BINARY_VRS.has(vr) || (groupOf(ref.tag) & 0xff00) === 0x5000) return REMOVE;
@@ -362,26 +368,32 @@ export class DeidSession {
     }));
   }
 
-  #identity(kind: Exclude<PseudonymKind, 'uid' | 'value'>, ref: ElementRef, lazy: ElementValue): Decision {
+  /**
+   * Z or D on an identity attribute (pseudonym.ts IDENTITY_ATTRIBUTES): each non-empty value becomes its
+   * keyed code; an empty one stays empty. PatientName's code is keyed on the patient, not on the name's
+   * spelling: on the dataset's original Patient ID at the top level, else on the normalised name
+   * (pseudonym.ts patientNameBasis), so QIDO, metadata and Part 10 show one name pseudonym.
+   */
+  #identity(kind: IdentityKind, ref: ElementRef, lazy: ElementValue): Decision {
     const value = valueOf(lazy);
     if (value === undefined) return replace([]);
     const p = this.#pseudonyms;
     return replace(value.map((v) => {
       if (v === null) return null;
       if (kind === 'patientName') {
-        const original = personName(v);
-        if (original === undefined) throw this.#unsupported(ref, 'PN value is neither a PN object nor a string');
-        return original === '' ? v : { Alphabetic: p.patientName(original) };
+        const name = personName(v);
+        if (name === undefined) throw this.#unsupported(ref, 'PN value is neither a PN object nor a string');
+        if (name === '') return v;
+        return { Alphabetic: p.identity(kind, patientNameBasis(ref.path.length === 0 ? this.#patientId : undefined, name)) };
       }
       if (typeof v !== 'string') throw this.#unsupported(ref, 'value is not a string');
       const original = v.trim();
-      if (original === '') return v;
-      return kind === 'patientId' ? p.patientId(original) : kind === 'accessionNumber' ? p.accessionNumber(original) : p.otherPatientId(original);
+      return original === '' ? v : p.identity(kind, original);
     }));
   }
 
   #hash(ref: ElementRef, lazy: ElementValue): Decision {
-    const kind = IDENTITY_KINDS.get(ref.tag);
+    const kind = identityAttribute(ref.tag)?.kind;
     if (kind !== undefined) return this.#identity(kind, ref, lazy);
     if (ref.vr === 'UI') return this.#uids(ref, lazy);
     const max = TEXT_MAX.get(ref.vr);
@@ -444,7 +456,7 @@ export function createSession(policy: DeidPolicy, options: SessionOptions = {}):
 
 const PN_GROUPS = new Set(['Alphabetic', 'Ideographic', 'Phonetic']);
 
-/** The Part 10 form of a PN value ("Alphabetic=Ideographic=Phonetic"), the pseudonym's original. */
+/** The Part 10 form of a PN value ("Alphabetic=Ideographic=Phonetic"), each group trimmed. */
 function personName(v: unknown): string | undefined {
   if (typeof v === 'string') return v.trim();
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
@@ -475,7 +487,7 @@ export interface DeidentifyJsonOptions {
  */
 export function deidentifyJson(target: DeidPolicy | DeidSession, dataset: DicomJsonDataset, options: DeidentifyJsonOptions = {}): DicomJsonDataset {
   const session = target instanceof DeidSession ? target : createSession(target);
-  const patientId = dataset['00100020']?.Value?.[0];
+  const patientId = dataset[PATIENT_ID_KEY]?.Value?.[0];
   session.beginDataset(typeof patientId === 'string' ? patientId : undefined);
   const out = walk(session, dataset, [], options);
   if (options.addMethodAttributes !== false) {
@@ -491,9 +503,9 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
   }
   const out: DicomJsonDataset = {};
   for (const key of Object.keys(dataset).sort()) {
-    const tag = parseTag(key);
+    const tag = key.length === 8 ? parseTag(key) : undefined; // PS3.18 F.2.1.1: the key is "ggggeeee"
     const element = dataset[key];
-    if (tag === undefined || key.length !== 8) throw new DeidUnsupportedValueError(key.slice(0, 16), 'not a DICOM JSON tag key');
+    if (tag === undefined) throw new DeidUnsupportedValueError(key.slice(0, 16), 'not a DICOM JSON tag key');
     if (typeof element !== 'object' || element === null || typeof element.vr !== 'string') {
       throw new DeidUnsupportedValueError(formatTag(tag), 'element has no vr');
     }

@@ -2,20 +2,11 @@
 // any subset of its ten options, compiled from Table E.1-1 (generated, see profile-table.generated.ts)
 // into a per-tag lookup, with per-tag overrides from config on top.
 import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
-import { elementOf, formatTag, groupOf, isPrivate, parseTag as parseTagStrict } from '../dicom/tag.ts';
+import { elementOf, formatTag, groupOf, isPrivate, parseTag } from '../dicom/tag.ts';
+import { TAG } from '../dicom/tags.ts';
 import { DeidPolicyError } from './errors.ts';
+import { IDENTITY_VRS, identitySafeEntry } from './identity-safe-list.ts';
 import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1, TABLE_E1_1_OPTION_COLUMNS } from './profile-table.generated.ts';
-
-/** `(gggg,eeee)` or `ggggeeee` to a tag; undefined for anything else. */
-export function parseTag(text: string): number | undefined {
-  if (text.length === 8) {
-    // DICOM JSON keys (PS3.18 F.2.1.1), the common case: Number('0x…') is NaN unless all 8 are hex digits.
-    const n = Number(`0x${text}`);
-    return Number.isInteger(n) ? n >>> 0 : undefined;
-  }
-  if (!/^\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)$/.test(text)) return undefined;
-  return parseTagStrict(text);
-}
 
 /** The ten option names, as PS3.15 Table E.1-1 columns and dcm4chee name them. */
 export const PROFILE_OPTIONS = TABLE_E1_1_OPTION_COLUMNS;
@@ -122,8 +113,6 @@ const PRIVATE_ENTRY: TableEntry = privateEntry;
 /** Number of rows of Table E.1-1 compiled into this module. */
 export const TABLE_E1_1_ROW_COUNT = TABLE_E1_1.length;
 
-const OVERLAY_DATA = 0x60003000;
-
 /** PS3.5 7.6: repeating groups are the even groups base..base+0x1E (curves 50xx, overlays 60xx). */
 function isRepeatingGroup(group: number, base: number): boolean {
   return (group & 0xff00) === base && (group & 1) === 0 && (group & 0xff) <= 0x1e;
@@ -145,20 +134,40 @@ export function tableEntryFor(tag: number): TableEntry | undefined {
 export const SUPPLEMENT_REMOVE: ReadonlyMap<number, string> = new Map<number, string>([
   // MAC Parameters Sequence: the MACs are computed over the original values and only serve the
   // Digital Signatures Sequence, which the table removes (PS3.15 E.1.1 Note 8; PS3.15 C.12).
-  [0x4ffe0001, 'MACParametersSequence'],
+  [TAG.MACParametersSequence, 'MACParametersSequence'],
   // Encrypted Attributes Sequence: holds the original identifying attributes, encrypted for a
   // re-identifying recipient (PS3.15 E.1.2); we never forward one made by somebody else.
-  [0x04000500, 'EncryptedAttributesSequence'],
+  [TAG.EncryptedAttributesSequence, 'EncryptedAttributesSequence'],
   // Referenced File ID (DICOMDIR records, PS3.3 F.3.2.2): the components of a file's path on the
   // medium, which media creators commonly name after the Patient ID or name (PS3.10 8.5: any
   // 1-8 character CS). The de-identified files do not live at the original paths anyway.
-  [0x00041500, 'ReferencedFileID'],
+  [TAG.ReferencedFileID, 'ReferencedFileID'],
+  // Locators (UR, PS3.5 6.2) of the original object, its storage or its host. A Retrieve URL or
+  // Retrieve URI names the PACS's host and the original Study/Series/SOP Instance UIDs in its path, at
+  // the top level (a QIDO-RS result, PS3.18 10.6.3) and inside the hierarchical references of other
+  // objects (PS3.3 Section 10, e.g. a Key Object Selection's evidence); the others locate the original's
+  // storage, file or pixel data provider, or a network peer (File Meta, PS3.10 7.1). A de-identified
+  // copy is at none of these places and the gateway does not map such URLs, so they are removed in every
+  // representation alike (Part 10, metadata, QIDO). The gateway gives QIDO results its own Retrieve URL,
+  // built from pseudonymous UIDs (dicomweb/qido.ts). Table E.1-1 lists Display URI (0040,E012) itself
+  // (X); any other UR attribute outside the table goes by its VR (outsideTableRule: removed), except URN
+  // Code Value, which names a code and locates nothing (identity-safe-list.ts).
+  [TAG.RetrieveURL, 'RetrieveURL'],
+  [TAG.RetrieveURI, 'RetrieveURI'],
+  [TAG.StorageURL, 'StorageURL'],
+  [TAG.PixelDataProviderURL, 'PixelDataProviderURL'],
+  [TAG.StoredInstanceBaseURI, 'StoredInstanceBaseURI'],
+  [TAG.FolderAccessURI, 'FolderAccessURI'],
+  [TAG.FileAccessURI, 'FileAccessURI'],
+  [TAG.SourcePresentationAddress, 'SourcePresentationAddress'],
+  [TAG.SendingPresentationAddress, 'SendingPresentationAddress'],
+  [TAG.ReceivingPresentationAddress, 'ReceivingPresentationAddress'],
 ]);
 
 // Free text the table does not list but that Clean Structured Content must reach: Text Value of SR
 // content items (TEXT) is cleaned (C; PS3.15 E.3.5). Without the option, Content Sequence is D and
 // never recursed into, so this only matters inside sequences that are kept or cleaned.
-export const SUPPLEMENT_CLEAN: ReadonlyMap<number, string> = new Map<number, string>([[0x0040a160, 'TextValue']]);
+export const SUPPLEMENT_CLEAN: ReadonlyMap<number, string> = new Map<number, string>([[TAG.TextValue, 'TextValue']]);
 
 // --- the PS3.6 dictionary (src/dicom's), the default "known tag?" test ------------------------
 
@@ -240,6 +249,8 @@ export function checkProfileInput(input: ProfileInput, prefix = ''): { issues: s
   return { issues, overrides };
 }
 
+const OUTSIDE_TABLE_KEEP = Object.freeze({ action: 'K', source: 'dictionary' } as const);
+
 /** The compiled profile: options resolved against Table E.1-1 into a per-tag lookup. Immutable. */
 export class CompiledProfile {
   readonly options: Readonly<Record<ProfileOption, boolean>>;
@@ -300,7 +311,7 @@ export class CompiledProfile {
     // rest of its repeating group would describe an overlay that is no longer there (an invalid IOD),
     // so the whole group (60xx,eeee) goes with it. C (Clean Graphics) removes it too: a bitmap cannot
     // be cleaned of burned-in text here, so C on a binary value is removal (deidentify.ts #clean).
-    const overlayData = isRepeatingGroup(groupOf(tag), 0x6000) && elementOf(tag) !== 0x3000 ? this.ruleWithoutOverride(OVERLAY_DATA).action : undefined;
+    const overlayData = isRepeatingGroup(groupOf(tag), 0x6000) && elementOf(tag) !== 0x3000 ? this.ruleWithoutOverride(TAG.OverlayData).action : undefined;
     if (overlayData === 'X' || overlayData === 'C') {
       return { action: 'X', source: 'supplement' };
     }
@@ -325,10 +336,37 @@ export class CompiledProfile {
     }
     if (SUPPLEMENT_REMOVE.has(tag)) return { action: 'X', source: 'supplement' };
     if (SUPPLEMENT_CLEAN.has(tag)) return { action: 'C', source: 'supplement' };
-    // Table E.1-1 Note 1: the table is not exhaustive. A standard attribute it does not list is kept
-    // (the standard does not consider it identifying); one in no dictionary is removed.
-    if (this.#isKnownTag(tag)) return { action: 'K', source: 'dictionary' };
+    // Table E.1-1 Note 1: the table is not exhaustive. A standard attribute it does not list goes by its
+    // VR (outsideTableRule); one in no dictionary is removed.
+    if (this.#isKnownTag(tag)) return this.outsideTableRule(tag);
     return { action: 'X', source: 'unknown' };
+  }
+
+  /**
+   * PS3.15 E.1.1, Table E.1-1 Note 1: the table is not exhaustive, so a standard attribute it does not
+   * list is judged by the VRs it may have: PS3.6's, plus `encodedVr`, the VR of the element at hand (a
+   * misencoded VR must not let a value through). Steps:
+   *   1. On the reviewed safe list (identity-safe-list.ts), or no VR that can carry identity: K.
+   *   2. Dates only (DA, DT; Note 4 lets dates be treated by VR): with Modified Dates C, shifted with all
+   *      the patient's other dates (E.3.6); with Full Dates K; otherwise X.
+   *   3. A person name (PN): Z, emptied (a Type 2 name stays present).
+   *   4. Anything else that can carry identity (LO SH ST LT UT UC UR AE …): X.
+   * Option columns are not extended to attributes outside the table: Retain Device Identity keeps what
+   * its column names, not Device ID (0018,1003) (see identity-safe-list.ts).
+   */
+  outsideTableRule(tag: number, encodedVr?: string): TagRule & { action: ActionCode } {
+    if (identitySafeEntry(tag) !== undefined) return OUTSIDE_TABLE_KEEP; // first: decide asks per element
+    const vrs = new Set(isPrivate(tag) ? [] : (lookup(tag)?.vrs ?? []));
+    if (encodedVr !== undefined) vrs.add(encodedVr);
+    const identity = [...vrs].filter((vr) => IDENTITY_VRS.has(vr));
+    if (identity.length === 0) return OUTSIDE_TABLE_KEEP;
+    if (identity.every((vr) => vr === 'DA' || vr === 'DT')) {
+      if (this.options.retainLongitudinalTemporalModifiedDates) return { action: 'C', source: 'retainLongitudinalTemporalModifiedDates' };
+      if (this.options.retainLongitudinalTemporalFullDates) return { action: 'K', source: 'retainLongitudinalTemporalFullDates' };
+      return { action: 'X', source: 'dictionary' };
+    }
+    if (identity.includes('PN')) return { action: 'Z', source: 'dictionary' };
+    return { action: 'X', source: 'dictionary' };
   }
 
   /**
@@ -363,9 +401,9 @@ export interface KeepingOverride {
 
 /**
  * `keep` overrides on attributes whose original value the Basic Profile removes or replaces (any
- * resolved action but K; for attributes outside Table E.1-1, the dictionary rule: unknown tags are
- * removed). Reported even when an option in effect would keep it too (`profileAction` says so); the
- * caller logs each at start-up as a warning naming the tag.
+ * resolved action but K; for attributes outside Table E.1-1, outsideTableRule: unknown tags and
+ * identity-capable VRs off the safe list are removed). Reported even when an option in effect would
+ * keep it too (`profileAction` says so); the caller logs each at start-up as a warning naming the tag.
  */
 export function overridesKeepingBasicRemoved(profile: CompiledProfile): KeepingOverride[] {
   const out: KeepingOverride[] = [];

@@ -8,7 +8,8 @@ import { DicomInvalidValueError, DicomUnsupportedCharsetError } from '../dicom/e
 import { elementToJsonValue, jsonToDataset, jsonValueToElementBytes, type JsonDataset, type JsonValue } from '../dicom/json-model.ts';
 import { Part10Reader, type Part10Event, type Part10Header, type Part10ReaderOptions } from '../dicom/part10-reader.ts';
 import { collect, writePart10 } from '../dicom/part10-writer.ts';
-import { SOP_INSTANCE_UID, SPECIFIC_CHARACTER_SET, isPrivateDataElement, parseTag, privateCreatorTagFor } from '../dicom/tag.ts';
+import { isPrivateDataElement, parseTag, privateCreatorTagFor } from '../dicom/tag.ts';
+import { TAG } from '../dicom/tags.ts';
 import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
 import { hasInvalidControlBytes, isVr, padValue, vrInfo } from '../dicom/vr.ts';
 import type { Decision, ElementRef, ElementValue } from './deidentify.ts';
@@ -26,10 +27,6 @@ export interface RewriteOptions extends Part10ReaderOptions {
   readonly addMethodAttributes?: boolean;
 }
 
-const MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002;
-const MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003;
-const PATIENT_ID = 0x00100020;
-
 function jsonValues(el: DataElement, charset: CharacterSet, le: boolean): unknown[] | undefined {
   if (el.vr === 'SQ' || el.items || el.fragments) return undefined;
   return elementToJsonValue(el, charset, le).Value;
@@ -38,7 +35,7 @@ function jsonValues(el: DataElement, charset: CharacterSet, le: boolean): unknow
 /** Re-encodes this level's text values (and items that inherit its character set) in UTF-8. */
 function transcodeToUtf8(dataset: readonly DataElement[], charset: CharacterSet): Dataset {
   return dataset.map((el) => {
-    if (el.items) return { ...el, items: el.items.map((item) => (findElement(item, SPECIFIC_CHARACTER_SET) ? item : transcodeToUtf8(item, charset))) };
+    if (el.items) return { ...el, items: el.items.map((item) => (findElement(item, TAG.SpecificCharacterSet) ? item : transcodeToUtf8(item, charset))) };
     if (!el.value || !isVr(el.vr) || !vrInfo(el.vr).charsetApplies) return el;
     const text = decodeText(el.value, charset, el.vr);
     return { ...el, value: padValue(encodeText(text, UTF8_CHARACTER_SET) ?? Buffer.alloc(0), el.vr) };
@@ -54,7 +51,7 @@ function applyPolicy(dataset: readonly DataElement[], inherited: CharacterSet, l
     if (!(err instanceof DicomUnsupportedCharsetError)) throw err;
     // A replacement the current character set cannot hold: switch this level to ISO_IR 192 and retry.
     const utf8 = transcodeToUtf8(dataset, charset);
-    setElement(utf8, { tag: SPECIFIC_CHARACTER_SET, vr: 'CS', value: padValue(Buffer.from('ISO_IR 192'), 'CS') });
+    setElement(utf8, { tag: TAG.SpecificCharacterSet, vr: 'CS', value: padValue(Buffer.from('ISO_IR 192'), 'CS') });
     return applyLevel(utf8, UTF8_CHARACTER_SET, le, policy, path);
   }
 }
@@ -114,14 +111,14 @@ function replaced(el: DataElement, values: unknown[], charset: CharacterSet, le:
 function rewriteMeta(header: Part10Header, dataset: Dataset, policy: Part10Policy): Dataset | undefined {
   if (!header.meta) return undefined;
   const meta: Dataset = [];
-  const sopClass = findElement(header.meta, MEDIA_STORAGE_SOP_CLASS_UID);
+  const sopClass = findElement(header.meta, TAG.MediaStorageSOPClassUID);
   if (sopClass) meta.push(sopClass);
-  const original = asciiValue(header.meta, MEDIA_STORAGE_SOP_INSTANCE_UID);
-  if (original !== undefined && !findElement(dataset, SOP_INSTANCE_UID)) {
+  const original = asciiValue(header.meta, TAG.MediaStorageSOPInstanceUID);
+  if (original !== undefined && !findElement(dataset, TAG.SOPInstanceUID)) {
     // Treated as the SOP Instance UID it stands for, so it gets the same pseudonym.
-    const d = policy.decide({ tag: SOP_INSTANCE_UID, vr: 'UI', path: [] }, [original]);
+    const d = policy.decide({ tag: TAG.SOPInstanceUID, vr: 'UI', path: [] }, [original]);
     const uid = d.op === 'keep' ? original : d.op === 'replace' && typeof d.value[0] === 'string' ? d.value[0] : '';
-    meta.push({ tag: MEDIA_STORAGE_SOP_INSTANCE_UID, vr: 'UI', value: padValue(Buffer.from(uid, 'latin1'), 'UI') });
+    meta.push({ tag: TAG.MediaStorageSOPInstanceUID, vr: 'UI', value: padValue(Buffer.from(uid, 'latin1'), 'UI') });
   }
   return meta;
 }
@@ -129,6 +126,7 @@ function rewriteMeta(header: Part10Header, dataset: Dataset, policy: Part10Polic
 function addAttributes(dataset: Dataset, policy: Part10Policy, charset: CharacterSet, le: boolean): void {
   for (const [key, element] of Object.entries(policy.attributesToAdd())) {
     const tag = parseTag(key);
+    if (tag === undefined) throw new DicomInvalidValueError('an attribute to add has no tag key');
     if (element.vr === 'SQ') {
       const items = (element.Value ?? []).map((item) => jsonToDataset(item as JsonDataset, charset, le));
       setElement(dataset, { tag, vr: 'SQ', items });
@@ -157,7 +155,7 @@ export async function* deidentifyEvents(events: AsyncIterable<Part10Event>, poli
 }
 
 function asciiValueOrUndefined(dataset: Dataset, charset: CharacterSet): string | undefined {
-  const el = findElement(dataset, PATIENT_ID);
+  const el = findElement(dataset, TAG.PatientID);
   if (!el?.value) return undefined;
   const v = elementToJsonValue(el, charset, true).Value?.[0];
   return typeof v === 'string' ? v : undefined;

@@ -7,40 +7,56 @@ import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_ROLES, demoKeys, demoSecret, signDemoT
 import { loadIntoOrthanc, startOrthanc } from './orthanc-process.ts';
 import { readDicomFiles, samplesDir } from './samples.ts';
 
+export interface DemoConfig {
+  /** The config file with the environment's overrides applied, before the demo's own settings. */
+  readonly raw: Record<string, unknown>;
+  /** `dataDir` after `DEID_GATEWAY__DATADIR`, absolute (a relative one is read from the checkout). */
+  readonly dataDir: string;
+  /** Where the demo's signing keys and de-identification secret live: inside `dataDir`, never shared. */
+  readonly keyDir: string;
+}
+
+/**
+ * Reads the demo's config as `serve` would (file, then `DEID_GATEWAY__*` overrides), so every path the
+ * demo derives (keys, secret, store) follows one `dataDir`: two demos with two data dirs share nothing.
+ */
+export function readDemoConfig(root: string, env: NodeJS.ProcessEnv): DemoConfig {
+  const raw = applyEnvOverrides(readConfigFile(env['DEID_GATEWAY_CONFIG'] ?? join(root, 'config/gateway.yaml')), env);
+  const dataDir = resolve(root, String(raw['dataDir'] ?? './data'));
+  return { raw, dataDir, keyDir: join(dataDir, 'demo-keys') };
+}
+
 /**
  * The demo: a throw-away Orthanc on loopback loaded with the shared samples, the gateway in front
  * of it, and a signed token for each role.
  */
 export async function runDemo(): Promise<void> {
   const root = resolve(import.meta.dirname, '../..');
-  const raw = readConfigFile(process.env['DEID_GATEWAY_CONFIG'] ?? join(root, 'config/gateway.yaml'));
-  const dataDir = resolve(root, String(raw['dataDir'] ?? './data'));
-  const keys = await demoKeys(join(dataDir, 'demo-keys'));
+  const { raw, dataDir, keyDir } = readDemoConfig(root, process.env);
+  const keys = await demoKeys(keyDir);
 
   const orthanc = await startOrthanc();
   const dir = samplesDir();
   let loaded = { stored: [] as string[], refused: [] as string[] };
   if (existsSync(dir)) loaded = await loadIntoOrthanc(orthanc.httpUrl, readDicomFiles(dir));
 
-  const config = validateConfig(
-    applyEnvOverrides(
-      {
-        ...raw,
-        upstream: { ...(raw['upstream'] as object), url: orthanc.dicomWebUrl, auth: { type: 'none' } },
-        auth: {
-          ...(raw['auth'] as object),
-          issuer: DEMO_ISSUER,
-          audience: DEMO_AUDIENCE,
-          jwksUrl: undefined,
-          publicKeyFiles: [keys.publicJwkFile],
-        },
-        dataDir,
-        deid: { ...(raw['deid'] as object), secret: { file: await demoSecret(join(dataDir, 'demo-keys')) } },
-        viewer: { dir: join(root, '.viewer/dist'), ...(raw['viewer'] as object), enabled: true },
-      },
-      process.env,
-    ),
-  );
+  // The environment's overrides are already in `raw`; what the demo sets here (its Orthanc, its keys,
+  // its secret, the absolute dataDir) is not overridden again. The viewer is on unless the config
+  // (file or environment) turns it off.
+  const config = validateConfig({
+    ...raw,
+    upstream: { ...(raw['upstream'] as object), url: orthanc.dicomWebUrl, auth: { type: 'none' } },
+    auth: {
+      ...(raw['auth'] as object),
+      issuer: DEMO_ISSUER,
+      audience: DEMO_AUDIENCE,
+      jwksUrl: undefined,
+      publicKeyFiles: [keys.publicJwkFile],
+    },
+    dataDir,
+    deid: { ...(raw['deid'] as object), secret: { file: await demoSecret(keyDir) } },
+    viewer: { dir: join(root, '.viewer/dist'), enabled: true, ...(raw['viewer'] as object) },
+  });
   const tokens = Object.fromEntries(
     await Promise.all(DEMO_ROLES.map(async (r) => [r, await signDemoToken(keys, r)])),
   ) as Record<string, string>;

@@ -4,12 +4,20 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A real Orthanc with its DICOMweb plugin, on loopback, with a throw-away storage dir. */
+/**
+ * A real Orthanc with its DICOMweb plugin, for loopback callers, with a throw-away storage dir.
+ *
+ * Orthanc (1.10.1 in Debian) has no option for the address it listens on: both servers bind every
+ * interface. So its DICOM (DIMSE) server is off, since the demo, tests and benches only use REST and
+ * DICOMweb, and the HTTP server answers loopback peers only (`RemoteAccessAllowed: false`).
+ */
 export interface OrthancProcess {
   readonly httpUrl: string;
   readonly dicomWebUrl: string;
   readonly httpPort: number;
   readonly storageDir: string;
+  /** The running Orthanc's process id; undefined while it is stopped. */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
   /** Stops the process but keeps the storage, so `start` can bring it back (fault tests). */
   kill(): Promise<void>;
@@ -32,26 +40,35 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startOrthanc(options: { storageDir?: string; quiet?: boolean } = {}): Promise<OrthancProcess> {
+export interface OrthancOptions {
+  storageDir?: string;
+  quiet?: boolean;
+  /**
+   * More Orthanc configuration, merged one level deep (its `DicomWeb` keys join the defaults), e.g.
+   * `{ DicomWeb: { Servers: { gateway: { Url, HttpHeaders } } } }` to make it a DICOMweb client.
+   */
+  extraConfig?: Record<string, unknown>;
+}
+
+export async function startOrthanc(options: OrthancOptions = {}): Promise<OrthancProcess> {
   const storageDir = options.storageDir ?? (await mkdtemp(join(tmpdir(), 'deid-orthanc-')));
   const httpPort = await freePort();
-  const dicomPort = await freePort();
   const configPath = join(storageDir, 'orthanc.json');
   await writeFile(
     configPath,
-    JSON.stringify({
+    JSON.stringify(mergeConfig({
       Name: 'deid-gateway-test',
       StorageDirectory: join(storageDir, 'db'),
       IndexDirectory: join(storageDir, 'db'),
       HttpPort: httpPort,
-      DicomPort: dicomPort,
+      DicomServerEnabled: false, // it would listen on 0.0.0.0 (see above)
       RemoteAccessAllowed: false,
       AuthenticationEnabled: false,
       HttpCompressionEnabled: false,
       StorageCompression: false,
       Plugins: [DICOMWEB_PLUGIN],
       DicomWeb: { Enable: true, Root: '/dicom-web/', StudiesMetadata: 'Full', SeriesMetadata: 'Full' },
-    }),
+    }, options.extraConfig)),
   );
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   let child: ChildProcess | undefined;
@@ -97,6 +114,9 @@ export async function startOrthanc(options: { storageDir?: string; quiet?: boole
     dicomWebUrl: `${httpUrl}/dicom-web`,
     httpPort,
     storageDir,
+    get pid() {
+      return child?.exitCode === null ? child.pid : undefined;
+    },
     kill,
     restart: launch,
     async stop() {
@@ -104,6 +124,17 @@ export async function startOrthanc(options: { storageDir?: string; quiet?: boole
       if (!options.storageDir) await rm(storageDir, { recursive: true, force: true });
     },
   };
+}
+
+/** `base` with `extra` laid over it; a key both hold as objects is merged (one level), any other replaced. */
+function mergeConfig(base: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const out = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const under = out[key];
+    out[key] = isObject(under) && isObject(value) ? { ...under, ...value } : value;
+  }
+  return out;
 }
 
 /** Uploads Part 10 files through Orthanc's REST API (`POST /instances`); returns how many it stored. */

@@ -1,5 +1,6 @@
 // Specific Character Set (0008,0005) decoding and encoding: PS3.5 6.1 and PS3.3 C.12.1.1.2.
 import { DicomUnsupportedCharsetError } from './errors.ts';
+import { TAG } from './tags.ts';
 
 /** The defined terms of (0008,0005), in order; [] means the default repertoire (ISO-IR 6). */
 export type CharacterSet = readonly string[];
@@ -98,7 +99,7 @@ export function parseSpecificCharacterSet(value: string | undefined): CharacterS
   if (terms.every((t) => t === '')) return DEFAULT_CHARACTER_SET;
   for (const [i, t] of terms.entries()) {
     const known = t in SINGLE || t in ISO2022_SINGLE || ISO2022_MULTI.has(t) || (i === 0 && t === '');
-    if (!known) throw new DicomUnsupportedCharsetError('unknown Specific Character Set term', { tag: 0x00080005 });
+    if (!known) throw new DicomUnsupportedCharsetError('unknown Specific Character Set term', { tag: TAG.SpecificCharacterSet });
   }
   return terms;
 }

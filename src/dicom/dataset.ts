@@ -1,6 +1,7 @@
 // The in-memory header model: a Dataset is the list of its Data Elements in ascending tag order (PS3.5 7.1).
 import { parseSpecificCharacterSet, type CharacterSet } from './charset.ts';
-import { SPECIFIC_CHARACTER_SET, type Tag } from './tag.ts';
+import type { Tag } from './tag.ts';
+import { TAG } from './tags.ts';
 
 export interface DataElement {
   readonly tag: Tag;
@@ -68,7 +69,7 @@ export function asciiValue(dataset: readonly DataElement[], tag: Tag): string | 
  * (PS3.5 6.1.2.3: an item may carry its own Specific Character Set).
  */
 export function characterSetOf(dataset: readonly DataElement[], inherited: CharacterSet): CharacterSet {
-  const el = findElement(dataset, SPECIFIC_CHARACTER_SET);
+  const el = findElement(dataset, TAG.SpecificCharacterSet);
   if (!el) return inherited;
   return parseSpecificCharacterSet(el.value ? el.value.toString('latin1').replace(/[\0 ]+$/, '') : '');
 }

@@ -113,3 +113,26 @@ export class DicomInvalidValueError extends DicomError {
 export function isDicomError(err: unknown): err is DicomError {
   return err instanceof DicomError;
 }
+
+// RFC 2046 5.1 / PS3.18 8.7.1 multipart/related framing failures (dicom/multipart.ts).
+export type MultipartErrorCode =
+  | 'MULTIPART_NO_BOUNDARY'
+  | 'MULTIPART_BOUNDARY_TOO_LONG'
+  | 'MULTIPART_NO_DELIMITER'
+  | 'MULTIPART_BAD_DELIMITER'
+  | 'MULTIPART_TRUNCATED'
+  | 'MULTIPART_TOO_MANY_PARTS'
+  | 'MULTIPART_HEADER_TOO_LARGE'
+  | 'MULTIPART_BAD_HEADER'
+  | 'MULTIPART_PART_TOO_LARGE'
+  | 'MULTIPART_PART_UNREAD';
+
+/** A multipart body that cannot be split safely. Callers branch on `code`. */
+export class MultipartError extends Error {
+  readonly code: MultipartErrorCode;
+  constructor(code: MultipartErrorCode, message: string) {
+    super(`${message} [${code}]`);
+    this.name = 'MultipartError';
+    this.code = code;
+  }
+}

@@ -3,6 +3,7 @@ import { UTF8_CHARACTER_SET, decodeText, encodeText, isUtf8, type CharacterSet }
 import { characterSetOf, type DataElement, type Dataset } from './dataset.ts';
 import { DicomInvalidValueError, DicomUnsupportedCharsetError } from './errors.ts';
 import { parseTag, tagToHex, type Tag } from './tag.ts';
+import { TAG } from './tags.ts';
 import { isVr, padValue, swapBytes, swapUnit, vrInfo } from './vr.ts';
 
 export interface PersonNameJson {
@@ -179,10 +180,10 @@ export function jsonValueToElementBytes(vr: string, json: Omit<JsonElement, 'vr'
   if (info.kind === 'tag') {
     const out = Buffer.alloc(values.length * 4);
     values.forEach((v, i) => {
-      // PS3.18 F.2.3: an AT value is "ggggeeee". Anything else (a pseudonym given to an element whose VR
-      // was AT, found by test/unit/fuzz) is a typed refusal, not parseTag's TypeError.
-      if (typeof v !== 'string' || !/^[0-9A-Fa-f]{8}$/.test(v)) throw new DicomInvalidValueError('AT value must be a hex tag string', where);
-      const t = parseTag(v);
+      // PS3.18 F.2.3: an AT value is "ggggeeee" (8 characters: parseTag's other forms are longer).
+      // Anything else (a pseudonym given to an element whose VR was AT, found by test/unit/fuzz) is refused.
+      const t = typeof v === 'string' && v.length === 8 ? parseTag(v) : undefined;
+      if (t === undefined) throw new DicomInvalidValueError('AT value must be a hex tag string', where);
       if (littleEndian) {
         out.writeUInt16LE(t >>> 16, i * 4);
         out.writeUInt16LE(t & 0xffff, i * 4 + 2);
@@ -237,20 +238,22 @@ export function jsonValueToElementBytes(vr: string, json: Omit<JsonElement, 'vr'
   return padValue(encodeString(strings.join('\\'), charset, info.charsetApplies, tag), vr);
 }
 
+const SPECIFIC_CHARACTER_SET_KEY = tagToHex(TAG.SpecificCharacterSet);
+
 /**
  * PS3.18 F.2 back to a Dataset in the given byte order; text in the dataset's (or inherited) character
  * set. When that set cannot hold the text (no encoder for ISO 2022, GB18030, ...), the dataset (item)
  * is written in ISO_IR 192 and its (0008,0005) says so.
  */
 export function jsonToDataset(json: JsonDataset, inherited: CharacterSet, littleEndian: boolean): Dataset {
-  const charsetEl = json['00080005'];
+  const charsetEl = json[SPECIFIC_CHARACTER_SET_KEY];
   const charsetText = charsetEl?.Value?.map((v) => (typeof v === 'string' ? v : '')).join('\\');
-  const charset = charsetEl ? characterSetOf([{ tag: 0x00080005, vr: 'CS', value: Buffer.from(charsetText ?? '', 'latin1') }], inherited) : inherited;
+  const charset = charsetEl ? characterSetOf([{ tag: TAG.SpecificCharacterSet, vr: 'CS', value: Buffer.from(charsetText ?? '', 'latin1') }], inherited) : inherited;
   try {
     return jsonLevelToDataset(json, charset, littleEndian);
   } catch (err) {
     if (!(err instanceof DicomUnsupportedCharsetError) || isUtf8(charset)) throw err;
-    return jsonLevelToDataset({ ...json, '00080005': { vr: 'CS', Value: ['ISO_IR 192'] } }, UTF8_CHARACTER_SET, littleEndian);
+    return jsonLevelToDataset({ ...json, [SPECIFIC_CHARACTER_SET_KEY]: { vr: 'CS', Value: ['ISO_IR 192'] } }, UTF8_CHARACTER_SET, littleEndian);
   }
 }
 
@@ -258,7 +261,8 @@ function jsonLevelToDataset(json: JsonDataset, charset: CharacterSet, littleEndi
   const out: Dataset = [];
   for (const key of Object.keys(json).sort()) {
     const el = json[key] as JsonElement;
-    const tag = parseTag(key);
+    const tag = key.length === 8 ? parseTag(key) : undefined; // PS3.18 F.2.1.1: the key is "ggggeeee"
+    if (tag === undefined) throw new DicomInvalidValueError('not a DICOM JSON tag key');
     if (el.vr === 'SQ') {
       const items = (el.Value ?? []).map((item) => {
         if (item === null || typeof item !== 'object') throw new DicomInvalidValueError('SQ item must be an object', { tag });

@@ -1,17 +1,15 @@
 // PS3.18 8.7.1 / RFC 2046 5.1: multipart/related bodies, read and written as streams. A part's body is
 // handed on in chunks as it arrives; only the delimiter-sized tail and the part headers are held.
 import { randomBytes } from 'node:crypto';
+import { MultipartError } from './errors.ts';
 
-/** A multipart body that cannot be split safely. Callers branch on `code`. */
-export class MultipartError extends Error {
-  override name = 'MultipartError';
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(`${message} [${code}]`);
-  }
-}
+/**
+ * The longest boundary read. RFC 2046 5.1.1 allows 70 characters, but Orthanc's DICOMweb client sends
+ * 73 (`<uuid>-<uuid>`) and Orthanc itself accepts any length, so a strict 70 refuses a real PACS.
+ * 200 leaves room for any generator seen (UUID-, hash- or timestamp-based, under 100) while keeping the
+ * delimiter that every chunk is searched for, and the tail held back between chunks, small and bounded.
+ */
+export const MAX_BOUNDARY_LENGTH = 200;
 
 export interface MultipartLimits {
   /** Cap on one part's header block. */
@@ -29,11 +27,18 @@ export interface MultipartPart {
   readonly body: AsyncIterable<Buffer>;
 }
 
-/** Reads `boundary` from a `multipart/related; …; boundary=…` content type; throws if absent. */
+/**
+ * Reads `boundary` from a `multipart/related; …; boundary=…` content type (RFC 2046 5.1.1, quoted or
+ * not); throws if it is absent or empty, or longer than `MAX_BOUNDARY_LENGTH` (never cut short: a
+ * shortened boundary matches no delimiter of the body).
+ */
 export function boundaryFrom(contentType: string | undefined): string {
-  const match = /;\s*boundary=(?:"([^"]{1,70})"|([^";\s]{1,70}))/i.exec(contentType ?? '');
+  const match = /;\s*boundary=(?:"([^"]*)"|([^";\s]*))/i.exec(contentType ?? '');
   const boundary = match?.[1] ?? match?.[2];
   if (!boundary) throw new MultipartError('MULTIPART_NO_BOUNDARY', 'the content type has no usable boundary');
+  if (boundary.length > MAX_BOUNDARY_LENGTH) {
+    throw new MultipartError('MULTIPART_BOUNDARY_TOO_LONG', `the boundary is longer than ${MAX_BOUNDARY_LENGTH} characters`);
+  }
   return boundary;
 }
 

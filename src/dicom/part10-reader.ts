@@ -16,19 +16,9 @@ import {
   DicomTruncatedError,
   DicomUnterminatedSequenceError,
 } from './errors.ts';
-import {
-  DOUBLE_FLOAT_PIXEL_DATA,
-  FLOAT_PIXEL_DATA,
-  ITEM,
-  ITEM_DELIMITATION,
-  PIXEL_DATA,
-  SEQUENCE_DELIMITATION,
-  groupOf,
-  isGroupLength,
-  isPrivate,
-  type Tag,
-} from './tag.ts';
-import { transferSyntax, uidForEncoding } from './transfer-syntax.ts';
+import { groupOf, isGroupLength, isPrivate, type Tag } from './tag.ts';
+import { TAG } from './tags.ts';
+import { transferSyntax, uidForEncoding, type TransferSyntax } from './transfer-syntax.ts';
 import { hasLongHeader, isVr, swapBytes, swapUnit, vrFromBytes } from './vr.ts';
 
 export const UNDEFINED_LENGTH = 0xffffffff;
@@ -152,7 +142,7 @@ function readTag(b: Buffer, off: number, le: boolean): Tag {
 }
 
 function isPixelDataTag(tag: Tag): boolean {
-  return tag === PIXEL_DATA || tag === FLOAT_PIXEL_DATA || tag === DOUBLE_FLOAT_PIXEL_DATA;
+  return tag === TAG.PixelData || tag === TAG.FloatPixelData || tag === TAG.DoubleFloatPixelData;
 }
 
 interface ElementHeader {
@@ -245,8 +235,13 @@ class DatasetWalker {
     if (this.q.available > 0) throw new DicomTruncatedError('input ended inside a data element');
   }
 
+  /**
+   * One step: consumes one header or value, or returns 'need' having consumed nothing.
+   *   1. A defined-length frame whose end is reached is closed.
+   *   2. In a sequence or an encapsulated value: the next Item or the Sequence Delimitation Item.
+   *   3. In an item (or the root dataset): the next data element.
+   */
   private step(): StepResult {
-    const q = this.q;
     const top = this.stack[this.stack.length - 1];
     if (!top) throw new DicomInvalidSequenceError();
     if (top.end !== undefined) {
@@ -256,49 +251,68 @@ class DatasetWalker {
       }
       if (this.offset > top.end) throw new DicomInvalidLengthError('element overruns its enclosing item', top.element ? { tag: top.element.tag } : {});
     }
-    const le = top.enc.littleEndian;
-    if (top.kind !== 'item') {
-      // PS3.5 7.5: a sequence holds Items (FFFE,E000) and ends at its length or a Sequence Delimitation Item.
-      const element = top.element as DataElement;
-      if (q.available < 8) return 'need';
-      const h = q.peek(8);
-      const tag = readTag(h, 0, le);
-      const length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
-      if (tag === ITEM) {
-        if (top.kind === 'fragments') {
-          // PS3.5 A.4: fragments have defined length.
-          if (length === UNDEFINED_LENGTH) throw new DicomInvalidLengthError('fragment with undefined length', { tag: element.tag });
-          this.checkCap(8 + length, element.tag);
-          if (top.end !== undefined && this.offset + 8 + length > top.end) throw new DicomInvalidLengthError(undefined, { tag: element.tag });
-          if (q.available < 8 + length) return 'need';
-          q.skip(8);
-          element.fragments?.push(q.read(length));
-          this.offset += 8 + length;
-          return 'ok';
-        }
-        q.skip(8);
-        this.offset += 8;
-        const item: Dataset = [];
-        element.items?.push(item);
-        const end = length === UNDEFINED_LENGTH ? undefined : this.offset + length;
-        this.push({ kind: 'item', dataset: item, element, end, enc: top.enc }, element.tag);
-        return 'ok';
-      }
-      if (tag === SEQUENCE_DELIMITATION) {
-        if (top.end !== undefined) throw new DicomInvalidSequenceError('sequence delimiter in a defined-length sequence', { tag: element.tag });
-        q.skip(8);
-        this.offset += 8;
-        this.stack.pop();
-        return 'ok';
-      }
-      throw new DicomInvalidSequenceError('expected an item in a sequence', { tag: element.tag });
-    }
+    return top.kind === 'item' ? this.elementStep(top) : this.itemStep(top);
+  }
 
+  /** PS3.5 7.5: a sequence holds Items (FFFE,E000) and ends at its length or a Sequence Delimitation Item. */
+  private itemStep(top: Frame): StepResult {
+    const q = this.q;
+    const le = top.enc.littleEndian;
+    const element = top.element as DataElement;
+    if (q.available < 8) return 'need';
+    const h = q.peek(8);
+    const tag = readTag(h, 0, le);
+    const length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
+    if (tag === TAG.Item) return top.kind === 'fragments' ? this.fragment(top, element, length) : this.openItem(top, element, length);
+    if (tag === TAG.SequenceDelimitationItem) {
+      if (top.end !== undefined) throw new DicomInvalidSequenceError('sequence delimiter in a defined-length sequence', { tag: element.tag });
+      q.skip(8);
+      this.offset += 8;
+      this.stack.pop();
+      return 'ok';
+    }
+    throw new DicomInvalidSequenceError('expected an item in a sequence', { tag: element.tag });
+  }
+
+  /** PS3.5 A.4: one fragment of an encapsulated value; fragments have defined length. */
+  private fragment(top: Frame, element: DataElement, length: number): StepResult {
+    const q = this.q;
+    if (length === UNDEFINED_LENGTH) throw new DicomInvalidLengthError('fragment with undefined length', { tag: element.tag });
+    this.checkCap(8 + length, element.tag);
+    if (top.end !== undefined && this.offset + 8 + length > top.end) throw new DicomInvalidLengthError(undefined, { tag: element.tag });
+    if (q.available < 8 + length) return 'need';
+    q.skip(8);
+    element.fragments?.push(q.read(length));
+    this.offset += 8 + length;
+    return 'ok';
+  }
+
+  /** PS3.5 7.5.1: an Item of defined or undefined length; its elements follow as a dataset. */
+  private openItem(top: Frame, element: DataElement, length: number): StepResult {
+    this.q.skip(8);
+    this.offset += 8;
+    const item: Dataset = [];
+    element.items?.push(item);
+    const end = length === UNDEFINED_LENGTH ? undefined : this.offset + length;
+    this.push({ kind: 'item', dataset: item, element, end, enc: top.enc }, element.tag);
+    return 'ok';
+  }
+
+  /**
+   * The next data element of an item or the root dataset (PS3.5 7.1):
+   *   1. an Item Delimitation Item closes an item of undefined length; other delimiters are refused here;
+   *   2. at the root, Pixel Data stops the header (the walker was asked to);
+   *   3. a sequence (SQ, a UN holding one, or an undefined length under Implicit VR) opens a frame;
+   *   4. an encapsulated value inside the header opens a fragments frame;
+   *   5. anything else is read whole, under the cap and within the enclosing item.
+   */
+  private elementStep(top: Frame): StepResult {
+    const q = this.q;
     const isRoot = this.stack.length === 1;
     if (q.available < 4) return 'need';
     const head = q.peek(Math.min(q.available, 12)); // one view for the tag and the element header
-    const tag = readTag(head, 0, le);
-    if (tag === ITEM_DELIMITATION) {
+    const tag = readTag(head, 0, top.enc.littleEndian);
+    if (tag === TAG.ItemDelimitationItem) {
       if (isRoot || top.end !== undefined) throw new DicomInvalidSequenceError('unexpected item delimiter', { tag });
       if (q.available < 8) return 'need';
       q.skip(8);
@@ -306,57 +320,54 @@ class DatasetWalker {
       this.stack.pop();
       return 'ok';
     }
-    if (tag === ITEM || tag === SEQUENCE_DELIMITATION) {
+    if (tag === TAG.Item || tag === TAG.SequenceDelimitationItem) {
       throw new DicomInvalidSequenceError('item or sequence delimiter outside a sequence', top.element ? { tag: top.element.tag } : { tag });
     }
     const header = decodeElementHeader(head, top.enc);
     if (!header) return 'need';
-    let { vr } = header;
-    const { length, headerLength } = header;
-
     if (isRoot && this.stopAtPixelData && isPixelDataTag(tag)) {
-      q.skip(headerLength);
-      this.offset += headerLength;
-      this.pixel = { tag, vr, length: length === UNDEFINED_LENGTH ? undefined : length };
+      q.skip(header.headerLength);
+      this.offset += header.headerLength;
+      this.pixel = { tag, vr: header.vr, length: header.length === UNDEFINED_LENGTH ? undefined : header.length };
       return 'pixel';
     }
-
     // The dictionary is consulted only for UN (PS3.5 6.2.2); an explicit VR stands as written.
-    const dictVr = vr === 'UN' ? unambiguousVr(tag) : undefined;
-    let seqEnc: DatasetEncoding | undefined;
-    let sourceVr: string | undefined;
-    if (vr === 'SQ') seqEnc = top.enc;
-    else if (vr === 'UN' && top.enc.explicitVr && (length === UNDEFINED_LENGTH || dictVr === 'SQ')) {
-      // PS3.5 6.2.2 (CP-246): a UN holding a sequence is encoded as Implicit VR Little Endian.
-      seqEnc = IMPLICIT_LE;
-      sourceVr = 'UN';
-    } else if (!top.enc.explicitVr && length === UNDEFINED_LENGTH && !isPixelDataTag(tag)) {
-      // Implicit VR: only a sequence (or encapsulated Pixel Data) can have undefined length (PS3.5 7.1.3).
-      seqEnc = top.enc;
-      sourceVr = vr === 'SQ' ? undefined : vr;
-    }
-    if (seqEnc) {
-      this.checkCap(headerLength, tag);
-      if (length !== UNDEFINED_LENGTH) this.checkCap(headerLength + length, tag);
-      q.skip(headerLength);
-      this.offset += headerLength;
-      const element: DataElement = { tag, vr: 'SQ', items: [], undefinedLength: length === UNDEFINED_LENGTH };
-      if (sourceVr) element.sourceVr = sourceVr;
-      top.dataset.push(element);
-      const end = length === UNDEFINED_LENGTH ? undefined : this.offset + length;
-      this.push({ kind: 'sequence', dataset: top.dataset, element, end, enc: seqEnc }, tag);
-      return 'ok';
-    }
-    if (length === UNDEFINED_LENGTH) {
-      if (vr !== 'OB' && vr !== 'OW' && vr !== 'UN') throw new DicomInvalidLengthError('undefined length on a non-sequence element', { tag });
-      // Encapsulated value inside the header, e.g. Icon Image Sequence Pixel Data (PS3.5 A.4): held as fragments.
-      q.skip(headerLength);
-      this.offset += headerLength;
-      const element: DataElement = { tag, vr: vr === 'UN' ? 'OB' : vr, fragments: [], undefinedLength: true };
-      top.dataset.push(element);
-      this.push({ kind: 'fragments', dataset: top.dataset, element, end: undefined, enc: top.enc }, tag);
-      return 'ok';
-    }
+    const dictVr = header.vr === 'UN' ? unambiguousVr(tag) : undefined;
+    const sequence = sequenceEncoding(header, top.enc, dictVr);
+    if (sequence) return this.openSequence(top, header, sequence.enc, sequence.sourceVr);
+    if (header.length === UNDEFINED_LENGTH) return this.openFragments(top, header);
+    return this.value(top, header, dictVr);
+  }
+
+  private openSequence(top: Frame, header: ElementHeader, enc: DatasetEncoding, sourceVr: string | undefined): StepResult {
+    const { tag, length, headerLength } = header;
+    this.checkCap(headerLength, tag);
+    if (length !== UNDEFINED_LENGTH) this.checkCap(headerLength + length, tag);
+    this.q.skip(headerLength);
+    this.offset += headerLength;
+    const element: DataElement = { tag, vr: 'SQ', items: [], undefinedLength: length === UNDEFINED_LENGTH };
+    if (sourceVr) element.sourceVr = sourceVr;
+    top.dataset.push(element);
+    const end = length === UNDEFINED_LENGTH ? undefined : this.offset + length;
+    this.push({ kind: 'sequence', dataset: top.dataset, element, end, enc }, tag);
+    return 'ok';
+  }
+
+  /** Encapsulated value inside the header, e.g. Icon Image Sequence Pixel Data (PS3.5 A.4): held as fragments. */
+  private openFragments(top: Frame, header: ElementHeader): StepResult {
+    const { tag, vr, headerLength } = header;
+    if (vr !== 'OB' && vr !== 'OW' && vr !== 'UN') throw new DicomInvalidLengthError('undefined length on a non-sequence element', { tag });
+    this.q.skip(headerLength);
+    this.offset += headerLength;
+    const element: DataElement = { tag, vr: vr === 'UN' ? 'OB' : vr, fragments: [], undefinedLength: true };
+    top.dataset.push(element);
+    this.push({ kind: 'fragments', dataset: top.dataset, element, end: undefined, enc: top.enc }, tag);
+    return 'ok';
+  }
+
+  private value(top: Frame, header: ElementHeader, dictVr: string | undefined): StepResult {
+    const q = this.q;
+    const { tag, length, headerLength } = header;
     // Never wait for (or allocate) bytes the cap or the enclosing item would refuse anyway.
     this.checkCap(headerLength + length, tag);
     if (top.end !== undefined && this.offset + headerLength + length > top.end) {
@@ -366,6 +377,8 @@ class DatasetWalker {
     q.skip(headerLength);
     const value = q.read(length);
     this.offset += headerLength + length;
+    let vr = header.vr;
+    let sourceVr: string | undefined;
     if (vr === 'UN' && top.enc.explicitVr && dictVr && dictVr !== 'UN') {
       // A UN the dictionary knows: expose the real VR so policy sees e.g. PatientName as PN (PS3.5 6.2.2).
       sourceVr = 'UN';
@@ -377,6 +390,20 @@ class DatasetWalker {
     top.dataset.push(element);
     return 'ok';
   }
+}
+
+/**
+ * Whether an element opens a sequence, and in which encoding its items are; undefined when it does not.
+ * `sourceVr` is the VR found in the stream when it was not SQ.
+ */
+function sequenceEncoding(header: ElementHeader, enc: DatasetEncoding, dictVr: string | undefined): { enc: DatasetEncoding; sourceVr: string | undefined } | undefined {
+  const { tag, vr, length } = header;
+  if (vr === 'SQ') return { enc, sourceVr: undefined };
+  // PS3.5 6.2.2 (CP-246): a UN holding a sequence is encoded as Implicit VR Little Endian.
+  if (vr === 'UN' && enc.explicitVr && (length === UNDEFINED_LENGTH || dictVr === 'SQ')) return { enc: IMPLICIT_LE, sourceVr: 'UN' };
+  // Implicit VR: only a sequence (or encapsulated Pixel Data) can have undefined length (PS3.5 7.1.3).
+  if (!enc.explicitVr && length === UNDEFINED_LENGTH && !isPixelDataTag(tag)) return { enc, sourceVr: vr };
+  return undefined;
 }
 
 // ---- Sniffing a dataset without File Meta (or without (0002,0010)) ----
@@ -410,7 +437,7 @@ function plausibleUnder(b: Buffer, enc: DatasetEncoding, atEnd: boolean): boolea
       const next = off + h.headerLength;
       if (next + 4 > b.length) return !atEnd;
       const t = readTag(b, next, enc.littleEndian);
-      return t === ITEM || t === SEQUENCE_DELIMITATION;
+      return t === TAG.Item || t === TAG.SequenceDelimitationItem;
     }
     const end = off + h.headerLength + h.length;
     if (end > b.length) return !atEnd && k > 0;
@@ -434,6 +461,9 @@ export function sniffEncoding(b: Buffer, atEnd: boolean): DatasetEncoding | unde
 
 // ---- The reader ----
 
+/** PS3.10 7.1: File Meta elements are group 0002. */
+const FILE_META_GROUP = 0x0002;
+
 function toBuffer(chunk: Uint8Array | string): Buffer {
   if (typeof chunk === 'string') throw new TypeError('Part 10 reader expects binary chunks');
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -444,6 +474,167 @@ function mapZlibError(err: unknown): DicomError {
   const code = (err as { code?: string } | null)?.code;
   if (code === 'Z_BUF_ERROR') return new DicomTruncatedError('deflated dataset ended early', { cause: err });
   return new DicomNotDicomError('deflated dataset is corrupt', { cause: err });
+}
+
+/**
+ * The input side of one read: pulls a chunk from the source into the queue only when asked, so the
+ * reader never runs ahead of its consumer (back-pressure).
+ */
+class Input {
+  ended = false;
+  #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
+  #inflater: ReturnType<typeof createInflateRaw> | undefined;
+
+  constructor(
+    readonly q: ChunkQueue,
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    private readonly onHeld: (bytes: number) => void,
+  ) {
+    this.#it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Uint8Array>)[Symbol.iterator]();
+  }
+
+  /** One more chunk into the queue; false at the end of the input. */
+  async pull(): Promise<boolean> {
+    if (this.ended) return false;
+    let r: IteratorResult<Uint8Array>;
+    try {
+      r = await this.#it.next();
+    } catch (err) {
+      throw this.#inflater ? mapZlibError(err) : err;
+    }
+    if (r.done) {
+      this.ended = true;
+      return false;
+    }
+    this.q.push(toBuffer(r.value));
+    this.onHeld(this.q.available);
+    return true;
+  }
+
+  /** Pulls until n bytes are queued; false when the input ends first. */
+  async ensure(n: number): Promise<boolean> {
+    while (this.q.available < n) if (!(await this.pull())) return false;
+    return true;
+  }
+
+  /** PS3.5 A.5: everything after File Meta is one raw deflate stream; read on through an inflater. */
+  inflateRest(): void {
+    const raw = this.q.drain();
+    const rest = this.#it;
+    const inf = createInflateRaw();
+    this.#inflater = inf;
+    const rawSource = (async function* () {
+      for (const b of raw) yield b;
+      for (;;) {
+        const r = await rest.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    })();
+    pipeline(Readable.from(rawSource), inf).catch(() => undefined); // errors surface through the iterator below
+    this.#it = inf[Symbol.asyncIterator]();
+  }
+
+  destroy(): void {
+    this.#inflater?.destroy();
+  }
+}
+
+/** Step 1: preamble and "DICM" (PS3.10 7.1); a raw dataset has neither. */
+async function readPreamble(input: Input): Promise<{ hadPreamble: boolean; hasMeta: boolean }> {
+  const q = input.q;
+  await input.ensure(132);
+  if (q.available >= 132 && q.peek(132).toString('latin1', 128, 132) === 'DICM') {
+    q.skip(132);
+    return { hadPreamble: true, hasMeta: true };
+  }
+  if (q.available >= 4 && q.peek(4).toString('latin1') === 'DICM') {
+    q.skip(4);
+    return { hadPreamble: false, hasMeta: true };
+  }
+  // File Meta without preamble, as pydicom accepts.
+  const hasMeta = q.available >= 6 && q.peek(2).readUInt16LE(0) === FILE_META_GROUP && isVr(q.peek(6).toString('latin1', 4, 6));
+  return { hadPreamble: false, hasMeta };
+}
+
+/** Step 2: File Meta, group 0002, always Explicit VR Little Endian (PS3.10 7.1), under the header cap. */
+async function readFileMeta(input: Input, maxHeaderBytes: number): Promise<{ meta: Dataset; metaBytes: number }> {
+  const q = input.q;
+  const meta: Dataset = [];
+  let metaBytes = 0;
+  for (;;) {
+    if (!(await input.ensure(2)) && q.available === 0) break;
+    if (q.available < 2 || q.peek(2).readUInt16LE(0) !== FILE_META_GROUP) break;
+    await input.ensure(12);
+    const h = decodeElementHeader(q.peek(Math.min(q.available, 12)), { explicitVr: true, littleEndian: true });
+    if (!h) throw new DicomTruncatedError('input ended inside File Meta');
+    if (h.length === UNDEFINED_LENGTH) throw new DicomInvalidLengthError('undefined length in File Meta', { tag: h.tag });
+    metaBytes += h.headerLength + h.length;
+    if (metaBytes > maxHeaderBytes) throw new DicomHeaderTooLargeError(undefined, { tag: h.tag });
+    if (!(await input.ensure(h.headerLength + h.length))) throw new DicomTruncatedError('input ended inside File Meta', { tag: h.tag });
+    q.skip(h.headerLength);
+    meta.push({ tag: h.tag, vr: h.vr, value: q.read(h.length) });
+  }
+  return { meta, metaBytes };
+}
+
+/** Step 3: the transfer syntax from (0002,0010), else sniffed; ambiguity is refused. */
+async function resolveEncoding(input: Input, meta: Dataset | undefined): Promise<{ ts: TransferSyntax; enc: DatasetEncoding; inferred: boolean }> {
+  const q = input.q;
+  const tsUid = meta ? asciiValue(meta, TAG.TransferSyntaxUID) : undefined;
+  const ts = tsUid ? transferSyntax(tsUid) : undefined;
+  if (ts) {
+    if (ts.deflated) input.inflateRest();
+    return { ts, enc: ts, inferred: false };
+  }
+  await input.ensure(SNIFF_BYTES);
+  const sniffed = q.available === 0 && meta ? undefined : sniffEncoding(q.peek(Math.min(q.available, SNIFF_BYTES)), input.ended);
+  let enc: DatasetEncoding;
+  if (sniffed) enc = sniffed;
+  else if (meta && q.available === 0) enc = { explicitVr: true, littleEndian: true };
+  else throw new DicomNotDicomError('cannot determine the dataset encoding unambiguously');
+  return { ts: transferSyntax(uidForEncoding(enc)), enc, inferred: true };
+}
+
+/** Steps 4 and 6: walks a dataset until Pixel Data (when the walker stops there) or the end of the input. */
+async function walk(input: Input, walker: DatasetWalker): Promise<void> {
+  for (;;) {
+    if (walker.run() === 'pixel') return;
+    if (!(await input.pull())) {
+      walker.finish();
+      return;
+    }
+  }
+}
+
+/** Step 5: Pixel Data, passed on as it arrives: a native value, or items of fragments (PS3.5 A.4). */
+async function* pixelDataEvents(input: Input, pixel: PixelDataInfo, le: boolean): AsyncGenerator<Part10Event> {
+  const q = input.q;
+  const stream = async function* (n: number): AsyncGenerator<Part10Event> {
+    let remaining = n;
+    while (remaining > 0) {
+      if (q.available === 0 && !(await input.pull())) throw new DicomTruncatedError('input ended inside Pixel Data', { tag: pixel.tag });
+      const chunk = q.readView(remaining);
+      remaining -= chunk.length;
+      yield { type: 'pixel-data-chunk', chunk };
+    }
+  };
+  yield { type: 'pixel-data-start', pixelData: pixel };
+  if (pixel.length !== undefined) yield* stream(pixel.length);
+  else {
+    // PS3.5 A.4: items of fragments, then a Sequence Delimitation Item.
+    for (;;) {
+      if (!(await input.ensure(8))) throw new DicomTruncatedError('input ended inside encapsulated Pixel Data', { tag: pixel.tag });
+      const h = q.read(8);
+      const tag = readTag(h, 0, le);
+      const length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
+      yield { type: 'pixel-data-chunk', chunk: h };
+      if (tag === TAG.SequenceDelimitationItem) break;
+      if (tag !== TAG.Item || length === UNDEFINED_LENGTH) throw new DicomInvalidSequenceError('invalid encapsulated Pixel Data item', { tag: pixel.tag });
+      yield* stream(length);
+    }
+  }
+  yield { type: 'pixel-data-end' };
 }
 
 export class Part10Reader {
@@ -465,166 +656,42 @@ export class Part10Reader {
   /**
    * Reads a Part 10 stream. The generator pulls from `source` only as the consumer pulls events, so a
    * slow consumer slows the producer (back-pressure). Errors are DicomError subclasses.
+   *   1. Preamble and "DICM" (PS3.10 7.1).
+   *   2. File Meta (PS3.10 7.1).
+   *   3. Transfer syntax, and inflation of a deflated dataset (PS3.5 A.5).
+   *   4. Dataset up to Pixel Data, under the header cap: the `header` event.
+   *   5. Pixel Data, passed on as it arrives.
+   *   6. Trailer: elements after Pixel Data (e.g. Digital Signatures, PS3.10 7.1 / PS3.15 C), same rules.
    */
   async *read(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Part10Event, void, undefined> {
-    const q = this.q;
-    let it: AsyncIterator<Uint8Array> | Iterator<Uint8Array> =
-      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Uint8Array>)[Symbol.iterator]();
-    let ended = false;
-    let inflater: ReturnType<typeof createInflateRaw> | undefined;
-    const pull = async (): Promise<boolean> => {
-      if (ended) return false;
-      let r: IteratorResult<Uint8Array>;
-      try {
-        r = await it.next();
-      } catch (err) {
-        throw inflater ? mapZlibError(err) : err;
-      }
-      if (r.done) {
-        ended = true;
-        return false;
-      }
-      q.push(toBuffer(r.value));
-      if (q.available > this.held) this.held = q.available;
-      return true;
-    };
-    const ensure = async (n: number): Promise<boolean> => {
-      while (q.available < n) if (!(await pull())) return false;
-      return true;
-    };
-
+    const input = new Input(this.q, source, (bytes) => {
+      if (bytes > this.held) this.held = bytes;
+    });
     try {
-      // 1. Preamble and "DICM" (PS3.10 7.1); a raw dataset has neither.
-      await ensure(132);
-      let hadPreamble = false;
-      let hasMeta = false;
-      if (q.available >= 132 && q.peek(132).toString('latin1', 128, 132) === 'DICM') {
-        q.skip(132);
-        hadPreamble = true;
-        hasMeta = true;
-      } else if (q.available >= 4 && q.peek(4).toString('latin1') === 'DICM') {
-        q.skip(4);
-        hasMeta = true;
-      } else if (q.available >= 6 && q.peek(2).readUInt16LE(0) === 0x0002 && isVr(q.peek(6).toString('latin1', 4, 6))) {
-        hasMeta = true; // File Meta without preamble, as pydicom accepts
-      }
-
-      // 2. File Meta: group 0002, always Explicit VR Little Endian (PS3.10 7.1).
-      let meta: Dataset | undefined;
-      let metaBytes = 0;
-      if (hasMeta) {
-        meta = [];
-        for (;;) {
-          if (!(await ensure(2)) && q.available === 0) break;
-          if (q.available < 2 || q.peek(2).readUInt16LE(0) !== 0x0002) break;
-          await ensure(12);
-          const h = decodeElementHeader(q.peek(Math.min(q.available, 12)), { explicitVr: true, littleEndian: true });
-          if (!h) throw new DicomTruncatedError('input ended inside File Meta');
-          if (h.length === UNDEFINED_LENGTH) throw new DicomInvalidLengthError('undefined length in File Meta', { tag: h.tag });
-          metaBytes += h.headerLength + h.length;
-          if (metaBytes > this.maxHeaderBytes) throw new DicomHeaderTooLargeError(undefined, { tag: h.tag });
-          if (!(await ensure(h.headerLength + h.length))) throw new DicomTruncatedError('input ended inside File Meta', { tag: h.tag });
-          q.skip(h.headerLength);
-          meta.push({ tag: h.tag, vr: h.vr, value: q.read(h.length) });
-        }
-      }
-
-      // 3. Transfer syntax: from (0002,0010), else sniffed; ambiguity is refused.
-      const tsUid = meta ? asciiValue(meta, 0x00020010) : undefined;
-      let ts = tsUid ? transferSyntax(tsUid) : undefined;
-      if (ts?.deflated) {
-        // PS3.5 A.5: everything after File Meta is one raw deflate stream.
-        const raw = q.drain();
-        const rest = it;
-        const inf = createInflateRaw();
-        inflater = inf;
-        const rawSource = (async function* () {
-          for (const b of raw) yield b;
-          for (;;) {
-            const r = await rest.next();
-            if (r.done) return;
-            yield r.value;
-          }
-        })();
-        pipeline(Readable.from(rawSource), inf).catch(() => undefined); // errors surface through the iterator below
-        it = inf[Symbol.asyncIterator]();
-      }
-      let enc: DatasetEncoding;
-      let inferred = false;
-      if (ts) enc = ts;
-      else {
-        await ensure(SNIFF_BYTES);
-        const sniffed = q.available === 0 && meta ? undefined : sniffEncoding(q.peek(Math.min(q.available, SNIFF_BYTES)), ended);
-        if (!sniffed) {
-          if (meta && q.available === 0) enc = { explicitVr: true, littleEndian: true };
-          else throw new DicomNotDicomError('cannot determine the dataset encoding unambiguously');
-        } else enc = sniffed;
-        inferred = true;
-        ts = transferSyntax(uidForEncoding(enc));
-      }
-
-      // 4. Dataset up to Pixel Data, under the header cap.
-      const walker = new DatasetWalker(q, enc, this.maxHeaderBytes - metaBytes, this.maxDepth, true);
-      for (;;) {
-        if (walker.run() === 'pixel') break;
-        if (!(await pull())) {
-          walker.finish();
-          break;
-        }
-      }
-      const header: Part10Header = {
-        hadPreamble,
-        meta,
-        transferSyntaxUID: ts.uid,
-        transferSyntaxInferred: inferred,
-        encoding: { explicitVr: enc.explicitVr, littleEndian: enc.littleEndian },
-        deflated: ts.deflated,
-        dataset: walker.root,
+      const { hadPreamble, hasMeta } = await readPreamble(input);
+      const { meta, metaBytes } = hasMeta ? await readFileMeta(input, this.maxHeaderBytes) : { meta: undefined, metaBytes: 0 };
+      const { ts, enc, inferred } = await resolveEncoding(input, meta);
+      const walker = new DatasetWalker(this.q, enc, this.maxHeaderBytes - metaBytes, this.maxDepth, true);
+      await walk(input, walker);
+      yield {
+        type: 'header',
+        header: {
+          hadPreamble,
+          meta,
+          transferSyntaxUID: ts.uid,
+          transferSyntaxInferred: inferred,
+          encoding: { explicitVr: enc.explicitVr, littleEndian: enc.littleEndian },
+          deflated: ts.deflated,
+          dataset: walker.root,
+        },
       };
-      yield { type: 'header', header };
-      const pixel = walker.pixel;
-      if (!pixel) return;
-
-      // 5. Pixel Data, passed on as it arrives.
-      yield { type: 'pixel-data-start', pixelData: pixel };
-      const le = enc.littleEndian;
-      const stream = async function* (n: number): AsyncGenerator<Part10Event> {
-        let remaining = n;
-        while (remaining > 0) {
-          if (q.available === 0 && !(await pull())) throw new DicomTruncatedError('input ended inside Pixel Data', { tag: pixel.tag });
-          const chunk = q.readView(remaining);
-          remaining -= chunk.length;
-          yield { type: 'pixel-data-chunk', chunk };
-        }
-      };
-      if (pixel.length !== undefined) yield* stream(pixel.length);
-      else {
-        // PS3.5 A.4: items of fragments, then a Sequence Delimitation Item.
-        for (;;) {
-          if (!(await ensure(8))) throw new DicomTruncatedError('input ended inside encapsulated Pixel Data', { tag: pixel.tag });
-          const h = q.read(8);
-          const tag = readTag(h, 0, le);
-          const length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
-          yield { type: 'pixel-data-chunk', chunk: h };
-          if (tag === SEQUENCE_DELIMITATION) break;
-          if (tag !== ITEM || length === UNDEFINED_LENGTH) throw new DicomInvalidSequenceError('invalid encapsulated Pixel Data item', { tag: pixel.tag });
-          yield* stream(length);
-        }
-      }
-      yield { type: 'pixel-data-end' };
-
-      // 6. Trailer: elements after Pixel Data (e.g. Digital Signatures, PS3.10 7.1 / PS3.15 C), same rules.
-      const trailer = new DatasetWalker(q, enc, this.maxHeaderBytes, this.maxDepth, false);
-      for (;;) {
-        trailer.run();
-        if (!(await pull())) {
-          trailer.finish();
-          break;
-        }
-      }
+      if (!walker.pixel) return;
+      yield* pixelDataEvents(input, walker.pixel, enc.littleEndian);
+      const trailer = new DatasetWalker(this.q, enc, this.maxHeaderBytes, this.maxDepth, false);
+      await walk(input, trailer);
       yield { type: 'trailer', dataset: trailer.root };
     } finally {
-      inflater?.destroy();
+      input.destroy();
     }
   }
 }

@@ -10,7 +10,8 @@ import { createDeflateRaw } from 'node:zlib';
 import { asciiValue, findElement, type DataElement, type Dataset, type DatasetEncoding } from './dataset.ts';
 import { DicomInvalidSequenceError, DicomInvalidValueError } from './errors.ts';
 import type { Part10Event, PixelDataInfo } from './part10-reader.ts';
-import { ITEM, ITEM_DELIMITATION, SEQUENCE_DELIMITATION, SOP_CLASS_UID, SOP_INSTANCE_UID, isGroupLength, type Tag } from './tag.ts';
+import { isGroupLength, type Tag } from './tag.ts';
+import { TAG } from './tags.ts';
 import { transferSyntax } from './transfer-syntax.ts';
 import { hasInvalidControlBytes, hasLongHeader, isVr, padValue } from './vr.ts';
 
@@ -78,11 +79,11 @@ export function encodeElement(el: DataElement, enc: DatasetEncoding, out: Buffer
     // PS3.5 7.5.2: undefined-length sequence of undefined-length items.
     out.push(encodeElementHeader(el.tag, 'SQ', UNDEFINED, enc));
     for (const item of el.items ?? []) {
-      out.push(delimiter(ITEM, UNDEFINED, enc));
+      out.push(delimiter(TAG.Item, UNDEFINED, enc));
       encodeElements(item, enc, out);
-      out.push(delimiter(ITEM_DELIMITATION, 0, enc));
+      out.push(delimiter(TAG.ItemDelimitationItem, 0, enc));
     }
-    out.push(delimiter(SEQUENCE_DELIMITATION, 0, enc));
+    out.push(delimiter(TAG.SequenceDelimitationItem, 0, enc));
     return;
   }
   if (el.fragments) {
@@ -91,9 +92,9 @@ export function encodeElement(el: DataElement, enc: DatasetEncoding, out: Buffer
     out.push(encodeElementHeader(el.tag, el.vr, UNDEFINED, enc));
     for (const f of el.fragments) {
       const padded = padValue(f, 'OB');
-      out.push(delimiter(ITEM, padded.length, enc), padded);
+      out.push(delimiter(TAG.Item, padded.length, enc), padded);
     }
-    out.push(delimiter(SEQUENCE_DELIMITATION, 0, enc));
+    out.push(delimiter(TAG.SequenceDelimitationItem, 0, enc));
     return;
   }
   const value = padValue(el.value ?? Buffer.alloc(0), el.vr);
@@ -129,19 +130,19 @@ export interface FileMetaInput {
  */
 export function encodeFileMeta(input: FileMetaInput): Buffer {
   const elements: DataElement[] = [
-    { tag: 0x00020001, vr: 'OB', value: Buffer.of(0x00, 0x01) },
-    { tag: 0x00020002, vr: 'UI', value: uiValue(input.mediaStorageSOPClassUID) },
-    { tag: 0x00020003, vr: 'UI', value: uiValue(input.mediaStorageSOPInstanceUID) },
-    { tag: 0x00020010, vr: 'UI', value: uiValue(input.transferSyntaxUID) },
-    { tag: 0x00020012, vr: 'UI', value: uiValue(IMPLEMENTATION_CLASS_UID) },
-    { tag: 0x00020013, vr: 'SH', value: padValue(Buffer.from(IMPLEMENTATION_VERSION_NAME, 'latin1'), 'SH') },
+    { tag: TAG.FileMetaInformationVersion, vr: 'OB', value: Buffer.of(0x00, 0x01) },
+    { tag: TAG.MediaStorageSOPClassUID, vr: 'UI', value: uiValue(input.mediaStorageSOPClassUID) },
+    { tag: TAG.MediaStorageSOPInstanceUID, vr: 'UI', value: uiValue(input.mediaStorageSOPInstanceUID) },
+    { tag: TAG.TransferSyntaxUID, vr: 'UI', value: uiValue(input.transferSyntaxUID) },
+    { tag: TAG.ImplementationClassUID, vr: 'UI', value: uiValue(IMPLEMENTATION_CLASS_UID) },
+    { tag: TAG.ImplementationVersionName, vr: 'SH', value: padValue(Buffer.from(IMPLEMENTATION_VERSION_NAME, 'latin1'), 'SH') },
   ];
   const body = encodeDataset(elements, EXPLICIT_LE);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);
   const head = Buffer.alloc(132);
   head.write('DICM', 128, 'latin1');
-  return Buffer.concat([head, encodeElementHeader(0x00020000, 'UL', 4, EXPLICIT_LE), groupLength, body]);
+  return Buffer.concat([head, encodeElementHeader(TAG.FileMetaInformationGroupLength, 'UL', 4, EXPLICIT_LE), groupLength, body]);
 }
 
 /** File Meta for a header: MediaStorageSOP*UID follow the dataset's SOPClassUID/SOPInstanceUID (PS3.10 7.1). */
@@ -156,8 +157,8 @@ export function fileMetaFor(dataset: readonly DataElement[], sourceMeta: readonl
   };
   return encodeFileMeta({
     transferSyntaxUID,
-    mediaStorageSOPClassUID: pick(SOP_CLASS_UID, 0x00020002),
-    mediaStorageSOPInstanceUID: pick(SOP_INSTANCE_UID, 0x00020003),
+    mediaStorageSOPClassUID: pick(TAG.SOPClassUID, TAG.MediaStorageSOPClassUID),
+    mediaStorageSOPInstanceUID: pick(TAG.SOPInstanceUID, TAG.MediaStorageSOPInstanceUID),
   });
 }
 

@@ -1,16 +1,7 @@
-// A tag is a uint32 number: (group << 16) | element. PS3.5 7.1.1.
+// A tag is a uint32 number: (group << 16) | element. PS3.5 7.1.1. Named tags are in tags.ts.
+import { TAG } from './tags.ts';
 
 export type Tag = number;
-
-export const ITEM = 0xfffee000;
-export const ITEM_DELIMITATION = 0xfffee00d;
-export const SEQUENCE_DELIMITATION = 0xfffee0dd;
-export const SPECIFIC_CHARACTER_SET = 0x00080005;
-export const SOP_CLASS_UID = 0x00080016;
-export const SOP_INSTANCE_UID = 0x00080018;
-export const PIXEL_DATA = 0x7fe00010;
-export const FLOAT_PIXEL_DATA = 0x7fe00008;
-export const DOUBLE_FLOAT_PIXEL_DATA = 0x7fe00009;
 
 export function makeTag(group: number, element: number): Tag {
   return (((group & 0xffff) << 16) | (element & 0xffff)) >>> 0;
@@ -24,13 +15,19 @@ export function elementOf(tag: Tag): number {
   return tag & 0xffff;
 }
 
-const TAG_PATTERN = /^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$/;
+const HEX_KEY = /^[0-9A-Fa-f]{8}$/;
+const GROUP_ELEMENT = /^(\(?)([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})(\)?)$/;
 
-/** Parses "(0010,0010)", "0010,0010" or "00100010". Throws on anything else. */
-export function parseTag(text: string): Tag {
-  const m = TAG_PATTERN.exec(text.trim());
-  if (!m || !m[1] || !m[2]) throw new TypeError('not a DICOM tag: expected (gggg,eeee) or ggggeeee');
-  return makeTag(parseInt(m[1], 16), parseInt(m[2], 16));
+/**
+ * Parses "ggggeeee" (the DICOM JSON key, PS3.18 F.2.1.1), "(gggg,eeee)" or "gggg,eeee" (PS3.6 as
+ * printed); undefined for anything else, so a caller handed text from outside (a path segment, a JSON
+ * key, a config key) decides itself what a non-tag means. Nothing is trimmed.
+ */
+export function parseTag(text: string): Tag | undefined {
+  if (HEX_KEY.test(text)) return Number.parseInt(text, 16) >>> 0;
+  const m = GROUP_ELEMENT.exec(text);
+  if (!m || m[1] !== (m[4] === ')' ? '(' : '')) return undefined; // both parentheses or neither
+  return makeTag(Number.parseInt(m[2]!, 16), Number.parseInt(m[3]!, 16));
 }
 
 function hex4(n: number): string {
@@ -86,5 +83,5 @@ export function privateElementOffset(tag: Tag): number | undefined {
 
 /** Item, Item Delimitation and Sequence Delimitation (PS3.5 7.5). */
 export function isDelimiter(tag: Tag): boolean {
-  return tag === ITEM || tag === ITEM_DELIMITATION || tag === SEQUENCE_DELIMITATION;
+  return tag === TAG.Item || tag === TAG.ItemDelimitationItem || tag === TAG.SequenceDelimitationItem;
 }

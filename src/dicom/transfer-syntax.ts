@@ -1,6 +1,7 @@
 // Transfer syntaxes (PS3.5 10 and Annex A; UIDs from PS3.6 Table A-1).
 import type { DatasetEncoding } from './dataset.ts';
 import { DicomUnsupportedTransferSyntaxError } from './errors.ts';
+import { TAG } from './tags.ts';
 
 export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
@@ -35,7 +36,7 @@ export function transferSyntax(uid: string): TransferSyntax {
       if (/^1\.2\.840\.10008\.1\.2\.(1\.98|4\.\d+|5|6\.\d+|7\.\d+|8\.\d+)$/.test(u)) {
         return { uid: u, explicitVr: true, littleEndian: true, deflated: false, encapsulated: true };
       }
-      throw new DicomUnsupportedTransferSyntaxError('unsupported transfer syntax UID', { tag: 0x00020010 });
+      throw new DicomUnsupportedTransferSyntaxError('unsupported transfer syntax UID', { tag: TAG.TransferSyntaxUID });
   }
 }
 

@@ -1,7 +1,7 @@
 import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { createSession } from '../deid/deidentify.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
-import { UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
+import { ClientGoneError, UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
 import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
 
 /** Everything a de-identified transaction needs. */
@@ -43,11 +43,12 @@ export async function originalUid(view: DeidentifiedView, uid: string, what = 'U
   return original;
 }
 
+/** The PACS path of a resource, each UID (an original from the store) percent-encoded once. */
 export function uidPath(path: ResourcePath): string {
   let out = '';
-  if (path.study) out += `/studies/${path.study}`;
-  if (path.series) out += `/series/${path.series}`;
-  if (path.instance) out += `/instances/${path.instance}`;
+  if (path.study) out += `/studies/${encodeURIComponent(path.study)}`;
+  if (path.series) out += `/series/${encodeURIComponent(path.series)}`;
+  if (path.instance) out += `/instances/${encodeURIComponent(path.instance)}`;
   return out;
 }
 
@@ -91,8 +92,12 @@ export function refuseUpstreamError(res: UpstreamResponse): never {
   throw new UpstreamStatusError(res.statusCode);
 }
 
-/** Anything that goes wrong while reading the PACS's answer: the caller gets an error, never raw bytes. */
+/**
+ * Anything that goes wrong while reading the PACS's answer: the caller gets an error, never raw bytes.
+ * A caller that went away stays what it is: neither the PACS's failure nor UPSTREAM_UNUSABLE.
+ */
 export function unusable(error: unknown): unknown {
+  if (error instanceof ClientGoneError) return error;
   const classified = classify(error);
   if (classified !== error) return classified;
   if (error instanceof Error && 'code' in error && /^(UPSTREAM_|DICOMWEB_|STORE_)/.test(String(error.code))) return error;

@@ -1,8 +1,59 @@
-/** DICOMweb-side failures; `http/error-mapping.ts` is the only place that turns them into statuses. */
+// DICOMweb-side failures. Every code is declared here, in the union its class accepts, never made up where
+// it is thrown; `http/error-mapping.ts` is the only place that turns these into an HTTP status or a STOW
+// Failure Reason. Messages name codes and tags, never values (STYLE habit 4).
+
+/** The PACS behind the gateway failed, or sent what the gateway cannot de-identify. */
+export type UpstreamErrorCode =
+  | 'UPSTREAM_UNREACHABLE'
+  | 'UPSTREAM_TIMEOUT'
+  | 'UPSTREAM_UNUSABLE'
+  | 'UPSTREAM_BAD_JSON'
+  | 'UPSTREAM_STATUS'
+  | 'UPSTREAM_STORE_FAILED';
+
+/** A request the gateway will not pass on as it is (400). */
+export type BadRequestCode =
+  | 'DICOMWEB_BAD_PATH'
+  | 'DICOMWEB_BAD_PARAMETER'
+  | 'HTTP_BAD_HOST'
+  | 'HTTP_BAD_ACCEPT'
+  | 'WADO_BAD_PARAMETER'
+  | 'QIDO_BAD_KEY'
+  | 'QIDO_BAD_VALUE'
+  | 'QIDO_BAD_PARAMETER'
+  | 'QIDO_DUPLICATE_KEY'
+  | 'QIDO_QUERY_TOO_LONG'
+  | 'QIDO_VALUE_TOO_LONG'
+  | 'STOW_NO_BOUNDARY'
+  | 'STOW_BOUNDARY_TOO_LONG'
+  | 'STOW_BAD_MULTIPART'
+  | 'STOW_NO_PARTS';
+
+/** A resource this role may not have (403). */
+export type ResourceRefusedCode = 'DEID_ANNOTATION_REFUSED' | 'DEID_RENDERED_DISABLED';
+
+/** A STOW body refused before it is read: its media type (415) or its size (413). */
+export type StowRequestCode = 'STOW_UNSUPPORTED_MEDIA_TYPE' | 'STOW_TOO_LARGE';
+
+/** One STOW part refused while the others go on (PS3.18 Annex I: a Failed SOP Sequence item). */
+export type StowPartCode = 'STOW_PART_NOT_DICOM' | 'STOW_PART_NO_IDENTIFIERS' | 'STOW_PART_STUDY_MISMATCH';
+
+export type DicomwebErrorCode =
+  | UpstreamErrorCode
+  | BadRequestCode
+  | ResourceRefusedCode
+  | StowRequestCode
+  | StowPartCode
+  | 'DEID_UNAVAILABLE'
+  | 'DICOMWEB_UNKNOWN_RESOURCE'
+  | 'DICOMWEB_NO_FRAMES'
+  | 'DICOMWEB_NOT_ACCEPTABLE'
+  | 'CLIENT_GONE';
+
 export class DicomwebError extends Error {
   override name = 'DicomwebError';
   constructor(
-    readonly code: string,
+    readonly code: DicomwebErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -26,7 +77,7 @@ export class UpstreamTimeoutError extends DicomwebError {
 /** A request path or parameter that is not a valid DICOMweb resource: 400. */
 export class BadRequestError extends DicomwebError {
   override name = 'BadRequestError';
-  constructor(code: string, message: string) {
+  constructor(code: BadRequestCode, message: string) {
     super(code, message);
   }
 }
@@ -44,10 +95,24 @@ export class UnknownResourceError extends DicomwebError {
     super('DICOMWEB_UNKNOWN_RESOURCE', `no such ${what}`);
   }
 }
+/** Frames asked of an instance that has no Pixel Data (SR, PDF, RTSTRUCT, PR …): 404 (PS3.18 10.4.1.1.4). */
+export class NoFramesError extends DicomwebError {
+  override name = 'NoFramesError';
+  constructor() {
+    super('DICOMWEB_NO_FRAMES', 'the instance has no frames');
+  }
+}
+/** No representation in a media type the caller's Accept allows: 406 (RFC 9110 15.5.7, PS3.18 8.7.7). */
+export class NotAcceptableError extends DicomwebError {
+  override name = 'NotAcceptableError';
+  constructor(offered: string) {
+    super('DICOMWEB_NOT_ACCEPTABLE', `the Accept header allows none of the media types this resource has (${offered})`);
+  }
+}
 /** A resource this role may not have, e.g. rendered pixels for a researcher when config says no: 403. */
 export class ResourceRefusedError extends DicomwebError {
   override name = 'ResourceRefusedError';
-  constructor(code: string, message: string) {
+  constructor(code: ResourceRefusedCode, message: string) {
     super(code, message);
   }
 }
@@ -58,10 +123,54 @@ export class UpstreamUnusableError extends DicomwebError {
     super('UPSTREAM_UNUSABLE', `the PACS sent a response the gateway cannot de-identify (${reason})`, options);
   }
 }
+/** An upstream DICOM JSON body that is not a JSON array of objects, or an item over the cap: 502. */
+export class UpstreamJsonError extends DicomwebError {
+  override name = 'UpstreamJsonError';
+  constructor(reason: string) {
+    super('UPSTREAM_BAD_JSON', `the PACS sent DICOM JSON the gateway cannot read (${reason})`);
+  }
+}
 /** An upstream error status relayed to a restricted role without its body (which may hold data). */
 export class UpstreamStatusError extends DicomwebError {
   override name = 'UpstreamStatusError';
   constructor(readonly status: number) {
     super('UPSTREAM_STATUS', `the PACS answered ${status}`);
+  }
+}
+/**
+ * The caller went away before its response was complete (the socket closed, or the request was aborted).
+ * Nobody is left to answer: not a PACS failure and not a de-identification failure; logged at info.
+ */
+export class ClientGoneError extends DicomwebError {
+  override name = 'ClientGoneError';
+  constructor(options?: { cause?: unknown }) {
+    super('CLIENT_GONE', 'the caller went away', options);
+  }
+}
+/** A STOW body refused before it is read: a media type other than multipart/related of application/dicom, or over a size limit. */
+export class StowRequestError extends DicomwebError {
+  override name = 'StowRequestError';
+  constructor(code: StowRequestCode, message: string) {
+    super(code, message);
+  }
+}
+/** One STOW part the gateway refuses on its own (not DICOM, no identifiers, another study); nothing of it is sent upstream. */
+export class StowPartError extends DicomwebError {
+  override name = 'StowPartError';
+  constructor(code: StowPartCode, message: string) {
+    super(code, message);
+  }
+}
+/**
+ * The PACS did not store one de-identified part. `reason` is the Failure Reason (0008,1197) the PACS gave
+ * in its own Store Instances Response, if any.
+ */
+export class UpstreamStoreFailedError extends DicomwebError {
+  override name = 'UpstreamStoreFailedError';
+  constructor(
+    readonly status: number,
+    readonly reason: number | undefined,
+  ) {
+    super('UPSTREAM_STORE_FAILED', `the PACS did not store the instance (HTTP ${status})`);
   }
 }

@@ -1,13 +1,5 @@
 import type { Readable } from 'node:stream';
-import { DicomwebError } from './errors.ts';
-
-/** An upstream DICOM JSON body that is not a JSON array of objects, or an item over the cap. */
-export class UpstreamJsonError extends DicomwebError {
-  override name = 'UpstreamJsonError';
-  constructor(reason: string) {
-    super('UPSTREAM_BAD_JSON', `the PACS sent DICOM JSON the gateway cannot read (${reason})`);
-  }
-}
+import { UpstreamJsonError } from './errors.ts';
 
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;

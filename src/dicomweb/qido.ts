@@ -1,32 +1,49 @@
-// PS3.18 10.6 Search (QIDO-RS) for a restricted role. The PACS is only ever asked what cannot reveal
-// an identity: pseudonymous UIDs, Patient IDs and Accession Numbers are mapped back to originals
-// through the store; attributes the profile keeps unchanged go upstream as written; date ranges are
-// widened by the largest date shift; every other matching key is evaluated here, on the de-identified
-// values, and never sent upstream — so a query on an original name cannot tell whether it exists.
+// PS3.18 10.6 Search (QIDO-RS) for a restricted role.
+//
+// The rule (SECURITY.md, "query oracles"): no condition derived from a caller's value on an attribute
+// whose de-identified value differs from the original ever reaches the PACS — not widened, not
+// transformed, not at all. Whether the PACS found something is observable (timing, counts, paging)
+// whatever the gateway filters afterwards. So, per matching key:
+//   1. the profile keeps the attribute unchanged: the key goes upstream, re-encoded;
+//   2. the researcher sees the attribute absent or empty: only universal matching could match it
+//      (PS3.4 C.2.2.2.3), so the answer is empty and the PACS is not asked;
+//   3. a pseudonymous UID, Patient ID or Accession Number: mapped back through the store (an unknown
+//      pseudonym gives an empty answer, the PACS not asked);
+//   4. anything else (shifted dates, pseudonymous names, dummies, wild cards on pseudonyms): matched
+//      here on the de-identified values (src/dicom/matching.ts), the PACS asked only to include the
+//      attribute. Datasets filtered out leave no pseudonym behind.
+// Every value is validated for its VR first (400 when malformed) and capped in length and in the
+// number of alternatives, so a query's cost is bounded by its length.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSession, deidentifyJson, type DicomJsonDataset, type DicomJsonElement } from '../deid/deidentify.ts';
 import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
+import { matchesKey, parseMatchKey, type MatchKey } from '../dicom/matching.ts';
 import { parseTag, tagToHex } from '../dicom/tag.ts';
+import { TAG } from '../dicom/tags.ts';
+import { identityAttribute } from '../deid/pseudonym.ts';
 import { originalPath, originalUid, refuseUpstreamError, savingSession, uidPath, unusable, type DeidentifiedView, type ResourcePath } from './deidentified-view.ts';
 import { BadRequestError, UnknownResourceError } from './errors.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
-import { writeChunk } from './response-writer.ts';
+import { endBody, writeChunk } from './response-writer.ts';
+import { acceptFor, OFFERED } from './content-negotiation.ts';
+import { withStreamLifetime, type StreamLifetime } from './stream-lifetime.ts';
+import { isUid } from '../dicom/uid.ts';
 
 export type QueryLevel = 'study' | 'series' | 'instance';
 
-const PATIENT_ID = 0x00100020;
-const ACCESSION_NUMBER = 0x00080050;
-const RETRIEVE_URL = 0x00081190;
-const STUDY_UID = '0020000D';
-const SERIES_UID = '0020000E';
-const SOP_UID = '00080018';
+const STUDY_UID = tagToHex(TAG.StudyInstanceUID);
+const SERIES_UID = tagToHex(TAG.SeriesInstanceUID);
+const SOP_UID = tagToHex(TAG.SOPInstanceUID);
 const UPSTREAM_PAGE = 200;
 const MAX_LIMIT = 10_000;
+/** Caps that bound a query's cost: its whole text, one key's value, one key's alternatives. */
+export const QUERY_LIMITS = Object.freeze({ queryChars: 8_192, valueChars: 1_024, alternatives: 64 });
+/** Values that cannot be matched as text (PS3.4 C.2.2.2: no matching is defined for them). */
+const UNMATCHABLE_VRS = new Set(['SQ', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 
 interface Predicate {
   tag: number;
-  vr: string;
-  value: string;
+  key: MatchKey;
 }
 
 export interface SearchRequest {
@@ -42,8 +59,7 @@ interface PlannedQuery {
   gatewaySide: Predicate[];
   limit: number | undefined;
   offset: number;
-  fuzzy: boolean;
-  /** A key that maps to nothing the gateway issued: the answer is empty, and the PACS is not asked. */
+  /** Nothing can match (an attribute the researcher sees empty, an unknown pseudonym): the PACS is not asked. */
   empty: boolean;
 }
 
@@ -55,30 +71,26 @@ function resolveKey(key: string): { tag: number; vr: string } {
   return { tag, vr };
 }
 
+const badValue = (tag: number) => new BadRequestError('QIDO_BAD_VALUE', `the value of ${tagToHex(tag)} is not valid for its VR`);
+
 /** Plans the upstream query and the gateway-side predicates. Pure but for the store look-ups. */
 async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery> {
+  if (query.length > QUERY_LIMITS.queryChars) throw new BadRequestError('QIDO_QUERY_TOO_LONG', `the query is longer than ${QUERY_LIMITS.queryChars} characters`);
   const params = new URLSearchParams(query);
   const upstreamParams = new URLSearchParams();
   const gatewaySide: Predicate[] = [];
+  const seen = new Set<string>();
   let limit: number | undefined;
   let offset = 0;
-  let fuzzy = false;
   let empty = false;
+  const fuzzyValues = params.getAll('fuzzymatching');
+  if (fuzzyValues.some((v) => v !== 'true' && v !== 'false')) throw new BadRequestError('QIDO_BAD_PARAMETER', 'fuzzymatching must be true or false');
+  const fuzzy = fuzzyValues.includes('true');
   const probe = createSession(view.policy);
   probe.beginDataset('probe');
 
   for (const [key, value] of params) {
-    if (key === 'limit' || key === 'offset') {
-      if (!/^[0-9]{1,9}$/.test(value)) throw new BadRequestError('QIDO_BAD_PARAMETER', `${key} must be a non-negative integer`);
-      if (key === 'limit') limit = Math.min(Number(value), MAX_LIMIT);
-      else offset = Number(value);
-      continue;
-    }
-    if (key === 'fuzzymatching') {
-      if (value !== 'true' && value !== 'false') throw new BadRequestError('QIDO_BAD_PARAMETER', 'fuzzymatching must be true or false');
-      fuzzy = value === 'true';
-      continue;
-    }
+    if (key === 'fuzzymatching') continue;
     if (key === 'includefield') {
       for (const field of value.split(',')) {
         if (field === 'all') upstreamParams.append('includefield', 'all');
@@ -86,17 +98,42 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
       }
       continue;
     }
-    const { tag, vr } = resolveKey(key);
-    if (value === '') continue; // universal matching
-    const decision = probe.decide({ tag, vr, path: [] }, [value]);
-    if (decision.op === 'keep') {
-      upstreamParams.set(tagToHex(tag), value); // the de-identified value is the original one
+    if (seen.has(key)) throw new BadRequestError('QIDO_DUPLICATE_KEY', 'a query key appears more than once');
+    seen.add(key);
+    if (key === 'limit' || key === 'offset') {
+      if (!/^[0-9]{1,9}$/.test(value)) throw new BadRequestError('QIDO_BAD_PARAMETER', `${key} must be a non-negative integer`);
+      if (key === 'limit') limit = Math.min(Number(value), MAX_LIMIT);
+      else offset = Number(value);
       continue;
     }
-    if (vr === 'UI') {
+    const { tag, vr } = resolveKey(key);
+    const hex = tagToHex(tag);
+    if (seen.has(hex) && hex !== key) throw new BadRequestError('QIDO_DUPLICATE_KEY', 'a query key appears more than once');
+    seen.add(hex);
+    if (value === '') continue; // PS3.4 C.2.2.2.3 universal matching: no condition at all
+    if (value.length > QUERY_LIMITS.valueChars || value.split('\\').length > QUERY_LIMITS.alternatives) {
+      throw new BadRequestError('QIDO_VALUE_TOO_LONG', `a query value is longer than ${QUERY_LIMITS.valueChars} characters or has more than ${QUERY_LIMITS.alternatives} alternatives`);
+    }
+    if (UNMATCHABLE_VRS.has(vr)) throw new BadRequestError('QIDO_BAD_KEY', `${hex} cannot be matched by value`);
+    // 1. Validate for the VR, whatever happens next: a malformed value is 400 on every path.
+    const uids = vr === 'UI' ? value.split(/[,\\]/) : undefined;
+    if (uids && !uids.every(isUid)) throw badValue(tag);
+    const matchKey = vr === 'UI' ? undefined : parseMatchKey(vr, value, { fuzzy });
+    if (vr !== 'UI' && matchKey === undefined) throw badValue(tag);
+    // 2. What does the researcher see of this attribute? The profile's one decision says.
+    const decision = probe.decide({ tag, vr, path: [] }, [value]);
+    if (decision.op === 'keep' && vr !== 'UR') {
+      upstreamParams.set(hex, uids ? uids.join(',') : value); // the de-identified value is the original one
+      continue;
+    }
+    if (decision.op === 'remove' || (decision.op === 'replace' && decision.value.length === 0)) {
+      empty = true; // absent or empty for the researcher: no key value matches it (PS3.4 C.2.2.2)
+      continue;
+    }
+    if (uids) {
       // UID list matching (PS3.4 C.2.2.2.2): each pseudonym back to its original; unknown ones drop out.
       const originals: string[] = [];
-      for (const uid of value.split(/[,\\]/)) {
+      for (const uid of uids) {
         try {
           originals.push(await originalUid(view, uid));
         } catch (error) {
@@ -104,42 +141,24 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
         }
       }
       if (originals.length === 0) empty = true;
-      else upstreamParams.set(tagToHex(tag), originals.join(','));
+      else upstreamParams.set(hex, originals.join(','));
       continue;
     }
-    if ((tag === PATIENT_ID || tag === ACCESSION_NUMBER) && !/[*?\\]/.test(value)) {
-      const kind = tag === PATIENT_ID ? 'patientId' : 'accessionNumber';
-      const original = await view.store.originalOf(kind, value);
+    const identity = identityAttribute(tag);
+    if (identity?.mapsBack && !/[*?\\]/.test(value)) {
+      const original = await view.store.originalOf(identity.kind, value);
       if (original === undefined) empty = true;
-      else upstreamParams.set(tagToHex(tag), original);
+      else upstreamParams.set(hex, original);
       continue;
     }
-    gatewaySide.push({ tag, vr, value });
-    upstreamParams.append('includefield', tagToHex(tag));
-    if ((vr === 'DA' || vr === 'DT') && view.policy.options.retainLongitudinalTemporalModifiedDates) {
-      const widened = widenRange(value, vr, view.policy.maxShiftDays);
-      if (widened) upstreamParams.set(tagToHex(tag), widened);
-    }
+    gatewaySide.push({ tag, key: matchKey as MatchKey });
+    upstreamParams.append('includefield', hex);
   }
   if (fuzzy) upstreamParams.set('fuzzymatching', 'true');
-  return { upstreamParams, gatewaySide, limit, offset, fuzzy, empty };
-}
-
-/** PS3.4 C.2.2.2.5 range matching, widened by the date shift so the PACS returns a superset. */
-function widenRange(value: string, vr: 'DA' | 'DT', days: number): string | undefined {
-  const [from, to] = value.includes('-') ? value.split('-', 2) : [value, value];
-  const shift = (d: string | undefined, sign: number) => {
-    if (!d) return '';
-    const m = /^(\d{4})(\d{2})(\d{2})/.exec(d);
-    if (!m) return undefined;
-    const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + sign * days * 86_400_000;
-    return new Date(t).toISOString().slice(0, 10).replace(/-/g, '');
-  };
-  const a = shift(from, -1);
-  const b = shift(to, +1);
-  if (a === undefined || b === undefined) return undefined;
-  void vr;
-  return `${a}-${b}`;
+  // The date shift and the name pseudonym are keyed on the original Patient ID (PS3.15 E.3.6): ask for it
+  // at every level, so a PACS that leaves it out of series or instance results cannot change either.
+  upstreamParams.append('includefield', tagToHex(TAG.PatientID));
+  return { upstreamParams, gatewaySide, limit, offset, empty };
 }
 
 /** The values of one element as match strings (PN: each component group). */
@@ -154,33 +173,16 @@ function valuesOf(element: DicomJsonElement | undefined): string[] {
   });
 }
 
-const escapeRegex = (s: string) => s.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-
-/** PS3.4 C.2.2.2: single value, wild card, range and list matching, on de-identified values. */
-function matches(dataset: DicomJsonDataset, p: Predicate, fuzzy: boolean): boolean {
-  const values = valuesOf(dataset[tagToHex(p.tag)]);
-  if (values.length === 0) return false;
-  if (p.vr === 'DA' || p.vr === 'DT' || p.vr === 'TM') {
-    if (p.value.includes('-')) {
-      const [from = '', to = ''] = p.value.split('-', 2);
-      return values.some((v) => (!from || v >= from) && (!to || v.slice(0, to.length) <= to));
-    }
-    return values.some((v) => v.startsWith(p.value));
-  }
-  const caseInsensitive = p.vr === 'PN' || fuzzy;
-  const alternatives = p.value.split('\\');
-  return alternatives.some((alt) => {
-    const pattern = `^${escapeRegex(alt).replace(/\*/g, '.*').replace(/\?/g, '.')}${p.vr === 'PN' && fuzzy ? '' : '$'}`;
-    const re = new RegExp(pattern, caseInsensitive ? 'iu' : 'u');
-    return values.some((v) => re.test(v.trim()));
-  });
+/** PS3.4 C.2.2.2 on the de-identified values (src/dicom/matching.ts: linear in the key's length). */
+function matches(dataset: DicomJsonDataset, p: Predicate): boolean {
+  return matchesKey(p.key, valuesOf(dataset[tagToHex(p.tag)]));
 }
 
-/** URL attributes are rebuilt from pseudonymous UIDs; the PACS's own URLs name originals. */
+/**
+ * The gateway's own Retrieve URL (PS3.18 10.6.3), built from pseudonymous UIDs. The PACS's URLs, which
+ * name originals, were removed by the profile (deid/profile.ts SUPPLEMENT_REMOVE), as in every representation.
+ */
 function fixUrls(dataset: DicomJsonDataset, level: QueryLevel, publicBase: string): DicomJsonDataset {
-  for (const [key, element] of Object.entries(dataset)) {
-    if (element.vr === 'UR') delete dataset[key];
-  }
   const study = dataset[STUDY_UID]?.Value?.[0];
   const series = dataset[SERIES_UID]?.Value?.[0];
   const sop = dataset[SOP_UID]?.Value?.[0];
@@ -190,13 +192,23 @@ function fixUrls(dataset: DicomJsonDataset, level: QueryLevel, publicBase: strin
     if (level !== 'study') url = typeof series === 'string' ? `${url}/series/${series}` : undefined;
     if (url && level === 'instance') url = typeof sop === 'string' ? `${url}/instances/${sop}` : undefined;
   }
-  if (url) dataset[tagToHex(RETRIEVE_URL)] = { vr: 'UR', Value: [url] };
+  if (url) dataset[tagToHex(TAG.RetrieveURL)] = { vr: 'UR', Value: [url] };
   return dataset;
 }
 
 const LEVEL_PATH: Record<QueryLevel, string> = { study: '/studies', series: '/series', instance: '/instances' };
 
-export async function searchDeidentified(view: DeidentifiedView, _req: IncomingMessage, res: ServerResponse, r: SearchRequest) {
+/**
+ * PS3.18 10.6 for a restricted role, in DICOM JSON only (PS3.18 10.6.3.2; the XML model is 406). Every
+ * upstream page is asked within the caller's stream lifetime: a caller who leaves stops the paging at
+ * once, the page in flight aborted (PS3.18 has no partial QIDO answer to finish).
+ */
+export function searchDeidentified(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: SearchRequest): Promise<void> {
+  return withStreamLifetime(res, (lifetime) => search(view, req, res, r, lifetime));
+}
+
+async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: SearchRequest, lifetime: StreamLifetime) {
+  const { chosen: mediaType } = acceptFor(req, OFFERED.json);
   const original = await originalPath(view, r.path);
   const q = await plan(view, r.query);
   const { session, flush, makeDurable } = savingSession(view);
@@ -204,9 +216,9 @@ export async function searchDeidentified(view: DeidentifiedView, _req: IncomingM
     await makeDurable(); // PS3.15 pseudonyms the caller saw stay resolvable after any restart
     if (count === 0) {
       res.statusCode = 200;
-      res.setHeader('content-type', 'application/dicom+json');
-      res.end('[]');
-    } else res.end(']');
+      res.setHeader('content-type', mediaType);
+      endBody(res, '[]');
+    } else endBody(res, ']');
   };
   if (q.empty) return finish(0);
 
@@ -226,7 +238,7 @@ export async function searchDeidentified(view: DeidentifiedView, _req: IncomingM
         params.set('offset', String(upstreamOffset));
       }
       const text = params.toString();
-      const upstreamRes = await view.upstream.send({
+      const upstreamRes = await lifetime.send(view.upstream, {
         method: 'GET',
         pathAndQuery: `${base}${text ? `?${text}` : ''}`,
         headers: { accept: 'application/dicom+json' },
@@ -239,17 +251,22 @@ export async function searchDeidentified(view: DeidentifiedView, _req: IncomingM
       let received = 0;
       for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) {
         received++;
+        const mark = session.pairCount;
         const deidentified = fixUrls(deidentifyJson(session, item as DicomJsonDataset), r.level, r.publicBase);
-        if (!q.gatewaySide.every((p) => matches(deidentified, p, q.fuzzy))) continue;
-        if (pageSize !== undefined && skipped < q.offset) {
+        let shown = q.gatewaySide.every((p) => matches(deidentified, p));
+        if (shown && pageSize !== undefined && skipped < q.offset) {
           skipped++;
+          shown = false;
+        }
+        if (shown && q.limit !== undefined && written >= q.limit) shown = false;
+        if (!shown) {
+          session.discardPairsSince(mark); // never shown: nothing of it is saved
           continue;
         }
-        if (q.limit !== undefined && written >= q.limit) continue;
         await flush();
         if (written === 0) {
           res.statusCode = 200;
-          res.setHeader('content-type', 'application/dicom+json');
+          res.setHeader('content-type', mediaType);
         }
         await writeChunk(res, Buffer.from(`${written === 0 ? '[' : ','}${JSON.stringify(deidentified)}`));
         written++;

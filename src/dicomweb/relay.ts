@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import type { Upstream } from './upstream.ts';
 import { classify } from './upstream.ts';
+import { pipeBody } from './response-writer.ts';
+import { withStreamLifetime } from './stream-lifetime.ts';
 
 /** Request headers a DICOMweb transaction needs upstream; nothing else is forwarded. */
 const FORWARD_REQUEST = ['accept', 'accept-charset', 'content-type', 'content-length'] as const;
@@ -41,23 +42,18 @@ export function upstreamHeaders(req: IncomingMessage, ctx: RelayContext): Record
 
 /**
  * Relays one transaction untouched (the clinician's view): the request body streams up, the
- * response streams down, back-pressure end to end. A failure after the status line has gone out
- * destroys the response, so the caller sees an aborted body, never one that looks complete.
+ * response streams down, back-pressure end to end, within the caller's stream lifetime (a caller who
+ * leaves aborts the PACS request). A failure after the status line has gone out destroys the
+ * response, so the caller sees an aborted body, never one that looks complete.
  */
-export async function relayOriginal(req: IncomingMessage, res: ServerResponse, ctx: RelayContext): Promise<void> {
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort();
-  };
-  res.once('close', onClose);
-  try {
+export function relayOriginal(req: IncomingMessage, res: ServerResponse, ctx: RelayContext): Promise<void> {
+  return withStreamLifetime(res, async (lifetime) => {
     const method = req.method === 'POST' ? 'POST' : 'GET';
-    const upstreamRes = await ctx.upstream.send({
+    const upstreamRes = await lifetime.send(ctx.upstream, {
       method,
       pathAndQuery: ctx.pathAndQuery,
       headers: upstreamHeaders(req, ctx),
       body: method === 'POST' ? req : undefined,
-      signal: abort.signal,
     });
     res.statusCode = upstreamRes.statusCode;
     for (const name of RELAY_RESPONSE) {
@@ -65,12 +61,11 @@ export async function relayOriginal(req: IncomingMessage, res: ServerResponse, c
       if (value !== undefined) res.setHeader(name, value);
     }
     try {
-      await pipeline(upstreamRes.body, res);
+      await pipeBody(upstreamRes.body, res);
     } catch (error) {
+      const failure = lifetime.failure(classify(error)); // decided before the gateway's own destroy below
       res.destroy();
-      throw classify(error);
+      throw failure;
     }
-  } finally {
-    res.off('close', onClose);
-  }
+  });
 }

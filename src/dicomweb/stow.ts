@@ -13,11 +13,19 @@ import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { savingSession, type SavingSession } from './deidentified-view.ts';
 import { rewritePart10 } from '../deid/rewrite-part10.ts';
 import { asciiValue } from '../dicom/dataset.ts';
+import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
+import { MultipartError } from '../dicom/errors.ts';
+import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
 import { Part10Reader } from '../dicom/part10-reader.ts';
-import { boundaryFrom, mediaTypeParameter, MultipartError, readMultipart } from '../dicom/multipart.ts';
+import { boundaryFrom, closeDelimiter, MAX_BOUNDARY_LENGTH, mediaTypeParameter, newBoundary, PART_END, partHead, readMultipart } from '../dicom/multipart.ts';
+import { tagToHex, type Tag } from '../dicom/tag.ts';
+import { TAG } from '../dicom/tags.ts';
+import { StoreError } from '../store/errors.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
-import { BadRequestError, DicomwebError } from './errors.ts';
+import { BadRequestError, ClientGoneError, StowPartError, StowRequestError, UpstreamStoreFailedError } from './errors.ts';
 import { classify, type Upstream } from './upstream.ts';
+import { endBody } from './response-writer.ts';
+import { streamLifetime } from './stream-lifetime.ts';
 
 export interface StowView {
   readonly policy: DeidPolicy;
@@ -28,11 +36,23 @@ export interface StowView {
   readonly maxBodyBytes: number;
   /** Where each de-identified part waits before it is sent (`<dataDir>/tmp`, made by `prepareTempDir`). */
   readonly tempDir: string;
-  /** Sees each part the engine refused (metrics count them by the error's code; this layer knows no metrics library). */
+  /**
+   * The Failure Reason (0008,1197) of a part refused by `error`: `stowFailureReason` of
+   * `http/error-mapping.ts`, the one place that decides it (passed in: this layer imports nothing above it).
+   */
+  readonly failureReason: (error: unknown) => number;
+  /** Sees the error of each refused part (metrics count the engine's by code; this layer knows no metrics library). */
   readonly observeRefusal?: RefusalObserver;
+  /** Told of a part not stored through no fault of its own (0x0110, 0xA700): the operator must see those. */
+  readonly log?: StowLog;
 }
 
 export type RefusalObserver = (error: unknown) => void;
+
+/** The one logger method STOW uses (pino's, structurally; this layer knows no logging library). */
+export interface StowLog {
+  warn(entry: object, message: string): void;
+}
 
 const TEMP_FILE = /^deid-stow-[0-9a-f]{24}\.dcm$/;
 
@@ -49,7 +69,11 @@ export async function prepareTempDir(dir: string): Promise<void> {
   }
 }
 
-/** PS3.18 Table I.2-2 Failure Reasons, and 0xC409 for a Study Instance UID that does not match the target. */
+/**
+ * PS3.18 I.2.2 Table I.2-2 Failure Reason (0008,1197) values the gateway gives; 0xC409 (a Study Instance
+ * UID that does not match the target, PS3.18 10.5.1) is one of the table's "additional codes". Which
+ * error gets which is decided by `http/error-mapping.ts` alone.
+ */
 export const FailureReason = {
   processingFailure: 0x0110,
   sopClassNotSupported: 0x0122,
@@ -58,18 +82,6 @@ export const FailureReason = {
   cannotUnderstand: 0xc000,
   studyInstanceUidMismatch: 0xc409,
 } as const;
-
-/** A body the gateway will not read: wrong media type (415) or over a configured limit (413). */
-export class StowRequestError extends DicomwebError {
-  override name = 'StowRequestError';
-  constructor(
-    code: 'STOW_UNSUPPORTED_MEDIA_TYPE' | 'STOW_TOO_LARGE',
-    message: string,
-    readonly status: 413 | 415,
-  ) {
-    super(code, message);
-  }
-}
 
 interface StoredRef {
   sopClass: string;
@@ -94,10 +106,22 @@ export interface PartSource {
   contentType?: string;
 }
 
-const SOP_CLASS = 0x00080016;
-const SOP_INSTANCE = 0x00080018;
-const STUDY = 0x0020000d;
-const SERIES = 0x0020000e;
+/** A tag of the generated PS3.6 dictionary by its keyword; a keyword it lacks is a bug, found at load. */
+function tagOf(keyword: string): Tag {
+  const tag = tagForKeyword(keyword);
+  if (tag === undefined) throw new Error(`${keyword} is not in the PS3.6 dictionary`);
+  return tag;
+}
+
+const STUDY_INSTANCE_UID = tagOf('StudyInstanceUID');
+const SERIES_INSTANCE_UID = tagOf('SeriesInstanceUID');
+// PS3.18 I.1 Table I.1-1, the Store Instances Response Module.
+const RETRIEVE_URL = tagOf('RetrieveURL');
+const FAILED_SOP_SEQUENCE = tagOf('FailedSOPSequence');
+const REFERENCED_SOP_SEQUENCE = tagOf('ReferencedSOPSequence');
+const REFERENCED_SOP_CLASS_UID = tagOf('ReferencedSOPClassUID');
+const REFERENCED_SOP_INSTANCE_UID = tagOf('ReferencedSOPInstanceUID');
+const FAILURE_REASON = tagOf('FailureReason');
 
 /**
  * De-identifies one part into a temporary file and, if that succeeds and the study matches the target,
@@ -115,32 +139,50 @@ export async function storePart(
   // the next part can be read. `return()` is not forwarded to the part body for that reason.
   const body = part.body[Symbol.asyncIterator]();
   const guarded: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next: () => body.next() }) };
+  // What the Failed SOP Sequence item names, once known.
+  let named: { sopClass?: string; sopInstance?: string } = {};
   try {
     const { output } = rewritePart10(guarded, saving.session, { maxHeaderBytes: view.maxHeaderBytes });
     await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
     const ids = await identifiersOf(file, view.maxHeaderBytes);
     const original = originalsOf(saving.session, ids);
     if (!ids.sopInstance || !ids.sopClass || !ids.study) {
-      return { failed: { ...original, reason: FailureReason.dataSetDoesNotMatchSopClass } };
+      named = { sopClass: original.sopClass, sopInstance: original.sopInstance };
+      throw new StowPartError('STOW_PART_NO_IDENTIFIERS', 'the instance lacks its SOP Class, SOP Instance or Study Instance UID');
     }
+    named = { sopClass: ids.sopClass, sopInstance: ids.sopInstance };
     if (targetStudy !== undefined && targetStudy !== original.study && targetStudy !== ids.study) {
-      return { failed: { sopClass: ids.sopClass, sopInstance: ids.sopInstance, reason: FailureReason.studyInstanceUidMismatch } };
+      throw new StowPartError('STOW_PART_STUDY_MISMATCH', 'the instance belongs to another study than the target');
     }
     // Pseudonyms are durable before the PACS or the caller sees them.
     await saving.makeDurable();
-    const reason = await sendUpstream(view, file, signal);
-    if (reason !== undefined) return { failed: { sopClass: ids.sopClass, sopInstance: ids.sopInstance, reason } };
+    await sendUpstream(view, file, signal);
     return { stored: ids };
   } catch (error) {
-    const classified = classify(error);
-    if (signal?.aborted || classified !== error || error instanceof MultipartError) throw classified;
-    // The part could not be de-identified (DicomError / DeidError): refused, nothing sent upstream.
+    if (signal?.aborted) throw new ClientGoneError({ cause: error });
+    // A network failure fails the whole request (502/504); a store's own, even one caused by a reset
+    // connection to its database, is this part's Failure Reason, never "the PACS could not be reached".
+    const classified = error instanceof StoreError ? error : classify(error);
+    if (classified !== error || error instanceof MultipartError) throw classified;
+    // This part is refused (nothing of it was sent upstream, or the PACS did not store it); the rest go on.
     view.observeRefusal?.(error);
+    const reason = view.failureReason(error);
+    if (reason === FailureReason.processingFailure || reason === FailureReason.outOfResources) {
+      view.log?.warn({ err: codesOf(error), cause: codesOf((error as { cause?: unknown }).cause), reason }, 'a STOW part was not stored');
+    }
     for (let next = await body.next(); !next.done; next = await body.next());
-    return { failed: { reason: FailureReason.cannotUnderstand } };
+    return { failed: { ...named, reason } };
   } finally {
-    await rm(file, { force: true });
+    await rm(file, { force: true }).catch((error: unknown) => {
+      // ENOTDIR: the directory is gone, so is the file. Otherwise it stays until the sweep at the next start.
+      if ((error as { code?: unknown }).code !== 'ENOTDIR') view.log?.warn({ err: codesOf(error) }, 'a STOW temporary file could not be deleted');
+    });
   }
+}
+
+/** An error's name and code for the log: never its message, which may quote a path. */
+function codesOf(error: unknown): { name: string; code?: unknown } | undefined {
+  return error instanceof Error ? { name: error.name, code: (error as { code?: unknown }).code } : undefined;
 }
 
 /** Reads the de-identified file's identifiers (its header only). */
@@ -152,10 +194,10 @@ async function identifiersOf(file: string, maxHeaderBytes: number): Promise<Stor
       if (event.type !== 'header') continue;
       const ds = event.header.dataset;
       return {
-        sopClass: asciiValue(ds, SOP_CLASS) ?? '',
-        sopInstance: asciiValue(ds, SOP_INSTANCE) ?? '',
-        study: asciiValue(ds, STUDY) ?? '',
-        series: asciiValue(ds, SERIES) ?? '',
+        sopClass: asciiValue(ds, TAG.SOPClassUID) ?? '',
+        sopInstance: asciiValue(ds, TAG.SOPInstanceUID) ?? '',
+        study: asciiValue(ds, STUDY_INSTANCE_UID) ?? '',
+        series: asciiValue(ds, SERIES_INSTANCE_UID) ?? '',
       };
     }
   } finally {
@@ -169,11 +211,15 @@ function originalsOf(session: DeidSession, ids: StoredRef): { sopClass?: string;
   return { sopClass: ids.sopClass, sopInstance: byPseudonym.get(ids.sopInstance), study: byPseudonym.get(ids.study) ?? ids.study };
 }
 
-/** PS3.18 10.5: one de-identified instance per upstream request, so each part's outcome is its own. */
-async function sendUpstream(view: StowView, file: string, signal?: AbortSignal): Promise<number | undefined> {
-  const boundary = `deid-${randomBytes(16).toString('hex')}`;
-  const head = Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`);
-  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+/**
+ * PS3.18 10.5: one de-identified instance per upstream request, so each part's outcome is its own.
+ * Throws `UpstreamStoreFailedError` when the PACS does not store it.
+ */
+async function sendUpstream(view: StowView, file: string, signal?: AbortSignal): Promise<void> {
+  // PS3.18 10.5.1.2 / RFC 2046 5.1.1: one application/dicom part, framed by dicom/multipart.ts.
+  const boundary = newBoundary();
+  const head = partHead(boundary, { 'Content-Type': 'application/dicom' });
+  const tail = Buffer.concat([PART_END, closeDelimiter(boundary)]);
   const size = (await stat(file)).size;
   const body = (async function* () {
     yield head;
@@ -192,15 +238,19 @@ async function sendUpstream(view: StowView, file: string, signal?: AbortSignal):
     signal,
   });
   const text = await readSmall(res.body, 1 << 20);
-  if (res.statusCode === 200) return undefined;
+  if (res.statusCode === 200) return;
+  throw new UpstreamStoreFailedError(res.statusCode, upstreamFailureReason(text));
+}
+
+/** The Failure Reason (0008,1197) of the first Failed SOP Sequence item of the PACS's PS3.18 Annex I answer, if any. */
+function upstreamFailureReason(text: string): number | undefined {
   try {
-    const json = JSON.parse(text) as Record<string, { Value?: Record<string, { Value?: number[] }>[] }>;
-    const reason = json['00081198']?.Value?.[0]?.['00081197']?.Value?.[0];
-    if (typeof reason === 'number') return reason;
+    const json = JSON.parse(text) as Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }>;
+    const reason = json[tagToHex(FAILED_SOP_SEQUENCE)]?.Value?.[0]?.[tagToHex(FAILURE_REASON)]?.Value?.[0];
+    return typeof reason === 'number' ? reason : undefined;
   } catch {
-    // not JSON: fall through
+    return undefined; // not JSON
   }
-  return res.statusCode >= 500 ? FailureReason.processingFailure : FailureReason.cannotUnderstand;
 }
 
 async function readSmall(body: AsyncIterable<Buffer>, cap: number): Promise<string> {
@@ -217,17 +267,20 @@ async function readSmall(body: AsyncIterable<Buffer>, cap: number): Promise<stri
 export function checkStowRequest(req: IncomingMessage, view: StowView): string {
   const contentType = req.headers['content-type'];
   if (!contentType || !/^multipart\/related\s*;/i.test(contentType)) {
-    throw new StowRequestError('STOW_UNSUPPORTED_MEDIA_TYPE', 'STOW-RS takes multipart/related; type="application/dicom"', 415);
+    throw new StowRequestError('STOW_UNSUPPORTED_MEDIA_TYPE', 'STOW-RS takes multipart/related; type="application/dicom"');
   }
   const type = mediaTypeParameter(contentType, 'type');
   if (type !== undefined && type.toLowerCase() !== 'application/dicom') {
-    throw new StowRequestError('STOW_UNSUPPORTED_MEDIA_TYPE', 'only application/dicom parts are accepted', 415);
+    throw new StowRequestError('STOW_UNSUPPORTED_MEDIA_TYPE', 'only application/dicom parts are accepted');
   }
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > view.maxBodyBytes) throw new StowRequestError('STOW_TOO_LARGE', `the body exceeds ${view.maxBodyBytes} bytes`, 413);
+  if (declared > view.maxBodyBytes) throw new StowRequestError('STOW_TOO_LARGE', `the body exceeds ${view.maxBodyBytes} bytes`);
   try {
     return boundaryFrom(contentType);
-  } catch {
+  } catch (error) {
+    if (error instanceof MultipartError && error.code === 'MULTIPART_BOUNDARY_TOO_LONG') {
+      throw new BadRequestError('STOW_BOUNDARY_TOO_LONG', `the multipart boundary is longer than ${MAX_BOUNDARY_LENGTH} characters`);
+    }
     throw new BadRequestError('STOW_NO_BOUNDARY', 'the multipart body has no boundary');
   }
 }
@@ -237,7 +290,7 @@ async function* capped(source: AsyncIterable<Uint8Array>, max: number): AsyncGen
   let size = 0;
   for await (const chunk of source) {
     size += chunk.length;
-    if (size > max) throw new StowRequestError('STOW_TOO_LARGE', `the body exceeds ${max} bytes`, 413);
+    if (size > max) throw new StowRequestError('STOW_TOO_LARGE', `the body exceeds ${max} bytes`);
     yield chunk;
   }
 }
@@ -250,11 +303,7 @@ export async function storeDeidentified(
   r: { targetStudy?: string; publicBase: string },
 ): Promise<void> {
   const boundary = checkStowRequest(req, view);
-  const abort = new AbortController();
-  req.once('aborted', () => abort.abort());
-  res.once('close', () => {
-    if (!res.writableFinished) abort.abort();
-  });
+  const lifetime = streamLifetime(res); // the caller leaving aborts the part in flight and its upstream store
   const saving = savingSession(view);
   const outcome: StowOutcome = { stored: [], failed: [] };
   let parts = 0;
@@ -264,16 +313,17 @@ export async function storeDeidentified(
       const type = part.headers['content-type'];
       if (type !== undefined && !/^application\/dicom\s*(;|$)/i.test(type)) {
         for await (const _ of part.body) void _; // skip it, but read it: the next part follows
-        outcome.failed.push({ reason: FailureReason.sopClassNotSupported });
+        outcome.failed.push({ reason: view.failureReason(new StowPartError('STOW_PART_NOT_DICOM', 'a part is not application/dicom')) });
         continue;
       }
-      const result = await storePart(view, saving, { body: part.body, contentType: type }, r.targetStudy, abort.signal);
+      const result = await storePart(view, saving, { body: part.body, contentType: type }, r.targetStudy, lifetime.signal);
       if (result.stored) outcome.stored.push(result.stored);
       if (result.failed) outcome.failed.push(result.failed);
     }
   } catch (error) {
+    if (lifetime.gone) throw lifetime.failure(error);
     if (error instanceof MultipartError) {
-      if (error.code === 'MULTIPART_PART_TOO_LARGE') throw new StowRequestError('STOW_TOO_LARGE', 'a part exceeds the configured limit', 413);
+      if (error.code === 'MULTIPART_PART_TOO_LARGE') throw new StowRequestError('STOW_TOO_LARGE', 'a part exceeds the configured limit');
       throw new BadRequestError('STOW_BAD_MULTIPART', `the multipart body is malformed (${error.code})`);
     }
     throw error;
@@ -286,27 +336,34 @@ export async function storeDeidentified(
 export function writeStowResponse(req: IncomingMessage, res: ServerResponse, outcome: StowOutcome, publicBase: string): void {
   const status = outcome.failed.length === 0 ? 200 : outcome.stored.length === 0 ? 409 : 202;
   const studies = new Set(outcome.stored.map((s) => s.study));
-  const body: Record<string, { vr: string; Value?: unknown[] }> = {};
-  if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [`${publicBase}/studies/${[...studies][0]}`] };
+  const body: JsonDataset = {};
+  const put = (ds: JsonDataset, tag: Tag, values: JsonValue[]) => void (ds[tagToHex(tag)] = element(tag, values));
+  if (studies.size === 1) put(body, RETRIEVE_URL, [`${publicBase}/studies/${[...studies][0]}`]);
   if (outcome.failed.length > 0) {
-    body['00081198'] = {
-      vr: 'SQ',
-      Value: outcome.failed.map((f) => ({
-        ...(f.sopClass ? { '00081150': { vr: 'UI', Value: [f.sopClass] } } : {}),
-        ...(f.sopInstance ? { '00081155': { vr: 'UI', Value: [f.sopInstance] } } : {}),
-        '00081197': { vr: 'US', Value: [f.reason] },
-      })),
-    };
+    put(
+      body,
+      FAILED_SOP_SEQUENCE,
+      outcome.failed.map((f) => {
+        const item: JsonDataset = {};
+        if (f.sopClass) put(item, REFERENCED_SOP_CLASS_UID, [f.sopClass]);
+        if (f.sopInstance) put(item, REFERENCED_SOP_INSTANCE_UID, [f.sopInstance]);
+        put(item, FAILURE_REASON, [f.reason]);
+        return item;
+      }),
+    );
   }
   if (outcome.stored.length > 0) {
-    body['00081199'] = {
-      vr: 'SQ',
-      Value: outcome.stored.map((s) => ({
-        '00081150': { vr: 'UI', Value: [s.sopClass] },
-        '00081155': { vr: 'UI', Value: [s.sopInstance] },
-        '00081190': { vr: 'UR', Value: [`${publicBase}/studies/${s.study}/series/${s.series}/instances/${s.sopInstance}`] },
-      })),
-    };
+    put(
+      body,
+      REFERENCED_SOP_SEQUENCE,
+      outcome.stored.map((s) => {
+        const item: JsonDataset = {};
+        put(item, REFERENCED_SOP_CLASS_UID, [s.sopClass]);
+        put(item, REFERENCED_SOP_INSTANCE_UID, [s.sopInstance]);
+        put(item, RETRIEVE_URL, [`${publicBase}/studies/${s.study}/series/${s.series}/instances/${s.sopInstance}`]);
+        return item;
+      }),
+    );
   }
   res.statusCode = status;
   const accept = String(req.headers.accept ?? '');
@@ -319,26 +376,24 @@ export function writeStowResponse(req: IncomingMessage, res: ServerResponse, out
   res.end(JSON.stringify(body));
 }
 
-const KEYWORDS: Record<string, string> = {
-  '00081190': 'RetrieveURL',
-  '00081198': 'FailedSOPSequence',
-  '00081199': 'ReferencedSOPSequence',
-  '00081150': 'ReferencedSOPClassUID',
-  '00081155': 'ReferencedSOPInstanceUID',
-  '00081197': 'FailureReason',
-};
+/** One DICOM JSON element (PS3.18 F.2.2), its VR from the PS3.6 dictionary. */
+function element(tag: Tag, values: JsonValue[]): JsonElement {
+  return { vr: lookup(tag)?.vrs[0] ?? 'UN', Value: values };
+}
+
 const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-/** PS3.19 Native DICOM Model, enough for the Store Instances Response Module. */
-function toNativeDicomModel(dataset: Record<string, { vr: string; Value?: unknown[] }>): string {
-  const attrs = (ds: Record<string, { vr: string; Value?: unknown[] }>): string =>
+/** PS3.19 A.1 Native DICOM Model, enough for the Store Instances Response Module; keywords from the PS3.6 dictionary. */
+function toNativeDicomModel(dataset: JsonDataset): string {
+  const attrs = (ds: JsonDataset): string =>
     Object.entries(ds)
-      .map(([tag, el]) => {
-        const open = `<DicomAttribute tag="${tag}" vr="${el.vr}" keyword="${KEYWORDS[tag] ?? ''}">`;
+      .map(([hex, el]) => {
+        const keyword = lookup(parseInt(hex, 16) >>> 0)?.keyword ?? '';
+        const open = `<DicomAttribute tag="${hex}" vr="${el.vr}" keyword="${keyword}">`;
         const values = (el.Value ?? [])
           .map((v, i) =>
             el.vr === 'SQ'
-              ? `<Item number="${i + 1}">${attrs(v as Record<string, { vr: string; Value?: unknown[] }>)}</Item>`
+              ? `<Item number="${i + 1}">${attrs(v as JsonDataset)}</Item>`
               : `<Value number="${i + 1}">${xml(String(v))}</Value>`,
           )
           .join('');
@@ -347,4 +402,3 @@ function toNativeDicomModel(dataset: Record<string, { vr: string; Value?: unknow
       .join('');
   return `<?xml version="1.0" encoding="UTF-8"?>\n<NativeDicomModel xmlns="http://dicom.nema.org/PS3.19/models/NativeDICOM">${attrs(dataset)}</NativeDicomModel>\n`;
 }
-

@@ -3,29 +3,30 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import helmet from 'helmet';
 import { treatmentFor, type RoleOptions } from '../auth/role.ts';
 import type { TokenVerifier } from '../auth/token.ts';
-import type { Role } from '../config/schema.ts';
 import { BadRequestError, DeidentificationUnavailableError } from '../dicomweb/errors.ts';
 import { relayOriginal } from '../dicomweb/relay.ts';
-import { invalidParam, ROUTES, type DicomwebRoute } from '../dicomweb/routes.ts';
+import { fillPath, invalidParam, pathParams, rawPathProblem, ROUTES, type DicomwebRoute } from '../dicomweb/routes.ts';
 import type { Upstream } from '../dicomweb/upstream.ts';
 import type { DeidentifiedView } from '../dicomweb/deidentified-view.ts';
 import { storeDeidentified, type StowView } from '../dicomweb/stow.ts';
 import { searchDeidentified } from '../dicomweb/qido.ts';
-import { retrieveInstances, retrieveMetadata, retrievePixels, retrieveRendered, type RetrieveRequest } from '../dicomweb/wado.ts';
+import { retrieveInstances, retrieveMetadata, retrievePixels, retrieveQuery, retrieveRendered, type RetrieveRequest } from '../dicomweb/wado.ts';
 import { authenticate } from './auth.ts';
 import { errorHandler } from './error-mapping.ts';
 import { healthRoutes } from './health.ts';
 import { uploadRoutes } from './upload.ts';
-import { auditRoutes, auditTransaction } from './audit.ts';
+import { auditRoutes } from './audit.ts';
 import { reidentifyRoutes } from './reidentify.ts';
-import type { RateLimiter } from '../audit/token-bucket.ts';
+import type { RateLimiter } from './token-bucket.ts';
 import type { AuditTrail } from '../store/audit-trail.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
 import { VIEWER_PATH, viewerRoutes, type ViewerOptions } from './viewer.ts';
 import type { Logger } from './logging.ts';
-import { requestContext } from './request-context.ts';
+import { publicBaseResolver, forwardedHeader, type PublicBase } from './public-base.ts';
+import { callerOf, requestContext } from './request-context.ts';
 import { conformanceRoute } from './conformance.ts';
 import { metricsRoute, type GatewayMetrics } from './metrics.ts';
+import { transactionOversight } from './transaction-oversight.ts';
 
 export interface AppOptions {
   /** The de-identified view for restricted roles; absent: they are refused (fail closed). */
@@ -39,13 +40,18 @@ export interface AppOptions {
   logger: Logger;
   forwardCallerToken: boolean;
   sendForwarded: boolean;
-  trustProxy: boolean;
+  /** `server.publicUrl`: the base URL links use; absent, each request's (trusted) forwarding headers or Host decide. */
+  publicUrl?: string;
+  /** `server.trustedProxies`: whether a peer's `Forwarded` / `X-Forwarded-*` headers are believed. */
+  trustedProxy: (address: string | undefined) => boolean;
   /** Request metrics; `serve`: also answer `GET /metrics` here, with the bearer token if one is set. */
   metrics?: { metrics: GatewayMetrics; serve: boolean; token: string | undefined };
   /** The audit trail: restricted-role DICOMweb requests, re-identifications, reads of the trail. */
   audit?: AuditTrail;
   /** The steward's `POST /reidentify` (needs `audit`); absent: not served. */
   reidentify?: { store: PseudonymStore; limiter: RateLimiter; maxItems: number };
+  /** Researcher QIDO-RS requests per token subject (config `qido.rateLimit`); absent: not limited. */
+  queryLimiter?: RateLimiter;
   /** The OHIF viewer at /viewer (config `viewer.enabled`); absent: not served. */
   viewer?: Omit<ViewerOptions, 'dicomwebBase'>;
 }
@@ -55,7 +61,8 @@ const OPENAPI = new URL('../../openapi/openapi.json', import.meta.url);
 export function createApp(options: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', options.trustProxy);
+  // Forwarding headers are read by public-base.ts, from trusted proxies only; express never interprets them.
+  app.set('trust proxy', false);
   app.set('query parser', false); // the raw query is relayed; nothing here parses it yet
   app.use(helmet());
   app.use(requestContext(options.logger));
@@ -85,10 +92,18 @@ export function createApp(options: AppOptions): Express {
 
   const dicomweb = express.Router({ caseSensitive: true, strict: false });
   dicomweb.use(authenticate(options.verify, options.roles));
+  const publicBase = publicBaseResolver({ publicUrl: options.publicUrl, trusted: options.trustedProxy, basePath: options.basePath });
   for (const route of ROUTES) {
-    const handler = transactionHandler(route, options);
-    if (route.method === 'GET') dicomweb.get(route.path, handler);
-    else dicomweb.post(route.path, handler);
+    const handler = transactionHandler(route, options, publicBase);
+    // The audit hook, the per-study query count and the QIDO rate limit, before the transaction runs.
+    const oversight = transactionOversight(route, {
+      audit: options.audit,
+      store: options.deidentified?.store,
+      queryLimiter: options.queryLimiter,
+      metrics: options.metrics?.metrics,
+    });
+    if (route.method === 'GET') dicomweb.get(route.path, oversight, handler);
+    else dicomweb.post(route.path, oversight, handler);
   }
   dicomweb.use((_req, res) => {
     res.status(404).json({ error: { code: 'NOT_A_DICOMWEB_RESOURCE', message: 'no such DICOMweb resource' } });
@@ -101,24 +116,26 @@ export function createApp(options: AppOptions): Express {
   return app;
 }
 
-function transactionHandler(route: DicomwebRoute, options: AppOptions) {
+function transactionHandler(route: DicomwebRoute, options: AppOptions, publicBase: (req: Request) => PublicBase | undefined) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    res.locals['route'] = route.path;
-    auditTransaction(options.audit, route, req, res);
     try {
-      const role = res.locals['role'] as Role;
-      const treatment = treatmentFor(role, route.routeClass);
-      const bad = invalidParam(req.params);
+      const treatment = treatmentFor(callerOf(res).role, route.routeClass);
+      // Decoded exactly once, validated, then rebuilt: no caller's text reaches the PACS as written.
+      const problem = rawPathProblem(rawPathOf(req));
+      if (problem) throw new BadRequestError('DICOMWEB_BAD_PATH', `the request path has ${problem}`);
+      // The researcher's UIDs are pseudonyms (PS3.5 9.1); the clinician's are whatever the PACS lists.
+      const bad = invalidParam(req.params, treatment);
       if (bad) throw new BadRequestError('DICOMWEB_BAD_PARAMETER', `path parameter ${bad} is not valid`);
       if (treatment === 'deidentified') {
         // Fail closed: a restricted role never receives bytes that did not pass through deid/.
-        await serveDeidentified(route, req, res, options);
+        await serveDeidentified(route, req, res, options, publicBase(req));
         return;
       }
+      const base = options.sendForwarded ? publicBase(req) : undefined;
       await relayOriginal(req, res, {
         upstream: options.upstream,
-        pathAndQuery: req.originalUrl.slice(options.basePath.length),
-        forwarded: options.sendForwarded ? forwardedFor(req) : undefined,
+        pathAndQuery: `${fillPath(route, pathParams(req.params))}${canonicalQuery(rawQueryOf(req))}`,
+        forwarded: base && forwardedHeader(base),
         callerAuthorization: options.forwardCallerToken ? req.headers.authorization : undefined,
       });
     } catch (error) {
@@ -127,10 +144,15 @@ function transactionHandler(route: DicomwebRoute, options: AppOptions) {
   };
 }
 
-async function serveDeidentified(route: DicomwebRoute, req: Request, res: Response, options: AppOptions): Promise<void> {
-  const host = hostOf(req);
-  if (!host) throw new BadRequestError('HTTP_BAD_HOST', 'the Host header is missing or malformed');
-  const publicBase = `${req.protocol}://${host}${options.basePath}`;
+async function serveDeidentified(
+  route: DicomwebRoute,
+  req: Request,
+  res: Response,
+  options: AppOptions,
+  base: PublicBase | undefined,
+): Promise<void> {
+  if (!base) throw new BadRequestError('HTTP_BAD_HOST', 'the Host header is missing or malformed');
+  const publicBase = base.url;
   const param = (name: string) => {
     const value = (req.params as Record<string, unknown>)[name];
     return typeof value === 'string' ? value : undefined;
@@ -142,16 +164,19 @@ async function serveDeidentified(route: DicomwebRoute, req: Request, res: Respon
   }
   const view = options.deidentified;
   if (!view) throw new DeidentificationUnavailableError(route.transaction);
-  const path = { study: param('study'), series: param('series'), instance: param('instance') };
-  const queryAt = req.originalUrl.indexOf('?');
-  const query = queryAt >= 0 ? req.originalUrl.slice(queryAt) : '';
+  const params = pathParams(req.params);
+  const path = { study: params.study, series: params.series, instance: params.instance };
   if (route.resource === 'search') {
-    await searchDeidentified(view, req, res, { level: route.level, path, query: query.slice(1), publicBase });
+    await searchDeidentified(view, req, res, { level: route.level, path, query: rawQueryOf(req), publicBase });
     return;
   }
-  const pathOnly = queryAt >= 0 ? req.originalUrl.slice(0, queryAt) : req.originalUrl;
-  const marker = path.instance ? `/instances/${path.instance}` : path.series ? `/series/${path.series}` : `/studies/${path.study}`;
-  const r: RetrieveRequest = { path, resource: pathOnly.slice(pathOnly.indexOf(marker) + marker.length), query, publicBase };
+  const r: RetrieveRequest = {
+    path,
+    resource: fillPath(route, params, { below: true }),
+    ...(params.bulk ? { bulk: params.bulk } : {}),
+    query: retrieveQuery(route.resource === 'rendered', rawQueryOf(req)),
+    publicBase,
+  };
   switch (route.resource) {
     case 'metadata':
       return retrieveMetadata(view, req, res, r);
@@ -164,17 +189,20 @@ async function serveDeidentified(route: DicomwebRoute, req: Request, res: Respon
   }
 }
 
-/**
- * RFC 7239 `Forwarded: host=…;proto=…`, from the gateway's own view of the request. The host is sent
- * unquoted although RFC 7239 quotes a value with `:`, because Orthanc copies the quotes into its URLs.
- */
-function forwardedFor(req: Request): string | undefined {
-  const host = hostOf(req);
-  return host ? `host=${host};proto=${req.protocol}` : undefined;
+/** The request path as the caller wrote it (after origin-form reduction), without the query. */
+function rawPathOf(req: Request): string {
+  const at = req.originalUrl.indexOf('?');
+  return at >= 0 ? req.originalUrl.slice(0, at) : req.originalUrl;
 }
 
-/** The request's Host, if it is a plain host[:port]; it goes into URLs the gateway builds. */
-function hostOf(req: Request): string | undefined {
-  const host = req.headers.host;
-  return host && /^[A-Za-z0-9.\-:[\]]+$/.test(host) ? host : undefined;
+/** The raw query string without '?', or ''. */
+function rawQueryOf(req: Request): string {
+  const at = req.originalUrl.indexOf('?');
+  return at >= 0 ? req.originalUrl.slice(at + 1) : '';
+}
+
+/** The clinician's query, decoded once and re-encoded (RFC 3986 3.4): every key and value as sent. */
+function canonicalQuery(raw: string): string {
+  const text = new URLSearchParams(raw).toString();
+  return text ? `?${text}` : '';
 }

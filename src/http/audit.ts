@@ -3,60 +3,134 @@ import { authorizeStewardship, type RoleOptions, type StewardAction } from '../a
 import type { TokenVerifier } from '../auth/token.ts';
 import { EVENT_ID, eventForTransaction, outcomeOf } from '../audit/atna.ts';
 import { parseAuditQuery } from '../audit/audit-query.ts';
+import { describeQuery, type IsIssued } from '../audit/query-description.ts';
 import type { Role } from '../config/schema.ts';
-import { invalidParam, type DicomwebRoute } from '../dicomweb/routes.ts';
-import type { AuditEvent, AuditTrail, EventOutcomeIndicator } from '../store/audit-trail.ts';
+import { isUid } from '../dicom/uid.ts';
+import type { DicomwebRoute } from '../dicomweb/routes.ts';
+import { INVALID, NOT_ISSUED, type AuditEvent, type AuditTrail, type EventOutcomeIndicator, type QueryDescription } from '../store/audit-trail.ts';
 import { authenticate } from './auth.ts';
 import { mapError } from './error-mapping.ts';
-import type { Logger } from './logging.ts';
+import { callerOf, requestState, roleOf, setRoute } from './request-context.ts';
 
 /** The roles whose DICOMweb requests are recorded: the restricted ones, and a steward who tries DICOMweb. */
 const AUDITED_ROLES: ReadonlySet<Role> = new Set(['researcher', 'uploader', 'steward']);
 
+/** Written as the subject of a token without `sub`. */
+export const NO_SUBJECT = '(no sub)';
+
 /** The fields every record of this request shares: who (token `sub`, role), when, the request id. */
 export function actorOf(res: Response): Pick<AuditEvent, 'eventDateTime' | 'userId' | 'roleId' | 'requestId'> {
-  return {
-    eventDateTime: new Date(),
-    userId: (res.locals['subject'] as string | undefined) ?? '(no sub)',
-    roleId: res.locals['role'] as Role,
-    requestId: res.locals['requestId'] as string | undefined,
-  };
+  const { role, subject } = callerOf(res);
+  return { eventDateTime: new Date(), userId: subject ?? NO_SUBJECT, roleId: role, requestId: requestState(res).requestId };
 }
 
 function logFailure(res: Response, error: unknown): void {
-  (res.locals['log'] as Logger | undefined)?.error({ code: (error as { code?: unknown }).code }, 'audit record not written');
+  requestState(res).log?.error({ code: (error as { code?: unknown }).code }, 'audit record not written');
+}
+
+/** What a DICOMweb request targeted, as the trail and the query metric see it: pseudonyms only. */
+export interface TransactionTarget {
+  /** The pseudonymous StudyInstanceUID targeted (path, or the one StudyInstanceUID asked), or `(not issued)`. */
+  readonly study?: string;
+  readonly series?: string;
+  /** Every issued study a query asked (a UID list names several); `(not issued)` if it asked only others. */
+  readonly studies: readonly string[];
+  /** A QIDO-RS request's keys and matching modes. */
+  readonly query?: QueryDescription;
+}
+
+/** Each response's target, resolved at most once; and the responses already hooked. */
+const TARGETS = new WeakMap<Response, Promise<TransactionTarget>>();
+const HOOKED = new WeakSet<Response>();
+
+/**
+ * The request's target, resolved once (the trail and the metric share it) after the response: path
+ * parameters and QIDO keys, each UID checked against the store. Only a researcher's UIDs are
+ * pseudonyms; an uploader's STOW target or a steward's UID may be an original, so none of theirs is
+ * kept (ParticipantObjectID: a pseudonym, never an original). Never rejects.
+ */
+export function transactionTarget(
+  route: Pick<DicomwebRoute, 'routeClass'>,
+  req: Request,
+  res: Response,
+  isIssued: IsIssued | undefined,
+): Promise<TransactionTarget> {
+  const memo = TARGETS.get(res);
+  if (memo) return memo;
+  const check = roleOf(res) === 'researcher' ? isIssued : undefined;
+  const target = resolveTarget(route, req, check).catch((): TransactionTarget => ({ studies: [] }));
+  TARGETS.set(res, target);
+  return target;
+}
+
+async function resolveTarget(route: Pick<DicomwebRoute, 'routeClass'>, req: Request, check: IsIssued | undefined): Promise<TransactionTarget> {
+  if (route.routeClass === 'store') return { studies: [] };
+  const queryAt = req.originalUrl.indexOf('?');
+  const query = route.routeClass === 'search' ? await describeQuery(queryAt >= 0 ? req.originalUrl.slice(queryAt + 1) : '', check) : undefined;
+  const studies = await targeted('study', 'StudyInstanceUID', req, query, check);
+  const series = await targeted('series', 'SeriesInstanceUID', req, query, check);
+  return {
+    ...(studies.length === 1 ? { study: studies[0] } : {}),
+    ...(series.length === 1 ? { series: series[0] } : {}),
+    studies,
+    ...(query ? { query } : {}),
+  };
+}
+
+/** The path parameter if there is one, else the issued UIDs of the query key. */
+async function targeted(
+  param: 'study' | 'series',
+  keyword: string,
+  req: Request,
+  query: QueryDescription | undefined,
+  check: IsIssued | undefined,
+): Promise<string[]> {
+  if (!check) return [];
+  const fromPath = (req.params as Record<string, unknown>)[param];
+  if (typeof fromPath === 'string') {
+    return [isUid(fromPath) && (await check(fromPath)) ? fromPath : NOT_ISSUED];
+  }
+  const asked = query?.keys.filter((k) => k.keyword === keyword).flatMap((k) => k.values ?? []) ?? [];
+  const issued = [...new Set(asked.filter((v) => v !== NOT_ISSUED && v !== INVALID))];
+  return issued.length > 0 ? issued : asked.length > 0 ? [NOT_ISSUED] : [];
 }
 
 /**
  * The hook on a DICOMweb transaction (and on the upload page, a store by another door): once the
  * response is over, one record (PS3.15 A.5.3: Query, Export or Import) naming the pseudonymous study
- * the path targets, if any. The outcome is the HTTP one, or worse if the handler set
- * `res.locals.auditOutcome` (the upload page answers 200 even when it stored nothing).
+ * and series targeted, if any, and for a query what it asked. The outcome is the HTTP one, or worse if
+ * the handler set the request state's `auditOutcome` (the upload page answers 200 even when it stored nothing).
+ * Once per response: the first call (with the store's `isIssued`) wins, later ones do nothing.
  */
 export function auditTransaction(
   audit: AuditTrail | undefined,
   route: Pick<DicomwebRoute, 'method' | 'path' | 'routeClass'>,
   req: Request,
   res: Response,
+  isIssued?: IsIssued,
 ): void {
-  if (!audit || !AUDITED_ROLES.has(res.locals['role'] as Role)) return;
-  const study = (req.params as Record<string, unknown>)['study'];
-  // A researcher's path holds pseudonyms; an uploader's STOW target may be the original study UID, which
-  // the trail must not hold (ParticipantObjectID: a pseudonym, never an original).
-  const known = res.locals['role'] === 'researcher' && typeof study === 'string' && invalidParam({ study }) === undefined;
+  const role = roleOf(res);
+  if (!audit || role === undefined || !AUDITED_ROLES.has(role) || HOOKED.has(res)) return;
+  HOOKED.add(res);
   res.once('close', () => {
-    audit
-      .append({
-        ...actorOf(res),
-        ...eventForTransaction(route.routeClass),
-        eventOutcomeIndicator: Math.max(
-          outcomeOf(res.statusCode, res.writableFinished),
-          (res.locals['auditOutcome'] as EventOutcomeIndicator | undefined) ?? 0,
-        ) as EventOutcomeIndicator,
-        route: `${route.method} ${route.path}`,
-        httpStatus: res.statusCode,
-        ...(known ? { participantObjectId: study, participantObjectIdTypeCode: 'StudyInstanceUID' } : {}),
-      })
+    const actor = actorOf(res);
+    const eventOutcomeIndicator = Math.max(
+      outcomeOf(res.statusCode, res.writableFinished),
+      requestState(res).auditOutcome ?? 0,
+    ) as EventOutcomeIndicator;
+    transactionTarget(route, req, res, isIssued)
+      .then((target) =>
+        audit.append({
+          ...actor,
+          ...eventForTransaction(route.routeClass),
+          eventOutcomeIndicator,
+          route: `${route.method} ${route.path}`,
+          httpStatus: res.statusCode,
+          ...(target.study !== undefined ? { participantObjectId: target.study, participantObjectIdTypeCode: 'StudyInstanceUID' } : {}),
+          ...(target.series !== undefined ? { seriesInstanceUid: target.series } : {}),
+          ...(target.query ? { participantObjectQuery: target.query } : {}),
+        }),
+      )
       .catch((error: unknown) => logFailure(res, error));
   });
 }
@@ -68,7 +142,7 @@ export function stewardOnly(verify: TokenVerifier, roles: RoleOptions, action: S
     authn,
     (_req: Request, res: Response, next: NextFunction) => {
       try {
-        authorizeStewardship(res.locals['role'] as Role, action);
+        authorizeStewardship(callerOf(res).role, action);
         next();
       } catch (error) {
         next(error);
@@ -83,7 +157,8 @@ export function stewardOnly(verify: TokenVerifier, roles: RoleOptions, action: S
  */
 export function auditRefusal(audit: AuditTrail, event: Pick<AuditEvent, 'eventId' | 'eventActionCode' | 'route'> & Partial<AuditEvent>) {
   return async (error: unknown, _req: Request, res: Response, next: NextFunction): Promise<void> => {
-    if (res.locals['role'] !== undefined && !res.locals['audited']) {
+    const state = requestState(res);
+    if (state.caller !== undefined && !state.audited) {
       const status = mapError(error).status;
       await audit
         .append({ ...actorOf(res), eventOutcomeIndicator: outcomeOf(status), httpStatus: status, ...event })
@@ -100,13 +175,13 @@ export function auditRoutes(options: { verify: TokenVerifier; roles: RoleOptions
   // PS3.15 A.5.3.2 Audit Log Used, EventActionCode R.
   const used = { eventId: EVENT_ID.auditLogUsed, eventActionCode: 'R', route: 'GET /audit' } as const;
   router.get('/audit', ...stewardOnly(options.verify, options.roles, 'audit'), async (req: Request, res: Response, next: NextFunction) => {
-    res.locals['route'] = '/audit';
+    setRoute(res, '/audit');
     try {
       const queryAt = req.originalUrl.indexOf('?');
       const query = parseAuditQuery(new URLSearchParams(queryAt >= 0 ? req.originalUrl.slice(queryAt + 1) : ''));
       const events = await audit.list(query);
       await audit.append({ ...actorOf(res), ...used, eventOutcomeIndicator: 0, httpStatus: 200 });
-      res.locals['audited'] = true;
+      requestState(res).audited = true;
       res.setHeader('cache-control', 'no-store');
       res.json({ events, ...(events.length === query.limit ? { next: events.at(-1)?.id } : {}) });
     } catch (error) {

@@ -1,14 +1,14 @@
 import type { NextFunction, Request, Response } from 'express';
 import { resolveRole, type RoleOptions } from '../auth/role.ts';
 import type { TokenVerifier } from '../auth/token.ts';
+import { requestState } from './request-context.ts';
 
-/** Verifies the bearer token and attaches the caller's gateway role and subject to `res.locals`. */
+/** Verifies the bearer token and records the caller (gateway role, token `sub`) in the request state. */
 export function authenticate(verify: TokenVerifier, roles: RoleOptions) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
       const payload = await verify(req.headers.authorization);
-      res.locals['role'] = resolveRole(payload, roles);
-      res.locals['subject'] = typeof payload.sub === 'string' ? payload.sub : undefined;
+      requestState(res).caller = { role: resolveRole(payload, roles), subject: typeof payload.sub === 'string' ? payload.sub : undefined };
       next();
     } catch (error) {
       next(error);

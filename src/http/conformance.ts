@@ -1,7 +1,9 @@
 import type { NextFunction, Request, Response } from 'express';
 import { conformanceStatement, statementMarkdown, type ConformanceStatement } from '../deid/conformance.ts';
 import type { DeidPolicy } from '../deid/deidentify.ts';
-import { BadRequestError, DeidentificationUnavailableError } from '../dicomweb/errors.ts';
+import { DeidentificationUnavailableError } from '../dicomweb/errors.ts';
+import { HttpRequestError } from './errors.ts';
+import { setRoute } from './request-context.ts';
 
 export interface ConformanceSources {
   researcher?: { policy: DeidPolicy; allowRendered: boolean };
@@ -28,14 +30,14 @@ export function conformanceRoute(sources: ConformanceSources) {
     return statement;
   };
   return (req: Request, res: Response, next: NextFunction): void => {
-    res.locals['route'] = '/conformance';
+    setRoute(res, '/conformance');
     try {
       const at = req.originalUrl.indexOf('?');
       const query = new URLSearchParams(at >= 0 ? req.originalUrl.slice(at + 1) : '');
       const role = query.get('role') ?? 'researcher';
       const format = query.get('format') ?? 'json';
-      if (role !== 'researcher' && role !== 'uploader') throw new BadRequestError('CONFORMANCE_BAD_ROLE', 'role must be researcher or uploader');
-      if (format !== 'json' && format !== 'markdown') throw new BadRequestError('CONFORMANCE_BAD_FORMAT', 'format must be json or markdown');
+      if (role !== 'researcher' && role !== 'uploader') throw new HttpRequestError('CONFORMANCE_BAD_ROLE', 'role must be researcher or uploader');
+      if (format !== 'json' && format !== 'markdown') throw new HttpRequestError('CONFORMANCE_BAD_FORMAT', 'format must be json or markdown');
       const statement = statementFor(role);
       if (format === 'markdown') res.type('text/markdown; charset=utf-8').send(statementMarkdown(statement));
       else res.json(statement);

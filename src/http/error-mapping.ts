@@ -1,25 +1,35 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AuthError, LoopbackOnlyError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
+import { DeidError } from '../deid/errors.ts';
+import { DicomError } from '../dicom/errors.ts';
 import {
   BadRequestError,
+  ClientGoneError,
   DeidentificationUnavailableError,
   DicomwebError,
+  NoFramesError,
+  NotAcceptableError,
   ResourceRefusedError,
+  StowPartError,
+  StowRequestError,
   UnknownResourceError,
+  UpstreamJsonError,
   UpstreamStatusError,
+  UpstreamStoreFailedError,
   UpstreamTimeoutError,
   UpstreamUnreachableError,
   UpstreamUnusableError,
 } from '../dicomweb/errors.ts';
+import { FailureReason } from '../dicomweb/stow.ts';
 import { StoreError } from '../store/errors.ts';
 import { AuditRequestError, NoSubjectError, PseudonymUnknownError, RateLimitedError } from '../audit/errors.ts';
-import { StowRequestError } from '../dicomweb/stow.ts';
-import { UpstreamJsonError } from '../dicomweb/json-array-stream.ts';
+import { HttpRequestError, type ErrorCode } from './errors.ts';
 import type { Logger } from './logging.ts';
+import { requestState } from './request-context.ts';
 
 export interface MappedError {
   status: number;
-  code: string;
+  code: ErrorCode;
   message: string;
   headers?: Record<string, string>;
 }
@@ -38,7 +48,9 @@ export function mapError(error: unknown): MappedError {
         : `Bearer realm="deid-gateway", error="invalid_token", error_description="${description}"`;
     return { status: 401, code: error.code, message: error.message, headers: { 'www-authenticate': challenge } };
   }
-  if (error instanceof AuditRequestError) return { status: 400, code: error.code, message: error.message };
+  // Nobody is left to read an answer; 499 (as nginx logs it) is never sent, only logged.
+  if (error instanceof ClientGoneError) return { status: 499, code: error.code, message: error.message };
+  if (error instanceof AuditRequestError || error instanceof HttpRequestError) return { status: 400, code: error.code, message: error.message };
   if (error instanceof NoSubjectError) return { status: 403, code: error.code, message: error.message };
   if (error instanceof PseudonymUnknownError) return { status: 404, code: error.code, message: error.message };
   if (error instanceof RateLimitedError) {
@@ -49,8 +61,12 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof UpstreamTimeoutError) return { status: 504, code: error.code, message: error.message };
   if (error instanceof BadRequestError) return { status: 400, code: error.code, message: error.message };
   if (error instanceof DeidentificationUnavailableError) return { status: 501, code: error.code, message: error.message };
-  if (error instanceof StowRequestError) return { status: error.status, code: error.code, message: error.message };
-  if (error instanceof UnknownResourceError) return { status: 404, code: error.code, message: error.message };
+  if (error instanceof StowRequestError) {
+    // PS3.18 10.5.3 Table 10.5.3-1: 415 for a media type the origin server does not take; 413 (RFC 9110 15.5.14) over a limit.
+    return { status: error.code === 'STOW_UNSUPPORTED_MEDIA_TYPE' ? 415 : 413, code: error.code, message: error.message };
+  }
+  if (error instanceof UnknownResourceError || error instanceof NoFramesError) return { status: 404, code: error.code, message: error.message };
+  if (error instanceof NotAcceptableError) return { status: 406, code: error.code, message: error.message };
   if (error instanceof ResourceRefusedError) return { status: 403, code: error.code, message: error.message };
   // RFC 9110 15.6.3: the PACS sent a body the gateway cannot read (bad multipart, bad DICOM JSON): 502.
   if (error instanceof UpstreamUnusableError || error instanceof UpstreamJsonError) {
@@ -79,6 +95,42 @@ export function mapError(error: unknown): MappedError {
 }
 
 /**
+ * Out of resources, by the code of the error or of one of its causes: disk full or over quota, a file
+ * over a size limit, no memory, no file descriptors (errno); SQLite's FULL and NOMEM; PostgreSQL's class
+ * 53 Insufficient Resources (disk full, out of memory, too many connections).
+ */
+const OUT_OF_RESOURCES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'ENOMEM', 'EMFILE', 'ENFILE', 'SQLITE_FULL', 'SQLITE_NOMEM', '53100', '53200', '53300']);
+
+/**
+ * The Failure Reason of a STOW part that was not stored, from its error's class (PS3.18 I.2.2, "the
+ * single most appropriate code"):
+ * 1. the gateway's own refusals: not application/dicom 0x0122, no SOP identifiers 0xA900, another
+ *    study 0xC409;
+ * 2. the PACS refused it: the reason it gave, else 0x0110 for a 5xx answer and 0xC000 for any other;
+ * 3. the gateway ran out of resources (`OUT_OF_RESOURCES` anywhere in the cause chain): 0xA700;
+ * 4. the data cannot be read or de-identified (a DicomError or DeidError in the chain): 0xC000;
+ * 5. anything else, the pseudonym store or a disk error among them: 0x0110 Processing failure, since
+ *    the part may well be fine and the failure is the gateway's.
+ */
+export function stowFailureReason(error: unknown): number {
+  if (error instanceof StowPartError) {
+    if (error.code === 'STOW_PART_NOT_DICOM') return FailureReason.sopClassNotSupported;
+    if (error.code === 'STOW_PART_NO_IDENTIFIERS') return FailureReason.dataSetDoesNotMatchSopClass;
+    return FailureReason.studyInstanceUidMismatch;
+  }
+  if (error instanceof UpstreamStoreFailedError) {
+    return error.reason ?? (error.status >= 500 ? FailureReason.processingFailure : FailureReason.cannotUnderstand);
+  }
+  let understood = true;
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && OUT_OF_RESOURCES.has(code)) return FailureReason.outOfResources;
+    if (e instanceof DicomError || e instanceof DeidError) understood = false;
+  }
+  return understood ? FailureReason.processingFailure : FailureReason.cannotUnderstand;
+}
+
+/**
  * Express error handler: logs with the request id, answers once, and aborts a response already under way.
  * `observe` (metrics) sees every error here, the one path all of them take, before or after the first byte.
  */
@@ -86,7 +138,13 @@ export function errorHandler(logger: Logger, observe?: (error: unknown, mapped: 
   return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const mapped = mapError(error);
     observe?.(error, mapped, res.headersSent);
-    const log = (res.locals['log'] as Logger | undefined) ?? logger;
+    const log = requestState(res).log ?? logger;
+    if (error instanceof ClientGoneError) {
+      // Not a failure of the PACS or of the gateway: nobody to answer, so only the socket is released.
+      log.info({ code: mapped.code, headersSent: res.headersSent }, 'the caller went away');
+      res.destroy();
+      return;
+    }
     const cause = error instanceof Error ? error.cause : undefined;
     // Express's own client errors quote the request (`Failed to decode param '<path segment>'`): name only.
     const message = error instanceof Error && mapped.code !== 'HTTP_BAD_REQUEST' ? error.message : undefined;
@@ -108,6 +166,6 @@ export function errorHandler(logger: Logger, observe?: (error: unknown, mapped: 
     // RFC 9112 9.6: refused before its body was read (e.g. a STOW declaring 10 GiB), the connection
     // closes after the answer; kept alive, Node would read and discard the whole body first.
     if (!req.complete) res.setHeader('connection', 'close');
-    res.json({ error: { code: mapped.code, message: mapped.message }, requestId: res.locals['requestId'] });
+    res.json({ error: { code: mapped.code, message: mapped.message }, requestId: requestState(res).requestId });
   };
 }

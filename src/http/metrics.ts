@@ -1,6 +1,9 @@
 // `GET /metrics` in the Prometheus text exposition format (prom-client, a Registry of our own, not the
 // global one). Labels are route *patterns*, roles, status codes and stable error codes: never a UID,
-// a query, a token or anything from a dataset, so the metrics can leave the trust boundary.
+// a query, a token or anything from a dataset, so the metrics can leave the trust boundary. The one
+// exception is the researcher query count (a steward's view of extraction attempts): its `subject` is
+// the token's `sub` and its `study` a pseudonymous StudyInstanceUID the gateway issued, never an
+// original or a UID the caller made up, with the number of series capped.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,14 +13,28 @@ import { LoopbackOnlyError, TokenInvalidError, TokenMissingError } from '../auth
 import { DeidError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
 import { UpstreamUnusableError } from '../dicomweb/errors.ts';
+import { bodyBytesWritten } from '../dicomweb/response-writer.ts';
 import type { RefusalObserver } from '../dicomweb/stow.ts';
 import type { UpstreamObserver } from '../dicomweb/upstream.ts';
+import { NOT_ISSUED } from '../store/audit-trail.ts';
 import type { StoreObserver } from '../store/timed-store.ts';
 import { errorHandler, type MappedError } from './error-mapping.ts';
 import type { Logger } from './logging.ts';
+import { requestState, roleOf, setRoute } from './request-context.ts';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 const CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
+/**
+ * Distinct (subject, study) series of `deid_gateway_queries_per_study_total` (and subjects of the
+ * rate-limited count); past it, a new pair is counted under study `(other)` (one more series per
+ * subject at most; a new subject of the rate-limited count under `(other)`), so callers cannot grow
+ * the exposition without bound.
+ */
+export const QUERY_SERIES_CAP = 10_000;
+/** The `study` label of a query that targets no study. */
+export const NO_STUDY = '(none)';
+const OTHER = '(other)';
+
 /** Latency buckets (seconds): a cached store hit is microseconds, a large retrieval many seconds. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -31,9 +48,17 @@ export interface GatewayMetrics {
   readonly observeStowRefusal: RefusalObserver;
   readonly observeUpstream: UpstreamObserver;
   readonly observeStore: StoreObserver;
+  /**
+   * One researcher QIDO-RS request (allowed or refused) by its token subject, counted once under each
+   * pseudonymous study it targets (`studies` empty: under `(none)`).
+   */
+  readonly observeQuery: (subject: string, studies: readonly string[]) => void;
+  /** A researcher QIDO-RS request refused by the per-subject rate limit (`qido.rateLimit`). */
+  readonly observeQueryRateLimited: (subject: string) => void;
 }
 
-export function createMetrics(): GatewayMetrics {
+export function createMetrics(options: { querySeriesCap?: number } = {}): GatewayMetrics {
+  const querySeriesCap = options.querySeriesCap ?? QUERY_SERIES_CAP;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
@@ -82,16 +107,37 @@ export function createMetrics(): GatewayMetrics {
     registers: [registry],
   });
 
+  const queriesPerStudy = new Counter({
+    name: 'deid_gateway_queries_per_study_total',
+    help: `Researcher QIDO-RS requests by token subject and pseudonymous StudyInstanceUID targeted (${NO_STUDY}: none; ${NOT_ISSUED}: only UIDs the gateway never issued; ${OTHER}: past ${querySeriesCap} series)`,
+    labelNames: ['subject', 'study'] as const,
+    registers: [registry],
+  });
+  const queriesLimited = new Counter({
+    name: 'deid_gateway_queries_rate_limited_total',
+    help: 'Researcher QIDO-RS requests refused by the per-subject rate limit (qido.rateLimit), by token subject',
+    labelNames: ['subject'] as const,
+    registers: [registry],
+  });
+  const querySeries = new Set<string>();
+  const limitedSubjects = new Set<string>();
+  /** Keeps a label combination if it is known or there is room; false once the cap is reached. */
+  const admit = (seen: Set<string>, key: string): boolean => {
+    if (seen.has(key)) return true;
+    if (seen.size >= querySeriesCap) return false;
+    seen.add(key);
+    return true;
+  };
+
   const middleware: RequestHandler = (req, res, next) => {
     const started = process.hrtime.bigint();
-    const sent = countBodyBytes(res);
     res.once('close', () => {
       const route = routeOf(req, res);
-      const role = roleOf(res);
+      const role = roleOf(res) ?? 'none';
       const method = METHODS.has(req.method) ? req.method : 'OTHER';
       requests.inc({ method, route, role, status: String(res.statusCode) });
       duration.observe({ method, route, role }, Number(process.hrtime.bigint() - started) / 1e9);
-      bytes.inc({ role }, sent());
+      bytes.inc({ role }, bodyBytes(req, res));
       if (!res.writableFinished) aborted.inc({ route, role });
     });
     next();
@@ -114,6 +160,14 @@ export function createMetrics(): GatewayMetrics {
     observeStore(operation, outcome, seconds) {
       store.observe({ operation, outcome }, seconds);
     },
+    observeQuery(subject, studies) {
+      for (const study of studies.length > 0 ? new Set(studies) : [NO_STUDY]) {
+        queriesPerStudy.inc({ subject, study: admit(querySeries, `${subject}\u0000${study}`) ? study : OTHER });
+      }
+    },
+    observeQueryRateLimited(subject) {
+      queriesLimited.inc({ subject: admit(limitedSubjects, subject) ? subject : OTHER });
+    },
   };
 }
 
@@ -134,40 +188,29 @@ function deidErrorCode(error: unknown, mapped?: MappedError): string | undefined
 }
 
 function routeOf(req: Request, res: Response): string {
-  const set = res.locals['route'];
-  if (typeof set === 'string') return set;
+  const set = requestState(res).route;
+  if (set !== undefined) return set;
   // Express's matched route: a pattern from our code (e.g. '/healthz'), never the concrete URL.
   const path = (req as { route?: { path?: unknown } }).route?.path;
   return typeof path === 'string' ? path : 'unmatched';
 }
 
-function roleOf(res: Response): string {
-  const role = res.locals['role'];
-  return typeof role === 'string' ? role : 'none';
-}
+/** RFC 9110 6.4.1: responses that never carry content whatever their headers say. */
+const NO_CONTENT = (method: string, status: number) => method === 'HEAD' || status < 200 || status === 204 || status === 304;
 
 /**
- * Counts the body bytes handed to `write`/`end` (relayed streams, de-identified rewrites, JSON).
- * The socket's own counter is shared by the requests of a keep-alive connection, so it is not used.
+ * The response's body bytes: as counted where its chunks were written (the DICOMweb writers in
+ * `dicomweb/response-writer.ts`: relayed streams, de-identified rewrites, STOW answers), or, for a body
+ * express sent whole (`res.json`, `res.send`, static files, which all declare it), its Content-Length
+ * once the response finished (RFC 9110 8.6). Never by wrapping `res.write`. The socket's own counter is
+ * shared by the requests of a keep-alive connection and includes headers, so it is not used.
  */
-function countBodyBytes(res: Response): () => number {
-  let total = 0;
-  const size = (chunk: unknown, encoding: unknown): number => {
-    if (typeof chunk === 'string') return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
-    if (chunk instanceof Uint8Array) return chunk.byteLength;
-    return 0;
-  };
-  const write = res.write;
-  const end = res.end;
-  res.write = function (this: Response, chunk: unknown, ...rest: unknown[]) {
-    total += size(chunk, rest[0]);
-    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as Response['write'];
-  res.end = function (this: Response, chunk?: unknown, ...rest: unknown[]) {
-    if (typeof chunk !== 'function') total += size(chunk, rest[0]);
-    return (end as (...a: unknown[]) => Response).call(this, chunk, ...rest);
-  } as Response['end'];
-  return () => total;
+function bodyBytes(req: Request, res: Response): number {
+  const counted = bodyBytesWritten(res);
+  if (counted !== undefined) return counted;
+  if (!res.writableFinished || NO_CONTENT(req.method, res.statusCode)) return 0;
+  const declared = Number(res.getHeader('content-length'));
+  return Number.isSafeInteger(declared) && declared > 0 ? declared : 0;
 }
 
 function isLoopback(address: string | undefined): boolean {
@@ -196,7 +239,7 @@ function checkToken(expected: string | undefined) {
 export function metricsRoute(metrics: GatewayMetrics, token: string | undefined): RequestHandler {
   const check = checkToken(token);
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
-    res.locals['route'] = '/metrics';
+    setRoute(res, '/metrics');
     try {
       check(req);
       const text = await metrics.registry.metrics();

@@ -4,10 +4,11 @@ import type { TokenVerifier } from '../auth/token.ts';
 import { EVENT_ID, REIDENTIFICATION } from '../audit/atna.ts';
 import { NoSubjectError, PseudonymUnknownError, RateLimitedError } from '../audit/errors.ts';
 import { KEYWORD_OF, parseReidentifyRequest, reidentify } from '../audit/reidentify.ts';
-import type { RateLimiter } from '../audit/token-bucket.ts';
+import type { RateLimiter } from './token-bucket.ts';
 import type { AuditTrail } from '../store/audit-trail.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
 import { actorOf, auditRefusal, stewardOnly } from './audit.ts';
+import { callerOf, requestState, setRoute } from './request-context.ts';
 
 export interface ReidentifyOptions {
   verify: TokenVerifier;
@@ -35,9 +36,9 @@ export function reidentifyRoutes(options: ReidentifyOptions): Router {
     ...stewardOnly(options.verify, options.roles, 'reidentify'),
     express.json({ limit: '64kb' }),
     async (req: Request, res: Response, next: NextFunction) => {
-      res.locals['route'] = '/reidentify';
+      setRoute(res, '/reidentify');
       try {
-        const subject = res.locals['subject'] as string | undefined;
+        const { subject } = callerOf(res);
         if (!subject) throw new NoSubjectError();
         const request = parseReidentifyRequest(req.body, options.maxItems);
         const taken = options.limiter.take(subject, request.items.length);
@@ -58,7 +59,7 @@ export function reidentifyRoutes(options: ReidentifyOptions): Router {
         // The trail lives in the store's database: one flush makes these records durable (power loss
         // included) before any original is disclosed.
         await options.store.sync();
-        res.locals['audited'] = true;
+        requestState(res).audited = true;
         if (status === 404) throw new PseudonymUnknownError(request.items[0]?.kind ?? 'value');
         res.setHeader('cache-control', 'no-store');
         if (request.single) {

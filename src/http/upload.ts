@@ -4,23 +4,26 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import multer from 'multer';
 import { treatmentFor, type RoleOptions } from '../auth/role.ts';
 import type { TokenVerifier } from '../auth/token.ts';
-import type { Role } from '../config/schema.ts';
-import { BadRequestError, DeidentificationUnavailableError, DicomwebError } from '../dicomweb/errors.ts';
+import { DeidentificationUnavailableError, DicomwebError } from '../dicomweb/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
 import { FailureReason, storePart, type StowView } from '../dicomweb/stow.ts';
+import { streamLifetime } from '../dicomweb/stream-lifetime.ts';
 import type { AuditTrail } from '../store/audit-trail.ts';
 import { auditTransaction } from './audit.ts';
 import { authenticate } from './auth.ts';
+import { HttpRequestError } from './errors.ts';
+import { callerOf, requestState, setRoute } from './request-context.ts';
 
 const ASSETS = new URL('./upload-page/', import.meta.url);
 const asset = (name: string) => readFileSync(new URL(name, ASSETS));
 
+/** What the page shows for each PS3.18 I.2.2 Failure Reason `storePart` gives. */
 const REASONS: Record<number, string> = {
   [FailureReason.cannotUnderstand]: 'not a DICOM file the gateway can de-identify (0xC000)',
   [FailureReason.dataSetDoesNotMatchSopClass]: 'the file lacks the identifiers its SOP Class needs (0xA900)',
-  [FailureReason.processingFailure]: 'the PACS could not store it (0x0110)',
+  [FailureReason.processingFailure]: 'not stored: the gateway or the PACS failed while processing it; try again later (0x0110)',
   [FailureReason.sopClassNotSupported]: 'not application/dicom (0x0122)',
-  [FailureReason.outOfResources]: 'too large (0xA700)',
+  [FailureReason.outOfResources]: 'not stored: the gateway is out of resources; try again later (0xA700)',
 };
 
 /** The upload page is a store by another door: audited as STOW is, an Import (PS3.15 A.5.3, Data Import). */
@@ -45,7 +48,9 @@ class DeidentifyingStorage implements multer.StorageEngine {
   _handleFile(req: Request, file: Express.Multer.File, cb: (error?: unknown, info?: Partial<Express.Multer.File>) => void): void {
     const session = sessions.get(req) ?? savingSession(this.view);
     sessions.set(req, session);
-    storePart(this.view, session, { body: file.stream }, undefined).then(
+    // The caller leaving aborts the file in flight and its upstream store (one stream lifetime per request).
+    const signal = req.res ? streamLifetime(req.res).signal : undefined;
+    storePart(this.view, session, { body: file.stream }, undefined, signal).then(
       (result) => {
         const outcome: FileResult = result.stored
           ? { outcome: 'stored', studyInstanceUID: result.stored.study, sopInstanceUID: result.stored.sopInstance }
@@ -89,10 +94,10 @@ export function uploadRoutes(options: {
     '/upload',
     authenticate(options.verify, options.roles),
     (req: Request, res: Response, next: NextFunction) => {
-      res.locals['route'] = '/upload';
+      setRoute(res, '/upload');
       auditTransaction(options.audit, UPLOAD_ROUTE, req, res);
       try {
-        if (treatmentFor(res.locals['role'] as Role, 'store') !== 'deidentified' || !engine) {
+        if (treatmentFor(callerOf(res).role, 'store') !== 'deidentified' || !engine) {
           throw new DeidentificationUnavailableError('the upload page');
         }
         next();
@@ -105,11 +110,11 @@ export function uploadRoutes(options: {
         if (error) {
           // busboy reports a broken form as a plain Error: that is the caller's bad input.
           const ours = error instanceof DicomwebError || (error as { name?: unknown }).name === 'MulterError';
-          return next(ours ? error : new BadRequestError('UPLOAD_BAD_FORM', 'the upload form is malformed'));
+          return next(ours ? error : new HttpRequestError('UPLOAD_BAD_FORM', 'the upload form is malformed', { cause: error }));
         }
         const files = ((req.files as Express.Multer.File[] | undefined) ?? []).map((f) => (f as unknown as { outcome: FileResult }).outcome);
         // Nothing stored is a refused Import, as STOW's 409 is (PS3.15 A.5.1: 4, minor failure).
-        if (!files.some((f) => f.outcome === 'stored')) res.locals['auditOutcome'] = 4;
+        if (!files.some((f) => f.outcome === 'stored')) requestState(res).auditOutcome = 4;
         res.json({ files });
       });
     },

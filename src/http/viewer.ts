@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { setRoute } from './request-context.ts';
 
 /** Where the viewer is served. OHIF's own routes (`/`, `/viewer`, …) live below it. */
 export const VIEWER_PATH = '/viewer';
@@ -87,7 +88,7 @@ export function viewerRoutes(options: ViewerOptions): Router {
   const rewritten = new Map<string, Rewritten | null>();
 
   router.use((req, res, next) => {
-    res.locals['route'] = VIEWER_PATH;
+    setRoute(res, VIEWER_PATH);
     const dest = req.headers['sec-fetch-dest'];
     res.setHeader('Content-Security-Policy', dest === 'worker' || dest === 'sharedworker' ? VIEWER_WORKER_CSP : VIEWER_CSP);
     res.vary('Sec-Fetch-Dest'); // the same chunk can be a worker's script or not: never cache one policy for both

@@ -17,6 +17,44 @@ export type EventActionCode = 'C' | 'R' | 'U' | 'D' | 'E';
 /** PS3.15 A.5.1 EventOutcomeIndicator: 0 success, 4 minor failure, 8 serious failure, 12 major failure. */
 export type EventOutcomeIndicator = 0 | 4 | 8 | 12;
 
+/** PS3.4 C.2.2.2 matching: universal (empty), single value, list (a UID list, or values separated by a backslash), wild card, range. */
+export type MatchingMode = 'universal' | 'single' | 'list' | 'wildcard' | 'range';
+
+/** Written where the caller sent something that is not a keyword, a tag or a valid control value. */
+export const INVALID = '(invalid)';
+/** Written for a UID the gateway never issued as a pseudonym (it may be an original: never kept). */
+export const NOT_ISSUED = '(not issued)';
+
+/** One matching key of a QIDO-RS request. */
+export interface QueryKey {
+  /** The attribute's PS3.6 keyword (a tag key normalised, a sequence path dotted), or `(invalid)`. */
+  readonly keyword: string;
+  readonly mode: MatchingMode;
+  /**
+   * StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID only: the UIDs asked, each a pseudonym the
+   * gateway issued, or `(not issued)` / `(invalid)`. No other value the caller sent is kept.
+   */
+  readonly values?: readonly string[];
+  /** Values past the cap, not listed. */
+  readonly valuesOmitted?: number;
+}
+
+/**
+ * ATNA ParticipantObjectQuery (PS3.15 A.5.3.12 Query), described instead of copied: the keys and how
+ * they match, the PS3.18 8.3.4 control parameters, never the values (they may be originals tried as an
+ * oracle), but for pseudonymous UIDs.
+ */
+export interface QueryDescription {
+  readonly keys: readonly QueryKey[];
+  /** Keys past the cap, not listed. */
+  readonly keysOmitted?: number;
+  readonly limit?: number | typeof INVALID;
+  readonly offset?: number | typeof INVALID;
+  readonly fuzzymatching?: boolean | typeof INVALID;
+  /** Keywords, `all`, or `(invalid)`. */
+  readonly includefield?: readonly string[];
+}
+
 export interface AuditEvent {
   /** EventDateTime. */
   readonly eventDateTime: Date;
@@ -37,6 +75,10 @@ export interface AuditEvent {
   readonly participantObjectId?: string;
   /** What ParticipantObjectID is: a DICOM keyword (`StudyInstanceUID`) or the pseudonym kind. */
   readonly participantObjectIdTypeCode?: string;
+  /** The pseudonymous SeriesInstanceUID targeted (ATNA's study participant object has no series of its own). */
+  readonly seriesInstanceUid?: string;
+  /** ParticipantObjectQuery: what a QIDO-RS request asked (keys and matching modes, never its values). */
+  readonly participantObjectQuery?: QueryDescription;
   /** The request id the gateway log carries, to join the two. */
   readonly requestId?: string;
 }
@@ -76,6 +118,9 @@ export interface AuditRow {
   participant_object_id: string | null;
   participant_object_id_type_code: string | null;
   request_id: string | null;
+  series_instance_uid: string | null;
+  /** JSON: text in SQLite, jsonb (parsed by pg) in PostgreSQL. */
+  participant_object_query: string | QueryDescription | null;
 }
 
 /** The columns, in the order `auditValues` gives them. */
@@ -92,6 +137,17 @@ export const AUDIT_COLUMNS = [
   'participant_object_id',
   'participant_object_id_type_code',
   'request_id',
+  'series_instance_uid',
+  'participant_object_query',
+] as const;
+
+/**
+ * Columns added after the first release, with their SQL type per backend: each store adds the missing
+ * ones to an existing table at start (ALTER TABLE … ADD COLUMN), so an older trail keeps its records.
+ */
+export const AUDIT_ADDED_COLUMNS = [
+  { name: 'series_instance_uid', sqlite: 'TEXT', postgres: 'text' },
+  { name: 'participant_object_query', sqlite: 'TEXT', postgres: 'jsonb' },
 ] as const;
 
 const encodeCode = (c: CodedValue): string => [c.code, c.codingScheme, c.meaning].join('^');
@@ -114,6 +170,8 @@ export function auditValues(e: AuditEvent): Array<string | number | null> {
     e.participantObjectId ?? null,
     e.participantObjectIdTypeCode ?? null,
     e.requestId ?? null,
+    e.seriesInstanceUid ?? null,
+    e.participantObjectQuery ? JSON.stringify(e.participantObjectQuery) : null,
   ];
 }
 
@@ -132,5 +190,12 @@ export function auditRecordOf(row: AuditRow): AuditRecord {
     ...(row.participant_object_id !== null ? { participantObjectId: row.participant_object_id } : {}),
     ...(row.participant_object_id_type_code !== null ? { participantObjectIdTypeCode: row.participant_object_id_type_code } : {}),
     ...(row.request_id !== null ? { requestId: row.request_id } : {}),
+    ...(row.series_instance_uid !== null ? { seriesInstanceUid: row.series_instance_uid } : {}),
+    ...(row.participant_object_query !== null
+      ? {
+          participantObjectQuery:
+            typeof row.participant_object_query === 'string' ? (JSON.parse(row.participant_object_query) as QueryDescription) : row.participant_object_query,
+        }
+      : {}),
   };
 }

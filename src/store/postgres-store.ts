@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
+import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
 import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
 
@@ -34,8 +34,12 @@ const SCHEMA = `
     http_status                     smallint NOT NULL,
     participant_object_id           text,
     participant_object_id_type_code text,
-    request_id                      text
+    request_id                      text,
+    series_instance_uid             text,
+    participant_object_query        jsonb
   );
+  -- A trail created by an older release gains the columns added since.
+  ${AUDIT_ADDED_COLUMNS.map((c) => `ALTER TABLE audit_event ADD COLUMN IF NOT EXISTS ${c.name} ${c.postgres};`).join('\n  ')}
   CREATE INDEX IF NOT EXISTS audit_event_time ON audit_event (event_date_time);
   -- Append-only: the trail is evidence. (Also grant the gateway's database role INSERT and SELECT only.)
   CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
-import { AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
+import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
 
 /**
  * The embedded default: one SQLite file in the data dir (better-sqlite3, built from source at install).
@@ -47,7 +47,9 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
         http_status                     INTEGER NOT NULL,
         participant_object_id           TEXT,
         participant_object_id_type_code TEXT,
-        request_id                      TEXT
+        request_id                      TEXT,
+        series_instance_uid             TEXT,
+        participant_object_query        TEXT
       );
       CREATE INDEX IF NOT EXISTS audit_event_time ON audit_event (event_date_time);
       -- Append-only: the trail is evidence; nothing in the gateway may rewrite it.
@@ -56,6 +58,7 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
       CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
         BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
     `);
+    addMissingAuditColumns(db);
   } catch (cause) {
     throw new StoreError('STORE_OPEN_FAILED', 'the pseudonym store could not be opened', { cause });
   }
@@ -122,6 +125,14 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
       db.close();
     },
   };
+}
+
+/** A trail created by an older release gains the columns added since (its records keep NULL there). */
+function addMissingAuditColumns(db: Database.Database): void {
+  const present = new Set((db.pragma('table_info(audit_event)') as Array<{ name: string }>).map((c) => c.name));
+  for (const column of AUDIT_ADDED_COLUMNS) {
+    if (!present.has(column.name)) db.exec(`ALTER TABLE audit_event ADD COLUMN ${column.name} ${column.sqlite}`);
+  }
 }
 
 async function fsyncFile(path: string): Promise<void> {

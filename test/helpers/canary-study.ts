@@ -5,6 +5,14 @@
 // (ISO_IR 100, PS3.5 6.1.2.3), in a safe private block (PS3.15 Table E.3.10-1) and an unsafe one, in an
 // overlay group (60xx) and a retired curve group (50xx, from the PS3.6 (50xx,eeee) entries).
 //
+// Beside the table (issue 13, finding 5; PS3.15 Table E.1-1 Note 1): every PS3.6 attribute that the table
+// does not list and whose VR can carry identity (src/deid/identity-safe-list.ts IDENTITY_VRS) holds a
+// canary too, at the top level and at depth 3; the (60xx,eeee) ones in the overlay group, the (50xx,eeee)
+// ones in the curve group; a few encoded with a VR that PS3.6 does not give them (placement 'misencoded').
+// Those on the reviewed safe list are the positive control (kept); all others must never appear, but for
+// dates the temporal options keep (Full Dates) and names, emptied. File Meta (0002) is left out: the
+// writer makes its own.
+//
 // How each VR's canary is found in response bytes (`findCanaries`):
 //   text VRs (AE CS LO LT PN SH ST UC UR UT): `CANARY` + 5 digits, found by one regex;
 //   UI: `1.2.826.0.1.3680043.10.543.` + 5 digits;
@@ -21,6 +29,7 @@ import path from 'node:path';
 import type { DataElement, Dataset } from '../../src/dicom/dataset.ts';
 import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts';
 import { padValue } from '../../src/dicom/vr.ts';
+import { IDENTITY_VRS, identitySafeEntry } from '../../src/deid/identity-safe-list.ts';
 import { TABLE_E1_1_OPTION_COLUMNS } from '../../src/deid/profile-table.generated.ts';
 
 const STANDARD = path.resolve(import.meta.dirname, '../../../shared/standard');
@@ -41,6 +50,7 @@ interface DictRow {
   readonly keyword: string | null;
   readonly vr: string | null;
   readonly retired: boolean;
+  readonly part: string;
 }
 interface SafePrivateRow {
   readonly tag: string;
@@ -49,7 +59,7 @@ interface SafePrivateRow {
 }
 
 export type ScanKind = 'text' | 'uid' | 'date' | 'time' | 'ds' | 'is' | 'as' | 'binary' | 'none';
-export type Placement = 'top' | 'depth-3' | 'sequence-item' | 'charset-item' | 'private-safe' | 'private-unsafe' | 'overlay' | 'curve';
+export type Placement = 'top' | 'depth-3' | 'sequence-item' | 'charset-item' | 'private-safe' | 'private-unsafe' | 'overlay' | 'curve' | 'misencoded';
 
 export interface CanaryEntry {
   /** The searched form (regex family key), unique per canary. */
@@ -70,6 +80,13 @@ export interface CanaryEntry {
    */
   readonly enclosing?: { readonly row: string; readonly basic: string; readonly options: Readonly<Partial<Record<OptionColumn, 'K' | 'C'>>> };
   readonly scan: ScanKind;
+  /**
+   * For an attribute Table E.1-1 does not list (Note 1), whether the reviewed safe list keeps it; `row`
+   * is then the attribute's own tag (or, in the overlay and curve groups, the row that takes the group)
+   * and `basic` what the Note 1 rule does: K safe, X removed, Z a name, X with Full Dates K and Modified
+   * Dates C for a date.
+   */
+  readonly outsideTable?: 'safe' | 'removed';
   /** Extra byte forms searched with Buffer.includes (binary: raw and base64; Latin-1 text). */
   readonly needles: readonly Buffer[];
 }
@@ -82,6 +99,9 @@ export interface CanaryStudy {
   readonly sopInstanceUIDs: readonly string[];
   /** Rows of Table E.1-1 left out, with the reason. */
   readonly skipped: readonly { readonly row: string; readonly reason: string }[];
+  /** PS3.6 attributes outside Table E.1-1 whose VR can carry identity, as printed; each has canaries or a reason. */
+  readonly outsideTable: readonly string[];
+  readonly outsideTableSkipped: readonly { readonly tag: string; readonly reason: string }[];
 }
 
 const CT_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
@@ -94,6 +114,11 @@ const BINARY_VRS = new Set(['OB', 'OW', 'UN', 'OD', 'OF', 'OL', 'OV']);
 const DEPTH_CHAIN = ['(0040,0260)', '(0040,A043)', '(0040,08EA)']; // PerformedProtocolCode > ConceptNameCode > MeasurementUnitsCode
 const CHARSET_PARENT = '(0008,9215)'; // DerivationCodeSequence
 const CODE_MEANING = '(0008,0104)';
+// A code sequence the table does not list, holding the misencoded canaries; and those canaries: Device ID
+// (LO) as binary and as CS, a date (DA) as LO (no longer a date that Full Dates keeps).
+const MISENCODED_PARENT = '(0008,2218)'; // AnatomicRegionSequence
+const MISENCODED: readonly (readonly [string, string])[] = [['(0018,1003)', 'OB'], ['(0010,0033)', 'CS'], ['(0014,1020)', 'LO']];
+const TEXT_VALUE = '(0040,A160)'; // cleaned by the gateway's supplement (profile.ts SUPPLEMENT_CLEAN), never kept
 const REFERENCED_SOP_INSTANCE_UID = '(0008,1155)';
 const LATIN1_SUFFIX = ' Àé';
 
@@ -109,6 +134,13 @@ function firstVr(vr: string): string {
   const first = vr.split(' or ')[0] ?? 'UN';
   return first === 'OB' && vr.includes('OW') ? 'OW' : first;
 }
+/** What the Note 1 rule does with an attribute outside the table (derived from the safe list and the VR, not from the engine). */
+function outsideTableCode(tag: string, vr: string): Pick<CanaryEntry, 'basic' | 'options' | 'outsideTable'> {
+  if (identitySafeEntry(tagNumber(tag)) !== undefined) return { basic: 'K', options: {}, outsideTable: 'safe' };
+  if (tag === TEXT_VALUE) return { basic: 'C', options: {}, outsideTable: 'removed' };
+  if (vr === 'DA' || vr === 'DT') return { basic: 'X', options: { retainLongitudinalTemporalFullDates: 'K', retainLongitudinalTemporalModifiedDates: 'C' }, outsideTable: 'removed' };
+  return { basic: vr === 'PN' ? 'Z' : 'X', options: {}, outsideTable: 'removed' };
+}
 function sorted(dataset: Dataset): Dataset {
   return dataset.sort((a, b) => (a.tag >>> 0) - (b.tag >>> 0));
 }
@@ -120,7 +152,7 @@ export function makeCanaryStudy(): CanaryStudy {
   const safePrivate = JSON.parse(readFileSync(path.join(STANDARD, 'ps3.15-table-e3.10-1-safe-private.json'), 'utf8')) as SafePrivateRow[];
   const dict = new Map(dictionary.map((d) => [d.tag, d]));
   const tableTags = new Set(table.map((r) => r.tag));
-  for (const t of [...DEPTH_CHAIN, CHARSET_PARENT, CODE_MEANING]) {
+  for (const t of [...DEPTH_CHAIN, CHARSET_PARENT, CODE_MEANING, MISENCODED_PARENT, ...MISENCODED.map(([t]) => t)]) {
     if (tableTags.has(t)) throw new Error(`canary study: container ${t} is in Table E.1-1`);
   }
 
@@ -226,7 +258,8 @@ export function makeCanaryStudy(): CanaryStudy {
             placement: 'sequence-item',
             row: t,
             keyword: kw,
-            basic: innerRow?.basic ?? 'K', // not in the table: the dictionary keeps it (Table E.1-1 Note 1)
+            // Code Meaning is not in the table: the safe list keeps it (Note 1).
+            basic: innerRow?.basic ?? outsideTableCode(t, innerVr).basic,
             options: innerRow ? optionsOf(innerRow) : {},
             enclosing,
           }));
@@ -242,8 +275,29 @@ export function makeCanaryStudy(): CanaryStudy {
   // 1. Top level: every exact row.
   const top = tableElements('', 'top', { sequences: true });
 
-  // 2. Depth 3: every exact row again (sequences included), three kept sequences down.
+  // 1b. Outside the table (Note 1): every PS3.6 data element whose VR can carry identity, one canary each
+  //     (a repeating `xx` element nibble as 1); (50xx) and (60xx) ones go to the curve and overlay groups.
+  const outsideTable = dictionary.filter((d) => d.part === 'PS3.6' && !tableTags.has(d.tag) && (d.vr ?? '').split(' or ').some((v) => IDENTITY_VRS.has(v)));
+  const outsideTableSkipped: { tag: string; reason: string }[] = [];
+  const outsideElements = (prefix: string, placement: Placement): Dataset => {
+    const out: Dataset = [];
+    for (const d of outsideTable) {
+      if (d.tag.startsWith('(50xx,') || d.tag.startsWith('(60xx,')) continue; // sections 5 and 6
+      if (d.tag.startsWith('(0002,')) {
+        if (placement === 'top') outsideTableSkipped.push({ tag: d.tag, reason: 'File Meta (the writer makes its own)' });
+        continue;
+      }
+      const t = d.tag.replace('x', '1');
+      const vr = firstVr(d.vr as string);
+      out.push(el(tagNumber(t), vr, value(vr, { path: `${prefix}${t}`, placement, row: d.tag, keyword: d.keyword ?? '', ...outsideTableCode(d.tag, vr) })));
+    }
+    return out;
+  };
+  top.push(...outsideElements('', 'top'));
+
+  // 2. Depth 3: every exact row again (sequences included) and every attribute of 1b, three kept sequences down.
   const depth3 = tableElements(`${DEPTH_CHAIN.map((t) => `${t}>`).join('')}`, 'depth-3', { sequences: true });
+  depth3.push(...outsideElements(`${DEPTH_CHAIN.map((t) => `${t}>`).join('')}`, 'depth-3'));
   let nested: DataElement = { tag: tagNumber(DEPTH_CHAIN[2] as string), vr: 'SQ', items: [sorted(depth3)] };
   nested = { tag: tagNumber(DEPTH_CHAIN[1] as string), vr: 'SQ', items: [[nested]] };
   nested = { tag: tagNumber(DEPTH_CHAIN[0] as string), vr: 'SQ', items: [[nested]] };
@@ -253,6 +307,13 @@ export function makeCanaryStudy(): CanaryStudy {
   const charsetItem = tableElements(`${CHARSET_PARENT}>`, 'charset-item', { sequences: false, textOnly: true, latin1: true });
   charsetItem.push(plain('(0008,0005)', 'CS', 'ISO_IR 100'));
   top.push({ tag: tagNumber(CHARSET_PARENT), vr: 'SQ', items: [sorted(charsetItem)] });
+
+  // 3b. Misencoded VRs in the item of a kept code sequence: the PS3.6 VR counts as well as the encoded one.
+  const misencoded = MISENCODED.map(([t, vr]) => {
+    const d = dict.get(t) as DictRow;
+    return el(tagNumber(t), vr, value(vr, { path: `${MISENCODED_PARENT}>${t}`, placement: 'misencoded', row: t, keyword: d.keyword ?? '', basic: 'X', options: {}, outsideTable: 'removed' }));
+  });
+  top.push({ tag: tagNumber(MISENCODED_PARENT), vr: 'SQ', items: [sorted(misencoded)] });
 
   // 4. Private blocks: the first text-VR attribute of Table E.3.10-1 in its block (PS3.5 7.8.1), and an
   //    unsafe block whose creator and values are canaries. Table E.1-1 private row: basic X, Safe Private C.
@@ -275,6 +336,13 @@ export function makeCanaryStudy(): CanaryStudy {
     const vr = firstVr(dict.get(row.tag)?.vr ?? 'OW');
     top.push(el(tagNumber(t), vr, value(vr, { path: t, placement: 'overlay', row: row.tag, keyword: row.keyword, basic: row.basic, options: optionsOf(row) })));
   }
+  // Outside the table (Note 1): the (60xx,eeee) text entries, which go with Overlay Data (its row governs them).
+  const overlayRow = table.find((r) => r.tag === '(60xx,3000)') as TableRow;
+  for (const d of outsideTable.filter((e) => e.tag.startsWith('(60xx,'))) {
+    const t = `(6000,${d.tag.slice(6, 10)})`;
+    const vr = firstVr(d.vr as string);
+    top.push(el(tagNumber(t), vr, value(vr, { path: t, placement: 'overlay', row: overlayRow.tag, keyword: d.keyword ?? '', basic: overlayRow.basic, options: optionsOf(overlayRow), outsideTable: 'removed' })));
+  }
   top.push(el(tagNumber('(6000,0010)'), 'US', Buffer.from([16, 0])), el(tagNumber('(6000,0011)'), 'US', Buffer.from([16, 0])));
   top.push(plain('(6000,0040)', 'CS', 'G'), el(tagNumber('(6000,0050)'), 'SS', Buffer.from([1, 0, 1, 0])));
   top.push(el(tagNumber('(6000,0100)'), 'US', Buffer.from([1, 0])), el(tagNumber('(6000,0102)'), 'US', Buffer.from([0, 0])));
@@ -285,7 +353,8 @@ export function makeCanaryStudy(): CanaryStudy {
     const vr = firstVr(d.vr as string);
     if (!TEXT_VRS.has(vr) && !BINARY_VRS.has(vr)) continue;
     const t = `(5000,${d.tag.slice(6, 10)})`;
-    top.push(el(tagNumber(t), vr, value(vr, { path: t, placement: 'curve', row: curveRow.tag, keyword: d.keyword ?? '', basic: curveRow.basic, options: optionsOf(curveRow) })));
+    const outside = outsideTable.includes(d) ? { outsideTable: 'removed' as const } : {}; // (50xx) Note 1 entries: the curve row governs them
+    top.push(el(tagNumber(t), vr, value(vr, { path: t, placement: 'curve', row: curveRow.tag, keyword: d.keyword ?? '', basic: curveRow.basic, options: optionsOf(curveRow), ...outside })));
   }
 
   // 7. The image: a CT-like 16x16 MONOCHROME2 frame (PS3.3 C.7.6.3), values 0..255 (no canary bytes).
@@ -330,7 +399,7 @@ export function makeCanaryStudy(): CanaryStudy {
       encodeDataset(dataset, { explicitVr: true, littleEndian: true }),
     ]);
   });
-  return { instances, canaries, studyInstanceUID: text(0x0020000d), sopInstanceUIDs: sopUids, skipped };
+  return { instances, canaries, studyInstanceUID: text(0x0020000d), sopInstanceUIDs: sopUids, skipped, outsideTable: outsideTable.map((d) => d.tag), outsideTableSkipped };
 }
 
 // --- finding canaries in bytes ------------------------------------------------------------------
@@ -364,10 +433,12 @@ export function findCanaries(bytes: Buffer, canaries: readonly CanaryEntry[]): C
  *   - C replaces it, except that Modified Dates keeps times of day (TM: E.3.6 shifts dates only);
  *   - the private row is X; Retain Safe Private keeps the attributes of Table E.3.10-1 (safe block);
  *   - inside the item of a listed sequence, the value can only survive when the profile recurses into
- *     that sequence (its code K, C, U or X/Z/U*) and the value's own action keeps it.
+ *     that sequence (its code K, C, U or X/Z/U*) and the value's own action keeps it;
+ *   - outside the table (Note 1), `basic` holds the rule's code: kept only when safe-listed, or a date
+ *     under Full Dates; never when encoded with a VR PS3.6 does not give the attribute.
  */
 export function keptByDesign(c: CanaryEntry, options: readonly OptionColumn[]): boolean {
-  if (c.placement === 'private-unsafe' || c.placement === 'overlay' || c.placement === 'curve') return false;
+  if (c.placement === 'private-unsafe' || c.placement === 'overlay' || c.placement === 'curve' || c.placement === 'misencoded') return false;
   if (c.placement === 'private-safe') return options.includes('retainSafePrivate');
   if (c.enclosing) {
     const outer = effectiveCode(c.enclosing.basic, c.enclosing.options, options);

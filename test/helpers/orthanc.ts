@@ -1,11 +1,14 @@
-import { loadIntoOrthanc, startOrthanc, type OrthancProcess } from '../../src/demo/orthanc-process.ts';
+import { loadIntoOrthanc, startOrthanc, type OrthancOptions, type OrthancProcess } from '../../src/demo/orthanc-process.ts';
 import { readDicomFiles, samplesDir } from '../../src/demo/samples.ts';
 
 export type { OrthancProcess };
 
-/** A real Orthanc on loopback with a temp store, optionally loaded with every shared sample. */
-export async function startTestOrthanc(options: { loadSamples?: boolean } = {}) {
-  const orthanc = await startOrthanc();
+/**
+ * A real Orthanc on loopback with a temp store, optionally loaded with every shared sample; `extraConfig`
+ * is merged into its configuration (see `OrthancOptions`).
+ */
+export async function startTestOrthanc(options: { loadSamples?: boolean; extraConfig?: OrthancOptions['extraConfig'] } = {}) {
+  const orthanc = await startOrthanc({ extraConfig: options.extraConfig });
   const loaded = options.loadSamples
     ? await loadIntoOrthanc(orthanc.httpUrl, readDicomFiles(samplesDir()))
     : { stored: [], refused: [] };

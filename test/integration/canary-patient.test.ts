@@ -3,6 +3,9 @@
 // back through every researcher route; every byte of every answer is searched for every canary. Only the
 // canaries the configured PS3.15 options keep by design (derived from the table, not from the engine)
 // may appear. The uploader's STOW is checked the same way on what Orthanc stored.
+// Issue 13, finding 5 (Table E.1-1 Note 1): every PS3.6 attribute outside the table whose VR can carry
+// identity holds a canary too; only those on the reviewed safe list (src/deid/identity-safe-list.ts),
+// and dates under Full Dates, may appear, and the safe ones must (the positive control).
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,16 +59,41 @@ describe('the canary patient: no canary of Table E.1-1 reaches a researcher or t
   });
 
   test('the generator covers every row of the table, and the scanner finds every scannable canary in the originals', () => {
-    const rows = new Set(study.canaries.map((c) => c.enclosing?.row ?? c.row));
+    // Canaries of attributes outside the table (Note 1) carry their own tag as row, but in the overlay
+    // and curve groups, whose table rows govern them.
+    const tableCanaries = study.canaries.filter((c) => c.outsideTable === undefined || c.placement === 'overlay' || c.placement === 'curve');
+    const rows = new Set(tableCanaries.map((c) => c.enclosing?.row ?? c.row));
     assert.equal(rows.size + study.skipped.length, 657, 'every row of Table E.1-1 (2026d) has a canary or a reason');
     assert.deepEqual(study.skipped.map((s) => s.row).sort(), ['(0000,1000)', '(0000,1001)', '(0002,0003)']);
     const scannable = study.canaries.filter((c) => c.scan !== 'none');
     const found = new Set(findCanaries(Buffer.concat([...study.instances]), study.canaries));
     assert.deepEqual(scannable.filter((c) => !found.has(c)), []);
-    for (const placement of ['top', 'depth-3', 'sequence-item', 'charset-item', 'private-safe', 'private-unsafe', 'overlay', 'curve']) {
+    for (const placement of ['top', 'depth-3', 'sequence-item', 'charset-item', 'private-safe', 'private-unsafe', 'overlay', 'curve', 'misencoded']) {
       assert.ok(study.canaries.some((c) => c.placement === placement), placement);
     }
     assert.equal(study.canaries.filter((c) => c.scan === 'none').every((c) => c.vr === 'US'), true, 'only US values go unscanned');
+  });
+
+  test('every PS3.6 attribute outside Table E.1-1 whose VR can carry identity has a canary at the top level and at depth 3, or a reason', () => {
+    assert.equal(study.outsideTable.length, 509, 'PS3.6 2026c against Table E.1-1 2026d');
+    const skipped = new Set(study.outsideTableSkipped.map((s) => s.tag));
+    assert.ok([...skipped].every((t) => t.startsWith('(0002,')), 'only File Meta is left out');
+    const missing: string[] = [];
+    for (const tag of study.outsideTable) {
+      if (skipped.has(tag)) continue;
+      const grouped = tag.startsWith('(50xx,') || tag.startsWith('(60xx,');
+      const here = study.canaries.filter((c) => c.outsideTable !== undefined && (grouped ? c.path.slice(5, 10) === tag.slice(5, 10) && c.path.slice(1, 3) === tag.slice(1, 3) : c.row === tag));
+      const where = new Set(here.map((c) => c.placement));
+      if (grouped ? where.size === 0 : !(where.has('top') && where.has('depth-3'))) missing.push(`${tag} in ${[...where].join(',') || 'nothing'}`);
+    }
+    assert.deepEqual(missing, []);
+    // Finding 5's own examples (the order and issuer sequences hold (0040,0031/0032), which are here).
+    for (const tag of ['(0010,0033)', '(0010,0034)', '(0074,100A)', '(0074,100C)', '(0040,0031)', '(0040,0032)', '(0018,1003)']) {
+      assert.ok(study.canaries.some((c) => c.row === tag && c.placement === 'top' && c.outsideTable === 'removed'), tag);
+    }
+    assert.deepEqual(study.canaries.filter((c) => c.placement === 'misencoded').map((c) => `${c.row} ${c.vr}`), ['(0018,1003) OB', '(0010,0033) CS', '(0014,1020) LO']);
+    const safe = study.canaries.filter((c) => c.outsideTable === 'safe');
+    assert.ok(safe.length > 100 && safe.every((c) => keptByDesign(c, [])), 'the safe list is the positive control');
   });
 
   for (const set of OPTION_SETS) {
@@ -144,6 +172,7 @@ describe('the canary patient: no canary of Table E.1-1 reaches a researcher or t
         const missing = keptScannable.filter((c) => !inPart10.has(c));
         assert.deepEqual(missing.map((c) => `${c.id} ${c.path}`), [], 'a value the profile keeps is missing from the retrieved instances');
         if (set.options.length > 0) assert.ok(keptScannable.length > 0, 'this option set keeps some canaries');
+        assert.ok(keptScannable.some((c) => c.outsideTable === 'safe'), 'the safe list outside Table E.1-1 is kept');
 
         // 3. The second oracle: scan-leaks.py over the originals and every answer.
         const out = join(work, `answers-${OPTION_SETS.indexOf(set)}`);

@@ -38,15 +38,9 @@ describe('the clinician sees the PACS untouched', () => {
     let notUids = 0;
     for (const { study, series, instance } of instances) {
       const path = `/studies/${study}/series/${series}/instances/${instance}`;
-      if (![study, series, instance].every((uid) => /^[0-9.]{1,64}$/.test(uid))) {
-        // A sample with no Study/Series UID gets an Orthanc-made hash as its "UID" (PS3.5 9.1 forbids
-        // it); the gateway refuses that as a bad UID rather than relaying it.
-        const res = await fetch(gateway.base + path, { headers: { authorization: clinician } });
-        assert.equal(res.status, 400, path);
-        await res.arrayBuffer();
-        notUids++;
-        continue;
-      }
+      // bad_sequence.dcm's "UIDs" are SHA-256 hex (PS3.5 9.1 forbids it); Orthanc lists and serves it,
+      // so the clinician gets it too, byte for byte like the rest (issue 14: no stricter than the PACS).
+      if (![study, series, instance].every((uid) => /^[0-9.]{1,64}$/.test(uid))) notUids++;
       const direct = await fetch(orthanc.dicomWebUrl + path, { headers: { accept: ALL_TS } });
       const viaGateway = await fetch(gateway.base + path, { headers: { accept: ALL_TS, authorization: clinician } });
       const [a, b] = [await direct.arrayBuffer(), await viaGateway.arrayBuffer()];
@@ -65,8 +59,8 @@ describe('the clinician sees the PACS untouched', () => {
         relayedErrors++;
       }
     }
-    assert.equal(identical + relayedErrors + notUids, instances.length);
-    assert.ok(notUids <= 1 && relayedErrors <= 2, `${notUids} without UIDs, ${relayedErrors} upstream errors`);
+    assert.equal(identical + relayedErrors, instances.length);
+    assert.ok(notUids === 1 && relayedErrors <= 2, `${notUids} without UIDs, ${relayedErrors} upstream errors`);
   });
 
   test('the retrieved Part 10 bytes are the very file that was loaded', async () => {
@@ -165,17 +159,18 @@ describe('the clinician sees the PACS untouched', () => {
   });
 
   test('bad path parameters are refused with 400 before anything goes upstream', async () => {
-    for (const path of [
-      '/studies/1.2.abc',
-      `/studies/${'1.'.repeat(32)}1`,
-      '/studies/1.2%2F..%2F..%2Finstances',
-      '/studies/1.2/series/3.4/instances/5.6/frames/0',
-      '/studies/1.2/series/3.4/instances/5.6/frames/1,x',
+    for (const [path, code] of [
+      // A UID's grammar is the PACS's business for the clinician (issue 14); safety is the gateway's.
+      ['/studies/1.2;abc', 'DICOMWEB_BAD_PARAMETER'],
+      [`/studies/${'1.'.repeat(64)}1`, 'DICOMWEB_BAD_PARAMETER'],
+      ['/studies/1.2%2F..%2F..%2Finstances', 'DICOMWEB_BAD_PATH'], // an encoded `/` is refused before decoding
+      ['/studies/1.2/series/3.4/instances/5.6/frames/0', 'DICOMWEB_BAD_PARAMETER'],
+      ['/studies/1.2/series/3.4/instances/5.6/frames/1,x', 'DICOMWEB_BAD_PARAMETER'],
     ]) {
       const res = await fetch(gateway.base + path, { headers: { authorization: clinician } });
       assert.equal(res.status, 400, path);
       const body = (await res.json()) as { error: { code: string } };
-      assert.equal(body.error.code, 'DICOMWEB_BAD_PARAMETER');
+      assert.equal(body.error.code, code, path);
     }
   });
 

@@ -109,10 +109,11 @@ describe('metrics', () => {
     const meta = await fetch(`${gateway.base}/studies/${pseudonym}/metadata`, { headers: { authorization: `Bearer ${researcher}` } });
     assert.equal(meta.status, 200);
     researcherBytes += (await meta.arrayBuffer()).byteLength;
+    let clinicianBytes = 0;
     for (let i = 0; i < 2; i++) {
       const res = await fetch(`${gateway.base}/studies/${MR_SMALL_STUDY}/metadata`, { headers: { authorization: `Bearer ${clinician}` } });
       assert.equal(res.status, 200);
-      await res.arrayBuffer();
+      clinicianBytes += (await res.arrayBuffer()).byteLength;
     }
     const anonymous = await fetch(`${gateway.base}/studies`);
     assert.equal(anonymous.status, 401);
@@ -125,6 +126,9 @@ describe('metrics', () => {
     assert.equal(delta({ method: 'GET', route: '/studies/:study/metadata', role: 'clinician', status: '200' }), 2);
     assert.equal(delta({ method: 'GET', route: 'unmatched', role: 'none', status: '401' }), 1);
     assert.equal(delta({ role: 'researcher' }, 'deid_gateway_response_bytes_total'), researcherBytes);
+    // Relayed bodies are counted where the relay writes them; express's own (the 401) by their Content-Length.
+    assert.equal(delta({ role: 'clinician' }, 'deid_gateway_response_bytes_total'), clinicianBytes);
+    assert.ok(delta({ role: 'none' }, 'deid_gateway_response_bytes_total') > 0, 'the 401 body');
     assert.ok(delta({ method: 'GET', route: '/studies', role: 'researcher' }, 'deid_gateway_http_request_duration_seconds_count') === 3);
     // 3 QIDO + 1 metadata (researcher) + 2 metadata (clinician) went to the PACS.
     assert.ok(delta({ method: 'GET', outcome: '200' }, 'deid_gateway_upstream_duration_seconds_count') >= 6);

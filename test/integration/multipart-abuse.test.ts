@@ -92,6 +92,7 @@ describe('multipart abuse: STOW bodies from an uploader', () => {
     const cases: { name: string; body: Buffer; type: string; code: string }[] = [
       { name: 'a boundary that is not in the body', body: Buffer.concat([part(CANARY_DICOM), close]), type: related('not-the-boundary'), code: 'STOW_BAD_MULTIPART' },
       { name: 'no boundary parameter', body: Buffer.concat([part(CANARY_DICOM), close]), type: 'multipart/related; type="application/dicom"', code: 'STOW_NO_BOUNDARY' },
+      { name: 'a boundary over the 200-character cap', body: Buffer.concat([part(CANARY_DICOM), close]), type: related('b'.repeat(201)), code: 'STOW_BOUNDARY_TOO_LONG' },
       { name: 'a missing close delimiter', body: part(CANARY_DICOM), type: related(), code: 'STOW_BAD_MULTIPART' },
       { name: 'a body cut inside the part', body: part(CANARY_DICOM).subarray(0, 3000), type: related(), code: 'STOW_BAD_MULTIPART' },
       { name: 'a delimiter without CRLF after it', body: Buffer.concat([Buffer.from(`--${BOUNDARY}Content-Type: application/dicom\r\n\r\n`), CANARY_DICOM, Buffer.from('\r\n'), close]), type: related(), code: 'STOW_BAD_MULTIPART' },

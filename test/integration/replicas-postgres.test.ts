@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { keyedUid } from '../../src/deid/pseudonym.ts';
 import { StoreError } from '../../src/store/errors.ts';
 import { openPostgresStore } from '../../src/store/postgres-store.ts';
 import type { Mapping } from '../../src/store/pseudonym-store.ts';
@@ -151,8 +152,16 @@ describe('two gateway replicas share one PostgreSQL store', () => {
   test('many clients saving overlapping batches at once lose nothing, duplicate nothing and never deadlock; a colliding pseudonym is refused exactly once', async () => {
     const clients = await Promise.all(Array.from({ length: 12 }, () => openPostgresStore({ url: db.url, poolMax: 3 })));
     try {
+      // The earlier tests saved real keyed pseudonyms in this store. A keyed UID is `2.25.<n>`, one arc
+      // after 2.25 (PS3.5 B.2; keyedUid in src/deid/pseudonym.ts), so the hand-made ones below take a
+      // further arc (`2.25.900.<i>`): no keyed UID equals one or matches LIKE '2.25.900.%'.
       const keysN = 400;
-      const all: Mapping[] = Array.from({ length: keysN }, (_, i) => ({ kind: 'uid', pseudonym: `2.25.900${i}`, original: `1.2.900.${i}` }));
+      const all: Mapping[] = Array.from({ length: keysN }, (_, i) => ({ kind: 'uid', pseudonym: `2.25.900.${i}`, original: `1.2.900.${i}` }));
+      // What made the count flaky: a real keyed UID whose digits happen to begin with 900 (about 1 in 3,400 do).
+      const secret = Buffer.from('a-secret-for-this-test');
+      let n = 0;
+      while (!keyedUid(secret, `1.2.3.${n}`).startsWith('2.25.900')) n++;
+      await clients[0]?.save([{ kind: 'uid', pseudonym: keyedUid(secret, `1.2.3.${n}`), original: `1.2.3.${n}` }]);
       // Each client saves overlapping slices, half of them in reverse order (the order that deadlocks unsorted inserts).
       const saves = clients.flatMap((store, c) =>
         Array.from({ length: 6 }, (_, j) => {
@@ -163,9 +172,9 @@ describe('two gateway replicas share one PostgreSQL store', () => {
       );
       saves.push(...clients.map((store) => store.save(all)));
       await Promise.all(saves);
-      const held = await db.query<{ pseudonym: string; original: string }>(`SELECT pseudonym, original FROM pseudonym WHERE pseudonym LIKE '2.25.900%'`);
+      const held = await db.query<{ pseudonym: string; original: string }>(`SELECT pseudonym, original FROM pseudonym WHERE pseudonym LIKE '2.25.900.%'`);
       assert.equal(held.rows.length, keysN);
-      for (const row of held.rows) assert.equal(row.original, `1.2.900.${row.pseudonym.slice('2.25.900'.length)}`);
+      for (const row of held.rows) assert.equal(row.original, `1.2.900.${row.pseudonym.slice('2.25.900.'.length)}`);
 
       // Fresh keys each round, the same batch forwards and backwards from every client at the same moment:
       // inserted unsorted, such batches wait on each other's rows and deadlock.
@@ -178,7 +187,7 @@ describe('two gateway replicas share one PostgreSQL store', () => {
 
       // The same pseudonym for two originals, from two clients at once, ten times: one wins, one is refused.
       for (let round = 0; round < 10; round++) {
-        const p = `2.25.777${round}`;
+        const p = `2.25.777.${round}`;
         const outcomes = await Promise.allSettled(
           clients.slice(0, 2).map((store, i) => store.save([{ kind: 'uid', pseudonym: p, original: `1.2.777.${round}.${i}` }])),
         );
@@ -191,10 +200,10 @@ describe('two gateway replicas share one PostgreSQL store', () => {
       }
       // A batch with one colliding pair is refused whole, as the SQLite store does.
       await assert.rejects(
-        clients[0]?.save([{ kind: 'uid', pseudonym: '2.25.5550', original: '1.2.555' }, { kind: 'uid', pseudonym: '2.25.9000', original: '9.9' }]) ?? Promise.resolve(),
+        clients[0]?.save([{ kind: 'uid', pseudonym: '2.25.555.0', original: '1.2.555' }, { kind: 'uid', pseudonym: '2.25.900.0', original: '9.9' }]) ?? Promise.resolve(),
         (e: unknown) => e instanceof StoreError && e.code === 'STORE_PSEUDONYM_COLLISION',
       );
-      assert.equal(await clients[1]?.originalOf('uid', '2.25.5550'), undefined);
+      assert.equal(await clients[1]?.originalOf('uid', '2.25.555.0'), undefined);
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makeKeys, memoryOf, signToken, spawnGateway } from '../helpers/gateway.ts';
+import { boundaryOf } from '../helpers/multipart.ts';
 import { CINE_SOP_INSTANCE_UID, listInstances, startTestOrthanc, type InstanceRef, type OrthancProcess } from '../helpers/orthanc.ts';
 
 const ALL_TS = 'multipart/related; type="application/dicom"; transfer-syntax=*';
@@ -53,28 +54,25 @@ describe('streaming holds', () => {
     assert.ok(growth < 80 * MB, `RSS grew by ${(growth / MB).toFixed(1)} MiB`);
   });
 
-  test('clinician study retrieval through the gateway keeps pace with Orthanc direct (ratio measured in one run)', async (t) => {
+  // Throughput against Orthanc direct is a timing: `npm run bench` reports it (clinician/direct, medians of
+  // interleaved rounds). Here only what holds without a clock: the bytes, and (above) the memory.
+  test('clinician study retrieval through the gateway is byte for byte what Orthanc sends', async () => {
     const path = `/studies/${cine.study}`;
-    const time = async (base: string, headers: Record<string, string>) => {
-      const t0 = process.hrtime.bigint();
-      const n = await drain(await fetch(base + path, { headers: { ...headers, accept: ALL_TS } }));
-      return { n, s: Number(process.hrtime.bigint() - t0) / 1e9 };
+    const direct = await fetch(orthanc.dicomWebUrl + path, { headers: { accept: ALL_TS } });
+    const viaGateway = await fetch(gateway.base + path, { headers: { authorization, accept: ALL_TS } });
+    assert.equal(direct.status, 200);
+    assert.equal(viaGateway.status, 200);
+    // Orthanc draws a new multipart boundary for every response: the one thing two retrievals differ in.
+    const normalized = async (res: Response): Promise<Buffer> => {
+      const boundary = boundaryOf(res.headers.get('content-type'));
+      return Buffer.from(Buffer.from(await res.arrayBuffer()).toString('latin1').replaceAll(boundary, 'BOUNDARY'), 'latin1');
     };
-    const direct: number[] = [];
-    const viaGateway: number[] = [];
-    for (let i = 0; i < 15; i++) {
-      // Interleaved, so both see the same machine noise.
-      const d = await time(orthanc.dicomWebUrl, {});
-      const g = await time(gateway.base, { authorization });
-      assert.equal(g.n > 0 && d.n > 0, true);
-      direct.push(d.n / d.s);
-      viaGateway.push(g.n / g.s);
-    }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-    const ratio = median(viaGateway) / median(direct);
-    t.diagnostic(
-      `median throughput: direct ${(median(direct) / MB).toFixed(0)} MiB/s, gateway ${(median(viaGateway) / MB).toFixed(0)} MiB/s, ratio ${ratio.toFixed(2)}`,
+    const [d, g] = await Promise.all([normalized(direct), normalized(viaGateway)]);
+    assert.ok(d.length > 1.8 * 1e6, 'the cine study carries the whole instance');
+    assert.equal(
+      viaGateway.headers.get('content-type')?.replace(boundaryOf(viaGateway.headers.get('content-type')), 'BOUNDARY'),
+      direct.headers.get('content-type')?.replace(boundaryOf(direct.headers.get('content-type')), 'BOUNDARY'),
     );
-    assert.ok(ratio > 0.5, `gateway/direct throughput ratio ${ratio.toFixed(2)}`);
+    assert.ok(g.equals(d), `gateway ${g.length} bytes, direct ${d.length} bytes`);
   });
 });

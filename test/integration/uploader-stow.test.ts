@@ -194,6 +194,9 @@ describe('the uploader’s STOW is de-identified before it reaches the PACS', ()
       const health = await fetch(`${gw.url}/healthz`);
       assert.equal(health.status, 200);
       await health.arrayBuffer();
+      // A caller that went away is neither the PACS's failure nor the gateway's: nothing logged as an error.
+      const failures = gw.logs().split('\n').filter((l) => l.includes('"level":50'));
+      assert.deepEqual(failures, []);
     } finally {
       await gw.close();
       await fresh.orthanc.stop();

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { keyedUid } from '../../src/deid/pseudonym.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { assertHealthy, closeServer, readBody } from '../helpers/http.ts';
 import { CINE_SOP_INSTANCE_UID, listInstances, startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
@@ -206,13 +208,20 @@ describe('upstream faults seen by a researcher (and the clinician beside)', () =
     if (upstream) await closeServer(upstream);
   });
 
+  /** What a client accepts for the resource (PS3.18 8.7.3): frames and bulkdata, instances, or DICOM JSON. */
+  const acceptFor = (path: string) =>
+    /\/(frames|bulk)\//.test(path)
+      ? 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+      : path.startsWith('/studies/') && !path.endsWith('/metadata')
+        ? 'multipart/related; type="application/dicom"; transfer-syntax=*'
+        : 'application/dicom+json';
   const get = async (path: string, authorization: string) => {
-    const res = await fetch(gateway.base + path, {
-      headers: { authorization, accept: path.startsWith('/studies/') ? 'multipart/related; type="application/dicom"; transfer-syntax=*' : 'application/dicom+json' },
-    });
+    const res = await fetch(gateway.base + path, { headers: { authorization, accept: acceptFor(path) } });
     const { outcome, body } = await readBody(res);
     return { status: res.status, outcome, body: body.toString('latin1'), contentType: res.headers.get('content-type') };
   };
+  /** The keyed pseudonym of an original UID, as the gateway issues it (its QIDO above saved them). */
+  const pseudo = (uid: string) => keyedUid(readFileSync(gateway.keys.secretFile), uid);
   const errorCode = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
   const healthy = () => assertHealthy(gateway.url);
 
@@ -286,6 +295,22 @@ describe('upstream faults seen by a researcher (and the clinician beside)', () =
     const stalled = await get('/studies', researcher);
     assert.ok(stalled.status === 504 || (stalled.status === 200 && stalled.outcome === 'aborted'), `${stalled.status} ${stalled.outcome}`);
     if (stalled.status === 200) assert.doesNotMatch(stalled.body, /\]\s*$/, 'a cut JSON array is never closed');
+    await healthy();
+  });
+
+  test('a frame or bulkdata answer that holds a whole instance (or DICOM JSON) is refused, never passed through', async () => {
+    const instancePath = `${studyPath}/series/${pseudo(ORIGINAL.series)}/instances/${pseudo(ORIGINAL.instance)}`;
+    for (const partType of ['application/dicom', 'application/dicom+json', 'text/plain']) {
+      fault = (res) => {
+        res.writeHead(200, { 'content-type': 'multipart/related; type="application/octet-stream"; boundary=xyz' });
+        res.end(`--xyz\r\nContent-Type: ${partType}\r\n\r\n${SECRET}\r\n--xyz--\r\n`);
+      };
+      for (const path of [`${instancePath}/frames/1`, `${instancePath}/bulk/7FE00010`]) {
+        const r = await get(path, researcher);
+        assert.equal(r.status, 502, `${path} (${partType})`);
+        assert.ok(!r.body.includes(SECRET), `${path}: a ${partType} part is not passed through`);
+      }
+    }
     await healthy();
   });
 

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { TokenInvalidError, TokenMissingError } from '../../../src/auth/errors.ts';
-import { createTokenVerifier, loadPublicKeyFile } from '../../../src/auth/token.ts';
+import { createTokenVerifier } from '../../../src/auth/token.ts';
+import { loadPublicKeyFile } from '../../../src/config/public-key-file.ts';
 import { makeKeys } from '../../helpers/gateway.ts';
 
 const common = { issuer: 'https://idp', audience: 'gw', clockToleranceSec: 5, maxTokenBytes: 16_384 };

@@ -68,6 +68,9 @@ test('conformance (markdown, the default) for the uploader follows that role\'s 
   assert.match(stdout, /- Mode: fresh/);
   assert.match(stdout, /\| retainLongitudinalTemporalModifiedDates \| no \|/);
   assert.match(stdout, /\| \(0008,0020\) \| StudyDate \| DA \| Z \| basic \| empty \(zero length\) \|/);
+  assert.match(stdout, /^## Safe list: attributes outside Table E\.1-1 kept although their VR can carry identity \(\d+\)$/m);
+  assert.match(stdout, /^\| \(0008,0104\) \| CodeMeaning \| LO \| coded entry .* \| keep \|$/m);
+  assert.match(stdout, /Standard attributes Table E\.1-1 does not list \(Note 1\): removed when their VR can carry identity/);
 });
 
 test('a bad role is a usage error (2); a config without deid is a config error (78)', async () => {

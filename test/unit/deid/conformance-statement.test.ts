@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import { CATEGORIES, conformanceStatement, statementMarkdown } from '../../../src/deid/conformance.ts';
 import { createPolicy } from '../../../src/deid/deidentify.ts';
+import { IDENTITY_SAFE_LIST } from '../../../src/deid/identity-safe-list.ts';
 
 const secret = 'a-test-secret-of-enough-length!!';
 
@@ -71,4 +72,31 @@ test('the markdown lists every attribute under its category, with the options ta
   assert.equal(tableRows.length, s.attributes.length + s.otherAttributes.length);
   assert.ok(md.includes('| (0008,1030) | StudyDescription | replace:CT \\| head |'), 'a | in a value is escaped');
   assert.ok(!md.includes('Rendered images'), 'rendered pixels are a researcher matter');
+});
+
+test('the statement prints the safe list of Table E.1-1 Note 1 and says that other identity-capable attributes outside the table are removed', () => {
+  const basic = conformanceStatement(createPolicy({ secret }));
+  assert.equal(basic.identitySafeList.length, IDENTITY_SAFE_LIST.length);
+  assert.ok(basic.identitySafeList.every((r) => r.effect === 'keep' && r.reason.length > 20), 'every safe attribute is kept, with its reason');
+  const code = basic.identitySafeList.find((r) => r.keyword === 'CodeValue');
+  assert.deepEqual([code?.tag, code?.vr, code?.category], ['(0008,0100)', 'SH', 'coded']);
+  const rule = basic.rules.find((r) => r.includes('(Note 1)')) ?? '';
+  assert.match(rule, /removed when their VR can carry identity \(PN LO SH ST LT UT UC UR AE DA DT/);
+  assert.match(rule, new RegExp(`except the ${IDENTITY_SAFE_LIST.length} technical attributes of the reviewed safe list`));
+  assert.match(rule, /dates \(DA, DT\) are removed/);
+  assert.ok(basic.rules.some((r) => /Retain Device Identity does not keep Device ID \(0018,1003\)/.test(r)));
+  assert.match(conformanceStatement(createPolicy({ secret, profile: { retainLongitudinalTemporalModifiedDates: true } })).rules.find((r) => r.includes('(Note 1)')) ?? '', /shifted with the others/);
+  assert.match(conformanceStatement(createPolicy({ secret, profile: { retainLongitudinalTemporalFullDates: true } })).rules.find((r) => r.includes('(Note 1)')) ?? '', /kept \(Full Dates\)/);
+
+  // An override applies to a safe attribute like to any other; the list shows the effect in force.
+  const custom = conformanceStatement(createPolicy({ secret, overrides: { Manufacturer: 'remove', DeviceID: 'keep' } }));
+  assert.equal(custom.identitySafeList.find((r) => r.keyword === 'Manufacturer')?.effect, 'remove');
+  assert.equal(custom.otherAttributes.find((r) => r.keyword === 'DeviceID')?.category, 'kept');
+  assert.equal(conformanceStatement(createPolicy({ secret })).otherAttributes.find((r) => r.keyword === 'DeviceID'), undefined);
+
+  const md = statementMarkdown(basic);
+  assert.ok(md.includes(`## Safe list: attributes outside Table E.1-1 kept although their VR can carry identity (${IDENTITY_SAFE_LIST.length})`));
+  const safeRows = md.split('\n').filter((l) => /^\| \(/.test(l) && l.split(' | ').length === 5);
+  assert.equal(safeRows.length, IDENTITY_SAFE_LIST.length);
+  assert.ok(md.includes('| (0020,1040) | PositionReferenceIndicator | LO | '), 'a row per safe attribute');
 });

@@ -30,10 +30,44 @@ test('partial DA and DT keep their precision, anchored mid-period', () => {
   assert.equal(shiftDT('202003', -20), '202002');
 });
 
-test('DT keeps time, fraction and timezone suffix; TM is not a date', () => {
-  assert.equal(shiftDT('20200301123000.123456+0100', -1), '20200229123000.123456+0100');
-  assert.equal(shiftDT('20200301-0500', -1), '20200229-0500');
+test('DT keeps time and fraction and drops its UTC offset suffix, so Timezone Offset From UTC governs it', () => {
+  assert.equal(shiftDT('20200301123000.123456+0100', -1), '20200229123000.123456');
+  assert.equal(shiftDT('20200301123000.5-0500', -1), '20200229123000.5');
+  assert.equal(shiftDT('20200301123000+1400', -1), '20200229123000'); // the easternmost offset PS3.5 6.2 allows
+  assert.equal(shiftDT('20200301123000-1200', -1), '20200229123000'); // the westernmost
+  assert.equal(shiftDT('20200301123000+0000', -1), '20200229123000');
+  assert.equal(shiftDT('20200301123000-0000', -1), '20200229123000'); // forbidden spelling of UTC, still read
+  assert.equal(shiftDT('20200301123000.123456', -1), '20200229123000.123456'); // no suffix: as before
   assert.equal(shiftDT('2020030112', 2), '2020030312');
+  assert.equal(shiftDT('20200301123000+0100 ', -1), '20200229123000'); // Part 10 padding
+});
+
+test('a DT offset outside -1200..+1400 or with minutes above 59 is not read (the value is emptied)', () => {
+  assert.equal(shiftDT('20200301123000+1401', -1), undefined);
+  assert.equal(shiftDT('20200301123000-1201', -1), undefined);
+  assert.equal(shiftDT('20200301123000+0160', -1), undefined);
+  assert.equal(shiftDT('20200301123000+01', -1), undefined);
+  assert.equal(shiftDateValue('20200301123000+1500-20200302', 'DT', -1), undefined);
+});
+
+test('a DT with a suffix keeps its precision: the suffix is not a component (PS3.5 6.2)', () => {
+  assert.equal(shiftDT('2007-0500', -400), '2006'); // "2007-0500 is a legal value"
+  assert.equal(shiftDT('2020+1400', -200), '2019');
+  assert.equal(shiftDT('202003+0100', -20), '202002');
+  assert.equal(shiftDT('20200301-0500', -1), '20200229');
+  assert.equal(shiftDT('2020030112+0530', -1), '2020022912');
+  assert.equal(shiftDT('202003011230-0930', -1), '202002291230');
+  assert.equal(shiftDT('20200301123059.1+0100', -1), '20200229123059.1');
+});
+
+test('near midnight the date is not moved across the day by the offset: it stays with its DA sibling', () => {
+  // Converting to UTC would give 20200228233000 and 20200301043000 and so reveal the original offset
+  // as the difference to the DA + TM pair, which keeps its local wall clock.
+  const acquisitionDate = shiftDA('20200301', -1)!;
+  assert.equal(shiftDT('20200301003000+0100', -1), `${acquisitionDate}003000`);
+  assert.equal(shiftDT('20200301233000-0500', -1), `${acquisitionDate}233000`);
+  assert.equal(shiftDT('20200101000000.000001+1400', -1), '20191231000000.000001');
+  assert.equal(shiftDT('20201231235959.999999-1200', 1), '20210101235959.999999');
 });
 
 test('date ranges shift both ends, open ends stay open', () => {
@@ -41,7 +75,10 @@ test('date ranges shift both ends, open ends stay open', () => {
   assert.equal(shiftDateValue('-20200301', 'DA', -1), '-20200229');
   assert.equal(shiftDateValue('20200101-', 'DA', -1), '20191231-');
   assert.equal(shiftDateValue('20200101120000-20200102', 'DT', -1), '20191231120000-20200101');
-  assert.equal(shiftDateValue('20200101120000+0100-20200102120000-0500', 'DT', 1), '20200102120000+0100-20200103120000-0500');
+  assert.equal(shiftDateValue('20200101120000+0100-20200102120000-0500', 'DT', 1), '20200102120000-20200103120000');
+  assert.equal(shiftDateValue('2020+0100-202103-0500', 'DT', -200), '2019-202008');
+  assert.equal(shiftDateValue('20200101120000.5+1400-', 'DT', -1), '20191231120000.5-');
+  assert.equal(shiftDateValue('-20200102-0500', 'DT', -1), '-20200101');
   assert.equal(shiftDateValue('-', 'DA', -1), undefined);
 });
 

@@ -156,8 +156,48 @@ test('every pseudonym made is returned as a pair for the caller to persist', () 
   assert.equal(kinds.get(UID.study), 'uid');
   assert.equal(kinds.get(UID.referenced), 'uid');
   assert.equal(kinds.get('MRN-0042'), 'patientId');
-  assert.equal(kinds.get('Roe^Jane=ロエ^ジェーン'), 'patientName');
+  assert.equal(kinds.get('PatientID=MRN-0042'), 'patientName'); // the name's pseudonym stands for the patient
   assert.equal(kinds.get('ACC778899'), 'accessionNumber');
+});
+
+test('one patient, one name pseudonym, however a representation spells the name', () => {
+  const nameOf = (out: DicomJsonDataset) => (out['00100010']!.Value![0] as { Alphabetic: string }).Alphabetic;
+  const withName = (name: unknown, patientId?: string): DicomJsonDataset => {
+    const ds = sampleDataset();
+    ds['00100010'] = { vr: 'PN', Value: [name as string] };
+    if (patientId === undefined) delete ds['00100020'];
+    else ds['00100020'] = { vr: 'LO', Value: [patientId] };
+    return ds;
+  };
+  // chrH32 as Orthanc's study-level QIDO (ISO_IR 100, characters lost), its /metadata, and as read from Part 10.
+  const spellings = [
+    { Alphabetic: '^', Ideographic: ';3ED^B@O:', Phonetic: '$d$^$@^$?$m$&' },
+    { Alphabetic: 'ﾔﾏﾀﾞ^ﾀﾛｳ', Ideographic: ';3ED^B@O:', Phonetic: '$d$^$@^$?$m$&' },
+    { Alphabetic: 'ﾔﾏﾀﾞ^ﾀﾛｳ', Ideographic: '山田^太郎', Phonetic: 'やまだ^たろう' },
+  ];
+  const names = new Set(spellings.map((pn) => nameOf(deidentifyJson(policy(), withName(pn, 'H32EXAMPLE')))));
+  assert.equal(names.size, 1);
+  assert.match([...names][0]!, /^ANON\^[A-Z2-7]{12}$/);
+  assert.notEqual(nameOf(deidentifyJson(policy(), withName(spellings[2], 'OTHER'))), [...names][0], 'another patient, another name');
+  // Without a Patient ID: the name, normalised as PS3.5 6.2 allows, and nothing more.
+  const noId = (pn: unknown) => nameOf(deidentifyJson(policy(), withName(pn)));
+  assert.equal(noId('Doe^John^^='), noId(' Doe^John'));
+  assert.notEqual(noId('Doe^John'), noId('DOE^JOHN'));
+  assert.notEqual(noId('Doe^John'), nameOf(deidentifyJson(policy(), withName('Doe^John', 'P1'))));
+  // An empty name stays empty: nothing is invented.
+  assert.deepEqual(deidentifyJson(policy(), withName(null, 'P1'))['00100010'], { vr: 'PN', Value: [null] });
+});
+
+test('a PatientName inside a sequence item is keyed on its own name, never on the top-level Patient ID', () => {
+  const session = createSession(policy());
+  session.beginDataset('MRN-0042');
+  const top = session.decide({ tag: 0x00100010, vr: 'PN', path: [] }, [{ Alphabetic: 'Someone^Else' }]);
+  const nested = session.decide({ tag: 0x00100010, vr: 'PN', path: [0x0040a730] }, [{ Alphabetic: 'Someone^Else' }]);
+  assert.equal(top.op, 'replace');
+  assert.equal(nested.op, 'replace');
+  assert.notDeepEqual(top, nested);
+  const bases = session.pairs().filter((p) => p.kind === 'patientName').map((p) => p.original);
+  assert.deepEqual(bases, ['PatientID=MRN-0042', 'PatientName=Someone^Else']);
 });
 
 test('Retain Safe Private keeps listed attributes by creator and offset, with their creators only', () => {
@@ -311,4 +351,22 @@ test('for any identity values, none survives Basic de-identification of the JSON
     }),
     { numRuns: 100 },
   );
+});
+
+test('under Modified Dates a DT loses its offset suffix and agrees with its DA + TM pair under Timezone Offset From UTC +0000', () => {
+  // PS3.3 C.12.1.1.8: (0008,0201) is the zone of DA, TM and of DT without an explicit offset.
+  const ds: DicomJsonDataset = {
+    '00080022': { vr: 'DA', Value: ['20200301'] }, // AcquisitionDate
+    '0008002A': { vr: 'DT', Value: ['20200301003000.25+0100'] }, // AcquisitionDateTime, 30 min after local midnight
+    '00080032': { vr: 'TM', Value: ['003000.25'] }, // AcquisitionTime
+    '00080201': { vr: 'SH', Value: ['+0100'] },
+    '00100020': { vr: 'LO', Value: ['MRN-0042'] },
+  };
+  const out = deidentifyJson(policy({ profile: { retainLongitudinalTemporalModifiedDates: true } }), ds);
+  const date = out['00080022']!.Value![0] as string;
+  const time = out['00080032']!.Value![0] as string;
+  assert.notEqual(date, '20200301');
+  assert.deepEqual(out['00080201'], { vr: 'SH', Value: ['+0000'] });
+  assert.deepEqual(out['0008002A'], { vr: 'DT', Value: [`${date}${time}`] });
+  assert.ok(!JSON.stringify(out).includes('+0100'));
 });

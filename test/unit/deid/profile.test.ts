@@ -6,9 +6,9 @@ import {
   compileProfile,
   isStandardTag,
   overridesKeepingBasicRemoved,
-  parseTag,
   resolveCompoundCode,
 } from '../../../src/deid/profile.ts';
+import { parseTag } from '../../../src/dicom/tag.ts';
 import { TABLE_E1_1 } from '../../../src/deid/profile-table.generated.ts';
 
 const basic = compileProfile();

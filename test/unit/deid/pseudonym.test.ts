@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { Pseudonymizer, keyedUid } from '../../../src/deid/pseudonym.ts';
+import { IDENTITY_ATTRIBUTES, Pseudonymizer, identityAttribute, keyedUid, normalizePersonName, patientNameBasis } from '../../../src/deid/pseudonym.ts';
+import { lookup } from '../../../src/dicom/dictionary.ts';
 
 const secret = Buffer.from('a-test-secret-of-enough-length!!');
 const other = Buffer.from('another-secret-of-enough-length!');
@@ -23,10 +24,10 @@ test('UIDs are the same with the same secret and differ with another secret', ()
 
 test('identity codes fit their VR: ASCII, PatientID and AccessionNumber within 16, PN as ANON^code', () => {
   const p = new Pseudonymizer(secret);
-  assert.match(p.patientId('PAT-001'), /^[A-Z2-7]{16}$/);
-  assert.match(p.accessionNumber('ACC123456'), /^[A-Z2-7]{16}$/);
-  assert.match(p.otherPatientId('OTHER-9'), /^[A-Z2-7]{16}$/);
-  assert.match(p.patientName('Doe^John'), /^ANON\^[A-Z2-7]{12}$/);
+  assert.match(p.identity('patientId', 'PAT-001'), /^[A-Z2-7]{16}$/);
+  assert.match(p.identity('accessionNumber', 'ACC123456'), /^[A-Z2-7]{16}$/);
+  assert.match(p.identity('otherPatientId', 'OTHER-9'), /^[A-Z2-7]{16}$/);
+  assert.match(p.identity('patientName', patientNameBasis('PAT-001', 'Doe^John')), /^ANON\^[A-Z2-7]{12}$/);
   assert.match(p.value('free text', 16), /^[A-Z2-7]{16}$/);
 });
 
@@ -34,7 +35,7 @@ test('each pseudonym is recorded once as a pair with its kind and original', () 
   const p = new Pseudonymizer(secret);
   const uid = p.uid('1.2.3');
   p.uid('1.2.3');
-  const id = p.patientId('PAT-001');
+  const id = p.identity('patientId', 'PAT-001');
   assert.deepEqual(p.pairs(), [
     { kind: 'uid', pseudonym: uid, original: '1.2.3' },
     { kind: 'patientId', pseudonym: id, original: 'PAT-001' },
@@ -48,7 +49,40 @@ test('fresh mode is consistent within a session and differs across sessions', ()
   assert.equal(a.uid('1.2.3'), a.uid('1.2.3'));
   assert.notEqual(a.uid('1.2.3'), b.uid('1.2.3'));
   assert.notEqual(a.uid('1.2.3'), deterministic.uid('1.2.3'));
-  assert.notEqual(a.patientId('P1'), b.patientId('P1'));
+  assert.notEqual(a.identity('patientId', 'P1'), b.identity('patientId', 'P1'));
   assert.equal(a.fresh, true);
   assert.equal(deterministic.fresh, false);
+});
+
+test('each identity attribute is named once, with its PS3.6 keyword, and its code fits the VR', () => {
+  const maxLength: Record<string, number> = { LO: 64, SH: 16, PN: 64 - 'ANON^'.length };
+  for (const a of IDENTITY_ATTRIBUTES) {
+    const entry = lookup(a.tag);
+    assert.equal(entry?.keyword, a.keyword);
+    assert.ok(a.codeLength <= (maxLength[entry?.vrs[0] ?? ''] ?? 0), a.keyword);
+    assert.equal(identityAttribute(a.tag), a);
+  }
+  assert.equal(new Set(IDENTITY_ATTRIBUTES.map((a) => a.kind)).size, IDENTITY_ATTRIBUTES.length);
+  assert.deepEqual(IDENTITY_ATTRIBUTES.filter((a) => a.mapsBack).map((a) => a.keyword), ['PatientID', 'AccessionNumber']);
+});
+
+test('a name pseudonym is keyed on the Patient ID when there is one, on the normalised name otherwise', () => {
+  assert.equal(patientNameBasis(' H32EXAMPLE ', 'ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎'), 'PatientID=H32EXAMPLE');
+  assert.equal(patientNameBasis('H32EXAMPLE', '^=;3ED^B@O:'), 'PatientID=H32EXAMPLE', 'whatever the spelling');
+  assert.equal(patientNameBasis('', 'Doe^John'), 'PatientName=Doe^John');
+  assert.equal(patientNameBasis(undefined, 'Doe^John'), 'PatientName=Doe^John');
+  const p = new Pseudonymizer(secret);
+  assert.notEqual(p.identity('patientName', patientNameBasis('X', 'A')), p.identity('patientName', patientNameBasis('', 'X')), 'an ID and a name never share a basis');
+});
+
+test('name normalisation removes only what PS3.5 6.2 calls insignificant', () => {
+  assert.equal(normalizePersonName('Doe^John^^='), 'Doe^John');
+  assert.equal(normalizePersonName(' Doe ^ John =^='), 'Doe^John');
+  assert.equal(normalizePersonName('Hong^Gildong=^=^'), 'Hong^Gildong');
+  assert.equal(normalizePersonName('^^'), '');
+  assert.equal(normalizePersonName('=Yamada'), '=Yamada', 'an interior empty group stays');
+  assert.equal(normalizePersonName('Buc^Je\u0301ro\u0302me'), 'Buc^J\u00e9r\u00f4me', 'NFC');
+  assert.notEqual(normalizePersonName('DOE^JOHN'), normalizePersonName('Doe^John'), 'case is significant');
+  assert.notEqual(normalizePersonName('ﾔﾏﾀﾞ'), normalizePersonName('ヤマダ'), 'width is significant');
+  assert.notEqual(normalizePersonName('Wang^XiaoDong=王^小東'), normalizePersonName('Wang^XiaoDong=王^小东'));
 });

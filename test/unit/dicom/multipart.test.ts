@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { boundaryFrom, closeDelimiter, mediaTypeParameter, MultipartError, PART_END, partHead, readMultipart } from '../../../src/dicom/multipart.ts';
+import { MultipartError } from '../../../src/dicom/errors.ts';
+import { boundaryFrom, closeDelimiter, MAX_BOUNDARY_LENGTH, mediaTypeParameter, PART_END, partHead, readMultipart } from '../../../src/dicom/multipart.ts';
 
 function* chunked(bytes: Buffer, sizes: number[]): Generator<Buffer> {
   let at = 0;
@@ -74,5 +75,30 @@ describe('multipart/related', () => {
     assert.throws(() => boundaryFrom('multipart/related'), MultipartError);
     assert.equal(mediaTypeParameter('multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1', 'transfer-syntax'), '1.2.840.10008.1.2.1');
     assert.equal(mediaTypeParameter('multipart/related; type="application/dicom"', 'type'), 'application/dicom');
+  });
+
+  test('a 73-character boundary, as Orthanc’s DICOMweb client sends, is read whole and splits the body', async () => {
+    // Orthanc's form: two UUIDs joined by '-' (RFC 2046 5.1.1 says at most 70; Orthanc sends and accepts more).
+    const boundary = '0f8c2d3e-6a1b-4c5d-9e7f-112233445566-a1b2c3d4-e5f6-4789-8abc-def012345678';
+    assert.equal(boundary.length, 73);
+    for (const type of [`multipart/related; type="application/dicom"; boundary=${boundary}`, `multipart/related; boundary="${boundary}"; type="application/dicom"`]) {
+      assert.equal(boundaryFrom(type), boundary);
+    }
+    const parts = await readAll(encode(boundary, [Buffer.from('first'), Buffer.from('second')]), boundaryFrom(`multipart/related; boundary=${boundary}`), [5]);
+    assert.deepEqual(parts.map((p) => p.body.toString()), ['first', 'second']);
+  });
+
+  test(`a boundary of up to ${MAX_BOUNDARY_LENGTH} characters is accepted; a longer one is refused with its own code, never cut short`, async () => {
+    const longest = 'b'.repeat(MAX_BOUNDARY_LENGTH);
+    assert.equal(boundaryFrom(`multipart/related; boundary=${longest}`), longest);
+    assert.equal(boundaryFrom(`multipart/related; boundary="${longest}"`), longest);
+    const parts = await readAll(encode(longest, [Buffer.from('x'.repeat(1000))]), longest, [13]);
+    assert.deepEqual(parts.map((p) => p.body.length), [1000]);
+    for (const type of [`multipart/related; boundary=${longest}c`, `multipart/related; boundary="${longest}c"; type="application/dicom"`]) {
+      assert.throws(() => boundaryFrom(type), (e: unknown) => e instanceof MultipartError && e.code === 'MULTIPART_BOUNDARY_TOO_LONG');
+    }
+    for (const type of ['multipart/related; boundary=', 'multipart/related; boundary=""; type="application/dicom"']) {
+      assert.throws(() => boundaryFrom(type), (e: unknown) => e instanceof MultipartError && e.code === 'MULTIPART_NO_BOUNDARY');
+    }
   });
 });

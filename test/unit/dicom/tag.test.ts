@@ -20,9 +20,20 @@ describe('tag', () => {
     assert.equal(parseTag('FFFEE000'), 0xfffee000);
   });
 
-  it('refuses text that is not a tag', () => {
-    assert.throws(() => parseTag('PatientName'), TypeError);
-    assert.throws(() => parseTag('(0010,001)'), TypeError);
+  it('accepts the PS3.6 notation without parentheses, and no padding', () => {
+    assert.equal(parseTag('0010,0010'), 0x00100010);
+    assert.equal(parseTag(' 00100010'), undefined);
+    assert.equal(parseTag('00100010 '), undefined);
+  });
+
+  it('answers undefined for text that is not a tag, so that callers decide what that means', () => {
+    assert.equal(parseTag('PatientName'), undefined);
+    assert.equal(parseTag('(0010,001)'), undefined);
+    assert.equal(parseTag('zz'), undefined);
+    assert.equal(parseTag('(0010,0010'), undefined);
+    assert.equal(parseTag('0010,0010)'), undefined);
+    assert.equal(parseTag('0x100010'), undefined);
+    assert.equal(parseTag('+0100010'), undefined);
   });
 
   it('formats tags in both notations, upper case', () => {
@@ -31,13 +42,13 @@ describe('tag', () => {
   });
 
   it('finds the private creator and block offset of a private data element (PS3.5 7.8.1)', () => {
-    const t = parseTag('(0019,1023)');
+    const t = makeTag(0x0019, 0x1023);
     assert.ok(isPrivate(t));
     assert.ok(!isPrivateCreator(t));
-    assert.ok(isPrivateCreator(parseTag('(0019,0010)')));
+    assert.ok(isPrivateCreator(makeTag(0x0019, 0x0010)));
     assert.equal(privateBlock(t), 0x10);
-    assert.equal(privateCreatorTagFor(t), parseTag('(0019,0010)'));
+    assert.equal(privateCreatorTagFor(t), makeTag(0x0019, 0x0010));
     assert.equal(privateElementOffset(t), 0x23);
-    assert.equal(privateCreatorTagFor(parseTag('(0010,0010)')), undefined);
+    assert.equal(privateCreatorTagFor(makeTag(0x0010, 0x0010)), undefined);
   });
 });

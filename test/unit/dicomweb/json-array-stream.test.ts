@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { jsonArrayItems, UpstreamJsonError } from '../../../src/dicomweb/json-array-stream.ts';
+import { UpstreamJsonError } from '../../../src/dicomweb/errors.ts';
+import { jsonArrayItems } from '../../../src/dicomweb/json-array-stream.ts';
 
 async function collect(text: string | Buffer, chunk: number, cap = 1 << 20) {
   const bytes = Buffer.from(text);

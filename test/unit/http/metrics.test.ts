@@ -60,3 +60,23 @@ test('without a token, /metrics answers only a loopback peer (403 otherwise); wi
   assert.equal(await call('scrape-token', '10.1.2.3', 'Bearer scrape-token'), 'sent');
   assert.equal(await call('scrape-token', '10.1.2.3'), 'AUTH_TOKEN_MISSING');
 });
+
+test('researcher queries are counted per subject and study; past the series cap, new pairs count under (other)', async () => {
+  const m = createMetrics({ querySeriesCap: 3 });
+  m.observeQuery('r-1', ['2.25.1']);
+  m.observeQuery('r-1', ['2.25.1', '2.25.2', '2.25.2']);
+  m.observeQuery('r-1', []);
+  m.observeQuery('r-2', ['2.25.1']);
+  m.observeQuery('r-2', ['2.25.3']);
+  m.observeQuery('r-1', ['2.25.1']);
+  for (const s of ['s-1', 's-2', 's-3', 's-4']) m.observeQueryRateLimited(s);
+  const values = async (name: string) =>
+    (await m.registry.getSingleMetric(name)!.get()).values.map((v) => `${Object.values(v.labels).join('/')}=${v.value}`).sort();
+  assert.deepEqual(await values('deid_gateway_queries_per_study_total'), [
+    'r-1/(none)=1',
+    'r-1/2.25.1=3',
+    'r-1/2.25.2=1',
+    'r-2/(other)=2',
+  ]);
+  assert.deepEqual(await values('deid_gateway_queries_rate_limited_total'), ['(other)=1', 's-1=1', 's-2=1', 's-3=1']);
+});

@@ -3,9 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { withCache } from '../../../src/store/cached-store.ts';
 import { StoreError } from '../../../src/store/errors.ts';
 import { openSqliteStore } from '../../../src/store/sqlite-store.ts';
+import { QUERY_EVENT } from '../../helpers/audit-event.ts';
 
 describe('the SQLite pseudonym store', () => {
   test('the store and its WAL are readable by the owner only; sync() resolves after a save', async () => {
@@ -45,6 +47,40 @@ describe('the SQLite pseudonym store', () => {
       assert.equal(await reopened.originalOf('uid', 'ABC'), undefined, 'kinds are separate');
       assert.equal(await reopened.originalOf('uid', '1.2.3'), undefined, 'an original is not a pseudonym');
       await reopened.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an audit trail from an older release gains the new columns, keeps its records and stays append-only', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'deid-store-'));
+    const file = join(dir, 'store.sqlite');
+    try {
+      // The audit_event table as the first release created it, with one record.
+      const old = new Database(file);
+      old.exec(`
+        CREATE TABLE audit_event (
+          id INTEGER PRIMARY KEY AUTOINCREMENT, event_date_time TEXT NOT NULL, event_id TEXT NOT NULL, event_type_code TEXT,
+          event_action_code TEXT NOT NULL, event_outcome_indicator INTEGER NOT NULL, user_id TEXT NOT NULL, role_id TEXT NOT NULL,
+          route TEXT NOT NULL, http_status INTEGER NOT NULL, participant_object_id TEXT, participant_object_id_type_code TEXT, request_id TEXT);
+        INSERT INTO audit_event (event_date_time, event_id, event_action_code, event_outcome_indicator, user_id, role_id, route, http_status)
+          VALUES ('2024-01-01T00:00:00.000Z', '110112^DCM^Query', 'E', 0, 'r-1', 'researcher', 'GET /studies', 200);
+      `);
+      old.close();
+
+      const event = QUERY_EVENT;
+      for (let round = 0; round < 2; round++) {
+        // Twice: adding the columns is idempotent.
+        const store = openSqliteStore(file);
+        if (round === 0) await store.append(event);
+        const [before, added] = await store.list({ limit: 10 });
+        assert.deepEqual([before?.userId, before?.route, before?.participantObjectQuery, before?.seriesInstanceUid], ['r-1', 'GET /studies', undefined, undefined]);
+        assert.deepEqual({ ...added, id: undefined }, { ...event, id: undefined });
+        await store.close();
+      }
+      const db = new Database(file);
+      assert.throws(() => db.prepare(`UPDATE audit_event SET participant_object_query = NULL`).run(), /append-only/);
+      db.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createRateLimiter } from '../../../src/audit/token-bucket.ts';
+import { createRateLimiter } from '../../../src/http/token-bucket.ts';
 
 describe('the re-identification token bucket', () => {
   test('a subject gets its burst at once, then tokens back at the configured rate, and says when to retry', () => {

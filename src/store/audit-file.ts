@@ -1,7 +1,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { AuditTrail } from '../store/audit-trail.ts';
-import { StoreError } from '../store/errors.ts';
+import type { AuditTrail } from './audit-trail.ts';
+import { StoreError } from './errors.ts';
 
 /**
  * Tees every record into a JSON-lines file as well (for a log shipper or a SIEM), after the store has

@@ -1,0 +1,207 @@
+// The config in one pass, before anything starts: the schema (load.ts), then every secret, key file and
+// de-identification policy the config names, read and checked here rather than at first use. Every
+// problem is reported at once, each naming its key, as one ConfigError (the CLI exits 78, EX_CONFIG).
+// The checks run on the raw object too, so a schema error elsewhere does not hide a missing file.
+import type { JWK } from 'jose';
+import { createPolicy, type DeidPolicy } from '../deid/deidentify.ts';
+import { DeidPolicyError } from '../deid/errors.ts';
+import { overridesKeepingBasicRemoved } from '../deid/profile.ts';
+import { ConfigError } from './errors.ts';
+import { applyEnvOverrides, readConfigFile, readSecret, validateConfig } from './load.ts';
+import { loadPublicKeyFile } from './public-key-file.ts';
+import { configSchema, secretRef, type GatewayConfig } from './schema.ts';
+
+export type RestrictedRole = 'researcher' | 'uploader';
+
+/** An override that keeps what the Basic Profile does not keep: allowed, and logged as a warning at start. */
+export interface KeptOverride {
+  readonly role: RestrictedRole;
+  readonly tag: string;
+  readonly keyword: string | undefined;
+  readonly basic: string | undefined;
+}
+
+export interface ResolvedConfig {
+  readonly config: GatewayConfig;
+  readonly secrets: {
+    /** The `Authorization` value for the PACS (`upstream.auth`), if it asks for one. */
+    readonly upstreamAuthorization: string | undefined;
+    readonly sharedSecret: string | undefined;
+    readonly storePassword: string | undefined;
+    readonly metricsToken: string | undefined;
+  };
+  /** `auth.publicKeyFiles`, read and converted to public JWKs. */
+  readonly publicKeys: readonly JWK[];
+  /** The PS3.15 policy per restricted role, built with `deid.secret`; undefined without a `deid` section. */
+  readonly deid: { readonly policies: Readonly<Record<RestrictedRole, DeidPolicy>>; readonly keptOverrides: readonly KeptOverride[] } | undefined;
+}
+
+/** Reads the file, applies environment overrides, validates, then resolves: all problems in one ConfigError. */
+export function loadResolvedConfig(file: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const raw = applyEnvOverrides(readConfigFile(file), env);
+  let config: GatewayConfig | undefined;
+  const problems: string[] = [];
+  try {
+    config = validateConfig(raw);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  const resolved = resolveParts(config ?? raw, env);
+  problems.push(...resolved.problems);
+  if (problems.length > 0 || !config) throw new ConfigError(problems);
+  return finish(config, resolved);
+}
+
+/** Reads and checks what a validated config names (secrets, key files, policies). */
+export function resolveConfig(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const resolved = resolveParts(config, env);
+  if (resolved.problems.length > 0) throw new ConfigError(resolved.problems);
+  return finish(config, resolved);
+}
+
+/**
+ * A role's PS3.15 policy from the config, with any secret (the conformance statement passes a
+ * throw-away one: nothing it prints depends on the key). Policy problems are reported as config keys.
+ */
+export function policyFor(config: GatewayConfig, role: RestrictedRole, secret: string): DeidPolicy {
+  if (!config.deid) throw new ConfigError(['deid: required for restricted roles']);
+  const problems: string[] = [];
+  const policy = buildPolicy(config.deid, role, secret, problems);
+  if (!policy) throw new ConfigError(problems);
+  return policy;
+}
+
+type Deid = NonNullable<GatewayConfig['deid']>;
+
+interface Parts {
+  problems: string[];
+  upstreamAuthorization?: string;
+  sharedSecret?: string;
+  storePassword?: string;
+  metricsToken?: string;
+  publicKeys: JWK[];
+  policies?: Record<RestrictedRole, DeidPolicy>;
+}
+
+function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
+  const keptOverrides = parts.policies
+    ? (['researcher', 'uploader'] as const).flatMap((role) =>
+        overridesKeepingBasicRemoved((parts.policies as Record<RestrictedRole, DeidPolicy>)[role].profile).map(
+          (k): KeptOverride => ({ role, tag: k.tag, keyword: k.keyword, basic: k.basic }),
+        ),
+      )
+    : [];
+  return Object.freeze({
+    config,
+    secrets: Object.freeze({
+      upstreamAuthorization: parts.upstreamAuthorization,
+      sharedSecret: parts.sharedSecret,
+      storePassword: parts.storePassword,
+      metricsToken: parts.metricsToken,
+    }),
+    publicKeys: Object.freeze(parts.publicKeys),
+    deid: parts.policies ? Object.freeze({ policies: Object.freeze(parts.policies), keptOverrides: Object.freeze(keptOverrides) }) : undefined,
+  });
+}
+
+/** The value at a dotted path of a (possibly invalid) config object. */
+function at(node: unknown, path: string): unknown {
+  for (const key of path.split('.')) {
+    if (typeof node !== 'object' || node === null || Array.isArray(node)) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+/** Works on a validated config or, after a schema failure, on the raw object: each part checked where it is well formed. */
+function resolveParts(source: unknown, env: NodeJS.ProcessEnv): Parts {
+  const problems: string[] = [];
+  const secret = (key: string): string | undefined => {
+    const ref = secretRef.safeParse(at(source, key));
+    if (!ref.success) return undefined; // absent, or malformed: the schema names it
+    try {
+      return readSecret(ref.data, env, key);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return undefined;
+    }
+  };
+
+  const parts: Parts = { problems, publicKeys: [] };
+  const upstreamAuth = at(source, 'upstream.auth.type');
+  if (upstreamAuth === 'basic') {
+    const password = secret('upstream.auth.password');
+    const username = at(source, 'upstream.auth.username');
+    // RFC 7617 2: user-id ":" password, base64.
+    if (password !== undefined && typeof username === 'string') {
+      parts.upstreamAuthorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    }
+  } else if (upstreamAuth === 'bearer') {
+    const token = secret('upstream.auth.token');
+    if (token !== undefined) parts.upstreamAuthorization = `Bearer ${token}`; // RFC 6750 2.1
+  }
+  parts.sharedSecret = secret('auth.sharedSecret');
+  if (at(source, 'store.type') === 'postgres') parts.storePassword = secret('store.password');
+  if (at(source, 'metrics.auth.type') === 'bearer') parts.metricsToken = secret('metrics.auth.token');
+
+  const keyFiles = at(source, 'auth.publicKeyFiles');
+  if (Array.isArray(keyFiles)) {
+    keyFiles.forEach((file, i) => {
+      if (typeof file !== 'string' || file === '') return; // the schema names it
+      try {
+        const keys = loadPublicKeyFile(file);
+        if (keys.length === 0) problems.push(`auth.publicKeyFiles.${i}: ${file} holds no key`);
+        parts.publicKeys.push(...keys);
+      } catch (cause) {
+        const code = (cause as NodeJS.ErrnoException).code;
+        problems.push(
+          code && /^E[A-Z]+$/.test(code)
+            ? `auth.publicKeyFiles.${i}: cannot read file ${file} (${code})`
+            : `auth.publicKeyFiles.${i}: ${file} is not a public key (PEM SPKI or certificate, JWK or JWKS)`,
+        );
+      }
+    });
+  }
+
+  if (at(source, 'deid') !== undefined) {
+    const deidSecret = secret('deid.secret');
+    const deid = configSchema.shape.deid.safeParse(at(source, 'deid'));
+    if (deid.success && deid.data) {
+      // Without a readable secret the profiles are still checked (with a throw-away key), so their
+      // problems are reported in the same pass; the policies are only kept with the real one.
+      const key = deidSecret ?? 'a-throw-away-key-for-checking-only';
+      const researcher = buildPolicy(deid.data, 'researcher', key, problems);
+      const uploader = buildPolicy(deid.data, 'uploader', key, problems);
+      if (deidSecret !== undefined && researcher && uploader) parts.policies = { researcher, uploader };
+    }
+  }
+  return parts;
+}
+
+/** createPolicy with its issues renamed to the config keys they come from. */
+function buildPolicy(deid: Deid, role: RestrictedRole, secret: string, problems: string[]): DeidPolicy | undefined {
+  const profile = deid.profiles[role];
+  try {
+    return createPolicy({
+      secret,
+      profile: Object.fromEntries(profile.options.map((name) => [name, true])),
+      overrides: profile.overrides,
+      dateShift: deid.dateShift,
+      pseudonymMode: role === 'uploader' && deid.uploadPseudonyms === 'fresh' ? 'fresh' : 'deterministic',
+    });
+  } catch (error) {
+    if (!(error instanceof DeidPolicyError)) throw error;
+    for (const issue of error.issues) {
+      const key = issue.startsWith('profile.')
+        ? `deid.profiles.${role}.${issue.slice('profile.'.length)}`
+        : issue.startsWith('pseudonymMode')
+          ? `deid.uploadPseudonyms${issue.slice('pseudonymMode'.length)}`
+          : `deid.${issue}`;
+      // The secret and date-shift range are shared by both roles: reported once.
+      if (!problems.includes(key)) problems.push(key);
+    }
+    return undefined;
+  }
+}

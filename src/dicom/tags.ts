@@ -1,0 +1,57 @@
+// The tags the code names, each under its PS3.6 keyword (PS3.6 Table 6-1, 7-1, 8-1 and 9-1; repeating
+// groups by their first group, e.g. OverlayData is (6000,3000)). One place for tag numbers: code says
+// `TAG.PatientID`, never 0x00100020. test/unit/dicom/tags.test.ts checks every entry against the
+// generated dictionary (src/dicom/dictionary.generated.ts), so a typo in a number or a keyword fails.
+export const TAG = Object.freeze({
+  // PS3.5 7.5: items and delimiters.
+  Item: 0xfffee000,
+  ItemDelimitationItem: 0xfffee00d,
+  SequenceDelimitationItem: 0xfffee0dd,
+  // PS3.10 7.1: File Meta Information.
+  FileMetaInformationGroupLength: 0x00020000,
+  FileMetaInformationVersion: 0x00020001,
+  MediaStorageSOPClassUID: 0x00020002,
+  MediaStorageSOPInstanceUID: 0x00020003,
+  TransferSyntaxUID: 0x00020010,
+  ImplementationClassUID: 0x00020012,
+  ImplementationVersionName: 0x00020013,
+  SourcePresentationAddress: 0x00020026,
+  SendingPresentationAddress: 0x00020027,
+  ReceivingPresentationAddress: 0x00020028,
+  ReferencedFileID: 0x00041500,
+  SpecificCharacterSet: 0x00080005,
+  SOPClassUID: 0x00080016,
+  SOPInstanceUID: 0x00080018,
+  AccessionNumber: 0x00080050,
+  CodeValue: 0x00080100,
+  CodingSchemeDesignator: 0x00080102,
+  CodeMeaning: 0x00080104,
+  TimezoneOffsetFromUTC: 0x00080201,
+  StoredInstanceBaseURI: 0x00080407,
+  FolderAccessURI: 0x00080408,
+  FileAccessURI: 0x00080409,
+  RetrieveURL: 0x00081190,
+  PatientName: 0x00100010,
+  PatientID: 0x00100020,
+  OtherPatientIDs: 0x00101000,
+  PatientIdentityRemoved: 0x00120062,
+  DeidentificationMethod: 0x00120063,
+  DeidentificationMethodCodeSequence: 0x00120064,
+  StudyInstanceUID: 0x0020000d,
+  SeriesInstanceUID: 0x0020000e,
+  Rows: 0x00280010,
+  LongitudinalTemporalInformationModified: 0x00280303,
+  PixelDataProviderURL: 0x00287fe0,
+  StorageURL: 0x00404073,
+  TextValue: 0x0040a160,
+  RetrieveURI: 0x0040e010,
+  ContactURI: 0x0074100a,
+  EncryptedAttributesSequence: 0x04000500,
+  MACParametersSequence: 0x4ffe0001,
+  OverlayData: 0x60003000,
+  FloatPixelData: 0x7fe00008,
+  DoubleFloatPixelData: 0x7fe00009,
+  PixelData: 0x7fe00010,
+} as const satisfies Record<string, number>);
+
+export type TagKeyword = keyof typeof TAG;
