@@ -47,7 +47,10 @@ const tallies = new Map<string, Tally>();
 const tally = (role: Role, kind: Kind): Tally => {
   const k = `${role} ${kind}`;
   let t = tallies.get(k);
-  if (!t) tallies.set(k, (t = { responses: 0, statuses: {}, wrongRole: 0, bytes: 0, reasons: {} }));
+  if (!t) {
+    t = { responses: 0, statuses: {}, wrongRole: 0, bytes: 0, reasons: {} };
+    tallies.set(k, t);
+  }
   return t;
 };
 

@@ -22,7 +22,7 @@ export function generateDictionarySource(rows: readonly DictionaryRow[]): string
   const lines: string[] = [];
   for (const row of rows) {
     const m = TAG.exec(row.tag);
-    if (!m || !m[1] || !m[2]) throw new Error(`unexpected tag form in dictionary: ${row.tag}`);
+    if (!m?.[1] || !m[2]) throw new Error(`unexpected tag form in dictionary: ${row.tag}`);
     const vr = row.vr === null ? '-' : row.vr.split(' or ').join('/');
     const vm = row.vm === null ? '-' : row.vm.split(' or ').join('/');
     const fields = [m[1] + m[2], vr, vm, row.keyword ?? '-'];

@@ -47,7 +47,9 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
         content: { 'multipart/related': {}, 'application/dicom+json': {}, 'image/jpeg': {}, 'image/png': {} },
       };
     }
-    (paths[path] ??= {})[route.method.toLowerCase()] = {
+    const operations = paths[path] ?? {};
+    paths[path] = operations;
+    operations[route.method.toLowerCase()] = {
       operationId: `${route.transaction}_${path.replace(/[^A-Za-z]+/g, '_')}`,
       summary: route.transaction,
       tags: [route.routeClass === 'search' ? 'QIDO-RS' : route.routeClass === 'store' ? 'STOW-RS' : 'WADO-RS'],

@@ -21,17 +21,9 @@ const USAGE = `usage: deid-gateway conformance [--role researcher|uploader] [--c
 
 /** Returns the exit code; config errors propagate (the caller maps them to 78). */
 export async function conformanceCommand(argv: string[]): Promise<number> {
-  let values;
+  let values: ReturnType<typeof parseOptions>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        role: { type: 'string', default: 'researcher' },
-        config: { type: 'string', short: 'c' },
-        format: { type: 'string', default: 'markdown' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
+    values = parseOptions(argv);
   } catch (error) {
     process.stderr.write(`conformance: ${(error as Error).message}\n${USAGE}`);
     return 2;
@@ -56,4 +48,16 @@ export async function conformanceCommand(argv: string[]): Promise<number> {
   const statement = conformanceStatement(policy, { role, ...(role === 'researcher' ? { renderedOffered: config.deid.researcherRendered } : {}) });
   process.stdout.write(format === 'json' ? `${JSON.stringify(statement, null, 2)}\n` : `${statementMarkdown(statement)}\n`);
   return 0;
+}
+
+function parseOptions(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      role: { type: 'string', default: 'researcher' },
+      config: { type: 'string', short: 'c' },
+      format: { type: 'string', default: 'markdown' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
 }

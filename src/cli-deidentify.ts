@@ -2,7 +2,7 @@
 // would be used. Each file streams reader -> policy -> writer (rewrite-part10.ts) into a temporary
 // name that is renamed only when the whole file rewrote cleanly, so a refused file leaves no output.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Stats } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -53,7 +53,7 @@ async function listJobs(inputs: readonly string[], out: string, skipped: { label
   const jobs: Job[] = [];
   for (const input of inputs) {
     const root = resolve(input);
-    let info;
+    let info: Stats;
     try {
       info = await lstat(root);
     } catch {
@@ -94,7 +94,10 @@ async function deidentifyFile(policy: DeidPolicy, job: Job, salt: Uint8Array | u
   const dir = dirname(job.output);
   const partial = join(dir, `.${basename(job.output)}.${randomBytes(6).toString('hex')}.partial`);
   let folder = made.get(dir); // one mkdir per output folder, not per file
-  if (folder === undefined) made.set(dir, (folder = mkdir(dir, { recursive: true })));
+  if (folder === undefined) {
+    folder = mkdir(dir, { recursive: true });
+    made.set(dir, folder);
+  }
   await folder;
   try {
     const { output } = rewritePart10(createReadStream(job.input, { highWaterMark: READ_CHUNK }), session);
@@ -127,6 +130,27 @@ async function readSecret(file: string | undefined): Promise<string | undefined>
   return env === undefined || env === '' ? undefined : env;
 }
 
+/** The command line's options; a malformed one is a UsageError. */
+function parseOptions(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        profile: { type: 'string', default: 'basic' },
+        'secret-file': { type: 'string' },
+        fresh: { type: 'boolean', default: false },
+        jobs: { type: 'string', default: '2' },
+        out: { type: 'string', short: 'o' },
+        pairs: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
 /** `deid-gateway deidentify …`. Returns the exit code: 0 all done, 1 some refused, 2 usage error. */
 export async function deidentifyCommand(argv: string[]): Promise<number> {
   const stdout = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -139,25 +163,7 @@ export async function deidentifyCommand(argv: string[]): Promise<number> {
   let writePairs: boolean;
   const skipped: { label: string; reason: string }[] = [];
   try {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-          profile: { type: 'string', default: 'basic' },
-          'secret-file': { type: 'string' },
-          fresh: { type: 'boolean', default: false },
-          jobs: { type: 'string', default: '2' },
-          out: { type: 'string', short: 'o' },
-          pairs: { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h', default: false },
-        },
-      });
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseOptions(argv);
     if (values.help) {
       process.stdout.write(USAGE);
       return 0;

@@ -1,8 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { resolve } from 'node:path';
-import { createTokenVerifier } from './auth/token.ts';
+import { createTokenVerifier, type TokenVerifier } from './auth/token.ts';
 import { addressMatcher, parseAddressRange, type AddressRange } from './config/address-range.ts';
 import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
 import type { GatewayConfig } from './config/schema.ts';
@@ -16,10 +16,10 @@ import { openSqliteStore } from './store/sqlite-store.ts';
 import type { AuditTrail } from './store/audit-trail.ts';
 import { withAuditFile } from './store/audit-file.ts';
 import { createRateLimiter } from './http/token-bucket.ts';
-import { createApp } from './http/app.ts';
+import { createApp, type AppOptions } from './http/app.ts';
 import { stowFailureReason } from './http/error-mapping.ts';
 import { viewerInstalled } from './http/viewer.ts';
-import { createMetrics, startMetricsListener, type MetricsListener } from './http/metrics.ts';
+import { createMetrics, startMetricsListener, type GatewayMetrics, type MetricsListener } from './http/metrics.ts';
 import { withTiming } from './store/timed-store.ts';
 import { createLogger, type Logger } from './http/logging.ts';
 import { originForm } from './http/request-target.ts';
@@ -34,8 +34,9 @@ export interface RunningGateway {
 }
 
 /**
- * Wires config → verifier, upstream, app → a listening HTTP server. A config not yet resolved is
- * resolved first (secrets, key files, policies: every problem in one ConfigError), before anything starts.
+ * Wires config → verifier, upstream, app → a listening HTTP server, in the numbered steps below. A config
+ * not yet resolved is resolved first (secrets, key files, policies: every problem in one ConfigError),
+ * before anything starts.
  */
 export async function startGateway(
   input: GatewayConfig | ResolvedConfig,
@@ -46,15 +47,58 @@ export async function startGateway(
     viewerDemoTokens?: Readonly<Record<string, string>>;
   } = {},
 ): Promise<RunningGateway> {
+  // 1. The config, resolved in one pass, and the logger it names.
   const resolved = 'secrets' in input ? input : resolveConfig(input, options.env ?? process.env);
   const { config, secrets } = resolved;
   const logger = createLogger(config.log.level, options.logDestination);
+  warnKeptOverrides(resolved, logger);
+  // 2. What the gateway talks to: metrics, the PACS, the token verifier.
+  const metrics = config.metrics.enabled ? createMetrics() : undefined;
+  const upstream = upstreamFor(resolved, metrics);
+  const verify = verifierFor(resolved);
+  // 3. Storage: STOW parts wait in <dataDir>/tmp (0700), never in the shared system temp directory; then
+  // the pseudonym store and its audit trail.
+  const stowTempDir = resolve(config.dataDir, 'tmp');
+  if (config.deid) await prepareTempDir(stowTempDir);
+  const { store, audit } = await openStore(config, secrets.storePassword);
+  // 4. The express app over the de-identified views.
+  const app = createApp(appOptions(resolved, { upstream, verify, store, audit, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens }));
+  // 5. The HTTP server in front of it, listening; the metrics listener beside it when it has its own port.
+  const server = createHttpServer(config.server, app, logger);
+  await listen(server, config.server.port, config.server.host);
+  const { port } = server.address() as AddressInfo;
+  const metricsListener: MetricsListener | undefined =
+    metrics && config.metrics.port !== undefined
+      ? await startMetricsListener(metrics, { host: config.metrics.host, port: config.metrics.port, token: secrets.metricsToken, logger })
+      : undefined;
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  logger.info({ port, basePath: config.server.basePath }, 'gateway listening');
+  // 6. The handle: close stops the listeners, then the PACS client, then the store.
+  return {
+    url: `http://${host}:${port}`,
+    server,
+    logger,
+    ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
+    async close() {
+      await metricsListener?.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await upstream.close();
+      await store.close();
+    },
+  };
+}
+
+function warnKeptOverrides(resolved: ResolvedConfig, logger: Logger): void {
   for (const kept of resolved.deid?.keptOverrides ?? []) {
     logger.warn({ role: kept.role, tag: kept.tag, keyword: kept.keyword, basic: kept.basic }, 'an override keeps an attribute the Basic Profile does not keep');
   }
-  const metrics = config.metrics.enabled ? createMetrics() : undefined;
-  const metricsToken = secrets.metricsToken;
-  const upstream: Upstream = createUpstream({
+}
+
+function upstreamFor({ config, secrets }: ResolvedConfig, metrics: GatewayMetrics | undefined): Upstream {
+  return createUpstream({
     observe: metrics?.observeUpstream,
     url: config.upstream.url,
     authorization: secrets.upstreamAuthorization,
@@ -62,7 +106,10 @@ export async function startGateway(
     headersTimeoutMs: config.upstream.headersTimeoutMs,
     bodyTimeoutMs: config.upstream.bodyTimeoutMs,
   });
-  const verify = createTokenVerifier({
+}
+
+function verifierFor({ config, secrets, publicKeys }: ResolvedConfig): TokenVerifier {
+  return createTokenVerifier({
     issuer: [...[config.auth.issuer].flat()],
     audience: [...[config.auth.audience].flat()],
     algorithms: [...config.auth.algorithms],
@@ -71,50 +118,67 @@ export async function startGateway(
     jwksUrl: config.auth.jwksUrl,
     jwksCooldownMs: config.auth.jwksCooldownMs,
     jwksCacheMaxAgeMs: config.auth.jwksCacheMaxAgeMs,
-    publicKeys: [...resolved.publicKeys],
+    publicKeys: [...publicKeys],
     sharedSecret: secrets.sharedSecret,
   });
-  // STOW parts wait in <dataDir>/tmp (0700), never in the shared system temp directory.
-  const stowTempDir = resolve(config.dataDir, 'tmp');
-  if (config.deid) await prepareTempDir(stowTempDir);
-  const { store, audit } = await openStore(config, secrets.storePassword);
+}
+
+/** Step 4's options: the views for the restricted roles (the store timed when metrics are on) and the routes' settings. */
+function appOptions(
+  { config, secrets, deid }: ResolvedConfig,
+  parts: {
+    upstream: Upstream;
+    verify: TokenVerifier;
+    store: PseudonymStore;
+    audit: AuditTrail;
+    metrics: GatewayMetrics | undefined;
+    logger: Logger;
+    stowTempDir: string;
+    viewerDemoTokens: Readonly<Record<string, string>> | undefined;
+  },
+): AppOptions {
+  const { upstream, store, metrics, logger } = parts;
   const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
-  const policies = resolved.deid?.policies;
+  const policies = deid?.policies;
   const deidentified = policies ? researcherView(config, policies.researcher, upstream, timedStore) : undefined;
   const upload = policies
-    ? uploadView(config, policies.uploader, upstream, timedStore, { tempDir: stowTempDir, observeRefusal: metrics?.observeStowRefusal, log: logger })
+    ? uploadView(config, policies.uploader, upstream, timedStore, { tempDir: parts.stowTempDir, observeRefusal: metrics?.observeStowRefusal, log: logger })
     : undefined;
   if (config.viewer.enabled && !viewerInstalled(config.viewer.dir)) {
     logger.warn({ key: 'viewer.dir' }, 'the OHIF viewer is not installed (run scripts/setup.sh); /viewer answers 503');
   }
-  const app = createApp({
+  return {
     deidentified,
     upload,
     basePath: config.server.basePath,
     upstream,
-    verify,
+    verify: parts.verify,
     roles: config.auth,
     logger,
     forwardCallerToken: config.upstream.forwardCallerToken,
     sendForwarded: config.upstream.sendForwarded,
     publicUrl: config.server.publicUrl,
     trustedProxy: addressMatcher(config.server.trustedProxies.map((text) => parseAddressRange(text) as AddressRange)),
-    metrics: metrics && { metrics, serve: config.metrics.port === undefined, token: metricsToken },
-    audit,
+    metrics: metrics && { metrics, serve: config.metrics.port === undefined, token: secrets.metricsToken },
+    audit: parts.audit,
     reidentify: {
       store,
       limiter: createRateLimiter(config.reidentify.rateLimit),
       maxItems: config.reidentify.rateLimit.burst,
     },
     queryLimiter: config.qido.rateLimit ? createRateLimiter(config.qido.rateLimit) : undefined,
-    viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: options.viewerDemoTokens } : undefined,
-  });
+    viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: parts.viewerDemoTokens } : undefined,
+  };
+}
+
+/** The node:http server around the app: origin-form targets only, tight timeouts, malformed HTTP answered plainly. */
+function createHttpServer(settings: GatewayConfig['server'], app: (req: IncomingMessage, res: ServerResponse) => void, logger: Logger): Server {
   const server = createServer(
     {
-      headersTimeout: config.server.headersTimeoutMs,
-      requestTimeout: config.server.requestTimeoutMs,
+      headersTimeout: settings.headersTimeoutMs,
+      requestTimeout: settings.requestTimeoutMs,
       // Node checks both timeouts only this often (default 30 s): a slowloris would outlive headersTimeout.
-      connectionsCheckingInterval: Math.min(1_000, config.server.headersTimeoutMs, config.server.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(1_000, settings.headersTimeoutMs, settings.requestTimeoutMs),
     },
     (req, res) => {
       // RFC 9112 3.2.2: an absolute-form target is routed and relayed as its path only (never its authority).
@@ -142,32 +206,14 @@ export async function startGateway(
     if (socket.writable && !inFlight?.headersSent) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
-  await new Promise<void>((resolve, reject) => {
+  return server;
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.server.port, config.server.host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
-  const metricsListener: MetricsListener | undefined =
-    metrics && config.metrics.port !== undefined
-      ? await startMetricsListener(metrics, { host: config.metrics.host, port: config.metrics.port, token: metricsToken, logger })
-      : undefined;
-  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  logger.info({ port, basePath: config.server.basePath }, 'gateway listening');
-  return {
-    url: `http://${host}:${port}`,
-    server,
-    logger,
-    ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
-    async close() {
-      await metricsListener?.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      await upstream.close();
-      await store.close();
-    },
-  };
 }
 
 /** The configured backend behind the read-through cache, and the audit trail it also keeps. */

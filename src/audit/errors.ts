@@ -3,7 +3,7 @@ export type AuditRequestCode = 'REID_BAD_REQUEST' | 'REID_TOO_MANY' | 'AUDIT_BAD
 export type RateLimitedCode = 'REID_RATE_LIMITED' | 'QIDO_RATE_LIMITED';
 export type AuditErrorCode = AuditRequestCode | RateLimitedCode | 'REID_UNKNOWN_PSEUDONYM' | 'REID_NO_SUBJECT';
 
-export class AuditError extends Error {
+class AuditError extends Error {
   override name = 'AuditError';
   constructor(
     readonly code: AuditErrorCode,

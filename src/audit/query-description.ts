@@ -13,7 +13,7 @@ export const MAX_QUERY_KEYS = 64;
 export const MAX_QUERY_UIDS = 16;
 
 /** The keys whose values are pseudonyms for a researcher, and so may be kept once confirmed as issued. */
-export const PSEUDONYMOUS_UID_KEYS: ReadonlySet<string> = new Set(['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID']);
+const PSEUDONYMOUS_UID_KEYS: ReadonlySet<string> = new Set(['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID']);
 
 /** PS3.4 C.2.2.2.4: the VRs for which `*` and `?` are wild cards. */
 const WILDCARD_VRS = new Set(['AE', 'CS', 'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UR', 'UT']);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { configSchema, type GatewayConfig, type SecretRef } from './schema.ts';
 
-export const ENV_PREFIX = 'DEID_GATEWAY__';
+const ENV_PREFIX = 'DEID_GATEWAY__';
 
 /** Every key name the schema knows, by its lower-case form, so `FORWARDCALLERTOKEN` finds `forwardCallerToken`. */
 const KNOWN_KEYS: ReadonlyMap<string, string> = (() => {
@@ -45,7 +45,9 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
         return;
       }
       const next = node[key];
-      node = (node[key] = typeof next === 'object' && next !== null ? next : {}) as Record<string, unknown>;
+      const child = (typeof next === 'object' && next !== null ? next : {}) as Record<string, unknown>;
+      node[key] = child;
+      node = child;
     });
   }
   return out;

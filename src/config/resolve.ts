@@ -14,7 +14,7 @@ import { configSchema, secretRef, type GatewayConfig } from './schema.ts';
 export type RestrictedRole = 'researcher' | 'uploader';
 
 /** An override that keeps what the Basic Profile does not keep: allowed, and logged as a warning at start. */
-export interface KeptOverride {
+interface KeptOverride {
   readonly role: RestrictedRole;
   readonly tag: string;
   readonly keyword: string | undefined;

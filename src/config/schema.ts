@@ -8,7 +8,7 @@ import { parseAddressRange } from './address-range.ts';
  * steward stays pseudonymous (whoever sees the de-identified data does not also map it back: separation of
  * duties), and before clinician, whose PACS access is the wider one.
  */
-export const ROLES = ['researcher', 'uploader', 'steward', 'clinician'] as const;
+const ROLES = ['researcher', 'uploader', 'steward', 'clinician'] as const;
 export type Role = (typeof ROLES)[number];
 
 /** A secret is never written in the config file itself: it names a file or an environment variable. */
@@ -19,7 +19,7 @@ export const secretRef = z
 export type SecretRef = z.infer<typeof secretRef>;
 
 /** PS3.15 E.3: the Basic Profile plus any of the ten options (named as Table E.1-1's columns), and per-tag overrides. */
-export const PROFILE_OPTION_NAMES = TABLE_E1_1_OPTION_COLUMNS;
+const PROFILE_OPTION_NAMES = TABLE_E1_1_OPTION_COLUMNS;
 const profile = z
   .object({
     options: z.array(z.enum(PROFILE_OPTION_NAMES)).default([]),
@@ -36,8 +36,8 @@ const upstreamAuth = z.discriminatedUnion('type', [
 
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 const SYMMETRIC = ['HS256', 'HS384', 'HS512'] as const;
-export const ALGORITHMS = [...ASYMMETRIC, ...SYMMETRIC] as const;
-export const isSymmetric = (alg: string): boolean => alg.startsWith('HS');
+const ALGORITHMS = [...ASYMMETRIC, ...SYMMETRIC] as const;
+const isSymmetric = (alg: string): boolean => alg.startsWith('HS');
 
 export const configSchema = z
   .object({

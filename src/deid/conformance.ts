@@ -33,7 +33,7 @@ export interface ConformanceRow {
  * sequence whose items go through the profile; kept: the original value.
  */
 export const CATEGORIES = ['removed', 'emptied', 'replaced', 'cleaned', 'kept'] as const;
-export type Category = (typeof CATEGORIES)[number];
+type Category = (typeof CATEGORIES)[number];
 
 function categoryOf(effect: string): Category {
   if (effect === 'remove') return 'removed';
@@ -107,7 +107,7 @@ export function describeProfile(policy: DeidPolicy): ConformanceRow[] {
 }
 
 /** Rows for attributes outside Table E.1-1 that the policy names: the supplements and config overrides. */
-export function describeOtherAttributes(policy: DeidPolicy): ConformanceRow[] {
+function describeOtherAttributes(policy: DeidPolicy): ConformanceRow[] {
   const session = createSession(policy, { fresh: false });
   session.beginDataset('SAMPLE');
   const tags = new Set<number>([...SUPPLEMENT_REMOVE.keys(), ...SUPPLEMENT_CLEAN.keys()]);
@@ -124,7 +124,7 @@ export function describeOtherAttributes(policy: DeidPolicy): ConformanceRow[] {
 }
 
 /** One attribute of the reviewed safe list (identity-safe-list.ts) and what the policy does with it. */
-export interface SafeListRow {
+interface SafeListRow {
   readonly tag: string;
   readonly keyword: string;
   readonly vr: string;
@@ -139,7 +139,7 @@ export interface SafeListRow {
  * PS3.15 Table E.1-1 Note 1: the attributes outside the table that are kept although their VR can carry
  * identity, each with its reason; asked of the decision function like every other row.
  */
-export function describeSafeList(policy: DeidPolicy): SafeListRow[] {
+function describeSafeList(policy: DeidPolicy): SafeListRow[] {
   const session = createSession(policy, { fresh: false });
   session.beginDataset('SAMPLE');
   return IDENTITY_SAFE_LIST.map(([text, keyword, vr, category, note]) => {
@@ -216,7 +216,7 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
       ? 'Retain Longitudinal Temporal Information Full Dates (E.3.6): dates and times are kept unmodified'
       : 'dates and times are removed, emptied or replaced by dummies as Table E.1-1 says';
   const rules = [
-    'Private attributes (odd groups): ' + (o.retainSafePrivate ? 'only those of Table E.3.10-1, matched by private creator and element offset, are kept (private UIDs become keyed UIDs); all others are removed' : 'all removed'),
+    `Private attributes (odd groups): ${o.retainSafePrivate ? 'only those of Table E.3.10-1, matched by private creator and element offset, are kept (private UIDs become keyed UIDs); all others are removed' : 'all removed'}`,
     `Standard attributes Table E.1-1 does not list (Note 1): removed when their VR can carry identity (${[...IDENTITY_VRS].join(' ')}, by their PS3.6 VR or by the VR they are encoded with), except the ${IDENTITY_SAFE_LIST.length} technical attributes of the reviewed safe list below, which are kept; a person name (PN) among them is emptied, and dates (DA, DT) are ` +
       (o.retainLongitudinalTemporalModifiedDates ? 'shifted with the others' : o.retainLongitudinalTemporalFullDates ? 'kept (Full Dates)' : 'removed') +
       '. Attributes of other VRs (codes, numbers, times, UIDs) are kept; their sequences go through the profile',
@@ -271,7 +271,7 @@ export function statementMarkdown(s: ConformanceStatement): string {
   out.push(`${s.profile.name} (DCM ${s.profile.code}), with these options (PS3.15 Table E.1-1 columns):`, '');
   out.push('| option | in effect |', '|---|---|');
   for (const o of s.options) out.push(`| ${o.name} | ${o.enabled ? 'yes' : 'no'} |`);
-  out.push('', 'De-identification Method Code Sequence (CID 7050): ' + s.methodCodes.map((c) => `${c.code} ${c.meaning}`).join('; ') + '.', '');
+  out.push('', `De-identification Method Code Sequence (CID 7050): ${s.methodCodes.map((c) => `${c.code} ${c.meaning}`).join('; ')}.`, '');
   out.push('## Pseudonyms and dates', '');
   out.push(`- Mode: ${s.pseudonyms.mode}`, `- UIDs: ${s.pseudonyms.uids}`, `- Identifiers: ${s.pseudonyms.identifiers}`, `- Dates: ${s.dates}`);
   if (s.dateShift) out.push(`- Day offset range: ${s.dateShift.minDays} to ${s.dateShift.maxDays} days, never 0`);
@@ -289,7 +289,7 @@ export function statementMarkdown(s: ConformanceStatement): string {
   out.push('', '## General rules', '');
   for (const rule of s.rules) out.push(`- ${rule}`);
   out.push('', '## Summary', '');
-  out.push(CATEGORIES.map((c) => `${s.summary[c]} ${c}`).join(', ') + ' (Table E.1-1 rows, the private rule and the attributes below it).', '');
+  out.push(`${CATEGORIES.map((c) => `${s.summary[c]} ${c}`).join(', ')} (Table E.1-1 rows, the private rule and the attributes below it).`, '');
   const all = [...s.attributes, ...s.otherAttributes];
   for (const category of CATEGORIES) {
     const rows = all.filter((r) => r.category === category);

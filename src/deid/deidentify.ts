@@ -13,6 +13,8 @@ import type { IdentityKind, PseudonymPair } from './pseudonym.ts';
 import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
 import { elementOf, formatTag, groupOf, isPrivate, makeTag, parseTag, tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
+import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
+import { binaryValueSize } from '../dicom/vr.ts';
 
 /** DICOM JSON (PS3.18 F.2), as modelled by src/dicom/json-model.ts. */
 export type DicomJsonDataset = JsonDataset;
@@ -109,7 +111,7 @@ export type Decision =
  * (X, K) do not look at the value, so the Part 10 rewriter passes a thunk and decodes only when asked.
  */
 export type ElementValue = unknown[] | undefined | (() => unknown[] | undefined);
-const valueOf = (value: ElementValue): unknown[] | undefined => (typeof value === 'function' ? value() : value);
+const valuesOf = (value: ElementValue): unknown[] | undefined => (typeof value === 'function' ? value() : value);
 
 const KEEP: Decision = Object.freeze({ op: 'keep' });
 const REMOVE: Decision = Object.freeze({ op: 'remove' });
@@ -278,7 +280,7 @@ export class DeidSession {
     // (gggg,xx00-xxFF) where xx is its element number. Keep a creator only if Table E.3.10-1 lists
     // attributes under it in this group, so that retained attributes keep their creator.
     if (element >= 0x0010 && element <= 0x00ff) {
-      const first = valueOf(value)?.[0];
+      const first = valuesOf(value)?.[0];
       const creator = typeof first === 'string' ? first : undefined;
       return creator !== undefined && profile.isSafePrivateCreator(group, creator) ? KEEP : REMOVE;
     }
@@ -358,7 +360,7 @@ export class DeidSession {
   }
 
   #uids(ref: ElementRef, lazy: ElementValue): Decision {
-    const value = valueOf(lazy);
+    const value = valuesOf(lazy);
     if (value === undefined) return replace([]);
     return replace(value.map((v) => {
       if (v === null) return null;
@@ -375,7 +377,7 @@ export class DeidSession {
    * (pseudonym.ts patientNameBasis), so QIDO, metadata and Part 10 show one name pseudonym.
    */
   #identity(kind: IdentityKind, ref: ElementRef, lazy: ElementValue): Decision {
-    const value = valueOf(lazy);
+    const value = valuesOf(lazy);
     if (value === undefined) return replace([]);
     const p = this.#pseudonyms;
     return replace(value.map((v) => {
@@ -398,7 +400,7 @@ export class DeidSession {
     if (ref.vr === 'UI') return this.#uids(ref, lazy);
     const max = TEXT_MAX.get(ref.vr);
     if (max === undefined) return REMOVE; // a hash of a number, date, binary or sequence is not a valid value
-    const value = valueOf(lazy);
+    const value = valuesOf(lazy);
     if (value === undefined) return replace([]);
     return replace(value.map((v) => {
       if (v === null) return null;
@@ -424,7 +426,7 @@ export class DeidSession {
 
   // PS3.15 E.3.6: all dates of the patient move by one keyed offset; an unreadable value is emptied.
   #shift(ref: ElementRef, lazy: ElementValue): Decision {
-    const value = valueOf(lazy);
+    const value = valuesOf(lazy);
     if (value === undefined) return replace([]);
     const vr = ref.vr === 'DT' ? 'DT' : 'DA';
     const days = this.#dayOffset();
@@ -518,6 +520,7 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
       case 'remove':
         break;
       case 'keep': {
+        checkKeptJsonValue(ref, value);
         // A new element object; its Value is shared with the input, which nothing here mutates.
         const kept: DicomJsonElement = { ...element };
         if (kept.BulkDataURI !== undefined && options.bulkDataURI !== undefined) {
@@ -539,6 +542,26 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
     }
   }
   return out;
+}
+
+/**
+ * The JSON side of the Part 10 rewriter's keep checks (rewrite-part10.ts): a kept binary number with more
+ * values than its PS3.6 VM allows, or kept text with control characters PS3.5 6.1.2 does not permit, is
+ * a misframed element that swallowed its neighbours in the PACS's source file: refused, never passed on.
+ */
+function checkKeptJsonValue(ref: ElementRef, value: readonly unknown[] | undefined): void {
+  if (value === undefined || value.length === 0) return;
+  const where = () => [...ref.path, ref.tag].map(formatTag).join('>');
+  const size = binaryValueSize(ref.vr);
+  if (size !== undefined) {
+    const maxBytes = maxBinaryValueBytes(ref.tag, ref.vr);
+    if (maxBytes !== undefined && value.length > maxBytes / size) throw new DeidUnsupportedValueError(where(), 'kept value has more values than its VM allows');
+    return;
+  }
+  const texts = value.flatMap((v) => (typeof v === 'string' ? [v] : v && typeof v === 'object' ? Object.values(v as Record<string, unknown>).filter((g): g is string => typeof g === 'string') : []));
+  if (texts.some((t) => /[\u0000-\u0008\u000b\u000e-\u001a\u001c-\u001f]/.test(t.replace(/[\u0000 ]+$/, '')))) {
+    throw new DeidUnsupportedValueError(where(), 'kept value holds control characters');
+  }
 }
 
 function privateCreatorOf(dataset: DicomJsonDataset, tag: number): { privateCreator?: string } {

@@ -25,6 +25,8 @@
 // Radiation Machine Name or the RT accessory IDs, which the table does not list: they identify one unit,
 // as Device Serial Number does, and are removed under every option set. Only dates are treated by VR.
 
+import { parseTag, type Tag } from '../dicom/tag.ts';
+
 /** VRs that can carry identity (names, free text, identifiers, addresses, dates, URLs, AE titles). */
 export const IDENTITY_VRS: ReadonlySet<string> = new Set(['PN', 'LO', 'SH', 'ST', 'LT', 'UT', 'UC', 'UR', 'AE', 'DA', 'DT']);
 
@@ -160,8 +162,11 @@ export const IDENTITY_SAFE_LIST: readonly SafeEntry[] = [
   ['(0040,1009)', 'ReportingPriority', 'SH', 'workflow'],
 ];
 
-function tagOf(text: string): number {
-  return Number.parseInt(text.slice(1, 5) + text.slice(6, 10), 16) >>> 0;
+/** An entry's tag, read by the one tag parser; a malformed entry is a bug, found at load. */
+function tagOf(text: string): Tag {
+  const tag = parseTag(text);
+  if (tag === undefined) throw new Error(`identity safe list: ${text} is not a tag`);
+  return tag;
 }
 
 const byTag = new Map<number, SafeEntry>(IDENTITY_SAFE_LIST.map((entry) => [tagOf(entry[0]), entry]));

@@ -26,7 +26,7 @@ export type OverrideAction =
   | { readonly kind: 'replace'; readonly value: string }
   | { readonly kind: 'hash' };
 
-export type RuleSource =
+type RuleSource =
   | 'basic'
   | ProfileOption
   | 'override'
@@ -109,9 +109,6 @@ if (curveEntry === undefined || privateEntry === undefined || overlayEntries.siz
 }
 const CURVE_ENTRY: TableEntry = curveEntry;
 const PRIVATE_ENTRY: TableEntry = privateEntry;
-
-/** Number of rows of Table E.1-1 compiled into this module. */
-export const TABLE_E1_1_ROW_COUNT = TABLE_E1_1.length;
 
 /** PS3.5 7.6: repeating groups are the even groups base..base+0x1E (curves 50xx, overlays 60xx). */
 function isRepeatingGroup(group: number, base: number): boolean {
@@ -203,7 +200,7 @@ export function normalizeCreator(creator: string): string {
 // --- overrides ----------------------------------------------------------------------------------
 
 /** Parses `keep | remove | empty | replace:<value> | hash`; undefined when it is none of them. */
-export function parseOverride(spec: string): OverrideAction | undefined {
+function parseOverride(spec: string): OverrideAction | undefined {
   if (spec === 'keep' || spec === 'remove' || spec === 'empty' || spec === 'hash') return { kind: spec };
   if (spec.startsWith('replace:')) return { kind: 'replace', value: spec.slice('replace:'.length) };
   return undefined;

@@ -24,8 +24,6 @@ export const IDENTITY_ATTRIBUTES = Object.freeze([
 
 export type IdentityAttribute = (typeof IDENTITY_ATTRIBUTES)[number];
 export type IdentityKind = IdentityAttribute['kind'];
-/** The identity kinds the store maps back to the attribute's own value (`mapsBack`). */
-export type MapsBackKind = Extract<IdentityAttribute, { mapsBack: true }>['kind'];
 /** `uid`: every UID (U, PS3.15 E.3.9); `value`: a `hash` override on any other attribute. */
 export type PseudonymKind = 'uid' | IdentityKind | 'value';
 

@@ -135,7 +135,7 @@ function addAttributes(dataset: Dataset, policy: Part10Policy, charset: Characte
 }
 
 /** Reader events with the header and trailer de-identified; Pixel Data events pass unchanged. */
-export async function* deidentifyEvents(events: AsyncIterable<Part10Event>, policy: Part10Policy, options: RewriteOptions = {}): AsyncGenerator<Part10Event> {
+async function* deidentifyEvents(events: AsyncIterable<Part10Event>, policy: Part10Policy, options: RewriteOptions = {}): AsyncGenerator<Part10Event> {
   let rootCharset: CharacterSet = [];
   let le = true;
   for await (const ev of events) {

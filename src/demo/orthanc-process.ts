@@ -24,8 +24,8 @@ export interface OrthancProcess {
   restart(): Promise<void>;
 }
 
-export const ORTHANC_BINARY = process.env['ORTHANC_BINARY'] ?? '/usr/sbin/Orthanc';
-export const DICOMWEB_PLUGIN =
+const ORTHANC_BINARY = process.env['ORTHANC_BINARY'] ?? '/usr/sbin/Orthanc';
+const DICOMWEB_PLUGIN =
   process.env['ORTHANC_DICOMWEB_PLUGIN'] ?? '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 
 export async function freePort(): Promise<number> {

@@ -5,7 +5,7 @@ import { TAG } from './tags.ts';
 /** The defined terms of (0008,0005), in order; [] means the default repertoire (ISO-IR 6). */
 export type CharacterSet = readonly string[];
 
-export const DEFAULT_CHARACTER_SET: CharacterSet = [];
+const DEFAULT_CHARACTER_SET: CharacterSet = [];
 export const UTF8_CHARACTER_SET: CharacterSet = ['ISO_IR 192'];
 
 /** Single-code-extension-free terms and the WHATWG label that decodes them. */
@@ -201,7 +201,6 @@ function reverseTable(label: string): Map<string, number> {
  * (Node has no encoder for GB18030, ISO 2022 or Shift-JIS): the caller then switches to ISO_IR 192.
  */
 export function encodeText(text: string, charset: CharacterSet): Buffer | undefined {
-  // eslint-disable-next-line no-control-regex
   if (/^[\x00-\x7f]*$/.test(text)) return Buffer.from(text, 'latin1');
   if (usesCodeExtensions(charset)) return undefined;
   const label = SINGLE[charset[0] ?? ''];

@@ -50,13 +50,6 @@ export function setElement(dataset: Dataset, element: DataElement): void {
   else dataset.splice(i, 0, element);
 }
 
-export function removeElement(dataset: Dataset, tag: Tag): boolean {
-  const i = dataset.findIndex((e) => e.tag === tag);
-  if (i === -1) return false;
-  dataset.splice(i, 1);
-  return true;
-}
-
 /** The value of an ASCII string element (UI, CS, ...) without padding; undefined when absent. */
 export function asciiValue(dataset: readonly DataElement[], tag: Tag): string | undefined {
   const el = findElement(dataset, tag);
@@ -72,14 +65,4 @@ export function characterSetOf(dataset: readonly DataElement[], inherited: Chara
   const el = findElement(dataset, TAG.SpecificCharacterSet);
   if (!el) return inherited;
   return parseSpecificCharacterSet(el.value ? el.value.toString('latin1').replace(/[\0 ]+$/, '') : '');
-}
-
-/** A deep copy (value Buffers are shared; they are never mutated in place). */
-export function cloneDataset(dataset: readonly DataElement[]): Dataset {
-  return dataset.map((el) => {
-    const copy: DataElement = { ...el };
-    if (el.items) copy.items = el.items.map(cloneDataset);
-    if (el.fragments) copy.fragments = [...el.fragments];
-    return copy;
-  });
 }

@@ -110,10 +110,6 @@ export class DicomInvalidValueError extends DicomError {
   }
 }
 
-export function isDicomError(err: unknown): err is DicomError {
-  return err instanceof DicomError;
-}
-
 // RFC 2046 5.1 / PS3.18 8.7.1 multipart/related framing failures (dicom/multipart.ts).
 export type MultipartErrorCode =
   | 'MULTIPART_NO_BOUNDARY'

@@ -6,7 +6,7 @@ import { parseTag, tagToHex, type Tag } from './tag.ts';
 import { TAG } from './tags.ts';
 import { isVr, padValue, swapBytes, swapUnit, vrInfo } from './vr.ts';
 
-export interface PersonNameJson {
+interface PersonNameJson {
   Alphabetic?: string;
   Ideographic?: string;
   Phonetic?: string;

@@ -21,9 +21,9 @@ import { TAG } from './tags.ts';
 import { transferSyntax, uidForEncoding, type TransferSyntax } from './transfer-syntax.ts';
 import { hasLongHeader, isVr, swapBytes, swapUnit, vrFromBytes } from './vr.ts';
 
-export const UNDEFINED_LENGTH = 0xffffffff;
-export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024;
-export const DEFAULT_MAX_DEPTH = 32;
+const UNDEFINED_LENGTH = 0xffffffff;
+const DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_DEPTH = 32;
 
 const IMPLICIT_LE: DatasetEncoding = { explicitVr: false, littleEndian: true };
 
@@ -454,7 +454,7 @@ const CANDIDATES: readonly DatasetEncoding[] = [
 ];
 
 /** The one encoding under which the bytes parse plausibly; undefined when none or several do (fail closed). */
-export function sniffEncoding(b: Buffer, atEnd: boolean): DatasetEncoding | undefined {
+function sniffEncoding(b: Buffer, atEnd: boolean): DatasetEncoding | undefined {
   const ok = CANDIDATES.filter((c) => plausibleUnder(b, c, atEnd));
   return ok.length === 1 ? ok[0] : undefined;
 }

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createDeflateRaw } from 'node:zlib';
-import { asciiValue, findElement, type DataElement, type Dataset, type DatasetEncoding } from './dataset.ts';
+import { asciiValue, findElement, type DataElement, type DatasetEncoding } from './dataset.ts';
 import { DicomInvalidSequenceError, DicomInvalidValueError } from './errors.ts';
 import type { Part10Event, PixelDataInfo } from './part10-reader.ts';
 import { isGroupLength, type Tag } from './tag.ts';
@@ -17,7 +17,7 @@ import { hasInvalidControlBytes, hasLongHeader, isVr, padValue } from './vr.ts';
 
 /** Implementation Class UID of deid-gateway (PS3.7 D.3.3.2; a UUID-derived UID, PS3.5 B.2). */
 export const IMPLEMENTATION_CLASS_UID = '2.25.44162006074406719072761764642669780365';
-export const IMPLEMENTATION_VERSION_NAME = 'DEID_GATEWAY_01';
+const IMPLEMENTATION_VERSION_NAME = 'DEID_GATEWAY_01';
 
 const UNDEFINED = 0xffffffff;
 const EXPLICIT_LE: DatasetEncoding = { explicitVr: true, littleEndian: true };
@@ -74,7 +74,7 @@ function delimiter(tag: Tag, length: number, enc: DatasetEncoding): Buffer {
 
 
 /** Appends the encoding of one element to out. */
-export function encodeElement(el: DataElement, enc: DatasetEncoding, out: Buffer[]): void {
+function encodeElement(el: DataElement, enc: DatasetEncoding, out: Buffer[]): void {
   if (el.vr === 'SQ' || el.items) {
     // PS3.5 7.5.2: undefined-length sequence of undefined-length items.
     out.push(encodeElementHeader(el.tag, 'SQ', UNDEFINED, enc));
@@ -101,7 +101,7 @@ export function encodeElement(el: DataElement, enc: DatasetEncoding, out: Buffer
   out.push(encodeElementHeader(el.tag, el.vr, value.length, enc), value);
 }
 
-export function encodeElements(dataset: readonly DataElement[], enc: DatasetEncoding, out: Buffer[]): void {
+function encodeElements(dataset: readonly DataElement[], enc: DatasetEncoding, out: Buffer[]): void {
   for (const el of dataset) {
     if (isGroupLength(el.tag)) continue;
     encodeElement(el, enc, out);
@@ -146,7 +146,7 @@ export function encodeFileMeta(input: FileMetaInput): Buffer {
 }
 
 /** File Meta for a header: MediaStorageSOP*UID follow the dataset's SOPClassUID/SOPInstanceUID (PS3.10 7.1). */
-export function fileMetaFor(dataset: readonly DataElement[], sourceMeta: readonly DataElement[] | undefined, transferSyntaxUID: string): Buffer {
+function fileMetaFor(dataset: readonly DataElement[], sourceMeta: readonly DataElement[] | undefined, transferSyntaxUID: string): Buffer {
   const pick = (datasetTag: Tag, metaTag: Tag): string => {
     if (findElement(dataset, datasetTag)) return asciiValue(dataset, datasetTag) ?? '';
     // The source File Meta's value is copied only when it is text (PS3.5 6.1.2): a misframed source
@@ -160,11 +160,6 @@ export function fileMetaFor(dataset: readonly DataElement[], sourceMeta: readonl
     mediaStorageSOPClassUID: pick(TAG.SOPClassUID, TAG.MediaStorageSOPClassUID),
     mediaStorageSOPInstanceUID: pick(TAG.SOPInstanceUID, TAG.MediaStorageSOPInstanceUID),
   });
-}
-
-export interface Part10WriterOptions {
-  /** Overrides the File Meta's source; by default the dataset's own SOP UIDs and the source meta. */
-  readonly sourceMeta?: Dataset;
 }
 
 async function* deflateRaw(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {

@@ -1,5 +1,4 @@
 // A tag is a uint32 number: (group << 16) | element. PS3.5 7.1.1. Named tags are in tags.ts.
-import { TAG } from './tags.ts';
 
 export type Tag = number;
 
@@ -79,9 +78,4 @@ export function privateCreatorTagFor(tag: Tag): Tag | undefined {
 /** The element offset ee within the private block, as the safe-private table writes it (gggg,xxee). */
 export function privateElementOffset(tag: Tag): number | undefined {
   return isPrivateDataElement(tag) ? elementOf(tag) & 0xff : undefined;
-}
-
-/** Item, Item Delimitation and Sequence Delimitation (PS3.5 7.5). */
-export function isDelimiter(tag: Tag): boolean {
-  return tag === TAG.Item || tag === TAG.ItemDelimitationItem || tag === TAG.SequenceDelimitationItem;
 }

@@ -53,5 +53,3 @@ export const TAG = Object.freeze({
   DoubleFloatPixelData: 0x7fe00009,
   PixelData: 0x7fe00010,
 } as const satisfies Record<string, number>);
-
-export type TagKeyword = keyof typeof TAG;

@@ -3,10 +3,10 @@ import type { DatasetEncoding } from './dataset.ts';
 import { DicomUnsupportedTransferSyntaxError } from './errors.ts';
 import { TAG } from './tags.ts';
 
-export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
+const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
-export const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99';
-export const EXPLICIT_VR_BIG_ENDIAN = '1.2.840.10008.1.2.2';
+const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99';
+const EXPLICIT_VR_BIG_ENDIAN = '1.2.840.10008.1.2.2';
 
 export interface TransferSyntax extends DatasetEncoding {
   readonly uid: string;

@@ -3,7 +3,7 @@
 // archives hold such UIDs (badVR.dcm), and they are still unambiguous digits and dots.
 
 /** PS3.5 9.1: the most characters a UID may have. */
-export const UID_MAX_LENGTH = 64;
+const UID_MAX_LENGTH = 64;
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 

@@ -1,6 +1,6 @@
 // Value Representations, PS3.5 6.2 (Table 6.2-1) and 7.1.2 (explicit VR header forms).
 
-export type VrKind = 'string' | 'text' | 'person-name' | 'number' | 'binary' | 'tag' | 'sequence';
+type VrKind = 'string' | 'text' | 'person-name' | 'number' | 'binary' | 'tag' | 'sequence';
 
 export interface VrInfo {
   readonly vr: string;
@@ -72,8 +72,6 @@ const TABLE: readonly VrInfo[] = [
 ];
 
 const BY_NAME: ReadonlyMap<string, VrInfo> = new Map(TABLE.map((i) => [i.vr, i]));
-
-export const VRS: readonly string[] = TABLE.map((i) => i.vr);
 
 export function isVr(vr: string): boolean {
   return BY_NAME.has(vr);

@@ -136,7 +136,7 @@ function specificity(range: MediaRange, candidate: MediaRange): number {
  * it (0 when none does: not acceptable). A candidate without a `transferSyntax`, or with `*` ("not
  * known yet": the PACS chooses it), matches any range's.
  */
-export function qualityOf(accept: readonly MediaRange[] | undefined, candidate: MediaRange): number {
+function qualityOf(accept: readonly MediaRange[] | undefined, candidate: MediaRange): number {
   if (accept === undefined) return 1;
   let best = -1;
   let q = 0;

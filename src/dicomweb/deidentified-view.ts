@@ -2,6 +2,7 @@ import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { createSession } from '../deid/deidentify.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
 import { ClientGoneError, UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
+import { isPathIdentifier } from './routes.ts';
 import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
 
 /** Everything a de-identified transaction needs. */
@@ -40,6 +41,11 @@ export async function originalUid(view: DeidentifiedView, uid: string, what = 'U
   if (view.policy.options.retainUIDs) return uid;
   const original = await view.store.originalOf('uid', uid);
   if (original === undefined) throw new UnknownResourceError(what);
+  // The store holds whatever an instance (or an upload) carried as its UID. Before it goes into a PACS
+  // path or condition it must be a plain identifier (RFC 3986 unreserved, never `.`/`..`): a stored
+  // `../../patients/…` would otherwise walk the PACS's API, and a stored `*` or `\` would become a wild
+  // card or a list. Such a pseudonym is as unknown as one never issued.
+  if (!isPathIdentifier(original, 'original')) throw new UnknownResourceError(what);
   return original;
 }
 

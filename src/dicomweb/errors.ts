@@ -3,7 +3,7 @@
 // Failure Reason. Messages name codes and tags, never values (STYLE habit 4).
 
 /** The PACS behind the gateway failed, or sent what the gateway cannot de-identify. */
-export type UpstreamErrorCode =
+type UpstreamErrorCode =
   | 'UPSTREAM_UNREACHABLE'
   | 'UPSTREAM_TIMEOUT'
   | 'UPSTREAM_UNUSABLE'

@@ -29,7 +29,7 @@ import { acceptFor, OFFERED } from './content-negotiation.ts';
 import { withStreamLifetime, type StreamLifetime } from './stream-lifetime.ts';
 import { isUid } from '../dicom/uid.ts';
 
-export type QueryLevel = 'study' | 'series' | 'instance';
+type QueryLevel = 'study' | 'series' | 'instance';
 
 const STUDY_UID = tagToHex(TAG.StudyInstanceUID);
 const SERIES_UID = tagToHex(TAG.SeriesInstanceUID);
@@ -88,6 +88,7 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
   const fuzzy = fuzzyValues.includes('true');
   const probe = createSession(view.policy);
   probe.beginDataset('probe');
+  const added = probe.attributesToAdd();
 
   for (const [key, value] of params) {
     if (key === 'fuzzymatching') continue;
@@ -122,7 +123,14 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
     if (vr !== 'UI' && matchKey === undefined) throw badValue(tag);
     // 2. What does the researcher see of this attribute? The profile's one decision says.
     const decision = probe.decide({ tag, vr, path: [] }, [value]);
-    if (decision.op === 'keep' && vr !== 'UR') {
+    // Set or rebuilt by the gateway on every result, whatever the original held: the E.1.1 attributes
+    // (Patient Identity Removed, …) and URLs (Retrieve URL). Matched here, on what the researcher sees.
+    if (vr === 'UR' || hex in added) {
+      gatewaySide.push({ tag, key: matchKey as MatchKey });
+      upstreamParams.append('includefield', hex);
+      continue;
+    }
+    if (decision.op === 'keep') {
       upstreamParams.set(hex, uids ? uids.join(',') : value); // the de-identified value is the original one
       continue;
     }
@@ -147,9 +155,16 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
     const identity = identityAttribute(tag);
     if (identity?.mapsBack && !/[*?\\]/.test(value)) {
       const original = await view.store.originalOf(identity.kind, value);
-      if (original === undefined) empty = true;
-      else upstreamParams.set(hex, original);
-      continue;
+      if (original === undefined) {
+        empty = true;
+        continue;
+      }
+      // PS3.4 C.2.2.2.4 has no escape: an original holding `*`, `?` or `\` would be a wild card or a
+      // list upstream (a condition on other patients' originals). Such a key is matched here instead.
+      if (!/[*?\\]/.test(original)) {
+        upstreamParams.set(hex, original);
+        continue;
+      }
     }
     gatewaySide.push({ tag, key: matchKey as MatchKey });
     upstreamParams.append('includefield', hex);

@@ -29,7 +29,7 @@ export interface RelayContext {
   callerAuthorization?: string;
 }
 
-export function upstreamHeaders(req: IncomingMessage, ctx: RelayContext): Record<string, string> {
+function upstreamHeaders(req: IncomingMessage, ctx: RelayContext): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const name of FORWARD_REQUEST) {
     const value = req.headers[name];

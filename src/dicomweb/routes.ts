@@ -130,7 +130,11 @@ function encodeSegment(value: string): string {
 export function fillPath(route: Pick<DicomwebRoute, 'path'>, params: PathParams, options: { below?: boolean; uids?: PathParams } = {}): string {
   const template = route.path.split('/').slice(1);
   let from = 0;
-  if (options.below) template.forEach((segment, i) => UID_PARAMS.has(segment) && (from = i + 1));
+  if (options.below) {
+    template.forEach((segment, i) => {
+      if (UID_PARAMS.has(segment)) from = i + 1;
+    });
+  }
   const values = { ...params, ...options.uids };
   return template
     .slice(from)

@@ -24,7 +24,6 @@ import { StoreError } from '../store/errors.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
 import { BadRequestError, ClientGoneError, StowPartError, StowRequestError, UpstreamStoreFailedError } from './errors.ts';
 import { classify, type Upstream } from './upstream.ts';
-import { endBody } from './response-writer.ts';
 import { streamLifetime } from './stream-lifetime.ts';
 
 export interface StowView {
@@ -50,7 +49,7 @@ export interface StowView {
 export type RefusalObserver = (error: unknown) => void;
 
 /** The one logger method STOW uses (pino's, structurally; this layer knows no logging library). */
-export interface StowLog {
+interface StowLog {
   warn(entry: object, message: string): void;
 }
 
@@ -95,7 +94,7 @@ interface FailedRef {
   reason: number;
 }
 
-export interface StowOutcome {
+interface StowOutcome {
   stored: StoredRef[];
   failed: FailedRef[];
 }
@@ -264,7 +263,7 @@ async function readSmall(body: AsyncIterable<Buffer>, cap: number): Promise<stri
 }
 
 /** Checks the request's media type and declared size before anything is read (415 / 413). */
-export function checkStowRequest(req: IncomingMessage, view: StowView): string {
+function checkStowRequest(req: IncomingMessage, view: StowView): string {
   const contentType = req.headers['content-type'];
   if (!contentType || !/^multipart\/related\s*;/i.test(contentType)) {
     throw new StowRequestError('STOW_UNSUPPORTED_MEDIA_TYPE', 'STOW-RS takes multipart/related; type="application/dicom"');
@@ -333,11 +332,13 @@ export async function storeDeidentified(
 }
 
 /** PS3.18 10.5.3 status (200 all, 202 some, 409 none) with the Annex I module as DICOM JSON or XML. */
-export function writeStowResponse(req: IncomingMessage, res: ServerResponse, outcome: StowOutcome, publicBase: string): void {
+function writeStowResponse(req: IncomingMessage, res: ServerResponse, outcome: StowOutcome, publicBase: string): void {
   const status = outcome.failed.length === 0 ? 200 : outcome.stored.length === 0 ? 409 : 202;
   const studies = new Set(outcome.stored.map((s) => s.study));
   const body: JsonDataset = {};
-  const put = (ds: JsonDataset, tag: Tag, values: JsonValue[]) => void (ds[tagToHex(tag)] = element(tag, values));
+  const put = (ds: JsonDataset, tag: Tag, values: JsonValue[]): void => {
+    ds[tagToHex(tag)] = element(tag, values);
+  };
   if (studies.size === 1) put(body, RETRIEVE_URL, [`${publicBase}/studies/${[...studies][0]}`]);
   if (outcome.failed.length > 0) {
     put(

@@ -287,6 +287,12 @@ async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerR
     throw new NoFramesError(); // the profile removes or replaces Pixel Data: the researcher's instance has none
   }
   const original = await originalPath(view, r.path);
+  // Bulkdata other than Pixel Data is served only where the instance's own de-identified metadata
+  // advertises it: the element's real VR and value decide there (a misencoded or over-long value is
+  // removed or refused), not the dictionary's VR alone.
+  if (r.bulk !== undefined && !isPixelDataPath(r.bulk) && !(await advertisesBulk(view, lifetime, original, r.bulk))) {
+    throw new UnknownResourceError('bulkdata');
+  }
   const upstreamRes = await lifetime.send(view.upstream, {
     method: 'GET',
     pathAndQuery: `${uidPath(original)}${r.resource}${r.query}`,
@@ -335,6 +341,51 @@ async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerR
  * Data it could not parse (Orthanc does, for a Pixel Data encoded as UN) and still serve its frames.
  * False when the metadata cannot be had or read. Nothing of it reaches the caller.
  */
+/** A bulkdata path naming top-level Pixel Data (or its float forms), which frames pass untouched too. */
+function isPixelDataPath(segments: readonly string[]): boolean {
+  const tags = bulkTagPath(segments);
+  return tags !== undefined && tags.length === 1 && (PIXEL_DATA_TAGS as readonly number[]).includes(tags[0] as number);
+}
+
+/**
+ * Whether the instance's metadata, de-identified exactly as `/metadata` serves it, holds a BulkDataURI
+ * for this tag path. Anything unreadable counts as no.
+ */
+async function advertisesBulk(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath, segments: readonly string[]): Promise<boolean> {
+  const tags = bulkTagPath(segments);
+  if (tags === undefined) return false;
+  const wanted = segments.map((s, i) => (i % 2 === 0 ? tagToHex(tags[i / 2] as number) : String(Number(s)))).join('/');
+  const meta = await lifetime.send(view.upstream, {
+    method: 'GET',
+    pathAndQuery: `${uidPath(original)}/metadata`,
+    headers: { accept: 'application/dicom+json' },
+  });
+  if (meta.statusCode !== 200) {
+    meta.body.resume();
+    return false;
+  }
+  const advertised = new Set<string>();
+  try {
+    for await (const item of jsonArrayItems(meta.body, view.maxJsonDatasetBytes)) {
+      const session = createSession(view.policy); // never saved: nothing of it is shown
+      const deidentified = deidentifyJson(session, item as DicomJsonDataset, { bulkDataURI: (uri, ref) => bulkUriFor(uri, ref, view.policy) });
+      collectBulkPaths(deidentified, advertised);
+    }
+  } catch {
+    return false;
+  }
+  return advertised.has(wanted);
+}
+
+/** The tag paths (`TAG/item/TAG…`) of the placeholder BulkDataURIs in a de-identified dataset. */
+function collectBulkPaths(dataset: DicomJsonDataset, out: Set<string>): void {
+  for (const element of Object.values(dataset)) {
+    const uri = element.BulkDataURI;
+    if (uri?.startsWith(BULK_PLACEHOLDER)) out.add(uri.slice(BULK_PLACEHOLDER.length).replace(/^\/(bulk|bulkdata)\//, ''));
+    if (element.vr === 'SQ') for (const item of element.Value ?? []) collectBulkPaths(item as DicomJsonDataset, out);
+  }
+}
+
 async function hasNoPixelData(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath): Promise<boolean> {
   const meta = await lifetime.send(view.upstream, {
     method: 'GET',

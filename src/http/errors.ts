@@ -10,7 +10,7 @@ import type { StoreErrorCode } from '../store/errors.ts';
 export type HttpRequestCode = 'UPLOAD_BAD_FORM' | 'CONFORMANCE_BAD_ROLE' | 'CONFORMANCE_BAD_FORMAT';
 
 /** What `error-mapping.ts` answers for an error that carries none of our codes (multer, express, a bug). */
-export type HttpFallbackCode = 'UPLOAD_TOO_LARGE' | 'UPLOAD_BAD_FORM' | 'HTTP_BAD_REQUEST' | 'INTERNAL';
+type HttpFallbackCode = 'UPLOAD_TOO_LARGE' | 'UPLOAD_BAD_FORM' | 'HTTP_BAD_REQUEST' | 'INTERNAL';
 
 /** Every code an error answer can carry. */
 export type ErrorCode = AuthErrorCode | AuditErrorCode | DicomwebErrorCode | StoreErrorCode | HttpRequestCode | HttpFallbackCode;

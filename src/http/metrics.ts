@@ -30,9 +30,9 @@ const CODE = /^[A-Z][A-Z0-9_]{0,47}$/;
  * subject at most; a new subject of the rate-limited count under `(other)`), so callers cannot grow
  * the exposition without bound.
  */
-export const QUERY_SERIES_CAP = 10_000;
+const QUERY_SERIES_CAP = 10_000;
 /** The `study` label of a query that targets no study. */
-export const NO_STUDY = '(none)';
+const NO_STUDY = '(none)';
 const OTHER = '(other)';
 
 /** Latency buckets (seconds): a cached store hit is microseconds, a large retrieval many seconds. */

@@ -29,7 +29,7 @@ export interface PublicBase {
 const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))(:[0-9]{1,5})?$/;
 
 /** The fixed base, if `publicUrl` is set: computed once. */
-export function configuredBase(publicUrl: string): PublicBase {
+function configuredBase(publicUrl: string): PublicBase {
   const url = new URL(publicUrl);
   return {
     url: `${url.origin}${url.pathname.replace(/\/+$/, '')}`,

@@ -182,7 +182,7 @@ function sendBody(req: Request, res: Response, body: Rewritten, type: string): v
 
 /** The dist file a URL path names, if it is a plain relative path to an existing file inside `dir`. */
 function fileFor(dir: string, path: string): string | undefined {
-  if (path === '/' || !/^(\/[A-Za-z0-9_\-][A-Za-z0-9._\-]*)+$/.test(path)) return undefined;
+  if (path === '/' || !/^(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/.test(path)) return undefined;
   const file = resolve(dir, `.${path}`);
   if (!file.startsWith(dir + sep)) return undefined;
   try {

@@ -6,6 +6,39 @@ import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
 import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
 
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS pseudonym (
+    kind       TEXT NOT NULL,
+    pseudonym  TEXT NOT NULL,
+    original   TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (kind, pseudonym)
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS audit_event (
+    id                              INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_date_time                 TEXT NOT NULL,
+    event_id                        TEXT NOT NULL,
+    event_type_code                 TEXT,
+    event_action_code               TEXT NOT NULL CHECK (event_action_code IN ('C', 'R', 'U', 'D', 'E')),
+    event_outcome_indicator         INTEGER NOT NULL CHECK (event_outcome_indicator IN (0, 4, 8, 12)),
+    user_id                         TEXT NOT NULL,
+    role_id                         TEXT NOT NULL,
+    route                           TEXT NOT NULL,
+    http_status                     INTEGER NOT NULL,
+    participant_object_id           TEXT,
+    participant_object_id_type_code TEXT,
+    request_id                      TEXT,
+    series_instance_uid             TEXT,
+    participant_object_query        TEXT
+  );
+  CREATE INDEX IF NOT EXISTS audit_event_time ON audit_event (event_date_time);
+  -- Append-only: the trail is evidence; nothing in the gateway may rewrite it.
+  CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
+    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
+  CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
+    BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
+`;
+
 /**
  * The embedded default: one SQLite file in the data dir (better-sqlite3, built from source at install).
  * WAL with `synchronous = NORMAL`: a committed `save` is in the WAL file (it survives a crash of the
@@ -14,76 +47,16 @@ import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type Au
  * per instance, and it runs off the event loop.
  */
 export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
-  if (file !== ':memory:') {
-    // The file holds originals and the audit trail: owner only. SQLite gives its -wal and -shm files the
-    // database file's mode, so creating it 0600 covers all three.
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    closeSync(openSync(file, 'a', 0o600));
-    chmodSync(file, 0o600);
-  }
-  let db: Database.Database;
-  try {
-    db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS pseudonym (
-        kind       TEXT NOT NULL,
-        pseudonym  TEXT NOT NULL,
-        original   TEXT NOT NULL,
-        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-        PRIMARY KEY (kind, pseudonym)
-      ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS audit_event (
-        id                              INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_date_time                 TEXT NOT NULL,
-        event_id                        TEXT NOT NULL,
-        event_type_code                 TEXT,
-        event_action_code               TEXT NOT NULL CHECK (event_action_code IN ('C', 'R', 'U', 'D', 'E')),
-        event_outcome_indicator         INTEGER NOT NULL CHECK (event_outcome_indicator IN (0, 4, 8, 12)),
-        user_id                         TEXT NOT NULL,
-        role_id                         TEXT NOT NULL,
-        route                           TEXT NOT NULL,
-        http_status                     INTEGER NOT NULL,
-        participant_object_id           TEXT,
-        participant_object_id_type_code TEXT,
-        request_id                      TEXT,
-        series_instance_uid             TEXT,
-        participant_object_query        TEXT
-      );
-      CREATE INDEX IF NOT EXISTS audit_event_time ON audit_event (event_date_time);
-      -- Append-only: the trail is evidence; nothing in the gateway may rewrite it.
-      CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
-        BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
-      CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
-        BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END;
-    `);
-    addMissingAuditColumns(db);
-  } catch (cause) {
-    throw new StoreError('STORE_OPEN_FAILED', 'the pseudonym store could not be opened', { cause });
-  }
-  const insert = db.prepare('INSERT INTO pseudonym (kind, pseudonym, original) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-  const select = db.prepare<[string, string], { original: string }>(
-    'SELECT original FROM pseudonym WHERE kind = ? AND pseudonym = ?',
-  );
-  const saveAll = db.transaction((mappings: readonly Mapping[]) => {
-    for (const m of mappings) {
-      const result = insert.run(m.kind, m.pseudonym, m.original);
-      if (result.changes === 0 && select.get(m.kind, m.pseudonym)?.original !== m.original) {
-        // Two originals behind one pseudonym would make re-identification ambiguous: refuse.
-        throw new StoreError('STORE_PSEUDONYM_COLLISION', `a ${m.kind} pseudonym already maps to another original`);
-      }
-    }
-  });
-  const appendAudit = db.prepare(
-    `INSERT INTO audit_event (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`,
-  );
-  // ISO 8601 UTC text sorts as time, so `since` compares as text.
-  const listAudit = db.prepare<[string | null, string | null, string | null, string | null, number], AuditRow>(
-    `SELECT * FROM audit_event WHERE (? IS NULL OR event_date_time >= ?) AND (? IS NULL OR id > CAST(? AS INTEGER))
-     ORDER BY id LIMIT ?`,
-  );
+  // 1. The file, owner only, before SQLite opens it.
+  if (file !== ':memory:') createPrivateFile(file);
+  // 2. The database in WAL mode, its schema created or brought up to date.
+  const db = openDatabase(file);
+  // 3. The statements, prepared once.
+  const { select, saveAll } = pseudonymStatements(db);
+  const { appendAudit, listAudit } = auditStatements(db);
+  // 4. Durability: every write marks the WAL dirty; `sync` fsyncs it once for all the writes before it.
   const sync = groupCommit(file === ':memory:' ? async () => undefined : () => fsyncFile(`${file}-wal`));
+  // 5. The store: SQLite failures become StoreErrors with a code.
   return {
     async save(mappings) {
       if (mappings.length === 0) return;
@@ -125,6 +98,58 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
       db.close();
     },
   };
+}
+
+/**
+ * The file holds originals and the audit trail: owner only. SQLite gives its -wal and -shm files the
+ * database file's mode, so creating it 0600 covers all three.
+ */
+function createPrivateFile(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  closeSync(openSync(file, 'a', 0o600));
+  chmodSync(file, 0o600);
+}
+
+function openDatabase(file: string): Database.Database {
+  try {
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec(SCHEMA);
+    addMissingAuditColumns(db);
+    return db;
+  } catch (cause) {
+    throw new StoreError('STORE_OPEN_FAILED', 'the pseudonym store could not be opened', { cause });
+  }
+}
+
+function pseudonymStatements(db: Database.Database) {
+  const insert = db.prepare('INSERT INTO pseudonym (kind, pseudonym, original) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+  const select = db.prepare<[string, string], { original: string }>(
+    'SELECT original FROM pseudonym WHERE kind = ? AND pseudonym = ?',
+  );
+  const saveAll = db.transaction((mappings: readonly Mapping[]) => {
+    for (const m of mappings) {
+      const result = insert.run(m.kind, m.pseudonym, m.original);
+      if (result.changes === 0 && select.get(m.kind, m.pseudonym)?.original !== m.original) {
+        // Two originals behind one pseudonym would make re-identification ambiguous: refuse.
+        throw new StoreError('STORE_PSEUDONYM_COLLISION', `a ${m.kind} pseudonym already maps to another original`);
+      }
+    }
+  });
+  return { select, saveAll };
+}
+
+function auditStatements(db: Database.Database) {
+  const appendAudit = db.prepare(
+    `INSERT INTO audit_event (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`,
+  );
+  // ISO 8601 UTC text sorts as time, so `since` compares as text.
+  const listAudit = db.prepare<[string | null, string | null, string | null, string | null, number], AuditRow>(
+    `SELECT * FROM audit_event WHERE (? IS NULL OR event_date_time >= ?) AND (? IS NULL OR id > CAST(? AS INTEGER))
+     ORDER BY id LIMIT ?`,
+  );
+  return { appendAudit, listAudit };
 }
 
 /** A trail created by an older release gains the columns added since (its records keep NULL there). */

@@ -378,7 +378,13 @@ export function makeCanaryStudy(): CanaryStudy {
   // Attributes the image needs that the table also lists keep their canary (e.g. (0008,0018)); drop
   // anything written twice (first wins: the canary).
   const seen = new Set<number>();
-  const template = sorted(top.filter((e) => (seen.has(e.tag) ? false : (seen.add(e.tag), true))));
+  const template = sorted(
+    top.filter((e) => {
+      if (seen.has(e.tag)) return false;
+      seen.add(e.tag);
+      return true;
+    }),
+  );
 
   // 8. Three instances: A and B in the first series, C in a second one; each its own SOP Instance UID.
   const sopRow = table.find((r) => r.tag === '(0008,0018)') as TableRow;

@@ -49,7 +49,9 @@ describe('the canary patient: no canary of Table E.1-1 reaches a researcher or t
     study = makeCanaryStudy();
     ({ orthanc } = await startTestOrthanc());
     mkdirSync(originals);
-    study.instances.forEach((bytes, i) => writeFileSync(join(originals, `canary-${i}.dcm`), bytes));
+    study.instances.forEach((bytes, i) => {
+      writeFileSync(join(originals, `canary-${i}.dcm`), bytes);
+    });
     const loaded = await loadIntoOrthanc(orthanc.httpUrl, study.instances.map((bytes, i) => ({ name: `canary-${i}`, bytes })));
     assert.equal(loaded.stored.length, 3, `Orthanc refused ${loaded.refused.join(', ')}`);
   });
@@ -177,7 +179,9 @@ describe('the canary patient: no canary of Table E.1-1 reaches a researcher or t
         // 3. The second oracle: scan-leaks.py over the originals and every answer.
         const out = join(work, `answers-${OPTION_SETS.indexOf(set)}`);
         mkdirSync(out);
-        answers.forEach((a, i) => writeFileSync(join(out, `answer-${i}.bin`), a.bytes));
+        answers.forEach((a, i) => {
+          writeFileSync(join(out, `answer-${i}.bin`), a.bytes);
+        });
         const scan = await scanLeaks(originals, out, { options: set.options });
         assert.ok(scan.valuesSearched > 100, scan.summary);
         const unexpected = scan.hits.filter((h) => !findCanaries(Buffer.from(h.value, 'utf8'), [...allowed]).length);
@@ -212,7 +216,9 @@ describe('the canary patient: no canary of Table E.1-1 reaches a researcher or t
       assert.ok([...allowed].some((c) => c.vr === 'TM' && kept.has(c)), 'Modified Dates keeps times of day (E.3.6)');
       const out = join(work, 'stored');
       mkdirSync(out);
-      files.forEach((b, i) => writeFileSync(join(out, `stored-${i}.dcm`), b));
+      files.forEach((b, i) => {
+        writeFileSync(join(out, `stored-${i}.dcm`), b);
+      });
       const scan = await scanLeaks(originals, out, { options });
       const unexpected = scan.hits.filter((h) => !findCanaries(Buffer.from(h.value, 'utf8'), [...allowed]).length);
       assert.deepEqual(unexpected.map((h) => `${h.kind} ${h.value}`), [], scan.report.slice(-3000));

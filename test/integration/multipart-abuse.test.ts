@@ -10,14 +10,13 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { asciiValue } from '../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
-import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts';
-import { padValue } from '../../src/dicom/vr.ts';
 import { findCanaries, keptByDesign, makeCanaryStudy, type CanaryEntry } from '../helpers/canary-study.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { readBody } from '../helpers/http.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { parseStowAnswer } from '../helpers/stow.ts';
+import { syntheticInstance } from '../helpers/synthetic-instance.ts';
 
 const BOUNDARY = 'abuse-7d1f0c';
 const ALL_TS = 'multipart/related; type="application/dicom"; transfer-syntax=*';
@@ -28,22 +27,12 @@ const IDENTITY = study.canaries.filter((c) => !keptByDesign(c, ['retainLongitudi
 
 /** A small valid Part 10 file whose PatientComments (LT, removed by the profile) holds `comment`. */
 function dicomWithComment(comment: string): Buffer {
-  const s = (tag: number, vr: string, text: string) => ({ tag, vr, value: padValue(Buffer.from(text, 'latin1'), vr) });
-  const sop = '1.2.826.0.1.3680043.10.543.99001';
-  return Buffer.concat([
-    encodeFileMeta({ transferSyntaxUID: '1.2.840.10008.1.2.1', mediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.7', mediaStorageSOPInstanceUID: sop }),
-    encodeDataset(
-      [
-        s(0x00080016, 'UI', '1.2.840.10008.5.1.4.1.1.7'),
-        s(0x00080018, 'UI', sop),
-        s(0x00100010, 'PN', 'CANARY99002^Boundary'),
-        s(0x00100020, 'LO', 'CANARY99003'),
-        s(0x00104000, 'LT', comment),
-        s(0x0020000d, 'UI', '1.2.826.0.1.3680043.10.543.99004'),
-        s(0x0020000e, 'UI', '1.2.826.0.1.3680043.10.543.99005'),
-      ],
-      { explicitVr: true, littleEndian: true },
-    ),
+  return syntheticInstance('1.2.826.0.1.3680043.10.543.99001', [
+    [0x00100010, 'PN', 'CANARY99002^Boundary'],
+    [0x00100020, 'LO', 'CANARY99003'],
+    [0x00104000, 'LT', comment],
+    [0x0020000d, 'UI', '1.2.826.0.1.3680043.10.543.99004'],
+    [0x0020000e, 'UI', '1.2.826.0.1.3680043.10.543.99005'],
   ]);
 }
 const BOUNDARY_INSIDE = dicomWithComment(`see --${BOUNDARY} and \n--${BOUNDARY}\r\nContent-Type: text/plain and --${BOUNDARY}-- here`);
@@ -217,7 +206,7 @@ describe('multipart abuse: a broken upstream answering a researcher', () => {
       { name: 'no close delimiter', v: send(part(CANARY_DICOM)), path: studyPath },
       { name: 'cut inside Pixel Data', v: send(part(CANARY_DICOM).subarray(0, CANARY_DICOM.length - 100)), path: studyPath },
       { name: 'connection dropped after the header', v: send(part(CANARY_DICOM).subarray(0, CANARY_DICOM.length - 100), related(), { destroy: true }), path: studyPath },
-      { name: 'frames without a close delimiter', v: send(part(Buffer.alloc(512, 7), 'Content-Type: application/octet-stream\r\n'), 'multipart/related; type="application/octet-stream"; boundary=' + BOUNDARY), path: framesPath, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' },
+      { name: 'frames without a close delimiter', v: send(part(Buffer.alloc(512, 7), 'Content-Type: application/octet-stream\r\n'), `multipart/related; type="application/octet-stream"; boundary=${BOUNDARY}`), path: framesPath, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' },
     ];
     for (const c of cases) {
       variant = c.v;

@@ -100,7 +100,9 @@ describe('a researcher path is decoded once and rebuilt from the pseudonym map',
     const { mkdirSync } = await import('node:fs');
     mkdirSync(originalsDir);
     mkdirSync(outputsDir);
-    SAMPLES.forEach((name, i) => symlinkSync(join(samplesDir(), name), join(originalsDir, `${i}.dcm`)));
+    SAMPLES.forEach((name, i) => {
+      symlinkSync(join(samplesDir(), name), join(originalsDir, `${i}.dcm`));
+    });
   });
   after(async () => {
     await gateway?.close();

@@ -9,7 +9,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { listInstances, startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 
 type Json = Record<string, { Value?: unknown[] }>;
-const valueOf = (d: Json | undefined, tag: string) => d?.[tag]?.Value?.[0] as string | undefined;
+const firstValue = (d: Json | undefined, tag: string) => d?.[tag]?.Value?.[0] as string | undefined;
 const nameOf = (d: Json | undefined, tag: string) => (d?.[tag]?.Value?.[0] as { Alphabetic?: string } | undefined)?.Alphabetic;
 
 const BURST = 20;
@@ -34,7 +34,7 @@ describe('researcher queries on the audit trail and in the metrics, and the per-
     const held = (await (await fetch(`${orthanc.dicomWebUrl}/studies?includefield=all`)).json()) as Json[];
     for (const study of held) {
       for (const tag of ['0020000D', '00100020', '00080020', '00080050', '00100030', '00080030']) {
-        const v = valueOf(study, tag);
+        const v = firstValue(study, tag);
         if (v && v.length >= 6) originals.add(v);
       }
       const name = nameOf(study, '00100010');
@@ -42,7 +42,7 @@ describe('researcher queries on the audit trail and in the metrics, and the per-
       if (name && name.length >= 6 && !originalName) originalName = name;
     }
     for (const i of await listInstances(orthanc.dicomWebUrl)) for (const uid of [i.study, i.series, i.instance]) originals.add(uid);
-    originalStudy = valueOf(held[0], '0020000D') as string;
+    originalStudy = firstValue(held[0], '0020000D') as string;
     assert.ok(originals.size > 20 && originalName && originalStudy, 'Orthanc holds the shared samples');
   });
   after(async () => {
@@ -85,12 +85,12 @@ describe('researcher queries on the audit trail and in the metrics, and the per-
     assert.equal(first.status, 200);
     count('(none)');
     const studies = (await first.json()) as Json[];
-    const study = valueOf(studies.find((s) => valueOf(s, '00080020')), '0020000D') as string;
+    const study = firstValue(studies.find((s) => firstValue(s, '00080020')), '0020000D') as string;
     assert.match(study, /^2\.25\./);
     const seriesRes = await get('oracle-1', `/studies/${study}/series`);
     assert.equal(seriesRes.status, 200);
     count(study);
-    const series = valueOf(((await seriesRes.json()) as Json[])[0], '0020000E') as string;
+    const series = firstValue(((await seriesRes.json()) as Json[])[0], '0020000E') as string;
     assert.match(series, /^2\.25\./);
 
     // The date oracle of finding 2, the name guesses of finding 3, an original named outright.
@@ -176,7 +176,7 @@ describe('researcher queries on the audit trail and in the metrics, and the per-
     }
     // Retrieval is not a query: not limited.
     const [first] = (await (await get('other-1', '/studies')).json()) as Json[];
-    const metadata = await get('limited-1', `/studies/${valueOf(first, '0020000D')}/metadata`);
+    const metadata = await get('limited-1', `/studies/${firstValue(first, '0020000D')}/metadata`);
     assert.equal(metadata.status, 200);
     await metadata.arrayBuffer();
 

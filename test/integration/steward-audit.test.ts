@@ -10,7 +10,7 @@ import { sample } from '../helpers/sample.ts';
 import { stowBody } from '../helpers/stow.ts';
 
 type Json = Record<string, { Value?: unknown[] }>;
-const valueOf = (d: Json | undefined, tag: string) => d?.[tag]?.Value?.[0] as string | undefined;
+const firstValue = (d: Json | undefined, tag: string) => d?.[tag]?.Value?.[0] as string | undefined;
 
 describe('the steward re-identifies, and every restricted access is on the audit trail', () => {
   let orthanc: OrthancProcess;
@@ -62,9 +62,9 @@ describe('the steward re-identifies, and every restricted access is on the audit
 
   test('a pseudonymous StudyInstanceUID, PatientID and AccessionNumber map back to the originals Orthanc holds', async () => {
     const studies = await researcherGet('/studies?includefield=all');
-    const study = studies.find((s) => valueOf(s, '00080050') && valueOf(s, '00100020'));
+    const study = studies.find((s) => firstValue(s, '00080050') && firstValue(s, '00100020'));
     assert.ok(study, 'a study with a Patient ID and an Accession Number');
-    const pseudo = { uid: valueOf(study, '0020000D') as string, patientId: valueOf(study, '00100020') as string, accessionNumber: valueOf(study, '00080050') as string };
+    const pseudo = { uid: firstValue(study, '0020000D') as string, patientId: firstValue(study, '00100020') as string, accessionNumber: firstValue(study, '00080050') as string };
     await researcherGet(`/studies/${pseudo.uid}/metadata`);
 
     const res = await reidentify('steward', {
@@ -82,8 +82,8 @@ describe('the steward re-identifies, and every restricted access is on the audit
     const direct = await fetch(`${orthanc.dicomWebUrl}/studies?StudyInstanceUID=${original['uid']}&includefield=00100020&includefield=00080050`);
     const [held] = (await direct.json()) as Json[];
     assert.ok(held, 'Orthanc holds the re-identified study');
-    assert.equal(valueOf(held, '00100020'), original['patientId']);
-    assert.equal(valueOf(held, '00080050'), original['accessionNumber']);
+    assert.equal(firstValue(held, '00100020'), original['patientId']);
+    assert.equal(firstValue(held, '00080050'), original['accessionNumber']);
     for (const kind of ['uid', 'patientId', 'accessionNumber'] as const) assert.notEqual(original[kind], pseudo[kind]);
 
     // One object asked, one object back.
@@ -151,7 +151,7 @@ describe('the steward re-identifies, and every restricted access is on the audit
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'REID_UNKNOWN_PSEUDONYM');
     // An original is not a pseudonym.
     const [held] = (await (await fetch(`${orthanc.dicomWebUrl}/studies?limit=1`)).json()) as Json[];
-    const original = await reidentify('steward', { kind: 'uid', pseudonym: valueOf(held, '0020000D') });
+    const original = await reidentify('steward', { kind: 'uid', pseudonym: firstValue(held, '0020000D') });
     assert.equal(original.status, 404);
     const list = await reidentify('steward', { items: [{ kind: 'patientId', pseudonym: 'NOPE' }] });
     assert.equal(list.status, 200);

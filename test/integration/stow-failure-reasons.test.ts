@@ -82,7 +82,7 @@ describe('STOW failure reasons come from the error’s class', () => {
     // Another writer holds the SQLite store: the gateway's write waits out its busy timeout, then fails.
     const lock = new Database(join(keys.dir, 'data', 'pseudonyms.sqlite'));
     lock.exec('BEGIN EXCLUSIVE');
-    let answer;
+    let answer: Awaited<ReturnType<typeof stow>>;
     try {
       answer = await stow('private-tags/CT_small.dcm');
     } finally {

@@ -7,13 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadIntoOrthanc } from '../../src/demo/orthanc-process.ts';
-import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts';
-import { padValue } from '../../src/dicom/vr.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { startRecordingProxy, type Pacing, type RecordedRequest, type RecordingProxy } from '../helpers/recording-proxy.ts';
 import { sample } from '../helpers/sample.ts';
 import { stowBody } from '../helpers/stow.ts';
+import { syntheticInstance } from '../helpers/synthetic-instance.ts';
 
 const ROOT = '1.2.826.0.1.3680043.10.543.14';
 const STUDY = `${ROOT}.1`;
@@ -27,24 +26,14 @@ const PROMPTLY_MS = 1_500;
 
 /** A small Secondary Capture instance without pixels, in the one synthetic study. */
 function instance(n: number, root = ROOT, study = STUDY, series = SERIES): Buffer {
-  const s = (tag: number, vr: string, text: string) => ({ tag, vr, value: padValue(Buffer.from(text, 'latin1'), vr) });
-  const sop = `${root}.3.${n}`;
-  return Buffer.concat([
-    encodeFileMeta({ transferSyntaxUID: '1.2.840.10008.1.2.1', mediaStorageSOPClassUID: '1.2.840.10008.5.1.4.1.1.7', mediaStorageSOPInstanceUID: sop }),
-    encodeDataset(
-      [
-        s(0x00080016, 'UI', '1.2.840.10008.5.1.4.1.1.7'),
-        s(0x00080018, 'UI', sop),
-        s(0x00080060, 'CS', 'OT'),
-        s(0x00081030, 'LO', `Lifetime study, instance ${n} of many, with some text to make its metadata longer`),
-        s(0x00100010, 'PN', 'Lifetime^Patient'),
-        s(0x00100020, 'LO', 'LIFETIME-14'),
-        s(0x0020000d, 'UI', study),
-        s(0x0020000e, 'UI', series),
-        s(0x00200013, 'IS', String(n)),
-      ],
-      { explicitVr: true, littleEndian: true },
-    ),
+  return syntheticInstance(`${root}.3.${n}`, [
+    [0x00080060, 'CS', 'OT'],
+    [0x00081030, 'LO', `Lifetime study, instance ${n} of many, with some text to make its metadata longer`],
+    [0x00100010, 'PN', 'Lifetime^Patient'],
+    [0x00100020, 'LO', 'LIFETIME-14'],
+    [0x0020000d, 'UI', study],
+    [0x0020000e, 'UI', series],
+    [0x00200013, 'IS', String(n)],
   ]);
 }
 
@@ -220,7 +209,9 @@ describe('a caller who leaves mid-way: the gateway lets go of the PACS', () => {
 
   test('the upload page: the store in flight is aborted and the next file never goes upstream', async () => {
     const form = new FormData();
-    twoInstances().forEach((file, i) => form.append('files', new Blob([new Uint8Array(file)]), `f${i}.dcm`));
+    twoInstances().forEach((file, i) => {
+      form.append('files', new Blob([new Uint8Array(file)]), `f${i}.dcm`);
+    });
     const encoded = new Request('http://127.0.0.1/upload', { method: 'POST', body: form });
     await leaveAndWatch('upload page', {
       pace: held(isPost, 3_000),

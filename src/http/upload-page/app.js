@@ -34,11 +34,12 @@
   }
 
   function show(r, ok, text, uid) {
+    var code;
     r.result.className = 'result ' + (ok ? 'stored' : 'refused');
     r.result.textContent = text;
     r.tr.dataset.outcome = ok ? 'stored' : 'refused';
     if (uid) {
-      var code = document.createElement('code');
+      code = document.createElement('code');
       code.textContent = uid;
       r.result.appendChild(document.createElement('br'));
       r.result.appendChild(code);
@@ -59,13 +60,14 @@
       xhr.onload = function () {
         r.progress.value = 100;
         var body = null;
-        try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+        var reason;
+        try { body = JSON.parse(xhr.responseText); } catch (_e) { body = null; }
         var item = body && body.files && body.files[0];
         if (xhr.status === 200 && item && item.outcome === 'stored') {
           show(r, true, 'stored, pseudonymous study', item.studyInstanceUID);
           resolve(true);
         } else {
-          var reason = item ? item.reason : (body && body.error ? body.error.message : 'HTTP ' + xhr.status);
+          reason = item ? item.reason : (body && body.error ? body.error.message : 'HTTP ' + xhr.status);
           show(r, false, 'refused: ' + reason);
           resolve(false);
         }

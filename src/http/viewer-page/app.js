@@ -13,11 +13,13 @@
 
   // The roles claim, for display only: the gateway verifies the token and decides.
   function rolesOf(token) {
+    var payload;
+    var roles;
     try {
-      var payload = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
-      var roles = payload.roles;
+      payload = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      roles = payload.roles;
       return Array.isArray(roles) ? roles.join(', ') : typeof roles === 'string' ? roles : '';
-    } catch (e) {
+    } catch (_e) {
       return '';
     }
   }
@@ -33,8 +35,9 @@
     forbidden: "This token's role may not read studies (an uploader only stores). Use a clinician or researcher token.",
   };
   var reason = params.get('reason');
+  var notice;
   if (reason && Object.prototype.hasOwnProperty.call(reasons, reason)) {
-    var notice = document.getElementById('reason');
+    notice = document.getElementById('reason');
     notice.textContent = reasons[reason];
     notice.hidden = false;
   }

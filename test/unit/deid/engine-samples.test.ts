@@ -4,7 +4,7 @@
 // Pixel Data is unchanged byte for byte. The header-only memory check (the 1.8 MB cine fed in 64 KiB
 // chunks) lives in rewrite-part10.test.ts and is not repeated here.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -232,7 +232,10 @@ function collectAll(dataset: readonly DataElement[], charset: CharacterSet, le: 
 }
 
 function collectRemoved(el: DataElement, charset: CharacterSet, le: boolean, id: Identity): void {
-  if (el.items) return collectAll(el.items.flat(), charset, le, id);
+  if (el.items) {
+    collectAll(el.items.flat(), charset, le, id);
+    return;
+  }
   if (el.fragments) return;
   if (el.vr === 'UI') {
     for (const t of textsOf(el, charset, le)) if (!t.startsWith('1.2.840.10008.')) id.uids.add(t);

@@ -47,8 +47,8 @@ function chunksOf(buf: Buffer, cuts: number[]): Buffer[] {
 }
 
 async function readChunks(chunks: Buffer[]): Promise<Part10Parsed> {
-  let header;
-  let pixelData;
+  let header: Part10Parsed['header'] | undefined;
+  let pixelData: Part10Parsed['pixelData'];
   const pixels: Buffer[] = [];
   let trailer: Dataset = [];
   for await (const ev of new Part10Reader().read(chunks)) {

@@ -29,7 +29,9 @@ function tagPaths(ds: Dataset, prefix = ''): string[] {
     if (isGroupLength(el.tag)) continue;
     const p = `${prefix}/${el.tag.toString(16).padStart(8, '0')}`;
     out.push(p);
-    el.items?.forEach((item, i) => out.push(...tagPaths(item, `${p}[${i}]`)));
+    el.items?.forEach((item, i) => {
+      out.push(...tagPaths(item, `${p}[${i}]`));
+    });
   }
   return out;
 }

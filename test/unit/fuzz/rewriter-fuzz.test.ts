@@ -308,7 +308,9 @@ describe('fuzzing the streaming Part 10 rewriter', () => {
 
 function multipartBody(boundary: string, parts: readonly Buffer[], headers: readonly string[]): Buffer {
   const chunks: Buffer[] = [Buffer.from('preamble\r\n')];
-  parts.forEach((p, i) => chunks.push(Buffer.from(`--${boundary}\r\n${headers[i % headers.length]}\r\n\r\n`), p, Buffer.from('\r\n')));
+  parts.forEach((p, i) => {
+    chunks.push(Buffer.from(`--${boundary}\r\n${headers[i % headers.length]}\r\n\r\n`), p, Buffer.from('\r\n'));
+  });
   chunks.push(Buffer.from(`--${boundary}--\r\nepilogue`));
   return Buffer.concat(chunks);
 }

@@ -64,7 +64,15 @@ test('a caller that went away is its own class: never UPSTREAM_UNUSABLE nor a de
   assert.deepEqual(counted?.values, [], 'not counted');
 
   const lines: string[] = [];
-  const logger = createLogger('info', new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }));
+  const logger = createLogger(
+    'info',
+    new Writable({
+      write: (chunk, _enc, done) => {
+        lines.push(String(chunk));
+        done();
+      },
+    }),
+  );
   for (const headersSent of [false, true]) {
     lines.length = 0;
     let destroyed = false;
@@ -72,9 +80,16 @@ test('a caller that went away is its own class: never UPSTREAM_UNUSABLE nor a de
     const res = {
       headersSent,
       locals: {},
-      destroy: () => void (destroyed = true),
-      status: () => ((answered = true), res),
-      json: () => void (answered = true),
+      destroy: () => {
+        destroyed = true;
+      },
+      status: () => {
+        answered = true;
+        return res;
+      },
+      json: () => {
+        answered = true;
+      },
       setHeader: () => undefined,
     };
     errorHandler(logger)(gone, { complete: true } as never, res as never, () => undefined);
