@@ -335,12 +335,6 @@ async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   endBody(res, closeDelimiter(boundary));
 }
 
-/**
- * Whether the PACS's metadata of the instance shows neither a Pixel Data attribute nor Rows (PS3.3
- * C.7.6.3): then it is no image and has no frames. Rows counts too because a PACS may leave out a Pixel
- * Data it could not parse (Orthanc does, for a Pixel Data encoded as UN) and still serve its frames.
- * False when the metadata cannot be had or read. Nothing of it reaches the caller.
- */
 /** A bulkdata path naming top-level Pixel Data (or its float forms), which frames pass untouched too. */
 function isPixelDataPath(segments: readonly string[]): boolean {
   const tags = bulkTagPath(segments);
@@ -355,18 +349,11 @@ async function advertisesBulk(view: DeidentifiedView, lifetime: StreamLifetime, 
   const tags = bulkTagPath(segments);
   if (tags === undefined) return false;
   const wanted = segments.map((s, i) => (i % 2 === 0 ? tagToHex(tags[i / 2] as number) : String(Number(s)))).join('/');
-  const meta = await lifetime.send(view.upstream, {
-    method: 'GET',
-    pathAndQuery: `${uidPath(original)}/metadata`,
-    headers: { accept: 'application/dicom+json' },
-  });
-  if (meta.statusCode !== 200) {
-    meta.body.resume();
-    return false;
-  }
+  const items = await instanceMetadata(view, lifetime, original);
+  if (items === undefined) return false;
   const advertised = new Set<string>();
   try {
-    for await (const item of jsonArrayItems(meta.body, view.maxJsonDatasetBytes)) {
+    for await (const item of items) {
       const session = createSession(view.policy); // never saved: nothing of it is shown
       const deidentified = deidentifyJson(session, item as DicomJsonDataset, { bulkDataURI: (uri, ref) => bulkUriFor(uri, ref, view.policy) });
       collectBulkPaths(deidentified, advertised);
@@ -386,18 +373,17 @@ function collectBulkPaths(dataset: DicomJsonDataset, out: Set<string>): void {
   }
 }
 
+/**
+ * Whether the PACS's metadata of the instance shows neither a Pixel Data attribute nor Rows (PS3.3
+ * C.7.6.3): then it is no image and has no frames. Rows counts too because a PACS may leave out a Pixel
+ * Data it could not parse (Orthanc does, for a Pixel Data encoded as UN) and still serve its frames.
+ * False when the metadata cannot be had or read. Nothing of it reaches the caller.
+ */
 async function hasNoPixelData(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath): Promise<boolean> {
-  const meta = await lifetime.send(view.upstream, {
-    method: 'GET',
-    pathAndQuery: `${uidPath(original)}/metadata`,
-    headers: { accept: 'application/dicom+json' },
-  });
-  if (meta.statusCode !== 200) {
-    meta.body.resume();
-    return false;
-  }
+  const items = await instanceMetadata(view, lifetime, original);
+  if (items === undefined) return false;
   try {
-    for await (const item of jsonArrayItems(meta.body, view.maxJsonDatasetBytes)) {
+    for await (const item of items) {
       const dataset = item as DicomJsonDataset;
       return ![...PIXEL_DATA_TAGS, TAG.Rows].some((tag) => tagToHex(tag) in dataset);
     }
@@ -405,6 +391,23 @@ async function hasNoPixelData(view: DeidentifiedView, lifetime: StreamLifetime, 
     return false; // unreadable: the PACS's own status stands
   }
   return false;
+}
+
+/**
+ * The PACS's own metadata of an instance, for a decision the gateway takes on it: its items, read lazily
+ * under the per-dataset cap, or undefined (the body drained) when the PACS does not answer 200.
+ */
+async function instanceMetadata(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath): Promise<AsyncIterable<Record<string, unknown>> | undefined> {
+  const meta = await lifetime.send(view.upstream, {
+    method: 'GET',
+    pathAndQuery: `${uidPath(original)}/metadata`,
+    headers: { accept: 'application/dicom+json' },
+  });
+  if (meta.statusCode !== 200) {
+    meta.body.resume();
+    return undefined;
+  }
+  return jsonArrayItems(meta.body, view.maxJsonDatasetBytes);
 }
 
 /** `/rendered` and `/thumbnail`: server-rendered pixels, relayed only when config allows it. */
