@@ -34,11 +34,6 @@ export function checkDateShiftRange(range: DateShiftRange, key = 'dateShift'): s
   return issues;
 }
 
-/** The largest |offset| the range allows: how far a QIDO date range must be widened upstream. */
-export function maxShiftDays(range: DateShiftRange): number {
-  return Math.max(Math.abs(range.minDays), Math.abs(range.maxDays));
-}
-
 /**
  * The patient's offset: HMAC-SHA256(secret, [fresh salt] + "dateshift:" + original PatientID), its
  * first 48 bits reduced onto the non-zero integers of the range. A dataset without PatientID uses "".

@@ -2,7 +2,7 @@
 // (rewrite-part10.ts) calls `session.decide` per element; DICOM JSON (metadata, QIDO) goes through
 // `deidentifyJson`, which calls the same `decide`. Values are always in DICOM JSON form (PS3.18 F.2).
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_DATE_SHIFT_RANGE, checkDateShiftRange, maxShiftDays, patientDayOffset, shiftDateValue } from './date-shift.ts';
+import { DEFAULT_DATE_SHIFT_RANGE, checkDateShiftRange, patientDayOffset, shiftDateValue } from './date-shift.ts';
 import type { DateShiftRange } from './date-shift.ts';
 import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError } from './errors.ts';
 import { IDENTITY_VRS } from './identity-safe-list.ts';
@@ -49,8 +49,6 @@ export class DeidPolicy {
   readonly profile: CompiledProfile;
   readonly options: Readonly<Record<ProfileOption, boolean>>;
   readonly dateShift: DateShiftRange;
-  /** The largest |day offset|: how far the QIDO side widens a date range sent upstream. */
-  readonly maxShiftDays: number;
   readonly pseudonymMode: PseudonymMode;
 
   /** @internal use createPolicy */
@@ -58,7 +56,6 @@ export class DeidPolicy {
     this.profile = profile;
     this.options = profile.options;
     this.dateShift = Object.freeze({ ...dateShift });
-    this.maxShiftDays = maxShiftDays(dateShift);
     this.pseudonymMode = pseudonymMode;
     secrets.set(this, secret);
     Object.freeze(this);
