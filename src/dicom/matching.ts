@@ -122,9 +122,10 @@ export function parseMatchKey(vr: string, value: string, options: MatchKeyOption
 export function matchesKey(key: MatchKey, values: readonly string[]): boolean {
   for (const raw of values) {
     const value = key.caseInsensitive ? raw.trim().toUpperCase() : raw.trim();
+    // A date, time or date-time value in comparable form, read once for all range alternatives.
+    const digits = RANGE_VRS.has(key.vr) ? temporalDigits(key.vr, value) : undefined;
     for (const alternative of key.alternatives) {
       if (alternative.kind === 'range') {
-        const digits = temporalDigits(key.vr, value);
         if (digits !== undefined && inRange(digits, alternative)) return true;
       } else if (alternative.wildcard) {
         if (globMatch(alternative.pattern, value, key.prefix)) return true;

@@ -2,7 +2,7 @@ import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { createSession } from '../deid/deidentify.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
 import { ClientGoneError, UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
-import { isPathIdentifier } from './routes.ts';
+import { encodeSegment, isPathIdentifier } from './routes.ts';
 import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
 
 /** Everything a de-identified transaction needs. */
@@ -49,12 +49,12 @@ export async function originalUid(view: DeidentifiedView, uid: string, what = 'U
   return original;
 }
 
-/** The PACS path of a resource, each UID (an original from the store) percent-encoded once. */
+/** The PACS path of a resource, each UID (an original from the store) encoded as `fillPath` encodes segments. */
 export function uidPath(path: ResourcePath): string {
   let out = '';
-  if (path.study) out += `/studies/${encodeURIComponent(path.study)}`;
-  if (path.series) out += `/series/${encodeURIComponent(path.series)}`;
-  if (path.instance) out += `/instances/${encodeURIComponent(path.instance)}`;
+  if (path.study) out += `/studies/${encodeSegment(path.study)}`;
+  if (path.series) out += `/series/${encodeSegment(path.series)}`;
+  if (path.instance) out += `/instances/${encodeSegment(path.instance)}`;
   return out;
 }
 

@@ -38,6 +38,8 @@ const UPSTREAM_PAGE = 200;
 const MAX_LIMIT = 10_000;
 /** Caps that bound a query's cost: its whole text, one key's value, one key's alternatives. */
 export const QUERY_LIMITS = Object.freeze({ queryChars: 8_192, valueChars: 1_024, alternatives: 64 });
+/** PS3.4 C.2.2.2.4 wild cards and the C.2.2.2.8 list separator: a value holding one is no single value. */
+const WILDCARD_OR_LIST = /[*?\\]/;
 /** Values that cannot be matched as text (PS3.4 C.2.2.2: no matching is defined for them). */
 const UNMATCHABLE_VRS = new Set(['SQ', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
 
@@ -153,7 +155,7 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
       continue;
     }
     const identity = identityAttribute(tag);
-    if (identity?.mapsBack && !/[*?\\]/.test(value)) {
+    if (identity?.mapsBack && !WILDCARD_OR_LIST.test(value)) {
       const original = await view.store.originalOf(identity.kind, value);
       if (original === undefined) {
         empty = true;
@@ -161,7 +163,7 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
       }
       // PS3.4 C.2.2.2.4 has no escape: an original holding `*`, `?` or `\` would be a wild card or a
       // list upstream (a condition on other patients' originals). Such a key is matched here instead.
-      if (!/[*?\\]/.test(original)) {
+      if (!WILDCARD_OR_LIST.test(original)) {
         upstreamParams.set(hex, original);
         continue;
       }

@@ -117,7 +117,7 @@ const UID_PARAMS = new Set([':study', ':series', ':instance']);
  * RFC 3986 3.3: a segment keeps its pchars (unreserved, sub-delims, `:` and `@`; so a PS3.18 8.3.5.1
  * frame list keeps its `,`), and every other character, `%` included, is percent-encoded once.
  */
-function encodeSegment(value: string): string {
+export function encodeSegment(value: string): string {
   return value.replace(/[^A-Za-z0-9._~!$&'()*+,;=:@-]/gu, (c) => encodeURIComponent(c));
 }
 

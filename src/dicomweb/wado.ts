@@ -176,6 +176,14 @@ export function bulkTagPath(segments: readonly string[]): number[] | undefined {
   return tags;
 }
 
+/**
+ * A bulk tag path in one spelling (upper-case tags, item numbers without leading zeros), so that the
+ * path a BulkDataURI advertises and the path a request names compare equal.
+ */
+function canonicalBulkPath(segments: readonly string[], tags: readonly number[]): string {
+  return segments.map((s, i) => (i % 2 === 0 ? tagToHex(tags[i / 2] as number) : String(Number(s)))).join('/');
+}
+
 /** The placeholder set by `bulkUriFor`; the UIDs are filled in once the dataset is de-identified. */
 const BULK_PLACEHOLDER = '\u0000deid-bulk\u0000';
 
@@ -191,7 +199,7 @@ function bulkUriFor(uri: string, ref: ElementRef, policy: DeidPolicy): string | 
   const own = [...ref.path, ref.tag];
   if (!match || !segments || !tags || tags.length !== own.length || tags.some((tag, i) => tag !== own[i])) return undefined;
   if (!bulkKept(policy, tags)) return undefined;
-  return `${BULK_PLACEHOLDER}/${match[1]}/${segments.map((s, i) => (i % 2 === 0 ? tagToHex(tags[i / 2] as number) : String(Number(s)))).join('/')}`;
+  return `${BULK_PLACEHOLDER}/${match[1]}/${canonicalBulkPath(segments, tags)}`;
 }
 
 /** Fills the de-identified UIDs of the dataset into its BulkDataURIs, at every depth. */
@@ -280,8 +288,8 @@ export function retrievePixels(view: DeidentifiedView, req: IncomingMessage, res
 
 async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: RetrieveRequest, lifetime: StreamLifetime) {
   const { ranges } = acceptFor(req, OFFERED.pixels);
+  const tags = r.bulk === undefined ? undefined : bulkTagPath(r.bulk);
   if (r.bulk !== undefined) {
-    const tags = bulkTagPath(r.bulk);
     if (tags === undefined || !bulkKept(view.policy, tags)) throw new UnknownResourceError('bulkdata');
   } else if (!PIXEL_DATA_TAGS.every((tag) => bulkKept(view.policy, [tag]))) {
     throw new NoFramesError(); // the profile removes or replaces Pixel Data: the researcher's instance has none
@@ -290,8 +298,8 @@ async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   // Bulkdata other than Pixel Data is served only where the instance's own de-identified metadata
   // advertises it: the element's real VR and value decide there (a misencoded or over-long value is
   // removed or refused), not the dictionary's VR alone.
-  if (r.bulk !== undefined && !isPixelDataPath(r.bulk) && !(await advertisesBulk(view, lifetime, original, r.bulk))) {
-    throw new UnknownResourceError('bulkdata');
+  if (r.bulk !== undefined && tags !== undefined && !isPixelData(tags)) {
+    if (!(await advertisesBulk(view, lifetime, original, canonicalBulkPath(r.bulk, tags)))) throw new UnknownResourceError('bulkdata');
   }
   const upstreamRes = await lifetime.send(view.upstream, {
     method: 'GET',
@@ -336,19 +344,15 @@ async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerR
 }
 
 /** A bulkdata path naming top-level Pixel Data (or its float forms), which frames pass untouched too. */
-function isPixelDataPath(segments: readonly string[]): boolean {
-  const tags = bulkTagPath(segments);
-  return tags !== undefined && tags.length === 1 && (PIXEL_DATA_TAGS as readonly number[]).includes(tags[0] as number);
+function isPixelData(tags: readonly number[]): boolean {
+  return tags.length === 1 && (PIXEL_DATA_TAGS as readonly number[]).includes(tags[0] as number);
 }
 
 /**
  * Whether the instance's metadata, de-identified exactly as `/metadata` serves it, holds a BulkDataURI
- * for this tag path. Anything unreadable counts as no.
+ * for this tag path (`canonicalBulkPath`). Anything unreadable counts as no.
  */
-async function advertisesBulk(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath, segments: readonly string[]): Promise<boolean> {
-  const tags = bulkTagPath(segments);
-  if (tags === undefined) return false;
-  const wanted = segments.map((s, i) => (i % 2 === 0 ? tagToHex(tags[i / 2] as number) : String(Number(s)))).join('/');
+async function advertisesBulk(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath, wanted: string): Promise<boolean> {
   const items = await instanceMetadata(view, lifetime, original);
   if (items === undefined) return false;
   const advertised = new Set<string>();

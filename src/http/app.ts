@@ -153,18 +153,14 @@ async function serveDeidentified(
 ): Promise<void> {
   if (!base) throw new BadRequestError('HTTP_BAD_HOST', 'the Host header is missing or malformed');
   const publicBase = base.url;
-  const param = (name: string) => {
-    const value = (req.params as Record<string, unknown>)[name];
-    return typeof value === 'string' ? value : undefined;
-  };
+  const params = pathParams(req.params);
   if (route.resource === 'store') {
     if (!options.upload) throw new DeidentificationUnavailableError(route.transaction);
-    await storeDeidentified(options.upload, req, res, { targetStudy: param('study'), publicBase });
+    await storeDeidentified(options.upload, req, res, { targetStudy: params.study, publicBase });
     return;
   }
   const view = options.deidentified;
   if (!view) throw new DeidentificationUnavailableError(route.transaction);
-  const params = pathParams(req.params);
   const path = { study: params.study, series: params.series, instance: params.instance };
   if (route.resource === 'search') {
     await searchDeidentified(view, req, res, { level: route.level, path, query: rawQueryOf(req), publicBase });
