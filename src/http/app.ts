@@ -24,6 +24,7 @@ import { VIEWER_PATH, viewerRoutes, type ViewerOptions } from './viewer.ts';
 import type { Logger } from './logging.ts';
 import { publicBaseResolver, forwardedHeader, type PublicBase } from './public-base.ts';
 import { callerOf, requestContext } from './request-context.ts';
+import { rawPathOf, rawQueryOf } from './request-target.ts';
 import { conformanceRoute } from './conformance.ts';
 import { metricsRoute, type GatewayMetrics } from './metrics.ts';
 import { transactionOversight } from './transaction-oversight.ts';
@@ -183,18 +184,6 @@ async function serveDeidentified(
     case 'rendered':
       return retrieveRendered(view, req, res, r);
   }
-}
-
-/** The request path as the caller wrote it (after origin-form reduction), without the query. */
-function rawPathOf(req: Request): string {
-  const at = req.originalUrl.indexOf('?');
-  return at >= 0 ? req.originalUrl.slice(0, at) : req.originalUrl;
-}
-
-/** The raw query string without '?', or ''. */
-function rawQueryOf(req: Request): string {
-  const at = req.originalUrl.indexOf('?');
-  return at >= 0 ? req.originalUrl.slice(at + 1) : '';
 }
 
 /** The clinician's query, decoded once and re-encoded (RFC 3986 3.4): every key and value as sent. */

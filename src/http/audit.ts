@@ -11,6 +11,7 @@ import { INVALID, NOT_ISSUED, type AuditEvent, type AuditTrail, type EventOutcom
 import { authenticate } from './auth.ts';
 import { mapError } from './error-mapping.ts';
 import { callerOf, requestState, roleOf, setRoute } from './request-context.ts';
+import { rawQueryOf } from './request-target.ts';
 
 /** The roles whose DICOMweb requests are recorded: the restricted ones, and a steward who tries DICOMweb. */
 const AUDITED_ROLES: ReadonlySet<Role> = new Set(['researcher', 'uploader', 'steward']);
@@ -39,9 +40,8 @@ export interface TransactionTarget {
   readonly query?: QueryDescription;
 }
 
-/** Each response's target, resolved at most once; and the responses already hooked. */
+/** Each response's target, resolved at most once. */
 const TARGETS = new WeakMap<Response, Promise<TransactionTarget>>();
-const HOOKED = new WeakSet<Response>();
 
 /**
  * The request's target, resolved once (the trail and the metric share it) after the response: path
@@ -65,8 +65,7 @@ export function transactionTarget(
 
 async function resolveTarget(route: Pick<DicomwebRoute, 'routeClass'>, req: Request, check: IsIssued | undefined): Promise<TransactionTarget> {
   if (route.routeClass === 'store') return { studies: [] };
-  const queryAt = req.originalUrl.indexOf('?');
-  const query = route.routeClass === 'search' ? await describeQuery(queryAt >= 0 ? req.originalUrl.slice(queryAt + 1) : '', check) : undefined;
+  const query = route.routeClass === 'search' ? await describeQuery(rawQueryOf(req), check) : undefined;
   const studies = await targeted('study', 'StudyInstanceUID', req, query, check);
   const series = await targeted('series', 'SeriesInstanceUID', req, query, check);
   return {
@@ -100,7 +99,6 @@ async function targeted(
  * response is over, one record (PS3.15 A.5.3: Query, Export or Import) naming the pseudonymous study
  * and series targeted, if any, and for a query what it asked. The outcome is the HTTP one, or worse if
  * the handler set the request state's `auditOutcome` (the upload page answers 200 even when it stored nothing).
- * Once per response: the first call (with the store's `isIssued`) wins, later ones do nothing.
  */
 export function auditTransaction(
   audit: AuditTrail | undefined,
@@ -110,8 +108,7 @@ export function auditTransaction(
   isIssued?: IsIssued,
 ): void {
   const role = roleOf(res);
-  if (!audit || role === undefined || !AUDITED_ROLES.has(role) || HOOKED.has(res)) return;
-  HOOKED.add(res);
+  if (!audit || role === undefined || !AUDITED_ROLES.has(role)) return;
   res.once('close', () => {
     const actor = actorOf(res);
     const eventOutcomeIndicator = Math.max(
@@ -177,8 +174,7 @@ export function auditRoutes(options: { verify: TokenVerifier; roles: RoleOptions
   router.get('/audit', ...stewardOnly(options.verify, options.roles, 'audit'), async (req: Request, res: Response, next: NextFunction) => {
     setRoute(res, '/audit');
     try {
-      const queryAt = req.originalUrl.indexOf('?');
-      const query = parseAuditQuery(new URLSearchParams(queryAt >= 0 ? req.originalUrl.slice(queryAt + 1) : ''));
+      const query = parseAuditQuery(new URLSearchParams(rawQueryOf(req)));
       const events = await audit.list(query);
       await audit.append({ ...actorOf(res), ...used, eventOutcomeIndicator: 0, httpStatus: 200 });
       requestState(res).audited = true;

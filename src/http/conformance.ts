@@ -4,6 +4,7 @@ import type { DeidPolicy } from '../deid/deidentify.ts';
 import { DeidentificationUnavailableError } from '../dicomweb/errors.ts';
 import { HttpRequestError } from './errors.ts';
 import { setRoute } from './request-context.ts';
+import { rawQueryOf } from './request-target.ts';
 
 export interface ConformanceSources {
   researcher?: { policy: DeidPolicy; allowRendered: boolean };
@@ -32,8 +33,7 @@ export function conformanceRoute(sources: ConformanceSources) {
   return (req: Request, res: Response, next: NextFunction): void => {
     setRoute(res, '/conformance');
     try {
-      const at = req.originalUrl.indexOf('?');
-      const query = new URLSearchParams(at >= 0 ? req.originalUrl.slice(at + 1) : '');
+      const query = new URLSearchParams(rawQueryOf(req));
       const role = query.get('role') ?? 'researcher';
       const format = query.get('format') ?? 'json';
       if (role !== 'researcher' && role !== 'uploader') throw new HttpRequestError('CONFORMANCE_BAD_ROLE', 'role must be researcher or uploader');

@@ -18,3 +18,15 @@ export function originForm(target: string | undefined): string | undefined {
     return undefined;
   }
 }
+
+/** The request's path as the caller wrote it (after `originForm`), without the query. */
+export function rawPathOf(req: { readonly originalUrl: string }): string {
+  const at = req.originalUrl.indexOf('?');
+  return at >= 0 ? req.originalUrl.slice(0, at) : req.originalUrl;
+}
+
+/** The request's raw query string without '?', or ''. */
+export function rawQueryOf(req: { readonly originalUrl: string }): string {
+  const at = req.originalUrl.indexOf('?');
+  return at >= 0 ? req.originalUrl.slice(at + 1) : '';
+}
