@@ -30,7 +30,13 @@ export const TAG = Object.freeze({
   StoredInstanceBaseURI: 0x00080407,
   FolderAccessURI: 0x00080408,
   FileAccessURI: 0x00080409,
+  ReferencedSOPClassUID: 0x00081150,
+  ReferencedSOPInstanceUID: 0x00081155,
   RetrieveURL: 0x00081190,
+  // PS3.18 I.1 Table I.1-1, the Store Instances Response Module.
+  FailureReason: 0x00081197,
+  FailedSOPSequence: 0x00081198,
+  ReferencedSOPSequence: 0x00081199,
   PatientName: 0x00100010,
   PatientID: 0x00100020,
   OtherPatientIDs: 0x00101000,

@@ -13,7 +13,7 @@ import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { savingSession, type SavingSession } from './deidentified-view.ts';
 import { rewritePart10 } from '../deid/rewrite-part10.ts';
 import { asciiValue } from '../dicom/dataset.ts';
-import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
+import { lookup } from '../dicom/dictionary.ts';
 import { MultipartError } from '../dicom/errors.ts';
 import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
 import { Part10Reader } from '../dicom/part10-reader.ts';
@@ -105,23 +105,6 @@ export interface PartSource {
   contentType?: string;
 }
 
-/** A tag of the generated PS3.6 dictionary by its keyword; a keyword it lacks is a bug, found at load. */
-function tagOf(keyword: string): Tag {
-  const tag = tagForKeyword(keyword);
-  if (tag === undefined) throw new Error(`${keyword} is not in the PS3.6 dictionary`);
-  return tag;
-}
-
-const STUDY_INSTANCE_UID = tagOf('StudyInstanceUID');
-const SERIES_INSTANCE_UID = tagOf('SeriesInstanceUID');
-// PS3.18 I.1 Table I.1-1, the Store Instances Response Module.
-const RETRIEVE_URL = tagOf('RetrieveURL');
-const FAILED_SOP_SEQUENCE = tagOf('FailedSOPSequence');
-const REFERENCED_SOP_SEQUENCE = tagOf('ReferencedSOPSequence');
-const REFERENCED_SOP_CLASS_UID = tagOf('ReferencedSOPClassUID');
-const REFERENCED_SOP_INSTANCE_UID = tagOf('ReferencedSOPInstanceUID');
-const FAILURE_REASON = tagOf('FailureReason');
-
 /**
  * De-identifies one part into a temporary file and, if that succeeds and the study matches the target,
  * stores it upstream. Returns the reference for the response; never throws for a bad part.
@@ -195,8 +178,8 @@ async function identifiersOf(file: string, maxHeaderBytes: number): Promise<Stor
       return {
         sopClass: asciiValue(ds, TAG.SOPClassUID) ?? '',
         sopInstance: asciiValue(ds, TAG.SOPInstanceUID) ?? '',
-        study: asciiValue(ds, STUDY_INSTANCE_UID) ?? '',
-        series: asciiValue(ds, SERIES_INSTANCE_UID) ?? '',
+        study: asciiValue(ds, TAG.StudyInstanceUID) ?? '',
+        series: asciiValue(ds, TAG.SeriesInstanceUID) ?? '',
       };
     }
   } finally {
@@ -245,7 +228,7 @@ async function sendUpstream(view: StowView, file: string, signal?: AbortSignal):
 function upstreamFailureReason(text: string): number | undefined {
   try {
     const json = JSON.parse(text) as Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }>;
-    const reason = json[tagToHex(FAILED_SOP_SEQUENCE)]?.Value?.[0]?.[tagToHex(FAILURE_REASON)]?.Value?.[0];
+    const reason = json[tagToHex(TAG.FailedSOPSequence)]?.Value?.[0]?.[tagToHex(TAG.FailureReason)]?.Value?.[0];
     return typeof reason === 'number' ? reason : undefined;
   } catch {
     return undefined; // not JSON
@@ -339,16 +322,16 @@ function writeStowResponse(req: IncomingMessage, res: ServerResponse, outcome: S
   const put = (ds: JsonDataset, tag: Tag, values: JsonValue[]): void => {
     ds[tagToHex(tag)] = element(tag, values);
   };
-  if (studies.size === 1) put(body, RETRIEVE_URL, [`${publicBase}/studies/${[...studies][0]}`]);
+  if (studies.size === 1) put(body, TAG.RetrieveURL, [`${publicBase}/studies/${[...studies][0]}`]);
   if (outcome.failed.length > 0) {
     put(
       body,
-      FAILED_SOP_SEQUENCE,
+      TAG.FailedSOPSequence,
       outcome.failed.map((f) => {
         const item: JsonDataset = {};
-        if (f.sopClass) put(item, REFERENCED_SOP_CLASS_UID, [f.sopClass]);
-        if (f.sopInstance) put(item, REFERENCED_SOP_INSTANCE_UID, [f.sopInstance]);
-        put(item, FAILURE_REASON, [f.reason]);
+        if (f.sopClass) put(item, TAG.ReferencedSOPClassUID, [f.sopClass]);
+        if (f.sopInstance) put(item, TAG.ReferencedSOPInstanceUID, [f.sopInstance]);
+        put(item, TAG.FailureReason, [f.reason]);
         return item;
       }),
     );
@@ -356,12 +339,12 @@ function writeStowResponse(req: IncomingMessage, res: ServerResponse, outcome: S
   if (outcome.stored.length > 0) {
     put(
       body,
-      REFERENCED_SOP_SEQUENCE,
+      TAG.ReferencedSOPSequence,
       outcome.stored.map((s) => {
         const item: JsonDataset = {};
-        put(item, REFERENCED_SOP_CLASS_UID, [s.sopClass]);
-        put(item, REFERENCED_SOP_INSTANCE_UID, [s.sopInstance]);
-        put(item, RETRIEVE_URL, [`${publicBase}/studies/${s.study}/series/${s.series}/instances/${s.sopInstance}`]);
+        put(item, TAG.ReferencedSOPClassUID, [s.sopClass]);
+        put(item, TAG.ReferencedSOPInstanceUID, [s.sopInstance]);
+        put(item, TAG.RetrieveURL, [`${publicBase}/studies/${s.study}/series/${s.series}/instances/${s.sopInstance}`]);
         return item;
       }),
     );
