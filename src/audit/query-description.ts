@@ -3,8 +3,7 @@
 // parameters. The caller's values are not kept: a researcher may try originals against the PACS (a
 // query oracle), and the trail must not become a copy of them. The one exception is the UIDs of the
 // instance hierarchy, kept only once the store confirms they are pseudonyms the gateway issued.
-import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
-import { parseTag } from '../dicom/tag.ts';
+import { lookup, tagForAttributeId } from '../dicom/dictionary.ts';
 import { isUid } from '../dicom/uid.ts';
 import { INVALID, NOT_ISSUED, type MatchingMode, type QueryDescription, type QueryKey } from '../store/audit-trail.ts';
 
@@ -78,7 +77,7 @@ function attributeOf(key: string): { keyword: string; vr: string | undefined } {
   const keywords: string[] = [];
   let vr: string | undefined;
   for (const [i, part] of parts.entries()) {
-    const tag = /^[0-9A-Fa-f]{8}$/.test(part) ? parseTag(part) : tagForKeyword(part);
+    const tag = tagForAttributeId(part);
     const entry = tag === undefined ? undefined : lookup(tag);
     if (!entry?.keyword) return { keyword: INVALID, vr: undefined };
     vr = entry.vrs[0];

@@ -1,6 +1,6 @@
 // PS3.6 data dictionary lookups over the generated table (scripts/generate-dictionary.ts).
 import { DICTIONARY_TABLE } from './dictionary.generated.ts';
-import { groupOf, isGroupLength, isPrivate, isPrivateCreator, type Tag } from './tag.ts';
+import { groupOf, isGroupLength, isPrivate, isPrivateCreator, parseTag, type Tag } from './tag.ts';
 import { binaryValueSize } from './vr.ts';
 
 export interface DictionaryEntry {
@@ -74,6 +74,11 @@ export function lookup(tag: Tag): DictionaryEntry | undefined {
 /** The tag of a keyword (exact entries only); undefined for unknown or repeating-group keywords. */
 export function tagForKeyword(keyword: string): Tag | undefined {
   return byKeyword.get(keyword)?.tag;
+}
+
+/** PS3.18 8.3.4.1 {attributeID}: a keyword or eight hex digits, as a tag; undefined for anything else. */
+export function tagForAttributeId(id: string): Tag | undefined {
+  return /^[0-9A-Fa-f]{8}$/.test(id) ? parseTag(id) : tagForKeyword(id);
 }
 
 /**

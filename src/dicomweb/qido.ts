@@ -16,9 +16,9 @@
 // number of alternatives, so a query's cost is bounded by its length.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSession, deidentifyJson, type DicomJsonDataset, type DicomJsonElement } from '../deid/deidentify.ts';
-import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
+import { lookup, tagForAttributeId } from '../dicom/dictionary.ts';
 import { matchesKey, parseMatchKey, type MatchKey } from '../dicom/matching.ts';
-import { parseTag, tagToHex } from '../dicom/tag.ts';
+import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { identityAttribute } from '../deid/pseudonym.ts';
 import { originalPath, originalUid, refuseUpstreamError, savingSession, uidPath, unusable, type DeidentifiedView, type ResourcePath } from './deidentified-view.ts';
@@ -67,7 +67,7 @@ interface PlannedQuery {
 
 /** Resolves a QIDO attribute key (keyword or 8 hex digits, PS3.18 8.3.4.1). Sequence paths are refused. */
 function resolveKey(key: string): { tag: number; vr: string } {
-  const tag = /^[0-9A-Fa-f]{8}$/.test(key) ? parseTag(key) : tagForKeyword(key);
+  const tag = tagForAttributeId(key);
   if (tag === undefined) throw new BadRequestError('QIDO_BAD_KEY', 'a query key is neither a keyword nor a tag');
   const vr = lookup(tag)?.vrs[0] ?? 'UN';
   return { tag, vr };
