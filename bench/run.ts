@@ -2,7 +2,7 @@
 // as medians and ratios (these machines are noisy: compare within a run, never across runs). Writes a
 // markdown table to stdout and the same figures as JSON to bench/results/ (git-ignored).
 //
-//   node --import tsx bench/run.ts [--study-mb 1024] [--rounds 3] [--memory-factor 4] [--latency-requests 60] [--cpu-prof]
+//   node --import tsx bench/run.ts [--study-mb 1024] [--rounds 3] [--memory-factor 4] [--latency-requests 60] [--dimse-instances 1000] [--dimse-rounds 2] [--cpu-prof]
 //
 // 1. WADO-RS study retrieval, Orthanc direct / gateway as clinician / gateway as researcher, 1 and 8 clients.
 // 2. Series metadata and QIDO latency, p50/p99, and the gateway's overhead over direct.
@@ -10,12 +10,20 @@
 //    process for each, so each peak is its own).
 // 4. A user's alternative: Orthanc's own /studies/{id}/anonymize, then retrieval of the anonymized
 //    copy, against the researcher's on-the-fly retrieval of the same study (time to the last byte).
+// 5. Projects: a researcher in a project of 10,000 explicit member studies against one in a project
+//    holding every study (no membership filter), on the same gateway: QIDO, metadata, retrieval.
+// 6. DIMSE ingress: storescu of `dimse-instances` CT instances to Orthanc's own C-STORE SCP, and to the
+//    gateway's listener until all are forwarded (de-identified, by STOW-RS) to the same Orthanc; and
+//    the gateway's RSS sampled during the ingest.
 // --cpu-prof writes a V8 CPU profile of the gateway process to bench/results/.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadIntoOrthanc, startOrthanc, type OrthancProcess } from '../src/demo/orthanc-process.ts';
-import { makeKeys, memoryOf, signToken, spawnGateway, type TestKeys } from '../test/helpers/gateway.ts';
+import { freePort, loadIntoOrthanc, startOrthanc, type OrthancProcess } from '../src/demo/orthanc-process.ts';
+import { storescu } from '../test/helpers/dcmtk.ts';
+import { dimseBlock, forwarded, spawnDimseGateway } from '../test/helpers/dimse.ts';
+import { makeKeys, memoryOf, signToken, spawnGateway, TEST_PROJECT, type TestKeys } from '../test/helpers/gateway.ts';
 import { CT_INSTANCE_BYTES, syntheticCtStudy, syntheticSeriesUid, syntheticStudyUid } from './synthetic.ts';
 
 const { values } = parseArgs({
@@ -25,6 +33,8 @@ const { values } = parseArgs({
     'memory-factor': { type: 'string', default: '4' },
     'latency-requests': { type: 'string', default: '60' },
     'cpu-prof': { type: 'boolean', default: false },
+    'dimse-instances': { type: 'string', default: '1000' },
+    'dimse-rounds': { type: 'string', default: '2' },
   },
 });
 const MB = 1024 * 1024;
@@ -83,7 +93,7 @@ async function clientsFor(keys: TestKeys, base: string): Promise<Clients> {
   return {
     base,
     clinician: { authorization: `Bearer ${await signToken(keys, { roles: ['clinician'] })}` },
-    researcher: { authorization: `Bearer ${await signToken(keys, { roles: ['researcher'] })}` },
+    researcher: { authorization: `Bearer ${await signToken(keys, { roles: ['researcher'], project: TEST_PROJECT })}` },
   };
 }
 
@@ -252,6 +262,132 @@ async function orthancAnonymize(orthanc: OrthancProcess, c: Clients): Promise<vo
   rows.push(`| Orthanc /anonymize then retrieve the copy vs researcher on the fly: s to last byte | ${o.toFixed(1)} / ${g.toFixed(1)} | on the fly is **${(o / g).toFixed(1)}×** faster (goal > 1) |`);
 }
 
+// --- 5. project membership overhead ------------------------------------------------------------
+
+const BIG_PROJECT = 'big';
+const BIG_MEMBERS = 10_000;
+
+/**
+ * The same gateway serves two researchers: one in TEST_PROJECT (every study; no membership filter) and
+ * one in a project whose explicit list holds 10,000 studies (the bench's real studies among them, the
+ * rest absent from the PACS, the worst case for a list scan). Requests interleaved one by one.
+ */
+async function projectOverhead(orthanc: OrthancProcess, keys: TestKeys): Promise<void> {
+  const members = [syntheticStudyUid(STUDY.main), syntheticStudyUid(STUDY.latency)];
+  for (let i = members.length; i < BIG_MEMBERS; i++) members.push(`1.2.826.0.1.3680043.10.999.${i}`);
+  const gateway = await spawnGateway(orthanc.dicomWebUrl, keys, {
+    projects: { [TEST_PROJECT]: { membership: { all: true } }, [BIG_PROJECT]: { membership: { studies: members } } },
+  });
+  try {
+    const all = await clientsFor(keys, gateway.base);
+    const big: Clients = { ...all, researcher: { authorization: `Bearer ${await signToken(keys, { roles: ['researcher'], project: BIG_PROJECT })}` } };
+    const who = { all, big };
+    const pseudo = { all: await pseudonymOf(all, 'series', STUDY.latency), big: await pseudonymOf(big, 'series', STUDY.latency) };
+    const main = { all: (await pseudonymOf(all, 'studies', STUDY.main)).study, big: (await pseudonymOf(big, 'studies', STUDY.main)).study };
+    const n = Number(values['latency-requests']);
+    const kinds: Record<string, (p: 'all' | 'big') => string> = {
+      'series metadata': (p) => `/studies/${pseudo[p].study}/series/${pseudo[p].series}/metadata`,
+      'QIDO one study by its UID (as OHIF opens one)': (p) => `/studies?StudyInstanceUID=${pseudo[p].study}`,
+      'QIDO studies, limit 25': () => '/studies?limit=25',
+      'QIDO studies by modality': () => '/studies?ModalitiesInStudy=CT',
+    };
+    for (const [kind, path] of Object.entries(kinds)) {
+      const ms: Record<'all' | 'big', number[]> = { all: [], big: [] };
+      for (let i = -3; i < n; i++) {
+        for (const p of ['all', 'big'] as const) {
+          const t = await seconds(async () => {
+            const res = await fetch(`${gateway.base}${path(p)}`, { headers: { accept: 'application/dicom+json', ...who[p].researcher } });
+            if (res.status !== 200) throw new Error(`${kind} ${p}: ${res.status}`);
+            await res.arrayBuffer();
+          });
+          if (i >= 0) ms[p].push(t * 1000);
+        }
+      }
+      const p50 = { all: median(ms.all), big: median(ms.big) };
+      results[`project-${kind}`] = { p50, p99: { all: quantile(ms.all, 0.99), big: quantile(ms.big, 0.99) } };
+      rows.push(`| ${kind}, ${n} requests: p50 ms, every study · 10,000-study project | ${p50.all.toFixed(1)} · ${p50.big.toFixed(1)} | membership overhead **${(p50.big - p50.all).toFixed(1)} ms** (×${(p50.big / p50.all).toFixed(2)}) |`);
+    }
+    const rates: Record<'all' | 'big', number[]> = { all: [], big: [] };
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const p of ['all', 'big'] as const) {
+        let bytes = 0;
+        const t = await seconds(async () => {
+          bytes = await drain(`${gateway.base}/studies/${main[p]}`, { ...ACCEPT, ...who[p].researcher });
+        });
+        rates[p].push(bytes / MB / t);
+      }
+    }
+    results['project-retrieval'] = rates;
+    rows.push(
+      `| WADO-RS study, researcher MB/s: every study · 10,000-study project | ${median(rates.all).toFixed(0)} · ${median(rates.big).toFixed(0)} | **${(median(rates.big) / median(rates.all)).toFixed(2)}** |`,
+    );
+  } finally {
+    await gateway.stop();
+  }
+}
+
+// --- 6. DIMSE ingress: storescu to Orthanc directly, and to the gateway until all are forwarded ----
+
+async function dimseIngest(keys: TestKeys, count: number, rounds: number): Promise<void> {
+  // Orthanc's C-STORE SCP binds every interface (it has no bind address, ECOSYSTEM.md): it runs only for
+  // this row, and only storescu on loopback talks to it. The gateway forwards into the same Orthanc.
+  const dicomPort = await freePort();
+  const pacs = await startOrthanc({ extraConfig: { DicomServerEnabled: true, DicomPort: dicomPort, DicomAet: 'ORTHANC', DicomCheckCalledAet: false } });
+  const gateway = await spawnDimseGateway(pacs.dicomWebUrl, keys, { dimse: dimseBlock() });
+  const times: Record<'direct' | 'gateway', number[]> = { direct: [], gateway: [] };
+  const rss: { before: number; peak: number; after: number }[] = [];
+  try {
+    // Warm-up, not timed: a fresh process's RSS grows while its code and buffers warm up, whatever it ingests.
+    const warm = mkdtempSync(join(tmpdir(), 'bench-dimse-'));
+    try {
+      let i = 0;
+      for (const bytes of syntheticCtStudy(20, 99)) writeFileSync(join(warm, `ct-${i++}.dcm`), bytes);
+      await storescu(dicomPort, [warm], { calledAe: 'ORTHANC' });
+      await storescu(gateway.dimsePort, [warm]);
+      await forwarded(gateway.url, 600_000);
+    } finally {
+      rmSync(warm, { recursive: true, force: true });
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const target of ['direct', 'gateway'] as const) {
+        // A study of its own per run (fresh UIDs), written before the clock starts.
+        const dir = mkdtempSync(join(tmpdir(), 'bench-dimse-'));
+        try {
+          let i = 0;
+          for (const bytes of syntheticCtStudy(count, 100 + round * 2 + (target === 'gateway' ? 1 : 0))) writeFileSync(join(dir, `ct-${i++}.dcm`), bytes);
+          const before = (await memoryOf(gateway.pid)).rss;
+          let peak = before;
+          const sampler = setInterval(() => {
+            void memoryOf(gateway.pid).then((m) => (peak = Math.max(peak, m.rss)), () => undefined);
+          }, 250);
+          const t0 = process.hrtime.bigint();
+          const run = target === 'direct' ? await storescu(dicomPort, [dir], { calledAe: 'ORTHANC', timeoutMs: 1_800_000 }) : await storescu(gateway.dimsePort, [dir], { timeoutMs: 1_800_000 });
+          if (target === 'gateway') await forwarded(gateway.url, 1_800_000);
+          const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+          clearInterval(sampler);
+          const stored = run.outcomes.filter((o) => o.status === 0).length;
+          if (stored !== count) throw new Error(`${target}: ${stored} of ${count} instances stored`);
+          times[target].push(elapsed);
+          if (target === 'gateway') rss.push({ before, peak, after: (await memoryOf(gateway.pid)).rss });
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+    }
+  } finally {
+    await gateway.kill('SIGTERM');
+    await pacs.stop();
+  }
+  const direct = median(times.direct);
+  const viaGateway = median(times.gateway);
+  const mb = (count * CT_INSTANCE_BYTES) / MB;
+  results['dimse-ingest'] = { instances: count, mb, directSeconds: times.direct, gatewaySeconds: times.gateway, rssMB: rss.map((r) => ({ before: r.before / MB, peak: r.peak / MB, after: r.after / MB })) };
+  rows.push(
+    `| storescu of ${count} CT instances (${mb.toFixed(0)} MB): s to Orthanc's C-STORE SCP / s to the gateway until all forwarded | ${direct.toFixed(1)} / ${viaGateway.toFixed(1)} | gateway **${(direct / viaGateway).toFixed(2)}×** direct throughput (goal ≥ 0.8) |`,
+    `| gateway RSS during DIMSE ingest (${rss.length} runs): before / peak / after | ${rss.map((r) => `${(r.before / MB).toFixed(0)} / ${(r.peak / MB).toFixed(0)} / ${(r.after / MB).toFixed(0)} MB`).join(' · ')} | peak growth ${(Math.max(...rss.map((r) => r.peak - r.before)) / MB).toFixed(0)} MB for ${mb.toFixed(0)} MB ingested (goal: flat) |`,
+  );
+}
+
 // --- run ------------------------------------------------------------------------------------------
 
 const instances = Math.max(1, Math.round((Number(values['study-mb']) * MB) / CT_INSTANCE_BYTES));
@@ -272,6 +408,8 @@ try {
   } finally {
     await gateway.stop();
   }
+  await projectOverhead(orthanc, keys);
+  await dimseIngest(keys, Number(values['dimse-instances']), Number(values['dimse-rounds']));
   if (factor > 0) {
     instancesOf[STUDY.large] = instances * factor;
     await load(orthanc, STUDY.large, instances * factor);

@@ -4,6 +4,8 @@ import { resolve } from 'node:path';
 import { AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX } from '../src/audit/audit-query.ts';
 import { REIDENTIFIABLE } from '../src/audit/reidentify.ts';
 import { PACS_ID_MAX_LENGTH, ROUTES } from '../src/dicomweb/routes.ts';
+import { PROJECT_NAME } from '../src/projects/project.ts';
+import { MAX_STUDIES_PER_REQUEST, STUDY_PAGE_DEFAULT, STUDY_PAGE_MAX } from '../src/projects/steward-request.ts';
 
 const IDENTIFIER = (name: string) =>
   `${name}: for restricted roles a PS3.5 9.1 UID of at most 64 characters (the researcher's are pseudonyms the gateway issued); for the clinician the identifier the PACS lists, not \`.\` or \`..\``;
@@ -191,6 +193,7 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
       },
     },
   };
+  Object.assign(paths, stewardProjectPaths());
   return {
     openapi: '3.1.0',
     info: {
@@ -245,7 +248,37 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
               },
             },
             requestId: { type: 'string' },
+            project: {
+              type: 'string',
+              description: 'The project (pseudonym scope) the event concerns: the researcher\'s, the one a steward changed, read or re-identified within; `upload` for the uploader\'s; `(every project)` for a withdrawal from every project by the original PatientID',
+            },
           },
+        },
+        Project: {
+          description: 'A research project: its membership, its own PS3.15 profile (null: the configured researcher profile) and the size of its explicit study list',
+          type: 'object',
+          properties: {
+            name: { type: 'string', pattern: PROJECT_NAME.source },
+            description: { type: 'string' },
+            profile: { oneOf: [{ type: 'null' }, { $ref: '#/components/schemas/Profile' }] },
+            membership: {
+              type: 'object',
+              properties: {
+                all: { type: 'boolean', description: 'Every study of the PACS is a member' },
+                query: { type: ['object', 'null'], additionalProperties: { type: 'string' }, description: 'Attribute keyword → PS3.4 C.2.2.2 matching value' },
+              },
+            },
+            studyCount: { type: 'integer', description: 'Studies on the explicit list' },
+            createdAt: { type: 'string', format: 'date-time' },
+          },
+        },
+        Profile: {
+          type: 'object',
+          properties: {
+            options: { type: 'array', items: { type: 'string' }, description: 'PS3.15 Table E.1-1 option columns (e.g. retainLongitudinalTemporalModifiedDates)' },
+            overrides: { type: 'object', additionalProperties: { type: 'string' }, description: 'Tag or keyword → keep | remove | empty | replace:<value> | hash' },
+          },
+          additionalProperties: false,
         },
       },
       responses: {
@@ -266,6 +299,140 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
       },
     },
     paths,
+  };
+}
+
+/** The steward's project API (src/http/projects.ts) and page (src/http/steward.ts). */
+function stewardProjectPaths(): Record<string, Record<string, object>> {
+  const project = { $ref: '#/components/schemas/Project' };
+  const projectParam = { name: 'project', in: 'path', required: true, schema: { type: 'string', pattern: PROJECT_NAME.source } };
+  const steward = (operationId: string, summary: string, rest: object) => ({ operationId, summary, tags: ['Steward'], security: [{ bearer: [] }], ...rest });
+  const json = (schema: object) => ({ required: true, content: { 'application/json': { schema } } });
+  const refusals = { '400': error, '401': error, '403': error, '503': error };
+  const code = { type: 'string', minLength: 1, maxLength: 64, description: 'PS3.5 LO: no control characters or backslash' };
+  const withdrawn = {
+    description: 'Withdrawn: from now on the patient\'s studies are invisible to the project(s); the original PatientID is never echoed',
+    content: { 'application/json': { schema: { type: 'object', properties: { withdrawn: { const: true }, alreadyWithdrawn: { type: 'boolean' } } } } },
+  };
+  const audited = 'Every call, answered or refused, leaves one audit record naming the project, written before the answer';
+  return {
+    '/projects': {
+      get: steward('listProjects', `Steward only: every project with the size of its explicit study list. ${audited} (EventActionCode R)`, {
+        responses: {
+          '200': { description: 'The projects', content: { 'application/json': { schema: { type: 'object', properties: { projects: { type: 'array', items: project } } } } } },
+          ...refusals,
+        },
+      }),
+      post: steward('createProject', `Steward only: creates a project; its profile is checked by building its policy. ${audited} (EventActionCode C)`, {
+        requestBody: json({
+          type: 'object',
+          required: ['name'],
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string', pattern: PROJECT_NAME.source },
+            description: { type: 'string', maxLength: 1024 },
+            profile: { $ref: '#/components/schemas/Profile' },
+            membership: {
+              type: 'object',
+              additionalProperties: false,
+              description: 'all; or a query, explicit studies, or both (either admits); none: no member until studies are added',
+              properties: {
+                all: { type: 'boolean' },
+                query: { type: 'object', additionalProperties: { type: 'string' }, description: 'Study-level attribute keyword → PS3.4 C.2.2.2 matching value' },
+                studies: { type: 'array', maxItems: MAX_STUDIES_PER_REQUEST, items: { type: 'string' }, description: 'Original StudyInstanceUIDs' },
+              },
+            },
+          },
+        }),
+        responses: {
+          '201': { description: 'Created', content: { 'application/json': { schema: project } } },
+          ...refusals,
+          '400': { ...error, description: 'PROJECT_BAD_DEFINITION: every issue, each naming its key (name, membership.…, profile.…)' },
+          '409': { ...error, description: 'PROJECT_EXISTS: the name is taken' },
+        },
+      }),
+    },
+    '/projects/{project}': {
+      get: steward('readProject', `Steward only: a project and a page of its explicit study list (original StudyInstanceUIDs, in UID order). ${audited} (EventActionCode R)`, {
+        parameters: [
+          projectParam,
+          { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: STUDY_PAGE_MAX, default: STUDY_PAGE_DEFAULT } },
+          { name: 'offset', in: 'query', required: false, schema: { type: 'integer', minimum: 0, default: 0 } },
+        ],
+        responses: {
+          '200': {
+            description: 'The project and the page',
+            content: {
+              'application/json': {
+                schema: {
+                  allOf: [
+                    project,
+                    { type: 'object', properties: { studies: { type: 'array', items: { type: 'string' } }, limit: { type: 'integer' }, offset: { type: 'integer' } } },
+                  ],
+                },
+              },
+            },
+          },
+          ...refusals,
+          '404': { ...error, description: 'PROJECT_NOT_FOUND' },
+        },
+      }),
+    },
+    '/projects/{project}/studies': {
+      post: steward('changeProjectStudies', `Steward only: adds and removes original StudyInstanceUIDs on the explicit list, in force on the next researcher request. ${audited} (EventActionCode U)`, {
+        parameters: [projectParam],
+        requestBody: json({
+          type: 'object',
+          additionalProperties: false,
+          description: `At most ${MAX_STUDIES_PER_REQUEST} studies in all; not for a project of every study (membership.all)`,
+          properties: { add: { type: 'array', items: { type: 'string' } }, remove: { type: 'array', items: { type: 'string' } } },
+        }),
+        responses: {
+          '200': {
+            description: 'How many were added (not there yet) and removed (there), and the list\'s size now',
+            content: { 'application/json': { schema: { type: 'object', properties: { added: { type: 'integer' }, removed: { type: 'integer' }, studyCount: { type: 'integer' } } } } },
+          },
+          ...refusals,
+          '404': { ...error, description: 'PROJECT_NOT_FOUND' },
+        },
+      }),
+    },
+    '/projects/{project}/withdrawals': {
+      post: steward('withdrawFromProject', `Steward only: withdrawal of consent from this project, by the original PatientID or by the project's pseudonymous PatientID. ${audited} (PS3.15 A.5.3.9 Patient Record, EventActionCode U), naming the pseudonym or \`(original PatientID)\``, {
+        parameters: [projectParam],
+        requestBody: json({
+          oneOf: [
+            { type: 'object', required: ['patientId'], additionalProperties: false, properties: { patientId: code } },
+            { type: 'object', required: ['pseudonym'], additionalProperties: false, properties: { pseudonym: code } },
+          ],
+        }),
+        responses: { '200': withdrawn, ...refusals, '404': { ...error, description: 'PROJECT_NOT_FOUND, or PROJECT_PATIENT_UNKNOWN: the project never issued the pseudonym' } },
+      }),
+    },
+    '/withdrawals': {
+      post: steward('withdrawFromEveryProject', `Steward only: withdrawal of consent from every project, by the original PatientID or by a project's pseudonymous PatientID (naming the project whose it is). ${audited}`, {
+        requestBody: json({
+          oneOf: [
+            { type: 'object', required: ['patientId'], additionalProperties: false, properties: { patientId: code } },
+            {
+              type: 'object',
+              required: ['project', 'pseudonym'],
+              additionalProperties: false,
+              properties: { project: { type: 'string', pattern: PROJECT_NAME.source }, pseudonym: code },
+            },
+          ],
+        }),
+        responses: { '200': withdrawn, ...refusals, '404': { ...error, description: 'PROJECT_NOT_FOUND, or PROJECT_PATIENT_UNKNOWN' } },
+      }),
+    },
+    '/steward': {
+      get: {
+        operationId: 'stewardPage',
+        summary: 'The steward\'s page (HTML, our own scripts, no inline script) over the steward API; it holds no authority: the steward pastes a token',
+        tags: ['Steward'],
+        responses: { '200': { description: 'The page', content: { 'text/html': {} } } },
+      },
+    },
   };
 }
 

@@ -8,10 +8,13 @@ import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
 import type { GatewayConfig } from './config/schema.ts';
 import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
 import type { DeidPolicy } from './deid/deidentify.ts';
-import type { DeidentifiedView } from './dicomweb/deidentified-view.ts';
+import { projectViews } from './dicomweb/project-view.ts';
+import { UPLOAD_SCOPE } from './projects/project.ts';
+import { bootstrapProjects } from './projects/bootstrap.ts';
 import { prepareTempDir, type RefusalObserver, type StowView } from './dicomweb/stow.ts';
 import { withCache } from './store/cached-store.ts';
-import type { PseudonymStore } from './store/pseudonym-store.ts';
+import { scopedPseudonyms, type PseudonymStore } from './store/pseudonym-store.ts';
+import type { ProjectStore } from './store/project-store.ts';
 import { openSqliteStore } from './store/sqlite-store.ts';
 import type { AuditTrail } from './store/audit-trail.ts';
 import { withAuditFile } from './store/audit-file.ts';
@@ -23,6 +26,7 @@ import { createMetrics, startMetricsListener, type GatewayMetrics, type MetricsL
 import { withTiming } from './store/timed-store.ts';
 import { createLogger, type Logger } from './http/logging.ts';
 import { originForm } from './http/request-target.ts';
+import { startDimseIngress } from './dimse/ingress.ts';
 
 export interface RunningGateway {
   readonly url: string;
@@ -30,6 +34,8 @@ export interface RunningGateway {
   readonly logger: Logger;
   /** The separate metrics listener's URL, when `metrics.port` is set. */
   readonly metricsUrl?: string;
+  /** The DIMSE listener's port, when `dimse.enabled`. */
+  readonly dimsePort?: number;
   close(): Promise<void>;
 }
 
@@ -60,9 +66,13 @@ export async function startGateway(
   // the pseudonym store and its audit trail.
   const stowTempDir = resolve(config.dataDir, 'tmp');
   if (config.deid) await prepareTempDir(stowTempDir);
-  const { store, audit } = await openStore(config, secrets.storePassword);
-  // 4. The express app over the de-identified views.
-  const app = createApp(appOptions(resolved, { upstream, verify, store, audit, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens }));
+  const { store, audit, projects } = await openStore(config, secrets.storePassword);
+  // The config's projects, created in the store where it has none of that name (never overwritten).
+  await bootstrapProjects(projects, config.projects, logger);
+  // 4. The express app over the de-identified views; the DIMSE ingress (dimse.enabled) stores through the uploader's.
+  const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens });
+  const dimse = config.dimse.enabled && parts.upload ? await startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry }) : undefined;
+  const app = createApp(dimse ? { ...parts, dimseStatus: { status: dimse.status, token: secrets.metricsToken } } : parts);
   // 5. The HTTP server in front of it, listening; the metrics listener beside it when it has its own port.
   const server = createHttpServer(config.server, app, logger);
   await listen(server, config.server.port, config.server.host);
@@ -79,7 +89,9 @@ export async function startGateway(
     server,
     logger,
     ...(metricsListener ? { metricsUrl: metricsListener.url } : {}),
+    ...(dimse ? { dimsePort: dimse.port } : {}),
     async close() {
+      await dimse?.close();
       await metricsListener?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -131,6 +143,7 @@ function appOptions(
     verify: TokenVerifier;
     store: PseudonymStore;
     audit: AuditTrail;
+    projects: ProjectStore;
     metrics: GatewayMetrics | undefined;
     logger: Logger;
     stowTempDir: string;
@@ -139,10 +152,9 @@ function appOptions(
 ): AppOptions {
   const { upstream, store, metrics, logger } = parts;
   const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
-  const policies = deid?.policies;
-  const deidentified = policies ? researcherView(config, policies.researcher, upstream, timedStore) : undefined;
-  const upload = policies
-    ? uploadView(config, policies.uploader, upstream, timedStore, { tempDir: parts.stowTempDir, observeRefusal: metrics?.observeStowRefusal, log: logger })
+  const deidentified = deid ? researcherViews(config, deid, upstream, timedStore, parts.projects) : undefined;
+  const upload = deid
+    ? uploadView(config, deid.policies.uploader, upstream, timedStore, { tempDir: parts.stowTempDir, observeRefusal: metrics?.observeStowRefusal, log: logger })
     : undefined;
   if (config.viewer.enabled && !viewerInstalled(config.viewer.dir)) {
     logger.warn({ key: 'viewer.dir' }, 'the OHIF viewer is not installed (run scripts/setup.sh); /viewer answers 503');
@@ -168,6 +180,8 @@ function appOptions(
     },
     queryLimiter: config.qido.rateLimit ? createRateLimiter(config.qido.rateLimit) : undefined,
     viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: parts.viewerDemoTokens } : undefined,
+    // The steward's project API: profiles are checked by building them, so it needs the deid section.
+    projects: deid ? { projects: parts.projects, store, scopedPolicy: deid.scopedPolicy, demoToken: parts.viewerDemoTokens?.['steward'] } : undefined,
   };
 }
 
@@ -216,8 +230,11 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-/** The configured backend behind the read-through cache, and the audit trail it also keeps. */
-async function openStore(config: GatewayConfig, password: string | undefined): Promise<{ store: PseudonymStore; audit: AuditTrail }> {
+/** The configured backend behind the read-through cache, and the audit trail and projects it also keeps. */
+async function openStore(
+  config: GatewayConfig,
+  password: string | undefined,
+): Promise<{ store: PseudonymStore; audit: AuditTrail; projects: ProjectStore }> {
   const c = config.store;
   // pg is loaded only where it is used (about 15 MB of RSS the embedded default does not need).
   const backend =
@@ -226,19 +243,22 @@ async function openStore(config: GatewayConfig, password: string | undefined): P
       : openSqliteStore(resolve(config.dataDir, c.file));
   const store = withCache(backend, { maxKeys: c.cacheMaxKeys, ttlSeconds: c.cacheTtlSeconds });
   const audit = config.audit.file ? withAuditFile(backend, resolve(config.dataDir, config.audit.file)) : backend;
-  return { store, audit };
+  return { store, audit, projects: backend };
 }
 
-function researcherView(config: GatewayConfig, policy: DeidPolicy, upstream: Upstream, store: PseudonymStore): DeidentifiedView {
-  const deid = config.deid as NonNullable<GatewayConfig['deid']>;
-  return {
-    policy,
-    store,
+/** Every project's view, each request reading its project from the store (dicomweb/project-view.ts). */
+function researcherViews(config: GatewayConfig, deid: NonNullable<ResolvedConfig['deid']>, upstream: Upstream, store: PseudonymStore, projects: ProjectStore) {
+  const settings = config.deid as NonNullable<GatewayConfig['deid']>;
+  const views = projectViews({
     upstream,
-    maxHeaderBytes: deid.maxHeaderBytes,
-    maxJsonDatasetBytes: deid.maxJsonDatasetBytes,
-    allowRendered: deid.researcherRendered,
-  };
+    store,
+    projects,
+    scopedPolicy: deid.scopedPolicy,
+    maxHeaderBytes: settings.maxHeaderBytes,
+    maxJsonDatasetBytes: settings.maxJsonDatasetBytes,
+    allowRendered: settings.researcherRendered,
+  });
+  return { ...views, policy: deid.policies.researcher, allowRendered: settings.researcherRendered, store };
 }
 
 function uploadView(
@@ -251,7 +271,8 @@ function uploadView(
   const deid = config.deid as NonNullable<GatewayConfig['deid']>;
   return {
     policy,
-    store,
+    // Uploads are pseudonymised in a scope of their own: no researcher pseudonym equals an upload's.
+    store: scopedPseudonyms(store, UPLOAD_SCOPE),
     upstream,
     maxHeaderBytes: deid.maxHeaderBytes,
     maxPartBytes: config.stow.maxPartBytes,

@@ -1,6 +1,7 @@
 import { MAPS_BACK } from '../deid/pseudonym.ts';
 import { isUid } from '../dicom/uid.ts';
-import type { MappingKind, PseudonymStore } from '../store/pseudonym-store.ts';
+import type { MappingKind, ScopedPseudonyms } from '../store/pseudonym-store.ts';
+import { PROJECT_NAME } from '../projects/project.ts';
 import { AuditRequestError } from './errors.ts';
 
 /** What a steward may map back: UIDs, and the identity attributes that map back (deid/pseudonym.ts). */
@@ -16,6 +17,8 @@ export interface ReidentifyRequest {
   /** One object asked (answered as one object, 404 if unknown) or a list (answered as a list). */
   readonly single: boolean;
   readonly items: readonly ReidentifyItem[];
+  /** Whose pseudonyms: a project's (its name) or the uploads' (`uploads: true`). */
+  readonly scope: { readonly project: string } | { readonly uploads: true };
 }
 
 /** The DICOM keyword of what a pseudonym stands for, for the audit record's ParticipantObjectIDTypeCode. */
@@ -24,10 +27,23 @@ export const KEYWORD_OF = Object.fromEntries([['uid', 'UID'], ...MAPS_BACK.map((
 /** PS3.5 6.2: LO (Patient ID) is at most 64 characters, SH (Accession Number) 16; no control characters. */
 const CODE = /^[^\u0000-\u001f\u007f\\]{1,64}$/;
 
-/** `{ kind, pseudonym }`, or `{ items: [...] }` / `[...]` of them, at most `maxItems`. */
+/**
+ * `{ project, kind, pseudonym }`, or `{ project, items: [...] }` of `{ kind, pseudonym }`, at most
+ * `maxItems`; `uploads: true` instead of `project` for the uploads' scope. Pseudonyms are scoped: the
+ * same original has another pseudonym in each project, so the request must say whose it is.
+ */
 export function parseReidentifyRequest(body: unknown, maxItems: number): ReidentifyRequest {
-  const single = typeof body === 'object' && body !== null && !Array.isArray(body) && !('items' in body);
-  const list = single ? [body] : Array.isArray(body) ? body : (body as { items?: unknown } | null)?.items;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new AuditRequestError('REID_BAD_REQUEST', 'expected { project, kind, pseudonym } or { project, items: [...] }');
+  }
+  const { project, uploads } = body as { project?: unknown; uploads?: unknown };
+  const byProject = typeof project === 'string' && PROJECT_NAME.test(project);
+  if (byProject === (uploads === true) || (project !== undefined && !byProject)) {
+    throw new AuditRequestError('REID_BAD_REQUEST', 'name the project ("project") or the uploads ("uploads": true), not both');
+  }
+  const scope = byProject ? { project: project as string } : { uploads: true as const };
+  const single = !('items' in body);
+  const list = single ? [body] : (body as { items?: unknown }).items;
   if (!Array.isArray(list) || list.length === 0) {
     throw new AuditRequestError('REID_BAD_REQUEST', 'expected { kind, pseudonym } or a non-empty list of them');
   }
@@ -45,12 +61,12 @@ export function parseReidentifyRequest(body: unknown, maxItems: number): Reident
     if (!valid) throw new AuditRequestError('REID_BAD_REQUEST', `item ${i}: pseudonym is not a valid ${kind}`);
     return { kind: kind as ReidentifiableKind, pseudonym: pseudonym as string };
   });
-  return { single, items };
+  return { single, items, scope };
 }
 
 /** Each item with its original, or undefined where the gateway never issued that pseudonym. */
 export async function reidentify(
-  store: PseudonymStore,
+  store: Pick<ScopedPseudonyms, 'originalOf'>,
   items: readonly ReidentifyItem[],
 ): Promise<Array<ReidentifyItem & { original: string | undefined }>> {
   const out = [];

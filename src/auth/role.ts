@@ -1,11 +1,16 @@
 import type { JWTPayload } from 'jose';
 import type { Role } from '../config/schema.ts';
+import { PROJECT_NAME } from '../projects/project.ts';
 import { NoRoleError, RoleForbiddenError } from './errors.ts';
 
 export interface RoleOptions {
   roleClaim: string;
   roleMap: Readonly<Record<string, Role>>;
   rolePrecedence: readonly Role[];
+  /** `auth.projectClaim`: dot path to the claim naming the caller's projects. */
+  projectClaim: string;
+  /** `auth.projectPrefix`: only values with it name projects, and it is removed. */
+  projectPrefix: string;
 }
 
 /** The DICOMweb transaction classes the route matrix speaks of (PS3.18 10.4–10.6). */
@@ -25,8 +30,8 @@ const MATRIX: Readonly<Record<Role, Readonly<Record<RouteClass, Treatment>>>> = 
   steward: { search: 'forbidden', retrieve: 'forbidden', store: 'forbidden' },
 };
 
-/** What only the steward may do, outside DICOMweb: map pseudonyms back, read the audit trail. */
-export type StewardAction = 'reidentify' | 'audit';
+/** What only the steward may do, outside DICOMweb: map pseudonyms back, read the audit trail, manage projects. */
+export type StewardAction = 'reidentify' | 'audit' | 'projects';
 
 /** Reads a dot-path claim; accepts an array of strings or a space-separated string (OAuth `scope`). */
 export function claimValues(payload: JWTPayload, path: string): string[] {
@@ -52,13 +57,22 @@ export function resolveRole(payload: JWTPayload, options: RoleOptions): Role {
   return role;
 }
 
+/** The projects the token grants: claim values with the prefix, removed, that are project names; sorted, once each. */
+export function resolveProjects(payload: JWTPayload, options: Pick<RoleOptions, 'projectClaim' | 'projectPrefix'>): string[] {
+  const names = claimValues(payload, options.projectClaim)
+    .filter((v) => v.startsWith(options.projectPrefix))
+    .map((v) => v.slice(options.projectPrefix.length))
+    .filter((v) => PROJECT_NAME.test(v));
+  return [...new Set(names)].sort();
+}
+
 export function treatmentFor(role: Role, routeClass: RouteClass): Exclude<Treatment, 'forbidden'> {
   const treatment = MATRIX[role][routeClass];
   if (treatment === 'forbidden') throw new RoleForbiddenError(role, routeClass);
   return treatment;
 }
 
-/** Re-identification and the audit trail are the steward's alone; every other role is refused (403). */
+/** Re-identification, the audit trail and projects are the steward's alone; every other role is refused (403). */
 export function authorizeStewardship(role: Role, action: StewardAction): void {
   if (role !== 'steward') throw new RoleForbiddenError(role, action);
 }

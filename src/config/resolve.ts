@@ -4,6 +4,9 @@
 // The checks run on the raw object too, so a schema error elsewhere does not hide a missing file.
 import type { JWK } from 'jose';
 import { createPolicy, type DeidPolicy } from '../deid/deidentify.ts';
+import type { StoredProfile } from '../store/project-store.ts';
+import { ProjectDefinitionError } from '../projects/errors.ts';
+import { projectDefinition } from '../projects/project.ts';
 import { DeidPolicyError } from '../deid/errors.ts';
 import { overridesKeepingBasicRemoved } from '../deid/profile.ts';
 import { ConfigError } from './errors.ts';
@@ -33,8 +36,22 @@ export interface ResolvedConfig {
   /** `auth.publicKeyFiles`, read and converted to public JWKs. */
   readonly publicKeys: readonly JWK[];
   /** The PS3.15 policy per restricted role, built with `deid.secret`; undefined without a `deid` section. */
-  readonly deid: { readonly policies: Readonly<Record<RestrictedRole, DeidPolicy>>; readonly keptOverrides: readonly KeptOverride[] } | undefined;
+  readonly deid:
+    | {
+        /**
+         * `researcher`: the configured researcher profile (the conformance statement; the profile of a
+         * project without one of its own). `uploader`: the uploads' policy, in the UPLOAD_SCOPE.
+         */
+        readonly policies: Readonly<Record<RestrictedRole, DeidPolicy>>;
+        readonly keptOverrides: readonly KeptOverride[];
+        /** A policy in `scope` with `profile` (absent: the researcher profile); DeidPolicyError if it is invalid. */
+        readonly scopedPolicy: (profile: StoredProfile | undefined, scope: string) => DeidPolicy;
+      }
+    | undefined;
 }
+
+/** The uploader's pseudonym scope (projects/project.ts UPLOAD_SCOPE, which config/ cannot import). */
+const UPLOAD_SCOPE = 'upload';
 
 /** Reads the file, applies environment overrides, validates, then resolves: all problems in one ConfigError. */
 export function loadResolvedConfig(file: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
@@ -82,6 +99,7 @@ interface Parts {
   metricsToken?: string;
   publicKeys: JWK[];
   policies?: Record<RestrictedRole, DeidPolicy>;
+  deidSecret?: string;
 }
 
 function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
@@ -101,7 +119,14 @@ function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
       metricsToken: parts.metricsToken,
     }),
     publicKeys: Object.freeze(parts.publicKeys),
-    deid: parts.policies ? Object.freeze({ policies: Object.freeze(parts.policies), keptOverrides: Object.freeze(keptOverrides) }) : undefined,
+    deid:
+      parts.policies && config.deid && parts.deidSecret !== undefined
+        ? Object.freeze({
+            policies: Object.freeze(parts.policies),
+            keptOverrides: Object.freeze(keptOverrides),
+            scopedPolicy: scopedPolicyFactory(config.deid, parts.deidSecret),
+          })
+        : undefined,
   });
 }
 
@@ -174,10 +199,63 @@ function resolveParts(source: unknown, env: NodeJS.ProcessEnv): Parts {
       const key = deidSecret ?? 'a-throw-away-key-for-checking-only';
       const researcher = buildPolicy(deid.data, 'researcher', key, problems);
       const uploader = buildPolicy(deid.data, 'uploader', key, problems);
-      if (deidSecret !== undefined && researcher && uploader) parts.policies = { researcher, uploader };
+      if (deidSecret !== undefined && researcher && uploader) {
+        parts.policies = { researcher, uploader };
+        parts.deidSecret = deidSecret;
+      }
     }
   }
+  checkProjects(source, problems);
   return parts;
+}
+
+/** Each bootstrap project: its definition (projects/project.ts) and its own profile, if any. */
+function checkProjects(source: unknown, problems: string[]): void {
+  const projects = configSchema.shape.projects.safeParse(at(source, 'projects'));
+  if (!projects.success) return; // the schema names it
+  const entries = Object.entries(projects.data);
+  if (entries.length > 0 && at(source, 'deid') === undefined) problems.push('projects: need a deid section (researchers are served de-identified)');
+  for (const [name, input] of entries) {
+    try {
+      projectDefinition(name, input);
+    } catch (error) {
+      if (!(error instanceof ProjectDefinitionError)) throw error;
+      problems.push(...error.issues.map((issue) => `projects.${name}.${issue}`));
+    }
+    if (!input.profile) continue;
+    try {
+      createPolicy({
+        secret: 'a-throw-away-key-for-checking-only',
+        profile: Object.fromEntries(input.profile.options.map((option) => [option, true])),
+        overrides: input.profile.overrides,
+      });
+    } catch (error) {
+      if (!(error instanceof DeidPolicyError)) throw error;
+      problems.push(...error.issues.map((issue) => `projects.${name}.${issue}`));
+    }
+  }
+}
+
+/** Researcher policies per scope and profile (a project's), each built once. */
+function scopedPolicyFactory(deid: Deid, secret: string): (profile: StoredProfile | undefined, scope: string) => DeidPolicy {
+  const built = new Map<string, DeidPolicy>();
+  return (profile, scope) => {
+    const chosen = profile ?? deid.profiles.researcher;
+    const key = JSON.stringify([scope, chosen.options, Object.entries(chosen.overrides)]);
+    let policy = built.get(key);
+    if (policy === undefined) {
+      policy = createPolicy({
+        secret,
+        scope,
+        profile: Object.fromEntries(chosen.options.map((name) => [name, true])),
+        overrides: chosen.overrides,
+        dateShift: deid.dateShift,
+        pseudonymMode: 'deterministic',
+      });
+      built.set(key, policy);
+    }
+    return policy;
+  };
 }
 
 /** createPolicy with its issues renamed to the config keys they come from. */
@@ -190,6 +268,9 @@ function buildPolicy(deid: Deid, role: RestrictedRole, secret: string, problems:
       overrides: profile.overrides,
       dateShift: deid.dateShift,
       pseudonymMode: role === 'uploader' && deid.uploadPseudonyms === 'fresh' ? 'fresh' : 'deterministic',
+      // Uploads are keyed in a scope of their own: an uploaded copy never carries a pseudonym that a
+      // project's researcher sees for the same original (projects have theirs: scopedPolicy).
+      ...(role === 'uploader' ? { scope: UPLOAD_SCOPE } : {}),
     });
   } catch (error) {
     if (!(error instanceof DeidPolicyError)) throw error;

@@ -11,6 +11,9 @@ import { parseAddressRange } from './address-range.ts';
 const ROLES = ['researcher', 'uploader', 'steward', 'clinician'] as const;
 export type Role = (typeof ROLES)[number];
 
+/** Paths the gateway serves itself, outside DICOMweb: `server.basePath` may not lie on or under one. */
+const OWN_ROUTES = ['/projects', '/withdrawals', '/steward', '/audit', '/reidentify', '/viewer', '/upload', '/metrics', '/dimse', '/healthz', '/readyz', '/conformance', '/openapi.json'];
+
 /** A secret is never written in the config file itself: it names a file or an environment variable. */
 export const secretRef = z
   .object({ file: z.string().min(1).optional(), env: z.string().min(1).optional() })
@@ -39,6 +42,84 @@ const SYMMETRIC = ['HS256', 'HS384', 'HS512'] as const;
 const ALGORITHMS = [...ASYMMETRIC, ...SYMMETRIC] as const;
 const isSymmetric = (alg: string): boolean => alg.startsWith('HS');
 
+/** PS3.5 6.2 AE: up to 16 characters of the Default Character Repertoire, no backslash or control character, not only spaces. */
+const aeTitle = z
+  .string()
+  .regex(/^[\x20-\x5b\x5d-\x7e]{1,16}$/, 'an AE title: 1 to 16 printable ASCII characters, no backslash')
+  .refine((t) => t.trim() !== '', 'an AE title is not only spaces');
+
+/**
+ * The DICOM (DIMSE) listener, off by default: C-ECHO and C-STORE from the callers listed, each instance
+ * spooled to `<dataDir>/spool`, de-identified with the uploader's policy and forwarded by STOW-RS to the
+ * upstream PACS.
+ */
+const dimse = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** The Called AE Title the listener answers to (PS3.8 9.3.2); an association to another is rejected. */
+    aeTitle: aeTitle.default('DEID_GATEWAY'),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(11112),
+    /** Calling AE titles allowed, each from the listed addresses or CIDR blocks; any other is rejected at association. */
+    callers: z
+      .array(
+        z
+          .object({
+            aeTitle,
+            hosts: z.array(z.string().refine((t) => parseAddressRange(t) !== undefined, 'an IP address or CIDR block, such as 10.0.0.0/8 or 192.0.2.7')).min(1),
+            /** The de-identification profile the caller's studies get; only the uploader's for now. */
+            profile: z.literal('uploader').default('uploader'),
+            /** Overrides `dimse.pseudonyms` for this caller. */
+            pseudonyms: z.enum(['keyed', 'fresh']).optional(),
+          })
+          .strict(),
+      )
+      .default([])
+      .refine((list) => new Set(list.map((c) => c.aeTitle.trim())).size === list.length, 'each calling AE title is listed once'),
+    /** `keyed`: a study sent twice lands as one; `fresh`: unlinkable per study (a salt kept while the study is open). */
+    pseudonyms: z.enum(['keyed', 'fresh']).default('keyed'),
+    spool: z
+      .object({
+        /** Bytes the spool (incoming, queued and quarantined originals) may hold; past it C-STORE answers A700. */
+        quotaBytes: z.number().int().positive().default(10 * 1024 ** 3),
+        /**
+         * A study stays open this long after its last instance: more instances (another association) join
+         * it, under the same fresh salt; an association left open this long without a new instance has its
+         * studies forwarded anyway.
+         */
+        idleTimeoutMs: z.number().int().positive().default(60_000),
+      })
+      .strict()
+      .prefault({}),
+    forward: z
+      .object({
+        /** Attempts of a study whose forwarding fails for a reason that may pass (PACS down, 5xx); then quarantine. */
+        maxAttempts: z.number().int().positive().default(5),
+        /** First retry delay, doubled per attempt up to `maxBackoffMs`. */
+        backoffMs: z.number().int().positive().default(2_000),
+        maxBackoffMs: z.number().int().positive().default(300_000),
+        /** Instances of a study in flight to the PACS at once. */
+        concurrency: z.number().int().min(1).max(16).default(2),
+        /**
+         * A study still being received is forwarded in batches once it holds this many originals not yet
+         * forwarded (receiving and forwarding overlap; the spool stays small); 0: only when its
+         * associations end or it is idle.
+         */
+        batchInstances: z.number().int().min(0).default(50),
+      })
+      .strict()
+      .prefault({}),
+    /** The longest PDU accepted (PS3.8 9.3.1); the listener offers at most this as its Maximum Length. */
+    maxPduBytes: z.number().int().min(4096).max(4 * 1024 * 1024).default(256 * 1024),
+    /** A connection with no PDU for this long is aborted. */
+    pduTimeoutMs: z.number().int().positive().default(60_000),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    if (d.enabled && d.callers.length === 0) ctx.addIssue({ code: 'custom', path: ['callers'], message: 'list at least one caller when dimse.enabled' });
+  })
+  .prefault({});
+
 export const configSchema = z
   .object({
     server: z
@@ -48,6 +129,8 @@ export const configSchema = z
         basePath: z
           .string()
           .regex(/^\/[A-Za-z0-9._~\-/]*[^/]$/, 'a path such as /dicom-web, without a trailing slash')
+          // The gateway's own routes live beside the DICOMweb base: it must not lie on or under one of them.
+          .refine((p) => !OWN_ROUTES.some((r) => p === r || p.startsWith(`${r}/`)), `not one of the gateway's own paths (${OWN_ROUTES.join(', ')})`)
           .default('/dicom-web'),
         headersTimeoutMs: z.number().int().positive().default(15_000),
         requestTimeoutMs: z.number().int().positive().default(600_000),
@@ -115,6 +198,16 @@ export const configSchema = z
         }),
         /** When a token carries several roles, the first of this list that it has wins. */
         rolePrecedence: z.array(z.enum(ROLES)).min(1).default([...ROLES]),
+        /**
+         * Dot path to the claim that names the researcher's projects (a string, a space-separated string
+         * or an array): `project`, `projects`, `groups` (Keycloak). A researcher without one sees nothing.
+         */
+        projectClaim: z.string().min(1).default('project'),
+        /**
+         * Only claim values that start with this name projects, and it is removed: `/projects/` for Keycloak
+         * groups such as `/projects/lung-ct`. Other values are ignored.
+         */
+        projectPrefix: z.string().default(''),
       })
       .strict()
       .superRefine((auth, ctx) => {
@@ -160,6 +253,34 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Projects created in the store at start when it has none of that name (bootstrap): afterwards the
+     * steward API changes them, and the config does not overwrite what the store holds. A researcher
+     * sees only the studies of a project the token grants, under that project's profile and pseudonyms.
+     */
+    projects: z
+      .record(
+        z.string(),
+        z
+          .object({
+            description: z.string().max(1024).optional(),
+            /** The project's own PS3.15 profile; absent: `deid.profiles.researcher`. */
+            profile: profile.optional(),
+            membership: z
+              .object({
+                /** Every study of the PACS is a member (an explicit choice). */
+                all: z.boolean().optional(),
+                /** Keyword → PS3.4 matching value, over study-level attributes the PACS can match. */
+                query: z.record(z.string(), z.string()).optional(),
+                /** Original StudyInstanceUIDs, added to the project's explicit list when it is created. */
+                studies: z.array(z.string()).optional(),
+              })
+              .strict()
+              .prefault({}),
+          })
+          .strict(),
+      )
+      .default({}),
     /**
      * QIDO-RS for the researcher. `rateLimit` (off unless set): a token bucket per token subject, in
      * process (so per replica); past it, 429 QIDO_RATE_LIMITED with Retry-After. The clinician is never limited.
@@ -251,9 +372,14 @@ export const configSchema = z
       .object({ enabled: z.boolean().default(false), dir: z.string().min(1).default('.viewer/dist') })
       .strict()
       .prefault({}),
+    dimse,
     /** The SQLite store, the audit file and `tmp/` (STOW parts in flight, 0700, swept of leftovers at start): one gateway process per dataDir. */
     dataDir: z.string().min(1).default('./data'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // DIMSE callers' studies are de-identified with the uploader's policy: no deid section, no listener (fail closed).
+    if (c.dimse.enabled && !c.deid) ctx.addIssue({ code: 'custom', path: ['dimse', 'enabled'], message: 'needs the deid section (the uploader policy de-identifies what DIMSE callers send)' });
+  });
 
 export type GatewayConfig = z.infer<typeof configSchema>;

@@ -8,7 +8,7 @@ import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError } from './er
 import { IDENTITY_VRS } from './identity-safe-list.ts';
 import { CompiledProfile, checkProfileInput, isStandardSequenceTag, normalizeCreator } from './profile.ts';
 import type { ProfileOption, ProfileOptions, TagRule } from './profile.ts';
-import { Pseudonymizer, identityAttribute, patientNameBasis } from './pseudonym.ts';
+import { Pseudonymizer, identityAttribute, patientNameBasis, scopedSecret } from './pseudonym.ts';
 import type { IdentityKind, PseudonymPair } from './pseudonym.ts';
 import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
 import { elementOf, formatTag, groupOf, isPrivate, makeTag, parseTag, tagToHex } from '../dicom/tag.ts';
@@ -31,6 +31,12 @@ export interface DeidPolicyOptions {
   readonly overrides?: Readonly<Record<string, string>>;
   /** HMAC key for pseudonyms and date offsets; at least 16 bytes. */
   readonly secret: string | Uint8Array;
+  /**
+   * The pseudonym scope (a project, the uploader): pseudonyms and offsets are keyed with
+   * scopedSecret(secret, scope), so two scopes' pseudonyms of one original are unlinkable. None: the
+   * secret itself (the CLI, unit tests).
+   */
+  readonly scope?: string;
   /** Per-patient day offset range for the Modified Dates option. Default −365..−1. */
   readonly dateShift?: DateShiftRange;
   /** Default mode of sessions made from this policy. Default 'deterministic'. */
@@ -81,8 +87,10 @@ export function createPolicy(options: DeidPolicyOptions): DeidPolicy {
     ...(options.resolveKeyword ? { resolveKeyword: options.resolveKeyword } : {}),
   };
   issues.push(...checkProfileInput(profileInput, 'profile.').issues);
+  if (options.scope !== undefined && (typeof options.scope !== 'string' || options.scope === '')) issues.push('scope: a non-empty string');
   if (issues.length > 0 || secret === undefined) throw new DeidPolicyError(issues);
-  return new DeidPolicy(new CompiledProfile(profileInput), dateShift, mode, secret);
+  const key = options.scope === undefined ? secret : scopedSecret(secret, options.scope);
+  return new DeidPolicy(new CompiledProfile(profileInput), dateShift, mode, key);
 }
 
 // --- decisions ----------------------------------------------------------------------------------

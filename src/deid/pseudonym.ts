@@ -119,6 +119,15 @@ export function keyedUid(secret: Uint8Array, original: string, salt?: Uint8Array
   return `2.25.${n.toString(10)}`;
 }
 
+/**
+ * The key of one pseudonym scope (a project's researcher view, the uploader): HMAC-SHA256(secret,
+ * "scope:" + scope). Pseudonyms and date offsets of two scopes are then unlinkable without the secret,
+ * and each scope is stable: the same secret and scope always give the same key.
+ */
+export function scopedSecret(secret: Uint8Array, scope: string): Uint8Array {
+  return createHmac('sha256', secret).update(`scope:${scope}`, 'utf8').digest();
+}
+
 /** A keyed code of `length` base32 characters (A-Z, 2-7). */
 export function keyedCode(secret: Uint8Array, kind: string, original: string, length: number, salt?: Uint8Array): string {
   if (length > 51) throw new RangeError('keyed code longer than the digest');

@@ -25,6 +25,11 @@ export interface Part10Policy {
 export interface RewriteOptions extends Part10ReaderOptions {
   /** Add PatientIdentityRemoved etc. (attributesToAdd) to the top-level dataset. Default true. */
   readonly addMethodAttributes?: boolean;
+  /**
+   * Told the original Study Instance UID of each instance before anything of it is written; throwing
+   * refuses the instance (a caller serving one study checks that every instance belongs to it).
+   */
+  readonly admitStudy?: (originalStudyUid: string | undefined) => void;
 }
 
 function jsonValues(el: DataElement, charset: CharacterSet, le: boolean): unknown[] | undefined {
@@ -143,6 +148,7 @@ async function* deidentifyEvents(events: AsyncIterable<Part10Event>, policy: Par
       const { header } = ev;
       le = header.encoding.littleEndian;
       rootCharset = characterSetOf(header.dataset, []);
+      options.admitStudy?.(asciiValue(header.dataset, TAG.StudyInstanceUID)?.trim());
       policy.beginDataset(asciiValueOrUndefined(header.dataset, rootCharset));
       const dataset = applyPolicy(header.dataset, [], le, policy, []);
       if (options.addMethodAttributes !== false) addAttributes(dataset, policy, characterSetOf(dataset, []), le);

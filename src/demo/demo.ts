@@ -2,8 +2,10 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { applyEnvOverrides, readConfigFile, validateConfig } from '../config/load.ts';
 import { startGateway } from '../server.ts';
+import { projectBaseUrl } from '../http/project-choice.ts';
 import { viewerInstalled } from '../http/viewer.ts';
-import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_ROLES, demoKeys, demoSecret, signDemoToken } from './demo-tokens.ts';
+import { DEMO_AUDIENCE, DEMO_ISSUER, demoGrants, demoKeys, demoSecret, envName, signDemoToken } from './demo-tokens.ts';
+import { demoProjects, LIST_PROJECT, listStudies, QUERY_PROJECT } from './demo-projects.ts';
 import { loadIntoOrthanc, startOrthanc } from './orthanc-process.ts';
 import { readDicomFiles, samplesDir } from './samples.ts';
 
@@ -28,7 +30,8 @@ export function readDemoConfig(root: string, env: NodeJS.ProcessEnv): DemoConfig
 
 /**
  * The demo: a throw-away Orthanc on loopback loaded with the shared samples, the gateway in front
- * of it, and a signed token for each role.
+ * of it, two projects over those samples (demo-projects.ts), and a signed token for each role and each
+ * project.
  */
 export async function runDemo(): Promise<void> {
   const root = resolve(import.meta.dirname, '../..');
@@ -39,10 +42,13 @@ export async function runDemo(): Promise<void> {
   const dir = samplesDir();
   let loaded = { stored: [] as string[], refused: [] as string[] };
   if (existsSync(dir)) loaded = await loadIntoOrthanc(orthanc.httpUrl, readDicomFiles(dir));
+  // The explicit project's UIDs are read from what Orthanc holds now. The config's projects are created
+  // when the store has none of that name: a data dir kept from an earlier demo keeps its projects as they were.
+  const projects = demoProjects(await listStudies(orthanc.dicomWebUrl));
 
   // The environment's overrides are already in `raw`; what the demo sets here (its Orthanc, its keys,
-  // its secret, the absolute dataDir) is not overridden again. The viewer is on unless the config
-  // (file or environment) turns it off.
+  // its secret, the absolute dataDir, its two projects beside any the config names) is not overridden
+  // again. The viewer is on unless the config (file or environment) turns it off.
   const config = validateConfig({
     ...raw,
     upstream: { ...(raw['upstream'] as object), url: orthanc.dicomWebUrl, auth: { type: 'none' } },
@@ -56,13 +62,23 @@ export async function runDemo(): Promise<void> {
     dataDir,
     deid: { ...(raw['deid'] as object), secret: { file: await demoSecret(keyDir) } },
     viewer: { dir: join(root, '.viewer/dist'), enabled: true, ...(raw['viewer'] as object) },
+    projects: { ...(raw['projects'] as object), ...projects.definitions },
   });
+  // Tokens name projects as the config says a token does (auth.projectClaim, auth.projectPrefix).
+  const claim = { path: config.auth.projectClaim, prefix: config.auth.projectPrefix };
+  const grants = demoGrants([QUERY_PROJECT, LIST_PROJECT]);
   const tokens = Object.fromEntries(
-    await Promise.all(DEMO_ROLES.map(async (r) => [r, await signDemoToken(keys, r)])),
+    await Promise.all(Object.entries(grants).map(async ([label, grant]) => [label, await signDemoToken(keys, label, grant, claim)])),
   ) as Record<string, string>;
-  // The viewer's sign-in page offers the demo tokens (`serve` never passes any).
+  // The viewer's sign-in page offers the demo's reading tokens (`serve` never passes any).
   const gateway = await startGateway(config, { viewerDemoTokens: tokens });
-  const base = `${gateway.url}${config.server.basePath}`;
+  const basePath = config.server.basePath;
+  const base = `${gateway.url}${basePath}`;
+  const projectBase = (name: string) => projectBaseUrl(base, basePath, name);
+  const listed = [
+    ...(projects.shared ? [`      ${projects.shared}   also in ${QUERY_PROJECT}`] : []),
+    ...projects.outside.map((uid) => `      ${uid}   not in ${QUERY_PROJECT}`),
+  ];
 
   const out = [
     '',
@@ -76,20 +92,27 @@ export async function runDemo(): Promise<void> {
       ? `  OHIF viewer (pick a role):       ${gateway.url}/viewer/${viewerInstalled(config.viewer.dir) ? '' : '   (not installed: run scripts/setup.sh)'}`
       : '  OHIF viewer:                     off (viewer.enabled: false)',
     '',
-    'tokens (valid 12 h):',
-    ...Object.entries(tokens).map(([role, token]) => `  ${role.padEnd(10)} ${token}`),
+    'projects (a researcher sees the studies of a project the token grants, each project under pseudonyms of its own):',
+    `  ${QUERY_PROJECT}  every CT study, by a query (ModalitiesInStudy=CT)`,
+    `      ${projectBase(QUERY_PROJECT)}`,
+    `  ${LIST_PROJECT}  ${listed.length} studies by UID; its own profile also keeps patient characteristics (sex, age, size, weight)`,
+    `      ${projectBase(LIST_PROJECT)}`,
+    ...listed,
+    '',
+    'tokens (valid 12 h; researcher grants both projects, researcher-<project> one):',
+    ...Object.entries(tokens).map(([label, token]) => `  ${label.padEnd(20)} ${token}`),
     '',
     'try:',
     `  curl -s -H "Authorization: Bearer ${'$'}CLINICIAN" '${base}/studies?includefield=all' | head -c 600`,
-    `  curl -s -H "Authorization: Bearer ${'$'}RESEARCHER" '${base}/studies?includefield=all' | head -c 600   # pseudonyms`,
+    `  curl -s -H "Authorization: Bearer ${'$'}${envName(`researcher-${QUERY_PROJECT}`)}" '${base}/studies' | head -c 600   # ${QUERY_PROJECT} only, pseudonyms`,
+    `  curl -s -H "Authorization: Bearer ${'$'}RESEARCHER" '${projectBase(LIST_PROJECT)}/studies' | head -c 600   # a project by its path`,
+    `  curl -s -H "Authorization: Bearer ${'$'}RESEARCHER" '${base}/studies'   # 403 PROJECT_AMBIGUOUS: name the project in the path`,
     `  curl -s -o /dev/null -w '%{http_code}\\n' '${base}/studies'            # 401: no token`,
     `  curl -s -H "Authorization: Bearer ${'$'}UPLOADER" '${base}/studies'     # 403: uploaders only store`,
-    `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" -H 'content-type: application/json' -d '{"kind":"uid","pseudonym":"2.25…"}' '${gateway.url}/reidentify'`,
+    `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" '${gateway.url}/projects'   # the steward API (also the /steward page)`,
+    `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" -H 'content-type: application/json' -d '{"project":"${LIST_PROJECT}","kind":"uid","pseudonym":"2.25…"}' '${gateway.url}/reidentify'`,
     `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" '${gateway.url}/audit?limit=20'   # the audit trail`,
-    `export CLINICIAN=${tokens['clinician']}`,
-    `export RESEARCHER=${tokens['researcher']}`,
-    `export UPLOADER=${tokens['uploader']}`,
-    `export STEWARD=${tokens['steward']}`,
+    ...Object.entries(tokens).map(([label, token]) => `export ${envName(label)}=${token}`),
     '',
     'Ctrl-C stops the gateway and Orthanc and deletes the temporary store.',
     '',

@@ -6,6 +6,8 @@
 // matched by a two-pointer scan that never backtracks further than the last `*`, never by a
 // backtracking regular expression (a pattern of many `*` would take exponential time there).
 
+import type { JsonElement } from './json-model.ts';
+
 /** PS3.4 C.2.2.2.4: the VRs for which `*` and `?` are wild cards. */
 const WILDCARD_VRS = new Set(['AE', 'CS', 'LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UR', 'UT']);
 /** PS3.4 C.2.2.2.5: the VRs with range matching. */
@@ -116,6 +118,18 @@ export function parseMatchKey(vr: string, value: string, options: MatchKeyOption
     prefix: vr === 'PN' && options.fuzzy === true,
     alternatives: caseInsensitive ? alternatives.map((a) => (a.kind === 'text' ? { ...a, pattern: a.pattern.toUpperCase() } : a)) : alternatives,
   };
+}
+
+/** The values of one DICOM JSON element as match strings (PN: each component group); none when absent. */
+export function matchValues(element: JsonElement | undefined): string[] {
+  if (!element?.Value) return [];
+  return element.Value.flatMap((v) => {
+    if (typeof v === 'string' || typeof v === 'number') return [String(v)];
+    if (v && typeof v === 'object') {
+      return ['Alphabetic', 'Ideographic', 'Phonetic'].map((k) => (v as Record<string, unknown>)[k]).filter((s): s is string => typeof s === 'string');
+    }
+    return [];
+  });
 }
 
 /** Does any of `values` (an element's values as strings; PN: each component group) match the key? */

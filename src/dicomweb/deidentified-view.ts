@@ -1,18 +1,44 @@
-import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
+import type { DeidPolicy, DeidSession, SessionOptions } from '../deid/deidentify.ts';
 import { createSession } from '../deid/deidentify.ts';
-import type { PseudonymStore } from '../store/pseudonym-store.ts';
+import type { ScopedPseudonyms } from '../store/pseudonym-store.ts';
+import type { JsonDataset } from '../dicom/json-model.ts';
+import type { Condition } from '../projects/project.ts';
+import type { ProjectRecord } from '../store/project-store.ts';
 import { ClientGoneError, UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
 import { encodeSegment, isPathIdentifier } from './routes.ts';
 import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
 
-/** Everything a de-identified transaction needs. */
+/** Everything a de-identified transaction needs: one project's, for one request (project-view.ts). */
 export interface DeidentifiedView {
   readonly policy: DeidPolicy;
-  readonly store: PseudonymStore;
+  /** The project's pseudonym scope. */
+  readonly store: ScopedPseudonyms;
+  /** Which original studies the project holds: everything else is unknown (404). */
+  readonly membership: Membership;
   readonly upstream: Upstream;
   readonly maxHeaderBytes: number;
   readonly maxJsonDatasetBytes: number;
   readonly allowRendered: boolean;
+}
+
+/** What a de-identified transaction asks of the project it serves. */
+export interface Membership {
+  readonly project: ProjectRecord;
+  readonly conditions: readonly Condition[];
+  /** Whether any patient withdrew: then results must be checked even where the upstream query is exact. */
+  readonly anyWithdrawn: boolean;
+  /** How many studies the explicit list holds. */
+  readonly listedCount: number;
+  /** Is the original study a member? (404 on the caller's side when not: exactly as unknown.) */
+  admitsStudy(studyUid: string): Promise<boolean>;
+  /**
+   * Which original datasets (QIDO results, any level) belong to member studies, in order. At study
+   * level the facts are read from each dataset itself (the upstream query included what the
+   * conditions name); at other levels from the study's cached facts.
+   */
+  admits(datasets: readonly JsonDataset[], level: 'study' | 'series' | 'instance'): Promise<boolean[]>;
+  /** The explicit study list, a chunk at a time (UID order), for UID-list queries upstream. */
+  listedChunk(index: number): Promise<readonly string[]>;
 }
 
 /** The caller-facing identifiers of a resource, pseudonymous, and the originals behind them. */
@@ -23,8 +49,10 @@ export interface ResourcePath {
 }
 
 /**
- * Maps pseudonymous UIDs in a request path to the originals through the store. An unknown UID, and an
- * original UID presented as if it were a pseudonym, give 404 and are never sent upstream.
+ * Maps pseudonymous UIDs in a request path to the originals through the project's scope of the store.
+ * An unknown UID, an original UID presented as if it were a pseudonym, another project's pseudonym and
+ * a study outside the project (removed from it, or its patient withdrawn) all give the same 404, and
+ * none is sent upstream but for the membership check of a study this project's scope issued.
  */
 export async function originalPath(view: DeidentifiedView, path: ResourcePath): Promise<ResourcePath> {
   const out: ResourcePath = {};
@@ -33,6 +61,7 @@ export async function originalPath(view: DeidentifiedView, path: ResourcePath): 
     if (uid === undefined) continue;
     out[level] = await originalUid(view, uid, level);
   }
+  if (out.study !== undefined && !(await view.membership.admitsStudy(out.study))) throw new UnknownResourceError('study');
   return out;
 }
 
@@ -47,6 +76,16 @@ export async function originalUid(view: DeidentifiedView, uid: string, what = 'U
   // card or a list. Such a pseudonym is as unknown as one never issued.
   if (!isPathIdentifier(original, 'original')) throw new UnknownResourceError(what);
   return original;
+}
+
+/**
+ * Every dataset the PACS answers for a path below a study must belong to that study: the PACS is asked
+ * by original UIDs the store mapped, and a PACS that does not check the hierarchy (Orthanc does) would
+ * otherwise serve a series or instance of a study outside the project under a member study's path.
+ * Fail closed: the response is refused, whatever was sent of it.
+ */
+export function requireStudy(path: ResourcePath, studyUid: unknown): void {
+  if (path.study !== undefined && studyUid !== path.study) throw new UpstreamUnusableError('a dataset of another study than the path names');
 }
 
 /** The PACS path of a resource, each UID (an original from the store) encoded as `fillPath` encodes segments. */
@@ -69,9 +108,12 @@ export interface SavingSession {
   makeDurable(): Promise<void>;
 }
 
-/** One per response or upload: keyed, or fresh when the policy says so (PS3.15 E.1.1 pseudonyms). */
-export function savingSession(view: { readonly policy: DeidPolicy; readonly store: PseudonymStore }): SavingSession {
-  const session = createSession(view.policy);
+/**
+ * One per response or upload: keyed, or fresh when the policy says so (PS3.15 E.1.1 pseudonyms);
+ * `options` overrides that (the DIMSE ingress: fresh with one salt per study, kept across batches).
+ */
+export function savingSession(view: { readonly policy: DeidPolicy; readonly store: ScopedPseudonyms }, options: SessionOptions = {}): SavingSession {
+  const session = createSession(view.policy, options);
   let saved = 0;
   const flush = async () => {
     const count = session.pairCount;

@@ -15,19 +15,20 @@
 // Every value is validated for its VR first (400 when malformed) and capped in length and in the
 // number of alternatives, so a query's cost is bounded by its length.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSession, deidentifyJson, type DicomJsonDataset, type DicomJsonElement } from '../deid/deidentify.ts';
+import { createSession, deidentifyJson, type DicomJsonDataset } from '../deid/deidentify.ts';
 import { lookup, tagForAttributeId } from '../dicom/dictionary.ts';
-import { matchesKey, parseMatchKey, type MatchKey } from '../dicom/matching.ts';
+import { matchesKey, matchValues, parseMatchKey, type MatchKey } from '../dicom/matching.ts';
 import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { identityAttribute } from '../deid/pseudonym.ts';
-import { originalPath, originalUid, refuseUpstreamError, savingSession, uidPath, unusable, type DeidentifiedView, type ResourcePath } from './deidentified-view.ts';
+import { originalPath, originalUid, refuseUpstreamError, requireStudy, savingSession, uidPath, unusable, type DeidentifiedView, type Membership, type ResourcePath } from './deidentified-view.ts';
 import { BadRequestError, UnknownResourceError } from './errors.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { endBody, writeChunk } from './response-writer.ts';
 import { acceptFor, OFFERED } from './content-negotiation.ts';
 import { withStreamLifetime, type StreamLifetime } from './stream-lifetime.ts';
 import { isUid } from '../dicom/uid.ts';
+import { UID_LIST_CHUNK } from './project-view.ts';
 
 type QueryLevel = 'study' | 'series' | 'instance';
 
@@ -75,8 +76,12 @@ function resolveKey(key: string): { tag: number; vr: string } {
 
 const badValue = (tag: number) => new BadRequestError('QIDO_BAD_VALUE', `the value of ${tagToHex(tag)} is not valid for its VR`);
 
-/** Plans the upstream query and the gateway-side predicates. Pure but for the store look-ups. */
-async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery> {
+/**
+ * Plans the upstream query and the gateway-side predicates. Pure but for the store look-ups. A key on
+ * a `reserved` tag (one the project's membership query sends upstream itself) is matched here,
+ * on the de-identified values, whatever the profile does with it.
+ */
+async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet<number>): Promise<PlannedQuery> {
   if (query.length > QUERY_LIMITS.queryChars) throw new BadRequestError('QIDO_QUERY_TOO_LONG', `the query is longer than ${QUERY_LIMITS.queryChars} characters`);
   const params = new URLSearchParams(query);
   const upstreamParams = new URLSearchParams();
@@ -127,7 +132,7 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
     const decision = probe.decide({ tag, vr, path: [] }, [value]);
     // Set or rebuilt by the gateway on every result, whatever the original held: the E.1.1 attributes
     // (Patient Identity Removed, …) and URLs (Retrieve URL). Matched here, on what the researcher sees.
-    if (vr === 'UR' || hex in added) {
+    if (vr === 'UR' || hex in added || (reserved.has(tag) && decision.op !== 'remove' && !(decision.op === 'replace' && decision.value.length === 0))) {
       gatewaySide.push({ tag, key: matchKey as MatchKey });
       upstreamParams.append('includefield', hex);
       continue;
@@ -175,24 +180,14 @@ async function plan(view: DeidentifiedView, query: string): Promise<PlannedQuery
   // The date shift and the name pseudonym are keyed on the original Patient ID (PS3.15 E.3.6): ask for it
   // at every level, so a PACS that leaves it out of series or instance results cannot change either.
   upstreamParams.append('includefield', tagToHex(TAG.PatientID));
+  // Membership and the hierarchy are checked per result by its study (project-view.ts, requireStudy).
+  upstreamParams.append('includefield', STUDY_UID);
   return { upstreamParams, gatewaySide, limit, offset, empty };
-}
-
-/** The values of one element as match strings (PN: each component group). */
-function valuesOf(element: DicomJsonElement | undefined): string[] {
-  if (!element?.Value) return [];
-  return element.Value.flatMap((v) => {
-    if (typeof v === 'string' || typeof v === 'number') return [String(v)];
-    if (v && typeof v === 'object') {
-      return ['Alphabetic', 'Ideographic', 'Phonetic'].map((k) => (v as Record<string, unknown>)[k]).filter((s): s is string => typeof s === 'string');
-    }
-    return [];
-  });
 }
 
 /** PS3.4 C.2.2.2 on the de-identified values (src/dicom/matching.ts: linear in the key's length). */
 function matches(dataset: DicomJsonDataset, p: Predicate): boolean {
-  return matchesKey(p.key, valuesOf(dataset[tagToHex(p.tag)]));
+  return matchesKey(p.key, matchValues(dataset[tagToHex(p.tag)]));
 }
 
 /**
@@ -226,74 +221,155 @@ export function searchDeidentified(view: DeidentifiedView, req: IncomingMessage,
 
 async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: SearchRequest, lifetime: StreamLifetime) {
   const { chosen: mediaType } = acceptFor(req, OFFERED.json);
-  const original = await originalPath(view, r.path);
-  const q = await plan(view, r.query);
+  const original = await originalPath(view, r.path); // a study in the path is checked for membership there
+  const { membership } = view;
+  // Membership goes upstream where DICOM allows it and it costs less than it saves (study level: the
+  // project's conditions, and an explicit list of at most LIST_PUSH_DOWN studies as PS3.4 C.2.2.2.2
+  // UID lists); what the PACS is not asked is checked here, per result.
+  const pushDown = r.level === 'study' && !membership.project.allStudies && membership.listedCount <= LIST_PUSH_DOWN;
+  const q = await plan(view, r.query, new Set(pushDown ? membership.conditions.map((c) => c.tag) : []));
   const { session, flush, makeDurable } = savingSession(view);
-  const finish = async (count: number) => {
+  let written = 0;
+  const finish = async () => {
     await makeDurable(); // PS3.15 pseudonyms the caller saw stay resolvable after any restart
-    if (count === 0) {
+    if (written === 0) {
       res.statusCode = 200;
       res.setHeader('content-type', mediaType);
       endBody(res, '[]');
     } else endBody(res, ']');
   };
-  if (q.empty) return finish(0);
+  if (q.empty) return finish();
+
+  // Every result is already a member: the study in the path was admitted, or the project holds every
+  // study and no patient withdrew. Then limit and offset go upstream as asked, when nothing else is
+  // matched here.
+  const allMembers = original.study !== undefined || (membership.project.allStudies && !membership.anyWithdrawn);
+  const passThrough = allMembers && q.gatewaySide.length === 0;
+  let skipped = 0;
+  const show = async (item: DicomJsonDataset): Promise<void> => {
+    requireStudy(original, item[STUDY_UID]?.Value?.[0]);
+    const mark = session.pairCount;
+    const deidentified = fixUrls(deidentifyJson(session, item), r.level, r.publicBase);
+    let shown = q.gatewaySide.every((p) => matches(deidentified, p));
+    if (shown && !passThrough && skipped < q.offset) {
+      skipped++;
+      shown = false;
+    }
+    if (shown && q.limit !== undefined && written >= q.limit) shown = false;
+    if (!shown) {
+      session.discardPairsSince(mark); // never shown: nothing of it is saved
+      return;
+    }
+    await flush();
+    if (written === 0) {
+      res.statusCode = 200;
+      res.setHeader('content-type', mediaType);
+    }
+    await writeChunk(res, Buffer.from(`${written === 0 ? '[' : ','}${JSON.stringify(deidentified)}`));
+    written++;
+  };
+  const full = () => q.limit !== undefined && written >= q.limit;
 
   const base = `${uidPath(original)}${LEVEL_PATH[r.level]}`;
-  const pageSize = q.gatewaySide.length === 0 ? undefined : UPSTREAM_PAGE;
-  let upstreamOffset = pageSize === undefined ? q.offset : 0;
-  let skipped = 0;
-  let written = 0;
   try {
-    for (;;) {
-      const params = new URLSearchParams(q.upstreamParams);
-      if (pageSize === undefined) {
-        if (q.limit !== undefined) params.set('limit', String(q.limit));
-        if (q.offset) params.set('offset', String(q.offset));
-      } else {
-        params.set('limit', String(pageSize));
-        params.set('offset', String(upstreamOffset));
-      }
-      const text = params.toString();
-      const upstreamRes = await lifetime.send(view.upstream, {
-        method: 'GET',
-        pathAndQuery: `${base}${text ? `?${text}` : ''}`,
-        headers: { accept: 'application/dicom+json' },
-      });
-      if (upstreamRes.statusCode === 204) {
-        upstreamRes.body.resume();
-        break;
-      }
-      if (upstreamRes.statusCode >= 300) refuseUpstreamError(upstreamRes);
-      let received = 0;
-      for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) {
-        received++;
-        const mark = session.pairCount;
-        const deidentified = fixUrls(deidentifyJson(session, item as DicomJsonDataset), r.level, r.publicBase);
-        let shown = q.gatewaySide.every((p) => matches(deidentified, p));
-        if (shown && pageSize !== undefined && skipped < q.offset) {
-          skipped++;
-          shown = false;
+    for await (const source of upstreamSources(membership, q, pushDown)) {
+      let upstreamOffset = 0;
+      for (;;) {
+        const params = new URLSearchParams(source.params);
+        if (passThrough) {
+          if (q.limit !== undefined) params.set('limit', String(q.limit));
+          if (q.offset) params.set('offset', String(q.offset));
+        } else {
+          params.set('limit', String(UPSTREAM_PAGE));
+          params.set('offset', String(upstreamOffset));
         }
-        if (shown && q.limit !== undefined && written >= q.limit) shown = false;
-        if (!shown) {
-          session.discardPairsSince(mark); // never shown: nothing of it is saved
-          continue;
+        const upstreamRes = await lifetime.send(view.upstream, {
+          method: 'GET',
+          pathAndQuery: `${base}?${params}`,
+          headers: { accept: 'application/dicom+json' },
+        });
+        if (upstreamRes.statusCode === 204) {
+          upstreamRes.body.resume();
+          break;
         }
-        await flush();
-        if (written === 0) {
-          res.statusCode = 200;
-          res.setHeader('content-type', mediaType);
+        if (upstreamRes.statusCode >= 300) refuseUpstreamError(upstreamRes);
+        if (passThrough) {
+          for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) await show(item as DicomJsonDataset);
+          break;
         }
-        await writeChunk(res, Buffer.from(`${written === 0 ? '[' : ','}${JSON.stringify(deidentified)}`));
-        written++;
+        // One page at a time: membership is decided for the page at once (one facts query per study chunk).
+        const page: DicomJsonDataset[] = [];
+        for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) page.push(item as DicomJsonDataset);
+        const admitted = allMembers ? page.map(() => true) : await membership.admits(page, r.level);
+        for (const [i, item] of page.entries()) {
+          if (admitted[i] && !source.shownBefore?.(item)) await show(item);
+          if (full()) break;
+        }
+        if (page.length < UPSTREAM_PAGE || full()) break;
+        upstreamOffset += UPSTREAM_PAGE;
       }
-      if (pageSize === undefined || received < pageSize) break;
-      if (q.limit !== undefined && written >= q.limit) break;
-      upstreamOffset += pageSize;
+      if (full()) break;
     }
   } catch (error) {
     throw unusable(error);
   }
-  await finish(written);
+  await finish();
+}
+
+/** One upstream query of a search, paged through; `shownBefore`: a result an earlier query already gave. */
+interface UpstreamSource {
+  readonly params: URLSearchParams;
+  readonly shownBefore?: (dataset: DicomJsonDataset) => boolean;
+}
+
+/**
+ * The longest explicit list sent upstream as UID lists (LIST_PUSH_DOWN / UID_LIST_CHUNK queries at
+ * most). A longer list is checked here instead, a page of results at a time against the store (one
+ * indexed query per page): one UID-list query per 50 members would cost more than the PACS's own
+ * paging (measured in `npm run bench`: 10,000 members, 200 queries, 20× the latency). The price is
+ * that the researcher's kept keys then reach the PACS over every study, not only the project's; only
+ * member studies are ever shown.
+ */
+export const LIST_PUSH_DOWN = 500;
+
+/**
+ * The upstream queries of one search, in order. Without push-down: the planned query. At study level
+ * for a project that does not hold every study:
+ *   1. its membership query: the planned keys and the project's conditions (PS3.4 C.2.2.2);
+ *   2. its explicit list, a UID-list query per chunk (PS3.4 C.2.2.2.2), intersected with the
+ *      StudyInstanceUIDs the researcher asked for; a study that (1) already gave is not given twice.
+ * The PACS is never asked about a study outside the project but for (1)'s conditions, which are the
+ * project's, not the caller's.
+ */
+async function* upstreamSources(membership: Membership, q: PlannedQuery, pushDown: boolean): AsyncGenerator<UpstreamSource> {
+  const { conditions } = membership;
+  if (!pushDown) {
+    // Admitted here on each dataset's own values (project-view.ts admits), so the PACS includes them.
+    const params = new URLSearchParams(q.upstreamParams);
+    if (!membership.project.allStudies) for (const c of conditions) params.append('includefield', c.hex);
+    yield { params };
+    return;
+  }
+  if (conditions.length > 0) {
+    const params = new URLSearchParams(q.upstreamParams);
+    for (const c of conditions) {
+      params.set(c.hex, c.value);
+      params.append('includefield', c.hex); // admitted here on the dataset's own values
+    }
+    yield { params };
+  }
+  const asked = q.upstreamParams.get(STUDY_UID)?.split(',');
+  const matchedByQuery = (d: DicomJsonDataset) => conditions.length > 0 && conditions.every((c) => matchesKey(c.key, matchValues(d[c.hex])));
+  for (let index = 0; ; index++) {
+    const chunk = await membership.listedChunk(index);
+    if (chunk.length === 0) return;
+    const uids = asked ? chunk.filter((uid) => asked.includes(uid)) : chunk;
+    if (uids.length > 0) {
+      const params = new URLSearchParams(q.upstreamParams);
+      params.set(STUDY_UID, uids.join(','));
+      for (const c of conditions) params.append('includefield', c.hex);
+      yield { params, shownBefore: matchedByQuery };
+    }
+    if (chunk.length < UID_LIST_CHUNK) return;
+  }
 }

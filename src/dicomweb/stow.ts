@@ -21,14 +21,14 @@ import { boundaryFrom, closeDelimiter, MAX_BOUNDARY_LENGTH, mediaTypeParameter, 
 import { tagToHex, type Tag } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { StoreError } from '../store/errors.ts';
-import type { PseudonymStore } from '../store/pseudonym-store.ts';
+import type { ScopedPseudonyms } from '../store/pseudonym-store.ts';
 import { BadRequestError, ClientGoneError, StowPartError, StowRequestError, UpstreamStoreFailedError } from './errors.ts';
 import { classify, type Upstream } from './upstream.ts';
 import { streamLifetime } from './stream-lifetime.ts';
 
 export interface StowView {
   readonly policy: DeidPolicy;
-  readonly store: PseudonymStore;
+  readonly store: ScopedPseudonyms;
   readonly upstream: Upstream;
   readonly maxHeaderBytes: number;
   readonly maxPartBytes: number;

@@ -12,6 +12,7 @@ import { TAG } from '../dicom/tags.ts';
 import { acceptFor, acceptHeader, accepts, acceptsPart, OFFERED, type MediaRange } from './content-negotiation.ts';
 import {
   originalPath,
+  requireStudy,
   refuseUpstreamError,
   savingSession,
   uidPath,
@@ -109,6 +110,7 @@ async function metadata(view: DeidentifiedView, req: IncomingMessage, res: Serve
   let first = true;
   try {
     for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) {
+      requireStudy(original, (item as DicomJsonDataset)[tagToHex(TAG.StudyInstanceUID)]?.Value?.[0]);
       const deidentified = deidentifyJson(session, item as DicomJsonDataset, {
         bulkDataURI: (uri, ref) => bulkUriFor(uri, ref, view.policy),
       });
@@ -247,7 +249,10 @@ async function instances(view: DeidentifiedView, req: IncomingMessage, res: Serv
       const partType = part.headers['content-type'] ?? 'application/dicom';
       if (!/^application\/dicom(\s*;|$)/i.test(partType)) throw new UpstreamUnusableError('a part is not application/dicom');
       if (!acceptsPart(ranges, partType)) throw new NotAcceptableError(partType);
-      const { output } = rewritePart10(part.body, session, { maxHeaderBytes: view.maxHeaderBytes });
+      const { output } = rewritePart10(part.body, session, {
+        maxHeaderBytes: view.maxHeaderBytes,
+        admitStudy: (uid) => requireStudy(original, uid),
+      });
       let head = true;
       for await (const chunk of output) {
         await flush();

@@ -7,7 +7,8 @@ import { BadRequestError, DeidentificationUnavailableError } from '../dicomweb/e
 import { relayOriginal } from '../dicomweb/relay.ts';
 import { fillPath, invalidParam, pathParams, rawPathProblem, ROUTES, type DicomwebRoute } from '../dicomweb/routes.ts';
 import type { Upstream } from '../dicomweb/upstream.ts';
-import type { DeidentifiedView } from '../dicomweb/deidentified-view.ts';
+import type { ProjectViews } from '../dicomweb/project-view.ts';
+import type { DeidPolicy } from '../deid/deidentify.ts';
 import { storeDeidentified, type StowView } from '../dicomweb/stow.ts';
 import { searchDeidentified } from '../dicomweb/qido.ts';
 import { retrieveInstances, retrieveMetadata, retrievePixels, retrieveQuery, retrieveRendered, type RetrieveRequest } from '../dicomweb/wado.ts';
@@ -17,21 +18,31 @@ import { healthRoutes } from './health.ts';
 import { uploadRoutes } from './upload.ts';
 import { auditRoutes } from './audit.ts';
 import { reidentifyRoutes } from './reidentify.ts';
+import { projectRoutes, type ProjectRoutesOptions } from './projects.ts';
+import { stewardPageRoutes } from './steward.ts';
 import type { RateLimiter } from './token-bucket.ts';
 import type { AuditTrail } from '../store/audit-trail.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
 import { VIEWER_PATH, viewerRoutes, type ViewerOptions } from './viewer.ts';
 import type { Logger } from './logging.ts';
 import { publicBaseResolver, forwardedHeader, type PublicBase } from './public-base.ts';
-import { callerOf, requestContext } from './request-context.ts';
+import { callerOf, requestContext, requestState } from './request-context.ts';
+import { chooseProject, PROJECT_PATH, projectBaseUrl } from './project-choice.ts';
 import { rawPathOf, rawQueryOf } from './request-target.ts';
 import { conformanceRoute } from './conformance.ts';
 import { metricsRoute, type GatewayMetrics } from './metrics.ts';
+import { DIMSE_STATUS_PATH, dimseStatusRoute, type DimseStatusSource } from './dimse-status.ts';
 import { transactionOversight } from './transaction-oversight.ts';
 
 export interface AppOptions {
-  /** The de-identified view for restricted roles; absent: they are refused (fail closed). */
-  deidentified?: DeidentifiedView;
+  /** Each project's de-identified view for researchers; absent: they are refused (fail closed). */
+  deidentified?: ProjectViews & {
+    /** The configured researcher profile, for the conformance statement. */
+    readonly policy: DeidPolicy;
+    readonly allowRendered: boolean;
+    /** The store behind every project's scope (audit: was a UID issued in the caller's project?). */
+    readonly store: PseudonymStore;
+  };
   /** STOW-RS de-identified on the way in, for the uploader; absent: refused. */
   upload?: StowView;
   basePath: string;
@@ -51,10 +62,14 @@ export interface AppOptions {
   audit?: AuditTrail;
   /** The steward's `POST /reidentify` (needs `audit`); absent: not served. */
   reidentify?: { store: PseudonymStore; limiter: RateLimiter; maxItems: number };
+  /** The steward's project API and page at /steward (need `audit`); absent: not served. `demoToken`: only the demo's. */
+  projects?: Pick<ProjectRoutesOptions, 'projects' | 'store' | 'scopedPolicy'> & { demoToken?: string };
   /** Researcher QIDO-RS requests per token subject (config `qido.rateLimit`); absent: not limited. */
   queryLimiter?: RateLimiter;
   /** The OHIF viewer at /viewer (config `viewer.enabled`); absent: not served. */
   viewer?: Omit<ViewerOptions, 'dicomwebBase'>;
+  /** `GET /dimse/status` (config `dimse.enabled`), guarded as `/metrics` (its token, else loopback only); absent: not served. */
+  dimseStatus?: { status: DimseStatusSource; token: string | undefined };
 }
 
 const OPENAPI = new URL('../../openapi/openapi.json', import.meta.url);
@@ -72,12 +87,20 @@ export function createApp(options: AppOptions): Express {
     if (options.metrics.serve) app.get('/metrics', metricsRoute(options.metrics.metrics, options.metrics.token));
   }
   app.use(healthRoutes(options.upstream));
+  if (options.dimseStatus) app.get(DIMSE_STATUS_PATH, dimseStatusRoute(options.dimseStatus.status, options.dimseStatus.token));
   app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload, audit: options.audit }));
   if (options.audit) {
     app.use(auditRoutes({ verify: options.verify, roles: options.roles, audit: options.audit }));
     if (options.reidentify) app.use(reidentifyRoutes({ verify: options.verify, roles: options.roles, audit: options.audit, ...options.reidentify }));
+    if (options.projects) {
+      const { demoToken, ...projects } = options.projects;
+      app.use(projectRoutes({ verify: options.verify, roles: options.roles, audit: options.audit, ...projects }));
+      app.use(stewardPageRoutes({ ...(demoToken !== undefined ? { demoToken } : {}) }));
+    }
   }
-  if (options.viewer) app.use(VIEWER_PATH, viewerRoutes({ ...options.viewer, dicomwebBase: options.basePath }));
+  if (options.viewer) {
+    app.use(VIEWER_PATH, viewerRoutes({ ...options.viewer, dicomwebBase: options.basePath, access: { verify: options.verify, roles: options.roles } }));
+  }
 
   const openapi = readFileSync(OPENAPI, 'utf8');
   app.get('/openapi.json', (_req, res) => {
@@ -91,8 +114,11 @@ export function createApp(options: AppOptions): Express {
     }),
   );
 
-  const dicomweb = express.Router({ caseSensitive: true, strict: false });
+  // One router for `/dicom-web` and `/projects/{project}/dicom-web` (project-choice.ts): mergeParams
+  // gives it the project named in the path.
+  const dicomweb = express.Router({ caseSensitive: true, strict: false, mergeParams: true });
   dicomweb.use(authenticate(options.verify, options.roles));
+  dicomweb.use(chooseProject(options.basePath));
   const publicBase = publicBaseResolver({ publicUrl: options.publicUrl, trusted: options.trustedProxy, basePath: options.basePath });
   for (const route of ROUTES) {
     const handler = transactionHandler(route, options, publicBase);
@@ -110,6 +136,7 @@ export function createApp(options: AppOptions): Express {
     res.status(404).json({ error: { code: 'NOT_A_DICOMWEB_RESOURCE', message: 'no such DICOMweb resource' } });
   });
   app.use(options.basePath, dicomweb);
+  app.use(`${PROJECT_PATH}${options.basePath}`, dicomweb);
   app.use((_req, res) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'not found' } });
   });
@@ -129,7 +156,7 @@ function transactionHandler(route: DicomwebRoute, options: AppOptions, publicBas
       if (bad) throw new BadRequestError('DICOMWEB_BAD_PARAMETER', `path parameter ${bad} is not valid`);
       if (treatment === 'deidentified') {
         // Fail closed: a restricted role never receives bytes that did not pass through deid/.
-        await serveDeidentified(route, req, res, options, publicBase(req));
+        await serveDeidentified(route, req, res, options, projectBase(req, publicBase(req), options.basePath));
         return;
       }
       const base = options.sendForwarded ? publicBase(req) : undefined;
@@ -160,8 +187,9 @@ async function serveDeidentified(
     await storeDeidentified(options.upload, req, res, { targetStudy: params.study, publicBase });
     return;
   }
-  const view = options.deidentified;
-  if (!view) throw new DeidentificationUnavailableError(route.transaction);
+  const project = requestState(res).project;
+  if (!options.deidentified || project === undefined) throw new DeidentificationUnavailableError(route.transaction);
+  const view = await options.deidentified.viewFor(project);
   const path = { study: params.study, series: params.series, instance: params.instance };
   if (route.resource === 'search') {
     await searchDeidentified(view, req, res, { level: route.level, path, query: rawQueryOf(req), publicBase });
@@ -184,6 +212,13 @@ async function serveDeidentified(
     case 'rendered':
       return retrieveRendered(view, req, res, r);
   }
+}
+
+/** The links of a request through a project's path point below that path. */
+function projectBase(req: Request, base: PublicBase | undefined, basePath: string): PublicBase | undefined {
+  const project = req.params['project'];
+  if (base === undefined || typeof project !== 'string') return base;
+  return { ...base, url: projectBaseUrl(base.url, basePath, project) };
 }
 
 /** The clinician's query, decoded once and re-encoded (RFC 3986 3.4): every key and value as sent. */

@@ -20,9 +20,10 @@ const AUDITED_ROLES: ReadonlySet<Role> = new Set(['researcher', 'uploader', 'ste
 export const NO_SUBJECT = '(no sub)';
 
 /** The fields every record of this request shares: who (token `sub`, role), when, the request id. */
-export function actorOf(res: Response): Pick<AuditEvent, 'eventDateTime' | 'userId' | 'roleId' | 'requestId'> {
+export function actorOf(res: Response): Pick<AuditEvent, 'eventDateTime' | 'userId' | 'roleId' | 'requestId' | 'project'> {
   const { role, subject } = callerOf(res);
-  return { eventDateTime: new Date(), userId: subject ?? NO_SUBJECT, roleId: role, requestId: requestState(res).requestId };
+  const { requestId, project } = requestState(res);
+  return { eventDateTime: new Date(), userId: subject ?? NO_SUBJECT, roleId: role, requestId, ...(project !== undefined ? { project } : {}) };
 }
 
 function logFailure(res: Response, error: unknown): void {

@@ -22,6 +22,14 @@ import {
 } from '../dicomweb/errors.ts';
 import { FailureReason } from '../dicomweb/stow.ts';
 import { StoreError } from '../store/errors.ts';
+import {
+  PatientPseudonymUnknownError,
+  ProjectDefinitionError,
+  ProjectError,
+  ProjectExistsError,
+  ProjectNotFoundError,
+  ProjectRequestError,
+} from '../projects/errors.ts';
 import { AuditRequestError, NoSubjectError, PseudonymUnknownError, RateLimitedError } from '../audit/errors.ts';
 import { HttpRequestError, type ErrorCode } from './errors.ts';
 import type { Logger } from './logging.ts';
@@ -48,6 +56,14 @@ export function mapError(error: unknown): MappedError {
         : `Bearer realm="deid-gateway", error="invalid_token", error_description="${description}"`;
     return { status: 401, code: error.code, message: error.message, headers: { 'www-authenticate': challenge } };
   }
+  // A bad definition or steward request is the steward's request (400); a project or patient pseudonym
+  // the steward names that is not there, 404; a name taken, a conflict (409). Every other project
+  // error is a caller without the project it needs (403), the unknown project included: a researcher's
+  // token names it, so saying it is not there tells nothing the token's issuer did not.
+  if (error instanceof ProjectDefinitionError || error instanceof ProjectRequestError) return { status: 400, code: error.code, message: error.message };
+  if (error instanceof ProjectNotFoundError || error instanceof PatientPseudonymUnknownError) return { status: 404, code: error.code, message: error.message };
+  if (error instanceof ProjectExistsError) return { status: 409, code: error.code, message: error.message };
+  if (error instanceof ProjectError) return { status: 403, code: error.code, message: error.message };
   // Nobody is left to read an answer; 499 (as nginx logs it) is never sent, only logged.
   if (error instanceof ClientGoneError) return { status: 499, code: error.code, message: error.message };
   if (error instanceof AuditRequestError || error instanceof HttpRequestError) return { status: 400, code: error.code, message: error.message };

@@ -217,14 +217,17 @@ function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (/^127\./.test(address) || address === '::1' || /^::ffff:127\./.test(address));
 }
 
-/** A bearer token to present, if configured; compared in constant time (over digests, any length). */
-function checkToken(expected: string | undefined) {
+/**
+ * A bearer token to present, if configured; compared in constant time (over digests, any length). The
+ * operator endpoints share it: `/metrics` and `/dimse/status` (`path` names the one refused).
+ */
+export function checkToken(expected: string | undefined, path = '/metrics') {
   const want = expected === undefined ? undefined : createHash('sha256').update(expected).digest();
   return (req: Request): void => {
     if (want === undefined) {
       // No token configured: fail closed towards the network. The socket's own peer address (not
       // X-Forwarded-For) must be loopback; set a token, or a separate `metrics.port`, to scrape remotely.
-      if (!isLoopback(req.socket.remoteAddress)) throw new LoopbackOnlyError('/metrics');
+      if (!isLoopback(req.socket.remoteAddress)) throw new LoopbackOnlyError(path);
       return;
     }
     const header = req.headers.authorization;

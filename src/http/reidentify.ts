@@ -6,7 +6,8 @@ import { NoSubjectError, PseudonymUnknownError, RateLimitedError } from '../audi
 import { KEYWORD_OF, parseReidentifyRequest, reidentify } from '../audit/reidentify.ts';
 import type { RateLimiter } from './token-bucket.ts';
 import type { AuditTrail } from '../store/audit-trail.ts';
-import type { PseudonymStore } from '../store/pseudonym-store.ts';
+import { scopedPseudonyms, type PseudonymStore } from '../store/pseudonym-store.ts';
+import { projectScope, UPLOAD_SCOPE } from '../projects/project.ts';
 import { actorOf, auditRefusal, stewardOnly } from './audit.ts';
 import { callerOf, requestState, setRoute } from './request-context.ts';
 
@@ -43,7 +44,9 @@ export function reidentifyRoutes(options: ReidentifyOptions): Router {
         const request = parseReidentifyRequest(req.body, options.maxItems);
         const taken = options.limiter.take(subject, request.items.length);
         if (!taken.ok) throw new RateLimitedError(taken.retryAfterSeconds);
-        const results = await reidentify(options.store, request.items);
+        const scope = 'project' in request.scope ? projectScope(request.scope.project) : UPLOAD_SCOPE;
+        const results = await reidentify(scopedPseudonyms(options.store, scope), request.items);
+        const project = 'project' in request.scope ? request.scope.project : UPLOAD_SCOPE;
         const status = request.single && results[0]?.original === undefined ? 404 : 200;
         const actor = actorOf(res);
         for (const r of results) {
@@ -54,6 +57,7 @@ export function reidentifyRoutes(options: ReidentifyOptions): Router {
             httpStatus: status,
             participantObjectId: r.pseudonym,
             participantObjectIdTypeCode: KEYWORD_OF[r.kind],
+            project,
           });
         }
         // The trail lives in the store's database: one flush makes these records durable (power loss

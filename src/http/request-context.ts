@@ -9,10 +9,11 @@ import type { Role } from '../config/schema.ts';
 import type { EventOutcomeIndicator } from '../store/audit-trail.ts';
 import type { Logger } from './logging.ts';
 
-/** The verified caller: the gateway role the token resolved to and its `sub`, if it names one. */
+/** The verified caller: the gateway role the token resolved to, its `sub` if it names one, the projects it grants. */
 export interface Caller {
   readonly role: Role;
   readonly subject: string | undefined;
+  readonly projects: readonly string[];
 }
 
 export interface RequestState {
@@ -24,6 +25,8 @@ export interface RequestState {
   route: string | undefined;
   /** Set by `authenticate`; undefined until the token is verified (and for routes without one). */
   caller: Caller | undefined;
+  /** The researcher's project for this request (http/project-choice.ts), or the one a steward's call concerns (http/projects.ts); the audit record names it. */
+  project: string | undefined;
   /** An outcome worse than the HTTP status says (the upload page answers 200 when it stored nothing). */
   auditOutcome: EventOutcomeIndicator | undefined;
   /** A steward endpoint already wrote this request's audit record, so a refusal hook adds none. */
@@ -37,7 +40,7 @@ const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export function requestState(res: ServerResponse): RequestState {
   let state = STATES.get(res);
   if (!state) {
-    state = { requestId: undefined, log: undefined, route: undefined, caller: undefined, auditOutcome: undefined, audited: false };
+    state = { requestId: undefined, log: undefined, route: undefined, caller: undefined, project: undefined, auditOutcome: undefined, audited: false };
     STATES.set(res, state);
   }
   return state;

@@ -9,13 +9,14 @@ import type { RateLimiter } from './token-bucket.ts';
 import type { DicomwebRoute } from '../dicomweb/routes.ts';
 import type { AuditTrail } from '../store/audit-trail.ts';
 import type { PseudonymStore } from '../store/pseudonym-store.ts';
+import { projectScope } from '../projects/project.ts';
 import { auditTransaction, NO_SUBJECT, transactionTarget } from './audit.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { requestState, setRoute } from './request-context.ts';
 
 export interface OversightOptions {
   audit?: AuditTrail;
-  /** The researcher view's store: a UID is written to the trail or a label only if the gateway issued it. */
+  /** The pseudonym store: a UID is written to the trail or a label only if the caller's project was issued it. */
   store?: Pick<PseudonymStore, 'originalOf'>;
   /** Researcher QIDO-RS requests per token subject (config `qido.rateLimit`); absent: no limit. */
   queryLimiter?: RateLimiter;
@@ -24,11 +25,14 @@ export interface OversightOptions {
 
 export function transactionOversight(route: DicomwebRoute, options: OversightOptions): RequestHandler {
   const { store, metrics, queryLimiter } = options;
-  // A store that cannot answer confirms nothing: the UID is then not written.
-  const isIssued: IsIssued | undefined =
-    store && ((uid) => store.originalOf('uid', uid).then((original) => original !== undefined, () => false));
   return (req, res, next) => {
     setRoute(res, route.path);
+    // Issued in the researcher's project's scope; a store that cannot answer confirms nothing (the UID is then not written).
+    const project = requestState(res).project;
+    const isIssued: IsIssued | undefined =
+      store && project !== undefined
+        ? (uid) => store.originalOf(projectScope(project), 'uid', uid).then((original) => original !== undefined, () => false)
+        : undefined;
     auditTransaction(options.audit, route, req, res, isIssued);
     const caller = requestState(res).caller;
     if (route.routeClass !== 'search' || caller?.role !== 'researcher') {

@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve, sep } from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { setRoute } from './request-context.ts';
+import type { RoleOptions } from '../auth/role.ts';
+import type { TokenVerifier } from '../auth/token.ts';
+import { PROJECT_NAME } from '../projects/project.ts';
+import { authenticate } from './auth.ts';
+import { projectBaseUrl } from './project-choice.ts';
+import { callerOf, setRoute } from './request-context.ts';
 
 /** Where the viewer is served. OHIF's own routes (`/`, `/viewer`, …) live below it. */
 export const VIEWER_PATH = '/viewer';
@@ -10,14 +15,25 @@ export const VIEWER_PATH = '/viewer';
 /** sessionStorage keys shared by the sign-in page (viewer-page/app.js) and the generated app-config.js. */
 const TOKEN_KEY = 'deid-gateway.token';
 const ROLE_KEY = 'deid-gateway.role';
+/** The project the researcher chose (OHIF reads `/projects/{project}/dicom-web`); '' for the plain base. */
+const PROJECT_KEY = 'deid-gateway.project';
 
 export interface ViewerOptions {
   /** The unpacked `@ohif/app` dist (scripts/setup.sh puts it in `.viewer/dist`). */
   dir: string;
   /** The gateway's DICOMweb base path (`server.basePath`), same origin as the viewer. */
   dicomwebBase: string;
-  /** Role → token, offered on the sign-in page. Only `deid-gateway demo` passes these; `serve` never does. */
+  /**
+   * Label → token, offered on the sign-in page (the clinician's, and researchers': `researcher`,
+   * `researcher-<project>`). Only `deid-gateway demo` passes these; `serve` never does.
+   */
   demoTokens?: Readonly<Record<string, string>>;
+  /**
+   * The token checks DICOMweb uses, for `GET /viewer/sign-in/access`: which role and projects the caller's
+   * token grants, so the sign-in page knows whether to ask for a project. Absent: that route answers 404
+   * and the viewer opens on the plain DICOMweb base.
+   */
+  access?: { verify: TokenVerifier; roles: RoleOptions };
 }
 
 /**
@@ -69,8 +85,10 @@ interface Rewritten {
 }
 
 /**
- * `GET /viewer/sign-in`: picks a token (pasted, or a demo role) into sessionStorage.
- * `GET /viewer/app-config.js`: OHIF's config, generated: one `dicomweb` data source on the gateway.
+ * `GET /viewer/sign-in`: picks a token (pasted, or a demo role) into sessionStorage, and a researcher's
+ * project among those the token grants (`GET /viewer/sign-in/access` says which).
+ * `GET /viewer/app-config.js`: OHIF's config, generated: one `dicomweb` data source on the gateway, on
+ * the chosen project's base for a researcher.
  * `GET /viewer/*`: the OHIF dist, with a single-page fallback to its index.html.
  *
  * OHIF 3.13's prebuilt dist assumes it is served at `/` (webpack publicPath "/", absolute asset
@@ -81,8 +99,9 @@ export function viewerRoutes(options: ViewerOptions): Router {
   const router = Router({ caseSensitive: true, strict: false });
   const dir = resolve(options.dir);
   const signIn = { html: asset('index.html'), js: asset('app.js'), css: asset('style.css') };
+  // The reading roles only: never the uploader's or the steward's token.
   const demoTokens = options.demoTokens
-    ? JSON.stringify(Object.fromEntries(Object.entries(options.demoTokens).filter(([role]) => role === 'clinician' || role === 'researcher')))
+    ? JSON.stringify(Object.fromEntries(Object.entries(options.demoTokens).filter(([label]) => label === 'clinician' || /^researcher(-|$)/.test(label))))
     : undefined;
   const appConfig = Buffer.from(appConfigScript(options.dicomwebBase));
   const rewritten = new Map<string, Rewritten | null>();
@@ -113,6 +132,22 @@ export function viewerRoutes(options: ViewerOptions): Router {
     }
     res.type('application/json').send(demoTokens);
   });
+  // The caller's own role and, for a researcher, the projects its token grants, read by the same code as
+  // every DICOMweb request (auth/role.ts), so the page never second-guesses claim paths, prefixes or role
+  // precedence. It tells the caller nothing the token does not already say, and nothing of the store.
+  router.get(
+    '/sign-in/access',
+    (_req, res, next) => {
+      res.setHeader('Cache-Control', 'no-store');
+      if (options.access) return next();
+      res.status(404).json({ error: { code: 'NOT_FOUND', message: 'not found' } });
+    },
+    options.access ? authenticate(options.access.verify, options.access.roles) : (_req, _res, next) => next(),
+    (_req, res) => {
+      const caller = callerOf(res);
+      res.json({ role: caller.role, projects: caller.role === 'researcher' ? caller.projects : [] });
+    },
+  );
 
   router.use((_req, res, next) => {
     if (viewerInstalled(dir)) return next();
@@ -220,22 +255,34 @@ export function rewriteStyle(css: string): string {
  * (RFC 6750 3.1 invalid_token) or a 403 (a role that may not read, e.g. uploader), the viewer goes
  * back to the sign-in page, which says why.
  *
+ * Projects: OHIF takes one DICOMweb root per data source, so a researcher's root is the project's own
+ * base, `/projects/{project}/dicom-web` (http/project-choice.ts), for the project chosen on the sign-in
+ * page; that holds for a token of one project too, so the URL always names the project served. Other
+ * roles read the plain base. A tab with a token but no choice yet goes back to the sign-in page to make it.
+ *
  * Thumbnails: `thumbnailRendering: 'wadors'` renders them in the browser from the same frames the
  * viewer shows, so they go through the same de-identified pixel path; `/thumbnail` and `/rendered`
  * (server-rendered, refused to researchers unless `deid.researcherRendered`) are never asked for.
  */
 export function appConfigScript(dicomwebBase: string): string {
   const signIn = `${VIEWER_PATH}/sign-in`;
+  const [projectBefore, projectAfter] = projectBaseUrl(dicomwebBase, dicomwebBase, '\u0000').split('\u0000') as [string, string];
   return `// Generated by deid-gateway (src/http/viewer.ts); replaces the app-config.js shipped with OHIF.
 'use strict';
 (function () {
   var TOKEN_KEY = ${JSON.stringify(TOKEN_KEY)};
   var ROLE_KEY = ${JSON.stringify(ROLE_KEY)};
+  var PROJECT_KEY = ${JSON.stringify(PROJECT_KEY)};
+  var PROJECT_NAME = new RegExp(${JSON.stringify(PROJECT_NAME.source)});
   var SIGN_IN = ${JSON.stringify(signIn)};
-  function signIn(reason) {
-    sessionStorage.removeItem(TOKEN_KEY);
+  function back(reason) {
     var next = location.pathname + location.search;
     location.replace(SIGN_IN + '?next=' + encodeURIComponent(next) + (reason ? '&reason=' + reason : ''));
+  }
+  function signIn(reason) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(PROJECT_KEY);
+    back(reason);
   }
   function expired(token) {
     try {
@@ -250,11 +297,17 @@ export function appConfigScript(dicomwebBase: string): string {
     signIn(token ? 'expired' : '');
     return;
   }
+  // '' for the plain base; a project name for a researcher (the sign-in page asked the gateway which).
+  var project = sessionStorage.getItem(PROJECT_KEY);
+  if (project === null || (project !== '' && !PROJECT_NAME.test(project))) {
+    back('project');
+    return;
+  }
   window.PUBLIC_URL = ${JSON.stringify(`${VIEWER_PATH}/`)};
   window.browserImportFunction = function (name) {
     return import(name);
   };
-  var base = location.origin + ${JSON.stringify(dicomwebBase)};
+  var base = location.origin + (project ? ${JSON.stringify(projectBefore)} + project + ${JSON.stringify(projectAfter)} : ${JSON.stringify(dicomwebBase)});
   var auth = {
     id: 'deid-gateway.auth',
     preRegistration: function (hooks) {
@@ -311,12 +364,12 @@ export function appConfigScript(dicomwebBase: string): string {
       else if (error && error.status === 403) signIn('forbidden');
     },
   };
-  // A small badge: who is signed in, and a way to switch role (back to the sign-in page).
+  // A small badge: who is signed in, in which project, and a way to switch (back to the sign-in page).
   document.addEventListener('DOMContentLoaded', function () {
     var badge = document.createElement('a');
     badge.id = 'deid-gateway-role';
     badge.href = SIGN_IN;
-    badge.textContent = (sessionStorage.getItem(ROLE_KEY) || 'signed in') + ' \\u00b7 switch role';
+    badge.textContent = (sessionStorage.getItem(ROLE_KEY) || 'signed in') + (project ? ' \\u00b7 project ' + project : '') + ' \\u00b7 switch';
     var s = badge.style;
     s.position = 'fixed';
     s.right = '8px';

@@ -81,6 +81,11 @@ export interface AuditEvent {
   readonly participantObjectQuery?: QueryDescription;
   /** The request id the gateway log carries, to join the two. */
   readonly requestId?: string;
+  /**
+   * The pseudonym scope the event concerns: the project a researcher was served in or a steward changed
+   * or re-identified within (its name), or `upload` for the uploader's scope.
+   */
+  readonly project?: string;
 }
 
 export interface AuditRecord extends AuditEvent {
@@ -121,6 +126,7 @@ export interface AuditRow {
   series_instance_uid: string | null;
   /** JSON: text in SQLite, jsonb (parsed by pg) in PostgreSQL. */
   participant_object_query: string | QueryDescription | null;
+  project: string | null;
 }
 
 /** The columns, in the order `auditValues` gives them. */
@@ -139,6 +145,7 @@ export const AUDIT_COLUMNS = [
   'request_id',
   'series_instance_uid',
   'participant_object_query',
+  'project',
 ] as const;
 
 /**
@@ -148,6 +155,7 @@ export const AUDIT_COLUMNS = [
 export const AUDIT_ADDED_COLUMNS = [
   { name: 'series_instance_uid', sqlite: 'TEXT', postgres: 'text' },
   { name: 'participant_object_query', sqlite: 'TEXT', postgres: 'jsonb' },
+  { name: 'project', sqlite: 'TEXT', postgres: 'text' },
 ] as const;
 
 const encodeCode = (c: CodedValue): string => [c.code, c.codingScheme, c.meaning].join('^');
@@ -172,6 +180,7 @@ export function auditValues(e: AuditEvent): Array<string | number | null> {
     e.requestId ?? null,
     e.seriesInstanceUid ?? null,
     e.participantObjectQuery ? JSON.stringify(e.participantObjectQuery) : null,
+    e.project ?? null,
   ];
 }
 
@@ -197,5 +206,6 @@ export function auditRecordOf(row: AuditRow): AuditRecord {
             typeof row.participant_object_query === 'string' ? (JSON.parse(row.participant_object_query) as QueryDescription) : row.participant_object_query,
         }
       : {}),
+    ...(row.project !== null && row.project !== undefined ? { project: row.project } : {}),
   };
 }

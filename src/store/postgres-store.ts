@@ -2,6 +2,8 @@ import pg from 'pg';
 import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
 import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
+import type { NewProject, ProjectStore } from './project-store.ts';
+import { projectOfRow, projectValues, UNSCOPED, type ProjectRow } from './project-rows.ts';
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/db` */
@@ -14,13 +16,47 @@ export interface PostgresStoreOptions {
 const SCHEMA_LOCK = 0x6465_6964; // "deid"
 
 const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS pseudonym (
+  CREATE TABLE IF NOT EXISTS scoped_pseudonym (
+    scope      text NOT NULL,
     kind       text NOT NULL,
     pseudonym  text NOT NULL,
     original   text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (kind, pseudonym)
+    PRIMARY KEY (scope, kind, pseudonym)
   );
+  -- A store written before projects: its unscoped mappings move, once, to the scope no caller reads
+  -- (project-rows.ts UNSCOPED; see sqlite-store.ts scopeUnscopedMappings).
+  DO $$ BEGIN
+    IF to_regclass('pseudonym') IS NOT NULL THEN
+      INSERT INTO scoped_pseudonym (scope, kind, pseudonym, original, created_at)
+        SELECT '${UNSCOPED}', kind, pseudonym, original, created_at FROM pseudonym ON CONFLICT DO NOTHING;
+      DROP TABLE pseudonym;
+    END IF;
+  END $$;
+  CREATE TABLE IF NOT EXISTS project (
+    name        text PRIMARY KEY,
+    description text NOT NULL,
+    profile     text,
+    all_studies smallint NOT NULL CHECK (all_studies IN (0, 1)),
+    query       text,
+    created_at  timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE IF NOT EXISTS project_study (
+    project   text NOT NULL REFERENCES project (name),
+    study_uid text NOT NULL,
+    PRIMARY KEY (project, study_uid)
+  );
+  CREATE TABLE IF NOT EXISTS withdrawal (
+    project    text NOT NULL,
+    patient_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project, patient_id)
+  );
+  CREATE TABLE IF NOT EXISTS projects_version (
+    id      smallint PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL
+  );
+  INSERT INTO projects_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING;
   CREATE TABLE IF NOT EXISTS audit_event (
     id                              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_date_time                 timestamptz NOT NULL,
@@ -59,12 +95,12 @@ const SCHEMA = `
  * commit; the SELECT that follows (a new snapshot under READ COMMITTED) then sees the winner's row.
  */
 const INSERT = `
-  INSERT INTO pseudonym (kind, pseudonym, original)
-  SELECT k, p, o FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, p, o) ORDER BY k, p
-  ON CONFLICT (kind, pseudonym) DO NOTHING`;
+  INSERT INTO scoped_pseudonym (scope, kind, pseudonym, original)
+  SELECT $4, k, p, o FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, p, o) ORDER BY k, p
+  ON CONFLICT (scope, kind, pseudonym) DO NOTHING`;
 const STORED = `
   SELECT s.kind, s.pseudonym, s.original
-  FROM pseudonym s JOIN unnest($1::text[], $2::text[]) AS t(k, p) ON s.kind = t.k AND s.pseudonym = t.p`;
+  FROM scoped_pseudonym s JOIN unnest($1::text[], $2::text[]) AS t(k, p) ON s.scope = $3 AND s.kind = t.k AND s.pseudonym = t.p`;
 
 /** SQLSTATEs worth one more try: serialization failure, deadlock. */
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -74,7 +110,7 @@ const RETRYABLE = new Set(['40001', '40P01']);
  * SQLite store: a save is committed (durable, `synchronous_commit` as the server has it) before it
  * resolves, and a pseudonym that already maps to another original is refused, the whole batch with it.
  */
-export async function openPostgresStore(options: PostgresStoreOptions): Promise<PseudonymStore & AuditTrail> {
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PseudonymStore & AuditTrail & ProjectStore> {
   const pool = new pg.Pool({
     connectionString: options.url,
     ...(options.password !== undefined ? { password: options.password } : {}),
@@ -92,11 +128,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     throw new StoreError('STORE_OPEN_FAILED', 'the pseudonym store could not be opened', { cause });
   }
 
-  async function saveOnce(batch: readonly Mapping[]): Promise<void> {
+  async function saveOnce(scope: string, batch: readonly Mapping[]): Promise<void> {
     const columns = [batch.map((m) => m.kind), batch.map((m) => m.pseudonym), batch.map((m) => m.original)];
     await inTransaction(pool, async (client) => {
-      await client.query(INSERT, columns);
-      const { rows } = await client.query<{ kind: string; pseudonym: string; original: string }>(STORED, columns.slice(0, 2));
+      await client.query(INSERT, [...columns, scope]);
+      const { rows } = await client.query<{ kind: string; pseudonym: string; original: string }>(STORED, [...columns.slice(0, 2), scope]);
       const stored = new Map(rows.map((r) => [`${r.kind}\u0000${r.pseudonym}`, r.original]));
       const clash = batch.find((m) => stored.get(`${m.kind}\u0000${m.pseudonym}`) !== m.original);
       if (clash) {
@@ -107,12 +143,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   }
 
   return {
-    async save(mappings) {
+    async save(scope, mappings) {
       if (mappings.length === 0) return;
       const batch = uniqueByKey(mappings);
       for (let attempt = 1; ; attempt++) {
         try {
-          await saveOnce(batch);
+          await saveOnce(scope, batch);
           return;
         } catch (cause) {
           if (cause instanceof StoreError) throw cause;
@@ -121,12 +157,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         }
       }
     },
-    async originalOf(kind: MappingKind, pseudonym: string) {
+    async originalOf(scope: string, kind: MappingKind, pseudonym: string) {
       try {
-        const { rows } = await pool.query<{ original: string }>('SELECT original FROM pseudonym WHERE kind = $1 AND pseudonym = $2', [
-          kind,
-          pseudonym,
-        ]);
+        const { rows } = await pool.query<{ original: string }>(
+          'SELECT original FROM scoped_pseudonym WHERE scope = $1 AND kind = $2 AND pseudonym = $3',
+          [scope, kind, pseudonym],
+        );
         return rows[0]?.original;
       } catch (cause) {
         throw new StoreError('STORE_READ_FAILED', 'the pseudonym store could not be read', { cause });
@@ -135,9 +171,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     // Each save commits with PostgreSQL's own durability (synchronous_commit): nothing is left to flush.
     async sync() {},
     async count() {
-      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pseudonym');
+      const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM scoped_pseudonym');
       return rows[0]?.n ?? 0;
     },
+    ...projectQueries(pool),
     async append(event) {
       try {
         await pool.query(
@@ -162,6 +199,82 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     },
     async close() {
       await pool.end();
+    },
+  };
+}
+
+const ADD_STUDIES = 'INSERT INTO project_study (project, study_uid) SELECT $1, u FROM unnest($2::text[]) AS t(u) ORDER BY u ON CONFLICT DO NOTHING';
+
+/** The ProjectStore half: each change and the version increment in one transaction. */
+function projectQueries(pool: pg.Pool): ProjectStore {
+  const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> => {
+    try {
+      return (await pool.query<R>(text, values)).rows;
+    } catch (cause) {
+      throw new StoreError('STORE_READ_FAILED', 'the project store could not be read', { cause });
+    }
+  };
+  /** Runs one change (and what follows it, if it changed a row) and increments the version, in one transaction. */
+  const change = async (text: string, values: unknown[], then?: (client: pg.PoolClient) => Promise<void>): Promise<number> => {
+    let changed = 0;
+    try {
+      await inTransaction(pool, async (client) => {
+        changed = (await client.query(text, values)).rowCount ?? 0;
+        if (changed === 0) return;
+        await then?.(client);
+        await client.query('UPDATE projects_version SET version = version + 1 WHERE id = 1');
+      });
+    } catch (cause) {
+      throw new StoreError('STORE_WRITE_FAILED', 'the project store could not be written', { cause });
+    }
+    return changed;
+  };
+  return {
+    async projectsVersion() {
+      const rows = await read<{ version: string }>('SELECT version FROM projects_version WHERE id = 1', []);
+      return Number(rows[0]?.version ?? 0);
+    },
+    async projects() {
+      return (await read<ProjectRow>('SELECT * FROM project ORDER BY name', [])).map(projectOfRow);
+    },
+    async project(name) {
+      const [row] = await read<ProjectRow>('SELECT * FROM project WHERE name = $1', [name]);
+      return row && projectOfRow(row);
+    },
+    async createProject(p: NewProject, uids: readonly string[] = []) {
+      const sql = 'INSERT INTO project (name, description, profile, all_studies, query) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING';
+      const withStudies = async (client: pg.PoolClient) => {
+        if (uids.length > 0) await client.query(ADD_STUDIES, [p.name, [...new Set(uids)]]);
+      };
+      return (await change(sql, projectValues(p), withStudies)) > 0;
+    },
+    addStudies: (name, uids) => change(ADD_STUDIES, [name, [...new Set(uids)]]),
+    removeStudies: (name, uids) => change('DELETE FROM project_study WHERE project = $1 AND study_uid = ANY($2::text[])', [name, [...uids]]),
+    async studies(name, { limit, offset }) {
+      const rows = await read<{ study_uid: string }>(
+        'SELECT study_uid FROM project_study WHERE project = $1 ORDER BY study_uid LIMIT $2 OFFSET $3',
+        [name, limit, offset],
+      );
+      return rows.map((r) => r.study_uid);
+    },
+    async studyCount(name) {
+      const rows = await read<{ n: number }>('SELECT count(*)::int AS n FROM project_study WHERE project = $1', [name]);
+      return rows[0]?.n ?? 0;
+    },
+    async membersAmong(name, uids) {
+      const rows = await read<{ study_uid: string }>(
+        'SELECT study_uid FROM project_study WHERE project = $1 AND study_uid = ANY($2::text[])',
+        [name, [...uids]],
+      );
+      return new Set(rows.map((r) => r.study_uid));
+    },
+    async withdraw(project, patientId) {
+      const sql = 'INSERT INTO withdrawal (project, patient_id) VALUES ($1, $2) ON CONFLICT DO NOTHING';
+      return (await change(sql, [project ?? '', patientId])) > 0;
+    },
+    async withdrawnPatients(project) {
+      const rows = await read<{ patient_id: string }>("SELECT patient_id FROM withdrawal WHERE project = $1 OR project = ''", [project]);
+      return new Set(rows.map((r) => r.patient_id));
     },
   };
 }

@@ -4,16 +4,44 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
+import type { NewProject, ProjectStore } from './project-store.ts';
+import { projectOfRow, projectValues, UNSCOPED, type ProjectRow } from './project-rows.ts';
 import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
 
 const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS pseudonym (
+  CREATE TABLE IF NOT EXISTS scoped_pseudonym (
+    scope      TEXT NOT NULL,
     kind       TEXT NOT NULL,
     pseudonym  TEXT NOT NULL,
     original   TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (kind, pseudonym)
+    PRIMARY KEY (scope, kind, pseudonym)
   ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS project (
+    name        TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    profile     TEXT,
+    all_studies INTEGER NOT NULL CHECK (all_studies IN (0, 1)),
+    query       TEXT,
+    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+  );
+  CREATE TABLE IF NOT EXISTS project_study (
+    project   TEXT NOT NULL REFERENCES project (name),
+    study_uid TEXT NOT NULL,
+    PRIMARY KEY (project, study_uid)
+  ) WITHOUT ROWID;
+  -- project '' : withdrawn from every project.
+  CREATE TABLE IF NOT EXISTS withdrawal (
+    project    TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (project, patient_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS projects_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+  );
+  INSERT OR IGNORE INTO projects_version (id, version) VALUES (1, 0);
   CREATE TABLE IF NOT EXISTS audit_event (
     id                              INTEGER PRIMARY KEY AUTOINCREMENT,
     event_date_time                 TEXT NOT NULL,
@@ -46,7 +74,7 @@ const SCHEMA = `
  * (checkpoints under NORMAL sync the WAL and the database themselves). One fsync per response, not one
  * per instance, and it runs off the event loop.
  */
-export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
+export function openSqliteStore(file: string): PseudonymStore & AuditTrail & ProjectStore {
   // 1. The file, owner only, before SQLite opens it.
   if (file !== ':memory:') createPrivateFile(file);
   // 2. The database in WAL mode, its schema created or brought up to date.
@@ -54,22 +82,23 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
   // 3. The statements, prepared once.
   const { select, saveAll } = pseudonymStatements(db);
   const { appendAudit, listAudit } = auditStatements(db);
+  const projects = projectStatements(db);
   // 4. Durability: every write marks the WAL dirty; `sync` fsyncs it once for all the writes before it.
   const sync = groupCommit(file === ':memory:' ? async () => undefined : () => fsyncFile(`${file}-wal`));
   // 5. The store: SQLite failures become StoreErrors with a code.
   return {
-    async save(mappings) {
+    async save(scope, mappings) {
       if (mappings.length === 0) return;
       try {
         sync.dirty();
-        saveAll(mappings);
+        saveAll(scope, mappings);
       } catch (cause) {
         if (cause instanceof StoreError) throw cause;
         throw new StoreError('STORE_WRITE_FAILED', 'the pseudonym store could not be written', { cause });
       }
     },
-    async originalOf(kind: MappingKind, pseudonym: string) {
-      return select.get(kind, pseudonym)?.original;
+    async originalOf(scope: string, kind: MappingKind, pseudonym: string) {
+      return select.get(scope, kind, pseudonym)?.original;
     },
     async sync() {
       try {
@@ -79,8 +108,9 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail {
       }
     },
     async count() {
-      return (db.prepare('SELECT count(*) AS n FROM pseudonym').get() as { n: number }).n;
+      return (db.prepare('SELECT count(*) AS n FROM scoped_pseudonym').get() as { n: number }).n;
     },
+    ...projects,
     async append(event) {
       try {
         sync.dirty();
@@ -115,29 +145,126 @@ function openDatabase(file: string): Database.Database {
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON'); // project_study.project REFERENCES project, as PostgreSQL enforces it
     db.exec(SCHEMA);
     addMissingAuditColumns(db);
+    scopeUnscopedMappings(db);
     return db;
   } catch (cause) {
     throw new StoreError('STORE_OPEN_FAILED', 'the pseudonym store could not be opened', { cause });
   }
 }
 
+/**
+ * A store written by a release before projects holds unscoped mappings (table `pseudonym`): they move,
+ * once, to the scope `UNSCOPED`, which no caller reads. Their pseudonyms were keyed without a scope, so
+ * no project or upload shows them any more; they are kept (not deleted) for an operator to map back in
+ * the database if a pseudonym given out before the upgrade must be re-identified.
+ */
+function scopeUnscopedMappings(db: Database.Database): void {
+  const old = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pseudonym'").get();
+  if (!old) return;
+  db.transaction(() => {
+    db.prepare('INSERT OR IGNORE INTO scoped_pseudonym (scope, kind, pseudonym, original, created_at) SELECT ?, kind, pseudonym, original, created_at FROM pseudonym').run(UNSCOPED);
+    db.exec('DROP TABLE pseudonym');
+  })();
+}
+
 function pseudonymStatements(db: Database.Database) {
-  const insert = db.prepare('INSERT INTO pseudonym (kind, pseudonym, original) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-  const select = db.prepare<[string, string], { original: string }>(
-    'SELECT original FROM pseudonym WHERE kind = ? AND pseudonym = ?',
+  const insert = db.prepare('INSERT INTO scoped_pseudonym (scope, kind, pseudonym, original) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING');
+  const select = db.prepare<[string, string, string], { original: string }>(
+    'SELECT original FROM scoped_pseudonym WHERE scope = ? AND kind = ? AND pseudonym = ?',
   );
-  const saveAll = db.transaction((mappings: readonly Mapping[]) => {
+  const saveAll = db.transaction((scope: string, mappings: readonly Mapping[]) => {
     for (const m of mappings) {
-      const result = insert.run(m.kind, m.pseudonym, m.original);
-      if (result.changes === 0 && select.get(m.kind, m.pseudonym)?.original !== m.original) {
+      const result = insert.run(scope, m.kind, m.pseudonym, m.original);
+      if (result.changes === 0 && select.get(scope, m.kind, m.pseudonym)?.original !== m.original) {
         // Two originals behind one pseudonym would make re-identification ambiguous: refuse.
         throw new StoreError('STORE_PSEUDONYM_COLLISION', `a ${m.kind} pseudonym already maps to another original`);
       }
     }
   });
   return { select, saveAll };
+}
+
+/** The ProjectStore half: each change and the version increment in one transaction. */
+function projectStatements(db: Database.Database): ProjectStore {
+  const bump = db.prepare('UPDATE projects_version SET version = version + 1 WHERE id = 1');
+  const version = db.prepare<[], { version: number }>('SELECT version FROM projects_version WHERE id = 1');
+  const all = db.prepare<[], ProjectRow>('SELECT * FROM project ORDER BY name');
+  const one = db.prepare<[string], ProjectRow>('SELECT * FROM project WHERE name = ?');
+  const create = db.prepare(
+    'INSERT INTO project (name, description, profile, all_studies, query) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+  );
+  const add = db.prepare('INSERT INTO project_study (project, study_uid) VALUES (?, ?) ON CONFLICT DO NOTHING');
+  const remove = db.prepare('DELETE FROM project_study WHERE project = ? AND study_uid = ?');
+  const page = db.prepare<[string, number, number], { study_uid: string }>(
+    'SELECT study_uid FROM project_study WHERE project = ? ORDER BY study_uid LIMIT ? OFFSET ?',
+  );
+  const count = db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM project_study WHERE project = ?');
+  const member = db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM project_study WHERE project = ? AND study_uid = ?');
+  const withdraw = db.prepare('INSERT INTO withdrawal (project, patient_id) VALUES (?, ?) ON CONFLICT DO NOTHING');
+  const withdrawn = db.prepare<[string, string], { patient_id: string }>(
+    'SELECT patient_id FROM withdrawal WHERE project = ? OR project = ?',
+  );
+  /** Runs `change` and, if it changed anything, increments the version, in one transaction. */
+  const changing = <A extends unknown[]>(change: (...args: A) => number) =>
+    db.transaction((...args: A): number => {
+      const changed = change(...args);
+      if (changed > 0) bump.run();
+      return changed;
+    });
+  const createTx = changing((p: NewProject, uids: readonly string[]) => {
+    if (create.run(...projectValues(p)).changes === 0) return 0;
+    for (const uid of uids) add.run(p.name, uid);
+    return 1;
+  });
+  const addTx = changing((name: string, uids: readonly string[]) => uids.reduce((n, uid) => n + add.run(name, uid).changes, 0));
+  const removeTx = changing((name: string, uids: readonly string[]) => uids.reduce((n, uid) => n + remove.run(name, uid).changes, 0));
+  const withdrawTx = changing((project: string, patientId: string) => withdraw.run(project, patientId).changes);
+  const write = <T>(run: () => T): T => {
+    try {
+      return run();
+    } catch (cause) {
+      throw new StoreError('STORE_WRITE_FAILED', 'the project store could not be written', { cause });
+    }
+  };
+  return {
+    async projectsVersion() {
+      return version.get()?.version ?? 0;
+    },
+    async projects() {
+      return all.all().map(projectOfRow);
+    },
+    async project(name) {
+      const row = one.get(name);
+      return row && projectOfRow(row);
+    },
+    async createProject(p, uids = []) {
+      return write(() => createTx(p, uids)) > 0;
+    },
+    async addStudies(name, uids) {
+      return write(() => addTx(name, uids));
+    },
+    async removeStudies(name, uids) {
+      return write(() => removeTx(name, uids));
+    },
+    async studies(name, { limit, offset }) {
+      return page.all(name, limit, offset).map((r) => r.study_uid);
+    },
+    async studyCount(name) {
+      return count.get(name)?.n ?? 0;
+    },
+    async membersAmong(name, uids) {
+      return new Set(uids.filter((uid) => member.get(name, uid) !== undefined));
+    },
+    async withdraw(project, patientId) {
+      return write(() => withdrawTx(project ?? '', patientId)) > 0;
+    },
+    async withdrawnPatients(project) {
+      return new Set(withdrawn.all(project, '').map((r) => r.patient_id));
+    },
+  } satisfies ProjectStore;
 }
 
 function auditStatements(db: Database.Database) {

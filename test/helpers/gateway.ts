@@ -3,6 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { scopedSecret } from '../../src/deid/pseudonym.ts';
+import { projectScope, UPLOAD_SCOPE } from '../../src/projects/project.ts';
 import { exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { validateConfig } from '../../src/config/load.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
@@ -47,15 +50,38 @@ export async function signToken(
   return jwt.sign(keys.privateKey);
 }
 
+/**
+ * The project every test researcher token names unless it says otherwise (`token(role, { project })`):
+ * it holds every study, so tests about something else see what they did before projects.
+ */
+export const TEST_PROJECT = 'all';
+
+/** Claims for a token: a researcher names TEST_PROJECT unless `claims` says which (or none: `project: undefined`). */
+function withTestProject(roles: string[], claims: JWTPayload | undefined): JWTPayload {
+  const project = roles.includes('researcher') && !(claims && 'project' in claims) ? { project: TEST_PROJECT } : {};
+  return { roles, ...project, ...claims };
+}
+
+/**
+ * The key a project's researcher pseudonyms and date offsets are made with (deid/pseudonym.ts
+ * scopedSecret): tests that predict a pseudonym use it. `upload`: the uploader's scope.
+ */
+export function scopeKey(keys: TestKeys, scope: 'upload' | { project: string } = { project: TEST_PROJECT }): Uint8Array {
+  const secret = Buffer.from(readFileSync(keys.secretFile, 'utf8').trim());
+  return scopedSecret(secret, scope === 'upload' ? UPLOAD_SCOPE : projectScope(scope.project));
+}
+
 export function testConfig(upstreamUrl: string, keys: TestKeys, overrides: Record<string, unknown> = {}): GatewayConfig {
   const { server, upstream, auth, ...rest } = overrides as Record<string, Record<string, unknown> | undefined>;
+  const deid = rest['deid'] !== null;
   return validateConfig({
     server: { host: '127.0.0.1', port: 0, ...server },
     upstream: { url: upstreamUrl, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000, ...upstream },
     auth: { issuer: ISSUER, audience: AUDIENCE, publicKeyFiles: [keys.publicKeyFile], ...auth },
     log: { level: 'info' },
     dataDir: join(keys.dir, 'data'),
-    ...(rest['deid'] === null ? {} : { deid: { secret: { file: keys.secretFile }, ...(rest['deid'] as object | undefined) } }),
+    ...(deid ? { deid: { secret: { file: keys.secretFile }, ...(rest['deid'] as object | undefined) } } : {}),
+    ...(deid && !('projects' in rest) ? { projects: { [TEST_PROJECT]: { membership: { all: true } } } } : {}),
     ...Object.fromEntries(Object.entries(rest).filter(([k]) => k !== 'deid')),
   });
 }
@@ -88,7 +114,7 @@ export async function startTestGateway(
     ...gateway,
     base: `${gateway.url}${config.server.basePath}`,
     keys: k,
-    token: (role, claims) => signToken(k, { roles: [role].flat(), ...claims }),
+    token: (role, claims) => signToken(k, withTestProject([role].flat(), claims)),
     logs: () => lines.join(''),
     async close() {
       await gateway.close();
@@ -98,7 +124,7 @@ export async function startTestGateway(
 }
 
 /** The gateway as its own process (`deid-gateway serve`), for measuring its memory apart from the client. */
-export async function spawnGateway(upstreamUrl: string, keys: TestKeys) {
+export async function spawnGateway(upstreamUrl: string, keys: TestKeys, extraConfig: Record<string, unknown> = {}) {
   const port = await freePort();
   const configFile = join(keys.dir, 'gateway.json');
   await writeFile(
@@ -110,6 +136,8 @@ export async function spawnGateway(upstreamUrl: string, keys: TestKeys) {
       log: { level: 'warn' },
       dataDir: join(keys.dir, 'data'),
       deid: { secret: { file: keys.secretFile } },
+      projects: { [TEST_PROJECT]: { membership: { all: true } } },
+      ...extraConfig,
     }),
   );
   const cli = resolve(import.meta.dirname, '../../bin/deid-gateway.js');

@@ -1,16 +1,34 @@
 // Demo hygiene: a demo keeps its keys and secret in its own data dir, and its Orthanc opens no
-// port but loopback-guarded HTTP.
+// port but loopback-guarded HTTP. Its two projects: each project's token sees that project's studies
+// only, and the study they share under pseudonyms of each project's own.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JWK } from 'jose';
 import { startOrthanc, type OrthancProcess } from '../../src/demo/orthanc-process.ts';
+import { samplesDir } from '../../src/demo/samples.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
+/** A few of the shared samples (MANIFEST.md), enough for both demo projects and quick to load. */
+const SAMPLES = [
+  'transfer-syntax/CT1_UNC.explicit_little_endian.dcm', // CT, patient 1CT1: in both projects
+  'private-tags/CT_small.dcm', // CT, patient 1CT1, another study: ct-cohort only
+  'multiframe/CT0012.not_fragmented_bot_rle.dcm', // CT: ct-cohort only
+  'transfer-syntax/MR_small.dcm', // MR: curated only
+  'transfer-syntax/JPEG-LL.dcm', // NM: curated only
+  'charset/chrFren.dcm', // OT: neither
+];
+const CT1 = '1.3.6.1.4.1.5962.1.2.1.20040826185059.5457';
+const CT_SMALL = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
+const CT0012 = '1.3.6.1.4.1.5962.1.2.10.1166562673.14401';
+const MR = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
+const NM = '1.3.6.1.4.1.5962.1.2.8.20040826185059.5457';
+const STUDY_UID = '0020000D';
+const PATIENT_ID = '00100020';
 
 interface ListeningSocket {
   readonly address: string;
@@ -79,8 +97,9 @@ describe('the demo with DEID_GATEWAY__DATADIR', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'deid-demo-'));
-    const samples = join(dir, 'no-samples');
+    const samples = join(dir, 'samples');
     await mkdir(samples);
+    for (const name of SAMPLES) await copyFile(join(samplesDir(), name), join(samples, basename(name)));
     demo = spawn(process.execPath, [join(ROOT, 'bin/deid-gateway.js'), 'demo'], {
       cwd: ROOT,
       env: {
@@ -134,5 +153,83 @@ describe('the demo with DEID_GATEWAY__DATADIR', () => {
     await res.arrayBuffer();
     assert.ok(res.status === 200 || res.status === 204, String(res.status));
     assert.ok(existsSync(join(dir, 'data', 'pseudonyms.sqlite')));
+  });
+
+  const exported = (name: string): string => {
+    const token = new RegExp(`^export ${name}=(\\S+)$`, 'm').exec(output)?.[1];
+    assert.ok(token, `export ${name}=`);
+    return token;
+  };
+  const dicomweb = (): string => /gateway DICOMweb:\s+(http:\/\/127\.0\.0\.1:\d+\/\S*)/.exec(output)![1]!;
+  const origin = (): string => new URL(dicomweb()).origin;
+
+  test('makes two projects and prints a token for each, one for both, and the tokens of the other roles', () => {
+    assert.match(output, /^ {2}ct-cohort {2}every CT study, by a query \(ModalitiesInStudy=CT\)$/m);
+    assert.match(output, /^ {2}curated {2}3 studies by UID/m);
+    assert.ok(output.includes(`${origin()}/projects/ct-cohort/dicom-web`) && output.includes(`${origin()}/projects/curated/dicom-web`));
+    assert.match(output, new RegExp(`^ {6}${CT1.replaceAll('.', '\\.')} {3}also in ct-cohort$`, 'm'));
+    // The gateway's default claim (config/gateway.yaml: auth.projectClaim project, no prefix).
+    const claims = Object.fromEntries(
+      ['CLINICIAN', 'RESEARCHER', 'RESEARCHER_CT_COHORT', 'RESEARCHER_CURATED', 'UPLOADER', 'STEWARD'].map((name) => {
+        const payload = decodeJwt(exported(name));
+        return [name, { roles: payload['roles'], project: payload['project'] }];
+      }),
+    );
+    assert.deepEqual(claims, {
+      CLINICIAN: { roles: ['clinician'], project: undefined },
+      RESEARCHER: { roles: ['researcher'], project: ['ct-cohort', 'curated'] },
+      RESEARCHER_CT_COHORT: { roles: ['researcher'], project: ['ct-cohort'] },
+      RESEARCHER_CURATED: { roles: ['researcher'], project: ['curated'] },
+      UPLOADER: { roles: ['uploader'], project: undefined },
+      STEWARD: { roles: ['steward'], project: undefined },
+    });
+  });
+
+  test('each project token sees its own studies, and the study they share under different pseudonyms', async () => {
+    const search = async (token: string, base = dicomweb()) => {
+      const res = await fetch(`${base}/studies?includefield=${PATIENT_ID}`, { headers: { authorization: `Bearer ${token}`, accept: 'application/dicom+json' } });
+      assert.equal(res.status, 200, `${base}: ${res.status}`);
+      return ((await res.json()) as Array<Record<string, { Value?: string[] }>>).map((d) => ({
+        study: d[STUDY_UID]?.Value?.[0] as string,
+        patient: d[PATIENT_ID]?.Value?.[0] as string,
+      }));
+    };
+    // The steward maps each project's pseudonyms back, in that project (POST /reidentify names it).
+    const originals = async (project: string, pseudonyms: string[]) => {
+      const res = await fetch(`${origin()}/reidentify`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${exported('STEWARD')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ project, items: pseudonyms.map((pseudonym) => ({ kind: 'uid', pseudonym })) }),
+      });
+      assert.equal(res.status, 200);
+      const { results } = (await res.json()) as { results: Array<{ pseudonym: string; original: string | null }> };
+      return new Map(results.map((r) => [r.original, r.pseudonym]));
+    };
+    const cohort = await search(exported('RESEARCHER_CT_COHORT'));
+    const curated = await search(exported('RESEARCHER_CURATED'));
+    const cohortOf = await originals('ct-cohort', cohort.map((s) => s.study));
+    const curatedOf = await originals('curated', curated.map((s) => s.study));
+    assert.deepEqual([...cohortOf.keys()].sort(), [CT_SMALL, CT1, CT0012].sort());
+    assert.deepEqual([...curatedOf.keys()].sort(), [CT1, MR, NM].sort());
+    // The shared study: two pseudonyms, and its patient two Patient IDs; no pseudonym is in both views.
+    const inCohort = cohort.find((s) => s.study === cohortOf.get(CT1))!;
+    const inCurated = curated.find((s) => s.study === curatedOf.get(CT1))!;
+    assert.notEqual(inCohort.study, inCurated.study);
+    assert.notEqual(inCohort.patient, inCurated.patient);
+    assert.deepEqual(
+      cohort.filter((a) => curated.some((b) => b.study === a.study || b.patient === a.patient)),
+      [],
+    );
+    // No cross-project access: the other project's pseudonym of the shared study is unknown here (404).
+    const cross = await fetch(`${dicomweb()}/studies/${inCurated.study}/metadata`, { headers: { authorization: `Bearer ${exported('RESEARCHER_CT_COHORT')}` } });
+    await cross.arrayBuffer();
+    assert.equal(cross.status, 404);
+    // The token for both projects names one in the path; without it, 403 PROJECT_AMBIGUOUS.
+    const both = exported('RESEARCHER');
+    const byStudy = (list: Array<{ study: string }>) => list.map((s) => s.study).sort();
+    assert.deepEqual(byStudy(await search(both, `${origin()}/projects/curated/dicom-web`)), byStudy(curated));
+    const ambiguous = await fetch(`${dicomweb()}/studies`, { headers: { authorization: `Bearer ${both}` } });
+    assert.equal(ambiguous.status, 403);
+    assert.equal(((await ambiguous.json()) as { error: { code: string } }).error.code, 'PROJECT_AMBIGUOUS');
   });
 });

@@ -25,18 +25,20 @@ const CANARY_DICOM = study.instances[0] as Buffer;
 // The gateway's default profile (Modified Dates) keeps times of day (E.3.6); every other canary must go.
 const IDENTITY = study.canaries.filter((c) => !keptByDesign(c, ['retainLongitudinalTemporalModifiedDates']));
 
-/** A small valid Part 10 file whose PatientComments (LT, removed by the profile) holds `comment`. */
-function dicomWithComment(comment: string): Buffer {
+/** A small valid Part 10 file of `studyUid` whose PatientComments (LT, removed by the profile) holds `comment`. */
+function dicomWithComment(comment: string, studyUid = study.studyInstanceUID): Buffer {
   return syntheticInstance('1.2.826.0.1.3680043.10.543.99001', [
     [0x00100010, 'PN', 'CANARY99002^Boundary'],
     [0x00100020, 'LO', 'CANARY99003'],
     [0x00104000, 'LT', comment],
-    [0x0020000d, 'UI', '1.2.826.0.1.3680043.10.543.99004'],
+    [0x0020000d, 'UI', studyUid],
     [0x0020000e, 'UI', '1.2.826.0.1.3680043.10.543.99005'],
   ]);
 }
 const BOUNDARY_INSIDE = dicomWithComment(`see --${BOUNDARY} and \n--${BOUNDARY}\r\nContent-Type: text/plain and --${BOUNDARY}-- here`);
-const INSIDE_CANARIES = ['CANARY99002', 'CANARY99003', '1.2.826.0.1.3680043.10.543.99001', '1.2.826.0.1.3680043.10.543.99004', `--${BOUNDARY}`];
+const INSIDE_CANARIES = ['CANARY99002', 'CANARY99003', '1.2.826.0.1.3680043.10.543.99001', study.studyInstanceUID, `--${BOUNDARY}`];
+/** An instance of another study than the one the researcher asked for. */
+const OTHER_STUDY = dicomWithComment('elsewhere', '1.2.826.0.1.3680043.10.543.99004');
 
 const part = (body: Buffer, headers = 'Content-Type: application/dicom\r\n') => Buffer.concat([Buffer.from(`--${BOUNDARY}\r\n${headers}\r\n`), body, Buffer.from('\r\n')]);
 const close = Buffer.from(`--${BOUNDARY}--\r\n`);
@@ -191,6 +193,8 @@ describe('multipart abuse: a broken upstream answering a researcher', () => {
       { name: 'a 0-byte part', v: send(Buffer.concat([part(Buffer.alloc(0)), close])) },
       { name: 'raw text instead of DICOM', v: send(Buffer.concat([part(Buffer.from(`PatientName=${study.canaries[0]?.id}`)), close])) },
       { name: 'not multipart at all', v: send(CANARY_DICOM, 'application/dicom') },
+      // A PACS that does not check the hierarchy: an instance of another study under this study's path.
+      { name: 'an instance of another study', v: send(Buffer.concat([part(OTHER_STUDY), close])) },
     ];
     for (const c of cases) {
       variant = c.v;

@@ -18,7 +18,7 @@ import { samplesDir } from '../../src/demo/samples.ts';
 import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
 import { asciiValue } from '../../src/dicom/dataset.ts';
 import { ROUTES } from '../../src/dicomweb/routes.ts';
-import { makeKeys, startTestGateway, type TestGateway, type TestKeys } from '../helpers/gateway.ts';
+import { makeKeys, startTestGateway, type TestGateway, type TestKeys, scopeKey } from '../helpers/gateway.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { listInstances, startTestOrthanc, type InstanceRef, type OrthancProcess } from '../helpers/orthanc.ts';
 import { startRecordingProxy, type RecordingProxy } from '../helpers/recording-proxy.ts';
@@ -85,7 +85,7 @@ describe('a researcher path is decoded once and rebuilt from the pseudonym map',
     base = new URL(gateway.base);
     originals = await listInstances(orthanc.dicomWebUrl);
     assert.equal(originals.length, SAMPLES.length);
-    const secret = readFileSync(keys.secretFile);
+    const secret = scopeKey(keys);
     const pseudo = (uid: string) => {
       const p = keyedUid(secret, uid);
       originalOf.set(p, uid);

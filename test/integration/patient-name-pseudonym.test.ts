@@ -3,13 +3,12 @@
 // /metadata keeps the real character set (and garbles chrH32's JIS X 0208 groups), and the gateway's own
 // Part 10 reader decodes all of them: three spellings of one name. The researcher must see one name.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { keyedCode } from '../../src/deid/pseudonym.ts';
 import { datasetToJson } from '../../src/dicom/json-model.ts';
 import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
 import { loadIntoOrthanc } from '../../src/demo/orthanc-process.ts';
-import { makeKeys, startTestGateway, type TestGateway, type TestKeys } from '../helpers/gateway.ts';
+import { makeKeys, startTestGateway, type TestGateway, type TestKeys, scopeKey, TEST_PROJECT } from '../helpers/gateway.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { sample } from '../helpers/sample.ts';
@@ -105,7 +104,7 @@ describe('one name pseudonym per patient in QIDO, metadata and Part 10, whatever
   });
 
   test('the name is keyed on the original Patient ID, and a search by it finds that patient', async () => {
-    const secret = Buffer.from(readFileSync(keys.secretFile, 'utf8').trim());
+    const secret = scopeKey(keys);
     const studies = await getJson('/studies?includefield=all');
     for (const original of Object.keys(SAMPLES)) {
       const name = `ANON^${keyedCode(secret, 'patientName', `PatientID=${original}`, 12)}`;
@@ -123,7 +122,7 @@ describe('one name pseudonym per patient in QIDO, metadata and Part 10, whatever
     const res = await fetch(`${gateway.url}/reidentify`, {
       method: 'POST',
       headers: { authorization: `Bearer ${steward}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ items }),
+      body: JSON.stringify({ project: TEST_PROJECT, items }),
     });
     assert.equal(res.status, 200);
     const { results } = (await res.json()) as { results: { original: string | null }[] };

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadIntoOrthanc } from '../../src/demo/orthanc-process.ts';
 import { samplesDir } from '../../src/demo/samples.ts';
 import { QUERY_LIMITS } from '../../src/dicomweb/qido.ts';
-import { makeKeys, signToken, spawnGateway, type TestKeys } from '../helpers/gateway.ts';
+import { makeKeys, signToken, spawnGateway, TEST_PROJECT, type TestKeys } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 
 const SAMPLES = ['transfer-syntax/MR_small.dcm', 'private-tags/CT_small.dcm', 'charset/chrFren.dcm'];
@@ -26,7 +26,7 @@ describe('adversarial wild cards cost time proportional to their length and neve
     await loadIntoOrthanc(orthanc.httpUrl, SAMPLES.map((name) => ({ name, bytes: readFileSync(join(samplesDir(), name)) })));
     keys = await makeKeys();
     gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
-    token = await signToken(keys, { roles: ['researcher'] });
+    token = await signToken(keys, { roles: ['researcher'], project: TEST_PROJECT });
     const studies = (await (await fetch(`${gateway.base}/studies`, { headers: { authorization: `Bearer ${token}` } })).json()) as Array<Record<string, { Value?: string[] }>>;
     pseudonym = studies[0]?.['0020000D']?.Value?.[0] as string;
     assert.ok(pseudonym);

@@ -16,7 +16,7 @@ import { tagForKeyword } from '../../src/dicom/dictionary.ts';
 import { tagToHex } from '../../src/dicom/tag.ts';
 import { QUERY_LIMITS } from '../../src/dicomweb/qido.ts';
 import { policyFor } from '../../src/config/resolve.ts';
-import { makeKeys, startTestGateway, testConfig, type TestGateway, type TestKeys } from '../helpers/gateway.ts';
+import { makeKeys, startTestGateway, testConfig, type TestGateway, type TestKeys, scopeKey } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { startRecordingProxy, type RecordedRequest, type RecordingProxy } from '../helpers/recording-proxy.ts';
 
@@ -113,7 +113,7 @@ describe('a researcher query sends the PACS no condition on a value the research
     const direct = (await (await fetch(`${orthanc.dicomWebUrl}/studies?includefield=00100030`)).json()) as Json;
     const seen = (await get('/studies?includefield=00080020')).json as Json;
     const { keyedUid } = await import('../../src/deid/pseudonym.ts');
-    const secret = readFileSync(keys.secretFile);
+    const secret = scopeKey(keys);
     studies = direct.map((d) => {
       const original = d['0020000D']?.Value?.[0] as string;
       const pseudonym = keyedUid(secret, original);
@@ -130,7 +130,7 @@ describe('a researcher query sends the PACS no condition on a value the research
     assert.ok(studies.every((s) => /^\d{8}$/.test(s.original) && /^\d{8}$/.test(s.shifted) && s.original !== s.shifted));
     assert.ok(studies.some((s) => s.birth), 'some sample has a birth date');
     // Every top-level attribute whose de-identified value differs from the original (the profile's one decision).
-    const policy = policyFor(testConfig(proxy.dicomWebUrl, keys), 'researcher', readFileSync(keys.secretFile, 'utf8').trim());
+    const policy = policyFor(testConfig(proxy.dicomWebUrl, keys), 'researcher', readFileSync(keys.secretFile, 'utf8').trim()); // the decisions; the key does not matter
     const probe = createSession(policy);
     probe.beginDataset('probe');
     for (const line of DICTIONARY_TABLE.trim().split('\n')) {
@@ -197,7 +197,7 @@ describe('a researcher query sends the PACS no condition on a value the research
     await loadIntoOrthanc(orthanc.httpUrl, [{ name: LATE_SAMPLE, bytes: readFileSync(join(samplesDir(), LATE_SAMPLE)) }]);
     const db = new Database(join(keys.dir, 'data', 'pseudonyms.sqlite'), { readonly: true, fileMustExist: true });
     try {
-      const rows = () => (db.prepare('SELECT COUNT(*) AS n FROM pseudonym').get() as { n: number }).n;
+      const rows = () => (db.prepare('SELECT COUNT(*) AS n FROM scoped_pseudonym').get() as { n: number }).n;
       const before = rows();
       const none = await get('/instances?PatientName=NOBODY*&includefield=all');
       assert.deepEqual(none.json, []);

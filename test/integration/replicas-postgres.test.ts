@@ -7,11 +7,13 @@ import { keyedUid } from '../../src/deid/pseudonym.ts';
 import { StoreError } from '../../src/store/errors.ts';
 import { openPostgresStore } from '../../src/store/postgres-store.ts';
 import type { Mapping } from '../../src/store/pseudonym-store.ts';
-import { makeKeys, signToken, spawnGateway, type TestKeys } from '../helpers/gateway.ts';
+import { makeKeys, signToken, spawnGateway, TEST_PROJECT, type TestKeys } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
 
 type Json = Record<string, { Value?: unknown[] }>;
+/** The scope the hand-made mappings below are saved in. */
+const S = 'project:hand-made';
 const uidOf = (d: Json | undefined, tag: string) => d?.[tag]?.Value?.[0] as string | undefined;
 
 describe('two gateway replicas share one PostgreSQL store', () => {
@@ -37,7 +39,7 @@ describe('two gateway replicas share one PostgreSQL store', () => {
       delete process.env['DEID_GATEWAY__STORE__TYPE'];
       delete process.env['DEID_GATEWAY__STORE__URL'];
     }
-    researcher = await signToken(keys, { roles: ['researcher'], sub: 'researcher-r' });
+    researcher = await signToken(keys, { roles: ['researcher'], sub: 'researcher-r', project: TEST_PROJECT });
     steward = await signToken(keys, { roles: ['steward'], sub: 'steward-s' });
   });
   after(async () => {
@@ -102,14 +104,14 @@ describe('two gateway replicas share one PostgreSQL store', () => {
 
     // Nothing lost: every pseudonymous UID any response showed maps back in the shared store.
     const uids = [...seen];
-    const found = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pseudonym WHERE kind = 'uid' AND pseudonym = ANY($1)`, [uids]);
+    const found = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM scoped_pseudonym WHERE kind = 'uid' AND pseudonym = ANY($1)`, [uids]);
     assert.equal(found.rows[0]?.n, uids.length);
     // Nothing doubled: one mapping per (kind, pseudonym) and one pseudonym per original.
-    const perPseudonym = await db.query(`SELECT kind, pseudonym, count(*) FROM pseudonym GROUP BY kind, pseudonym HAVING count(*) > 1`);
+    const perPseudonym = await db.query(`SELECT kind, pseudonym, count(*) FROM scoped_pseudonym GROUP BY scope, kind, pseudonym HAVING count(*) > 1`);
     assert.deepEqual(perPseudonym.rows, []);
-    const perOriginal = await db.query(`SELECT kind, original, count(*) FROM pseudonym GROUP BY kind, original HAVING count(*) > 1`);
+    const perOriginal = await db.query(`SELECT kind, original, count(*) FROM scoped_pseudonym GROUP BY scope, kind, original HAVING count(*) > 1`);
     assert.deepEqual(perOriginal.rows, []);
-    const total = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM pseudonym');
+    const total = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM scoped_pseudonym');
     assert.ok((total.rows[0]?.n ?? 0) >= uids.length);
 
     // Every one of those requests left one audit record, whichever replica served it.
@@ -130,7 +132,7 @@ describe('two gateway replicas share one PostgreSQL store', () => {
     const res = await fetch(`${replicas[1]?.url}/reidentify`, {
       method: 'POST',
       headers: { authorization: `Bearer ${steward}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ kind: 'uid', pseudonym }),
+      body: JSON.stringify({ project: TEST_PROJECT, kind: 'uid', pseudonym }),
     });
     assert.equal(res.status, 200);
     const { original } = (await res.json()) as { original: string };
@@ -161,18 +163,18 @@ describe('two gateway replicas share one PostgreSQL store', () => {
       const secret = Buffer.from('a-secret-for-this-test');
       let n = 0;
       while (!keyedUid(secret, `1.2.3.${n}`).startsWith('2.25.900')) n++;
-      await clients[0]?.save([{ kind: 'uid', pseudonym: keyedUid(secret, `1.2.3.${n}`), original: `1.2.3.${n}` }]);
+      await clients[0]?.save(S, [{ kind: 'uid', pseudonym: keyedUid(secret, `1.2.3.${n}`), original: `1.2.3.${n}` }]);
       // Each client saves overlapping slices, half of them in reverse order (the order that deadlocks unsorted inserts).
       const saves = clients.flatMap((store, c) =>
         Array.from({ length: 6 }, (_, j) => {
           const start = ((c * 37 + j * 53) % keysN) - 50;
           const slice = all.slice(Math.max(0, start), Math.max(0, start) + 120);
-          return store.save((c + j) % 2 ? slice.reverse() : slice);
+          return store.save(S, (c + j) % 2 ? slice.reverse() : slice);
         }),
       );
-      saves.push(...clients.map((store) => store.save(all)));
+      saves.push(...clients.map((store) => store.save(S, all)));
       await Promise.all(saves);
-      const held = await db.query<{ pseudonym: string; original: string }>(`SELECT pseudonym, original FROM pseudonym WHERE pseudonym LIKE '2.25.900.%'`);
+      const held = await db.query<{ pseudonym: string; original: string }>(`SELECT pseudonym, original FROM scoped_pseudonym WHERE pseudonym LIKE '2.25.900.%'`);
       assert.equal(held.rows.length, keysN);
       for (const row of held.rows) assert.equal(row.original, `1.2.900.${row.pseudonym.slice('2.25.900.'.length)}`);
 
@@ -180,32 +182,51 @@ describe('two gateway replicas share one PostgreSQL store', () => {
       // inserted unsorted, such batches wait on each other's rows and deadlock.
       for (let round = 0; round < 15; round++) {
         const batch: Mapping[] = Array.from({ length: 150 }, (_, i) => ({ kind: 'patientId', pseudonym: `R${round}-${i}`, original: `P${round}-${i}` }));
-        await Promise.all(clients.map((store, c) => store.save(c % 2 ? [...batch].reverse() : batch)));
+        await Promise.all(clients.map((store, c) => store.save(S, c % 2 ? [...batch].reverse() : batch)));
       }
-      const rounds = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pseudonym WHERE kind = 'patientId' AND pseudonym LIKE 'R%-%'`);
+      const rounds = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM scoped_pseudonym WHERE kind = 'patientId' AND pseudonym LIKE 'R%-%'`);
       assert.equal(rounds.rows[0]?.n, 15 * 150);
 
       // The same pseudonym for two originals, from two clients at once, ten times: one wins, one is refused.
       for (let round = 0; round < 10; round++) {
         const p = `2.25.777.${round}`;
         const outcomes = await Promise.allSettled(
-          clients.slice(0, 2).map((store, i) => store.save([{ kind: 'uid', pseudonym: p, original: `1.2.777.${round}.${i}` }])),
+          clients.slice(0, 2).map((store, i) => store.save(S, [{ kind: 'uid', pseudonym: p, original: `1.2.777.${round}.${i}` }])),
         );
         const refused = outcomes.filter((o) => o.status === 'rejected');
         assert.equal(refused.length, 1, `round ${round}`);
         const reason = (refused[0] as PromiseRejectedResult).reason as unknown;
         assert.ok(reason instanceof StoreError && reason.code === 'STORE_PSEUDONYM_COLLISION');
         const winner = outcomes.findIndex((o) => o.status === 'fulfilled');
-        assert.equal(await clients[5]?.originalOf('uid', p), `1.2.777.${round}.${winner}`);
+        assert.equal(await clients[5]?.originalOf(S, 'uid', p), `1.2.777.${round}.${winner}`);
       }
       // A batch with one colliding pair is refused whole, as the SQLite store does.
       await assert.rejects(
-        clients[0]?.save([{ kind: 'uid', pseudonym: '2.25.555.0', original: '1.2.555' }, { kind: 'uid', pseudonym: '2.25.900.0', original: '9.9' }]) ?? Promise.resolve(),
+        clients[0]?.save(S, [{ kind: 'uid', pseudonym: '2.25.555.0', original: '1.2.555' }, { kind: 'uid', pseudonym: '2.25.900.0', original: '9.9' }]) ?? Promise.resolve(),
         (e: unknown) => e instanceof StoreError && e.code === 'STORE_PSEUDONYM_COLLISION',
       );
-      assert.equal(await clients[1]?.originalOf('uid', '2.25.555.0'), undefined);
+      assert.equal(await clients[1]?.originalOf(S, 'uid', '2.25.555.0'), undefined);
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }
+  });
+
+  test('a consent withdrawal made through one replica is in force on the next request to the other', async () => {
+    const studies = JSON.parse((await get(0, '/studies?includefield=00100020')).toString()) as Json[];
+    const target = studies.find((s) => uidOf(s, '00100020')) as Json;
+    const [study, patient] = [uidOf(target, '0020000D') as string, uidOf(target, '00100020') as string];
+    await get(0, `/studies/${study}/metadata`); // served, and its membership cached, by replica 0
+    const res = await fetch(`${replicas[1]?.url}/projects/${TEST_PROJECT}/withdrawals`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${steward}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ pseudonym: patient }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    const next = await fetch(`${replicas[0]?.base}/studies/${study}/metadata`, { headers: { authorization: `Bearer ${researcher}`, accept: 'application/dicom+json' } });
+    assert.equal(next.status, 404, 'the very next request to the other replica');
+    await next.arrayBuffer();
+    const after = JSON.parse((await get(0, '/studies?includefield=00100020')).toString()) as Json[];
+    assert.ok(!after.some((s) => uidOf(s, '00100020') === patient), "none of the patient's studies is listed");
+    assert.equal(after.length, studies.length - studies.filter((s) => uidOf(s, '00100020') === patient).length);
   });
 });

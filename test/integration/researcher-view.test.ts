@@ -10,7 +10,8 @@ import { openSqliteStore } from '../../src/store/sqlite-store.ts';
 import { loadIntoOrthanc } from '../../src/demo/orthanc-process.ts';
 import { samplesDir } from '../../src/demo/samples.ts';
 import { dicomwebClient, first, type DicomwebClient } from '../helpers/dicomweb-client.ts';
-import { makeKeys, startTestGateway, type TestGateway, type TestKeys } from '../helpers/gateway.ts';
+import { makeKeys, startTestGateway, TEST_PROJECT, type TestGateway, type TestKeys } from '../helpers/gateway.ts';
+import { projectScope } from '../../src/projects/project.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { scanLeaks } from '../helpers/leak-scan.ts';
@@ -177,7 +178,7 @@ describe('the researcher sees a de-identified, navigable copy', () => {
       if (hits.length === 0) {
         // Orthanc cannot match a PatientID it stored with VR UN (edge-cases/explicit_VR-UN.dcm);
         // then Orthanc direct, asked for the original, finds nothing either.
-        const original = await store.originalOf('patientId', pid);
+        const original = await store.originalOf(projectScope(TEST_PROJECT), 'patientId', pid);
         assert.ok(original !== undefined, 'the pseudonym is in the store');
         const direct = (await (await fetch(`${orthanc.dicomWebUrl}/studies?PatientID=${encodeURIComponent(original)}`)).json()) as unknown[];
         assert.equal(direct.length, 0, pid);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { AuditRecord } from '../../src/store/audit-trail.ts';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, TEST_PROJECT, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { sample } from '../helpers/sample.ts';
 import { stowBody } from '../helpers/stow.ts';
@@ -39,11 +39,12 @@ describe('the steward re-identifies, and every restricted access is on the audit
     assert.equal(res.status, 200, path);
     return (await res.json()) as Json[];
   };
+  /** Asks within the test researchers' project (every object body names it). */
   const reidentify = (who: string, body: unknown) =>
     fetch(`${gateway.url}/reidentify`, {
       method: 'POST',
       headers: { authorization: `Bearer ${tokens[who]}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
+      body: JSON.stringify(typeof body === 'object' && body !== null && !Array.isArray(body) ? { project: TEST_PROJECT, ...body } : body),
     });
   const readAudit = async (query = `since=${started.toISOString()}&limit=1000`) => {
     const res = await fetch(`${gateway.url}/audit?${query}`, { headers: { authorization: `Bearer ${tokens['steward']}` } });

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import { AUDIENCE, ISSUER, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { AUDIENCE, ISSUER, startTestGateway, TEST_PROJECT, type TestGateway } from '../helpers/gateway.ts';
 import { assertHealthy as healthz, closeServer } from '../helpers/http.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 
@@ -30,7 +30,7 @@ async function signingKey(kid: string): Promise<SigningKey> {
 }
 
 function sign(key: SigningKey, claims: JWTPayload = {}, header: Record<string, unknown> = {}, now = Math.floor(Date.now() / 1000)): Promise<string> {
-  return new SignJWT({ sub: 'attacker', roles: ['clinician'], ...claims })
+  return new SignJWT({ sub: 'attacker', roles: ['clinician'], project: TEST_PROJECT, ...claims })
     .setProtectedHeader({ alg: 'RS256', kid: key.kid, ...header })
     .setIssuer(typeof claims.iss === 'string' ? claims.iss : ISSUER)
     .setAudience((claims.aud as string | undefined) ?? AUDIENCE)

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { keyedUid } from '../../src/deid/pseudonym.ts';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway, scopeKey } from '../helpers/gateway.ts';
 import { assertHealthy, closeServer, readBody } from '../helpers/http.ts';
 import { CINE_SOP_INSTANCE_UID, listInstances, startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 
@@ -221,7 +220,7 @@ describe('upstream faults seen by a researcher (and the clinician beside)', () =
     return { status: res.status, outcome, body: body.toString('latin1'), contentType: res.headers.get('content-type') };
   };
   /** The keyed pseudonym of an original UID, as the gateway issues it (its QIDO above saved them). */
-  const pseudo = (uid: string) => keyedUid(readFileSync(gateway.keys.secretFile), uid);
+  const pseudo = (uid: string) => keyedUid(scopeKey(gateway.keys), uid);
   const errorCode = (body: string) => (JSON.parse(body) as { error: { code: string } }).error.code;
   const healthy = () => assertHealthy(gateway.url);
 

@@ -1,9 +1,13 @@
-// The viewer's sign-in page: puts a bearer token in sessionStorage (this tab only) and opens OHIF,
-// whose generated app-config.js sends it on every DICOMweb request. No framework, no CDN.
+// The viewer's sign-in page: puts a bearer token in sessionStorage (this tab only), asks the gateway
+// what the token grants, lets a researcher with several projects choose one, and opens OHIF, whose
+// generated app-config.js sends the token on every DICOMweb request to the chosen project's base.
+// No framework, no CDN.
 'use strict';
 (function () {
   var TOKEN_KEY = 'deid-gateway.token';
   var ROLE_KEY = 'deid-gateway.role';
+  // The project OHIF reads (its DICOMweb base is /projects/{project}/dicom-web); '' for the plain base.
+  var PROJECT_KEY = 'deid-gateway.project';
   var VIEWER = '/viewer/';
   var params = new URLSearchParams(location.search);
 
@@ -24,34 +28,104 @@
     }
   }
 
-  function open(token, role) {
-    sessionStorage.setItem(TOKEN_KEY, token);
-    sessionStorage.setItem(ROLE_KEY, role || rolesOf(token) || 'signed in');
-    location.assign(next);
-  }
-
   var reasons = {
     expired: 'Your token was refused or has expired. Sign in again.',
-    forbidden: "This token's role may not read studies (an uploader only stores). Use a clinician or researcher token.",
+    forbidden:
+      'This token may not read studies here: an uploader only stores, and a researcher reads only a project the token grants. Use a clinician or researcher token.',
+    'no-project': 'This researcher token grants no project: research access is per project. Ask the data steward for one.',
+    unavailable: 'The gateway could not check this token just now. Try again.',
   };
-  var reason = params.get('reason');
-  var notice;
-  if (reason && Object.prototype.hasOwnProperty.call(reasons, reason)) {
-    notice = document.getElementById('reason');
+  function say(reason) {
+    var notice = document.getElementById('reason');
     notice.textContent = reasons[reason];
     notice.hidden = false;
   }
+  function forget() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(ROLE_KEY);
+    sessionStorage.removeItem(PROJECT_KEY);
+    document.getElementById('current').hidden = true;
+  }
+  // The token this tab holds, its role and its project, with a way on (or out).
+  function showCurrent() {
+    var project = sessionStorage.getItem(PROJECT_KEY);
+    document.getElementById('current-role').textContent = sessionStorage.getItem(ROLE_KEY) || 'unknown role';
+    document.getElementById('continue').href = next;
+    document.getElementById('current-project').textContent = project || '';
+    document.getElementById('current-project-line').hidden = !project;
+    document.getElementById('current').hidden = false;
+  }
+  function go(project) {
+    sessionStorage.setItem(PROJECT_KEY, project);
+    location.assign(next);
+  }
+
+  // A researcher with several projects picks one; each button opens OHIF on that project's base.
+  function choose(projects) {
+    var list = document.getElementById('projects');
+    list.textContent = '';
+    projects.forEach(function (name) {
+      var button = document.createElement('button');
+      button.type = 'button';
+      button.id = 'project-' + name;
+      button.textContent = name;
+      button.addEventListener('click', function () {
+        go(name);
+      });
+      list.appendChild(button);
+    });
+    document.getElementById('choose').hidden = false;
+    document.getElementById('choose').scrollIntoView();
+  }
+
+  // What the token grants, as the gateway reads it for DICOMweb (GET /viewer/sign-in/access): its
+  // role, and a researcher's projects. Not a researcher: the plain base. One project: that project's
+  // base. Several: the researcher chooses. None: refused here, before OHIF asks anything.
+  function open(token, role) {
+    document.getElementById('choose').hidden = true;
+    document.getElementById('reason').hidden = true;
+    fetch('/viewer/sign-in/access', { headers: { Authorization: 'Bearer ' + token }, credentials: 'omit', cache: 'no-store' })
+      .then(function (res) {
+        if (res.status === 401) return { refused: 'expired' };
+        if (res.status === 403) return { refused: 'forbidden' };
+        if (res.status === 404) return { role: '', projects: [] }; // a gateway without the check: the plain base
+        if (!res.ok) return { refused: 'unavailable' };
+        return res.json();
+      })
+      .then(function (access) {
+        var projects = Array.isArray(access.projects) ? access.projects : [];
+        var refused = access.refused || (access.role === 'researcher' && projects.length === 0 ? 'no-project' : '');
+        if (refused) {
+          if (sessionStorage.getItem(TOKEN_KEY) === token) forget();
+          say(refused);
+          return;
+        }
+        sessionStorage.setItem(TOKEN_KEY, token);
+        sessionStorage.setItem(ROLE_KEY, role || rolesOf(token) || 'signed in');
+        sessionStorage.removeItem(PROJECT_KEY); // until chosen: the viewer sends the tab back here
+        showCurrent();
+        if (access.role !== 'researcher') go('');
+        else if (projects.length === 1) go(projects[0]);
+        else choose(projects);
+      })
+      .catch(function () {
+        say('unavailable');
+      });
+  }
+
+  var reason = params.get('reason');
+  if (reason && Object.prototype.hasOwnProperty.call(reasons, reason)) say(reason);
 
   var current = sessionStorage.getItem(TOKEN_KEY);
   if (current) {
-    document.getElementById('current-role').textContent = sessionStorage.getItem(ROLE_KEY) || 'unknown role';
-    document.getElementById('continue').href = next;
-    document.getElementById('current').hidden = false;
+    showCurrent();
+    // The viewer sends a tab here when no project has been chosen for its token yet.
+    if (reason === 'project') open(current, sessionStorage.getItem(ROLE_KEY));
   }
-  document.getElementById('sign-out').addEventListener('click', function () {
-    sessionStorage.removeItem(TOKEN_KEY);
-    sessionStorage.removeItem(ROLE_KEY);
-    document.getElementById('current').hidden = true;
+  document.getElementById('sign-out').addEventListener('click', forget);
+  document.getElementById('change-project').addEventListener('click', function () {
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) open(token, sessionStorage.getItem(ROLE_KEY));
   });
 
   document.getElementById('token-form').addEventListener('submit', function (event) {

@@ -10,18 +10,30 @@ import { validateConfig } from '../../../src/config/load.ts';
 const refused = (code: string) => (e: unknown) => e instanceof AuditRequestError && e.code === code;
 
 describe('re-identification requests and audit queries', () => {
-  test('one object, a list or { items } are accepted; kinds, UIDs and codes are checked', () => {
-    assert.deepEqual(parseReidentifyRequest({ kind: 'uid', pseudonym: '2.25.7' }, 5), { single: true, items: [{ kind: 'uid', pseudonym: '2.25.7' }] });
-    assert.equal(parseReidentifyRequest([{ kind: 'patientId', pseudonym: 'ABC' }], 5).single, false);
-    assert.equal(parseReidentifyRequest({ items: [{ kind: 'accessionNumber', pseudonym: 'Q1' }] }, 5).items.length, 1);
-    assert.throws(() => parseReidentifyRequest({ kind: 'patientName', pseudonym: 'X' }, 5), refused('REID_BAD_REQUEST'));
-    assert.throws(() => parseReidentifyRequest({ kind: 'uid', pseudonym: '2.25.x' }, 5), refused('REID_BAD_REQUEST'));
-    assert.throws(() => parseReidentifyRequest({ kind: 'uid', pseudonym: `2.25.${'1'.repeat(70)}` }, 5), refused('REID_BAD_REQUEST'));
-    assert.throws(() => parseReidentifyRequest({ kind: 'patientId', pseudonym: 'a\nb' }, 5), refused('REID_BAD_REQUEST'));
+  test('one object or { items } are accepted, with the scope named; kinds, UIDs and codes are checked', () => {
+    assert.deepEqual(parseReidentifyRequest({ project: 'lung', kind: 'uid', pseudonym: '2.25.7' }, 5), {
+      single: true,
+      items: [{ kind: 'uid', pseudonym: '2.25.7' }],
+      scope: { project: 'lung' },
+    });
+    const uploads = parseReidentifyRequest({ uploads: true, items: [{ kind: 'accessionNumber', pseudonym: 'Q1' }] }, 5);
+    assert.equal(uploads.items.length, 1);
+    assert.equal(uploads.single, false);
+    assert.deepEqual(uploads.scope, { uploads: true });
+    const p = { project: 'lung' };
+    // Pseudonyms are per scope: a request that names none, both, or a bad project name is refused.
+    for (const scope of [{}, { project: 'lung', uploads: true }, { project: '../x' }, { project: 7 }, { uploads: 'yes' }]) {
+      assert.throws(() => parseReidentifyRequest({ ...scope, kind: 'uid', pseudonym: '2.25.7' }, 5), refused('REID_BAD_REQUEST'), JSON.stringify(scope));
+    }
+    assert.throws(() => parseReidentifyRequest([{ ...p, kind: 'patientId', pseudonym: 'ABC' }], 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ ...p, kind: 'patientName', pseudonym: 'X' }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ ...p, kind: 'uid', pseudonym: '2.25.x' }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ ...p, kind: 'uid', pseudonym: `2.25.${'1'.repeat(70)}` }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ ...p, kind: 'patientId', pseudonym: 'a\nb' }, 5), refused('REID_BAD_REQUEST'));
     assert.throws(() => parseReidentifyRequest(null, 5), refused('REID_BAD_REQUEST'));
-    assert.throws(() => parseReidentifyRequest({ items: [] }, 5), refused('REID_BAD_REQUEST'));
+    assert.throws(() => parseReidentifyRequest({ ...p, items: [] }, 5), refused('REID_BAD_REQUEST'));
     const six = Array.from({ length: 6 }, () => ({ kind: 'uid', pseudonym: '1.2' }));
-    assert.throws(() => parseReidentifyRequest(six, 5), refused('REID_TOO_MANY'));
+    assert.throws(() => parseReidentifyRequest({ ...p, items: six }, 5), refused('REID_TOO_MANY'));
   });
 
   test('audit queries: since is ISO 8601, after an id, limit 1–1000, nothing else', () => {

@@ -7,6 +7,8 @@ const options = {
   roleClaim: 'roles',
   roleMap: { clinician: 'clinician', researcher: 'researcher', uploader: 'uploader' } as const,
   rolePrecedence: ['researcher', 'uploader', 'clinician'] as const,
+  projectClaim: 'project',
+  projectPrefix: '',
 };
 
 describe('roles from claims', () => {

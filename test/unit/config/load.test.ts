@@ -43,6 +43,13 @@ describe('configuration', () => {
     assert.ok(problems.length >= 4);
   });
 
+  test("the DICOMweb base path may not lie on or under one of the gateway's own paths", () => {
+    for (const basePath of ['/projects', '/projects/x', '/audit', '/steward', '/withdrawals', '/reidentify']) {
+      assert.match(problemsOf({ ...minimal, server: { basePath } }).join('\n'), /^server\.basePath: not one of the gateway's own paths/m, basePath);
+    }
+    assert.equal(validateConfig({ ...minimal, server: { basePath: '/projects-dicom' } }).server.basePath, '/projects-dicom');
+  });
+
   test('a missing upstream section is named', () => {
     assert.match(problemsOf({ auth: minimal.auth }).join('\n'), /^upstream:/m);
   });

@@ -62,6 +62,22 @@ describe('rewrite-part10', () => {
     assert.equal(sha(after.pixelDataBytes), sha(before.pixelDataBytes));
   });
 
+  it('asks the caller to admit each instance by its original Study Instance UID before writing anything of it', async () => {
+    const input = sample('transfer-syntax/MR_small.dcm');
+    const original = json((await readPart10Buffer(input)).header.dataset)['0020000D']?.Value?.[0];
+    const told: Array<string | undefined> = [];
+    await rewritePart10Buffer(input, fakePolicy(), { admitStudy: (uid) => told.push(uid) });
+    assert.deepEqual(told, [original]);
+    const written: Buffer[] = [];
+    const refuse = rewritePart10Buffer(input, fakePolicy(), {
+      admitStudy: () => {
+        throw new Error('another study');
+      },
+    }).then((r) => written.push(r.output));
+    await assert.rejects(refuse, /another study/);
+    assert.deepEqual(written, []);
+  });
+
   it('gives the policy private creators and the enclosing sequence path', async () => {
     const policy = fakePolicy();
     await rewritePart10Buffer(sample('private-tags/CT_small.dcm'), policy);

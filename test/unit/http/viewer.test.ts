@@ -62,9 +62,9 @@ describe('the OHIF viewer, served under /viewer', () => {
     assert.equal(storage['deid-gateway.token'], undefined);
   });
 
-  test('app-config.js with a token: one dicomweb source on the same origin, the token on every request', () => {
+  test("app-config.js with a researcher's token: one dicomweb source on the chosen project's base, the token on every request", () => {
     const token = jwt({ exp: Math.floor(Date.now() / 1000) + 600, roles: ['researcher'] });
-    const storage = { 'deid-gateway.token': token };
+    const storage = { 'deid-gateway.token': token, 'deid-gateway.project': 'ct-cohort' };
     const { window, replaced } = runConfig(storage);
     assert.deepEqual(replaced, []);
     assert.equal(window['PUBLIC_URL'], '/viewer/');
@@ -76,7 +76,7 @@ describe('the OHIF viewer, served under /viewer', () => {
     assert.equal(config.routerBasename, '/viewer');
     assert.equal(config.dataSources.length, 1);
     const source = config.dataSources[0]?.configuration ?? {};
-    for (const root of ['qidoRoot', 'wadoRoot', 'wadoUriRoot']) assert.equal(source[root], 'http://gw.test/dicom-web');
+    for (const root of ['qidoRoot', 'wadoRoot', 'wadoUriRoot']) assert.equal(source[root], 'http://gw.test/projects/ct-cohort/dicom-web');
     assert.equal(source['thumbnailRendering'], 'wadors');
     assert.equal(source['dicomUploadEnabled'], false);
     let impl: { getAuthorizationHeader(): unknown } | undefined;
@@ -84,6 +84,25 @@ describe('the OHIF viewer, served under /viewer', () => {
       servicesManager: { services: { userAuthenticationService: { setServiceImplementation: (i: typeof impl) => (impl = i) } } },
     });
     assert.deepEqual({ ...(impl?.getAuthorizationHeader() as object) }, { Authorization: `Bearer ${token}` });
+  });
+
+  test('app-config.js without a project (the sign-in page chose none: not a researcher) reads the plain base', () => {
+    const storage = { 'deid-gateway.token': jwt({ exp: Math.floor(Date.now() / 1000) + 600 }), 'deid-gateway.project': '' };
+    const { window, replaced } = runConfig(storage);
+    assert.deepEqual(replaced, []);
+    const config = window['config'] as { dataSources: { configuration: Record<string, unknown> }[] };
+    assert.equal(config.dataSources[0]?.configuration['qidoRoot'], 'http://gw.test/dicom-web');
+  });
+
+  test('app-config.js with a token but no project chosen, or a value that is no project name, goes back to choose, keeping the token', () => {
+    for (const project of [undefined, '../studies', 'CT Cohort']) {
+      const storage: Record<string, string> = { 'deid-gateway.token': jwt({ exp: Math.floor(Date.now() / 1000) + 600 }) };
+      if (project !== undefined) storage['deid-gateway.project'] = project;
+      const { window, replaced } = runConfig(storage);
+      assert.deepEqual(replaced, [`/viewer/sign-in?next=${encodeURIComponent('/viewer/viewer?StudyInstanceUIDs=1.2.3')}&reason=project`], String(project));
+      assert.equal(window['config'], undefined);
+      assert.ok(storage['deid-gateway.token'], 'the token is kept: only the project is asked for');
+    }
   });
 
   test('the page policy never allows eval or inline script; only the worker policy adds unsafe-eval', () => {

@@ -15,7 +15,7 @@ describe('the SQLite pseudonym store', () => {
     const file = join(dir, 'sub', 'store.sqlite');
     try {
       const store = openSqliteStore(file);
-      await store.save([{ kind: 'uid', pseudonym: '2.25.1', original: '1.2.3' }]);
+      await store.save('s', [{ kind: 'uid', pseudonym: '2.25.1', original: '1.2.3' }]);
       await store.sync();
       const { statSync } = await import('node:fs');
       for (const path of [file, `${file}-wal`, `${file}-shm`]) assert.equal(statSync(path).mode & 0o777, 0o600, path);
@@ -35,17 +35,17 @@ describe('the SQLite pseudonym store', () => {
         { kind: 'uid', pseudonym: '2.25.1', original: '1.2.3' },
         { kind: 'patientId', pseudonym: 'ABC', original: 'PAT-1' },
       ] as const;
-      await store.save(pairs);
-      await store.save(pairs);
+      await store.save('s', pairs);
+      await store.save('s', pairs);
       assert.equal(await store.count(), 2);
-      await assert.rejects(store.save([{ kind: 'uid', pseudonym: '2.25.1', original: '9.9' }]), (e: unknown) => e instanceof StoreError && e.code === 'STORE_PSEUDONYM_COLLISION');
+      await assert.rejects(store.save('s', [{ kind: 'uid', pseudonym: '2.25.1', original: '9.9' }]), (e: unknown) => e instanceof StoreError && e.code === 'STORE_PSEUDONYM_COLLISION');
       await store.close();
 
       const reopened = withCache(openSqliteStore(file), { maxKeys: 10, ttlSeconds: 60 });
-      assert.equal(await reopened.originalOf('uid', '2.25.1'), '1.2.3');
-      assert.equal(await reopened.originalOf('patientId', 'ABC'), 'PAT-1');
-      assert.equal(await reopened.originalOf('uid', 'ABC'), undefined, 'kinds are separate');
-      assert.equal(await reopened.originalOf('uid', '1.2.3'), undefined, 'an original is not a pseudonym');
+      assert.equal(await reopened.originalOf('s', 'uid', '2.25.1'), '1.2.3');
+      assert.equal(await reopened.originalOf('s', 'patientId', 'ABC'), 'PAT-1');
+      assert.equal(await reopened.originalOf('s', 'uid', 'ABC'), undefined, 'kinds are separate');
+      assert.equal(await reopened.originalOf('s', 'uid', '1.2.3'), undefined, 'an original is not a pseudonym');
       await reopened.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -89,9 +89,61 @@ describe('the SQLite pseudonym store', () => {
   test('the cache stays bounded and still answers after it fills', async () => {
     const store = withCache(openSqliteStore(':memory:'), { maxKeys: 3, ttlSeconds: 60 });
     const many = Array.from({ length: 20 }, (_, i) => ({ kind: 'uid' as const, pseudonym: `2.25.${i}`, original: `1.${i}` }));
-    await store.save(many);
-    for (const m of many) assert.equal(await store.originalOf('uid', m.pseudonym), m.original);
+    await store.save('s', many);
+    for (const m of many) assert.equal(await store.originalOf('s', 'uid', m.pseudonym), m.original);
     assert.equal(await store.count(), 20);
     await store.close();
+  });
+});
+
+describe('the SQLite project store', () => {
+  test('projects, lists and withdrawals: every change increments the version once, nothing else does', async () => {
+    const store = openSqliteStore(':memory:');
+    const v = () => store.projectsVersion();
+    const start = await v();
+    const p = { name: 'alpha', description: 'd', profile: { options: ['retainSafePrivate'], overrides: {} }, allStudies: false, query: { ModalitiesInStudy: 'CT' } };
+    assert.equal(await store.createProject(p, ['1.2.3', '1.2.4']), true);
+    assert.equal(await v(), start + 1, 'created with its studies in one change');
+    assert.equal(await store.createProject({ ...p, description: 'other' }), false);
+    assert.equal((await store.project('alpha'))?.description, 'd', 'an existing project is left as it is');
+    assert.equal(await v(), start + 1);
+    assert.deepEqual((await store.project('alpha'))?.profile, p.profile);
+    assert.deepEqual((await store.project('alpha'))?.query, p.query);
+    assert.equal(await store.addStudies('alpha', ['1.2.4', '1.2.5']), 1);
+    assert.equal(await v(), start + 2);
+    assert.equal(await store.addStudies('alpha', ['1.2.5']), 0);
+    assert.equal(await v(), start + 2, 'no change, no increment');
+    assert.deepEqual([...(await store.membersAmong('alpha', ['1.2.3', '1.2.9', '1.2.5']))].sort(), ['1.2.3', '1.2.5']);
+    assert.equal(await store.removeStudies('alpha', ['1.2.3', '1.2.9']), 1);
+    assert.deepEqual(await store.studies('alpha', { limit: 10, offset: 0 }), ['1.2.4', '1.2.5']);
+    assert.deepEqual(await store.studies('alpha', { limit: 1, offset: 1 }), ['1.2.5']);
+    assert.equal(await store.studyCount('alpha'), 2);
+    assert.equal(await store.withdraw('alpha', 'PAT-1'), true);
+    assert.equal(await store.withdraw('alpha', 'PAT-1'), false);
+    assert.equal(await store.withdraw(undefined, 'PAT-2'), true);
+    assert.deepEqual([...(await store.withdrawnPatients('alpha'))].sort(), ['PAT-1', 'PAT-2']);
+    assert.deepEqual([...(await store.withdrawnPatients('beta'))], ['PAT-2'], 'a withdrawal from every project counts everywhere');
+    assert.equal(await v(), start + 5);
+    await assert.rejects(store.addStudies('nope', ['1.2.3']), (e: unknown) => e instanceof StoreError, 'a list entry needs its project');
+    await store.close();
+  });
+
+  test('a store from before projects keeps its mappings, moved to the unscoped scope no caller reads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'deid-store-'));
+    const file = join(dir, 'old.sqlite');
+    try {
+      const db = new Database(file);
+      db.exec(`CREATE TABLE pseudonym (kind TEXT NOT NULL, pseudonym TEXT NOT NULL, original TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT 'then', PRIMARY KEY (kind, pseudonym)) WITHOUT ROWID`);
+      db.prepare('INSERT INTO pseudonym (kind, pseudonym, original) VALUES (?, ?, ?)').run('uid', '2.25.1', '1.2.3');
+      db.close();
+      const store = openSqliteStore(file);
+      assert.equal(await store.count(), 1);
+      assert.equal(await store.originalOf('', 'uid', '2.25.1'), '1.2.3');
+      assert.equal(await store.originalOf('project:all', 'uid', '2.25.1'), undefined);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -12,10 +12,10 @@ test('every store call is timed by method name and outcome, results and errors p
   const calls: { operation: string; outcome: string; seconds: number }[] = [];
   try {
     const store = withTiming(openSqliteStore(join(dir, 'store.sqlite')), (operation, outcome, seconds) => calls.push({ operation, outcome, seconds }));
-    await store.save([{ kind: 'uid', pseudonym: '2.25.7', original: '1.2.7' }]);
-    assert.equal(await store.originalOf('uid', '2.25.7'), '1.2.7');
-    assert.equal(await store.originalOf('uid', '2.25.8'), undefined);
-    await assert.rejects(store.save([{ kind: 'uid', pseudonym: '2.25.7', original: '9.9' }]), (e: unknown) => e instanceof StoreError);
+    await store.save('s', [{ kind: 'uid', pseudonym: '2.25.7', original: '1.2.7' }]);
+    assert.equal(await store.originalOf('s', 'uid', '2.25.7'), '1.2.7');
+    assert.equal(await store.originalOf('s', 'uid', '2.25.8'), undefined);
+    await assert.rejects(store.save('s', [{ kind: 'uid', pseudonym: '2.25.7', original: '9.9' }]), (e: unknown) => e instanceof StoreError);
     assert.equal(await store.count(), 1);
     await store.close();
     assert.deepEqual(

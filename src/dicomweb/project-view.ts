@@ -1,0 +1,200 @@
+// A project's de-identified view, per request (issue: projects). The project, its membership rule and
+// its withdrawals are read from the store keyed on `projectsVersion`, which every change increments:
+// a study removed or a consent withdrawn through any replica is in force on the next request.
+//
+// Membership is decided per original study (projects/project.ts isMember) from facts the PACS gives
+// about the study (its PatientID and the attributes the project's query names), cached per study.
+// Every resource outside the project answers exactly as an unknown UID does (404), and the project's
+// own pseudonym scope means another project's pseudonyms are unknown here.
+import NodeCache from 'node-cache';
+import type { DeidPolicy } from '../deid/deidentify.ts';
+import { tagToHex } from '../dicom/tag.ts';
+import { TAG } from '../dicom/tags.ts';
+import type { JsonDataset } from '../dicom/json-model.ts';
+import { ProjectUnknownError } from '../projects/errors.ts';
+import { conditionsOf, isMember, projectScope, type Condition, type StudyFacts } from '../projects/project.ts';
+import type { ProjectRecord, ProjectStore, StoredProfile } from '../store/project-store.ts';
+import { scopedPseudonyms, type PseudonymStore } from '../store/pseudonym-store.ts';
+import type { DeidentifiedView, Membership } from './deidentified-view.ts';
+import { UpstreamUnusableError } from './errors.ts';
+import { jsonArrayItems } from './json-array-stream.ts';
+import type { Upstream } from './upstream.ts';
+
+const STUDY_UID = tagToHex(TAG.StudyInstanceUID);
+const PATIENT_ID = tagToHex(TAG.PatientID);
+/** UIDs per upstream UID-list query (PS3.4 C.2.2.2.2): short enough for any PACS's URL limit. */
+export const UID_LIST_CHUNK = 50;
+/** Entries each cache holds at most (study facts; explicit-list answers per project and version). */
+const MAX_CACHED = 100_000;
+
+export interface ProjectViewOptions {
+  readonly upstream: Upstream;
+  readonly store: PseudonymStore;
+  readonly projects: ProjectStore;
+  readonly scopedPolicy: (profile: StoredProfile | undefined, scope: string) => DeidPolicy;
+  readonly maxHeaderBytes: number;
+  readonly maxJsonDatasetBytes: number;
+  readonly allowRendered: boolean;
+  /** How long facts about a study (its PatientID, the attributes conditions name) are trusted. */
+  readonly factsTtlSeconds?: number;
+}
+
+export interface ProjectViews {
+  /** The view of `name` for one request, as the store holds it now; ProjectUnknownError if it holds none. */
+  viewFor(name: string): Promise<DeidentifiedView>;
+}
+
+/** What is read once per project and store version. */
+interface ProjectState {
+  readonly version: number;
+  readonly project: ProjectRecord;
+  readonly conditions: readonly Condition[];
+  readonly policy: DeidPolicy;
+  readonly withdrawn: ReadonlySet<string>;
+  readonly listedCount: number;
+  /** Original study UID → on the explicit list (filled as asked). */
+  readonly listed: Map<string, boolean>;
+  readonly chunks: Map<number, readonly string[]>;
+}
+
+export function projectViews(options: ProjectViewOptions): ProjectViews {
+  const states = new Map<string, ProjectState>();
+  // Facts about a study are the PACS's, not the project's: shared by every project, keyed by the
+  // attributes asked. Bounded; misses are asked again.
+  const facts = new NodeCache({ stdTTL: options.factsTtlSeconds ?? 300, checkperiod: 0, useClones: false, maxKeys: MAX_CACHED });
+  const remember = (key: string, value: StudyFacts[]) => {
+    try {
+      facts.set(key, value);
+    } catch {
+      facts.flushAll(); // full (node-cache refuses a key past maxKeys): start over
+      facts.set(key, value);
+    }
+  };
+
+  async function stateOf(name: string): Promise<ProjectState> {
+    const version = await options.projects.projectsVersion();
+    const known = states.get(name);
+    if (known && known.version === version) return known;
+    const project = await options.projects.project(name);
+    if (!project) throw new ProjectUnknownError();
+    const state: ProjectState = {
+      version,
+      project,
+      conditions: conditionsOf(project.query),
+      policy: options.scopedPolicy(project.profile, projectScope(name)),
+      withdrawn: await options.projects.withdrawnPatients(name),
+      listedCount: project.allStudies ? 0 : await options.projects.studyCount(name),
+      listed: new Map(),
+      chunks: new Map(),
+    };
+    states.set(name, state);
+    return state;
+  }
+
+  async function studyFacts(uids: readonly string[], conditions: readonly Condition[]): Promise<Map<string, StudyFacts[]>> {
+    const asked = [PATIENT_ID, ...conditions.map((c) => c.hex)];
+    const suffix = `\u0000${asked.join(',')}`;
+    const out = new Map<string, StudyFacts[]>();
+    const missing: string[] = [];
+    for (const uid of new Set(uids)) {
+      const hit = facts.get<StudyFacts[]>(uid + suffix);
+      if (hit) out.set(uid, hit);
+      else missing.push(uid);
+    }
+    for (let i = 0; i < missing.length; i += UID_LIST_CHUNK) {
+      const chunk = missing.slice(i, i + UID_LIST_CHUNK);
+      const params = new URLSearchParams({ [STUDY_UID]: chunk.join(',') });
+      for (const hex of asked) params.append('includefield', hex);
+      const res = await options.upstream.send({ method: 'GET', pathAndQuery: `/studies?${params}`, headers: { accept: 'application/dicom+json' } });
+      const found = new Map<string, StudyFacts[]>(chunk.map((uid) => [uid, []]));
+      if (res.statusCode === 204) res.body.resume();
+      else if (res.statusCode !== 200) {
+        res.body.resume();
+        throw new UpstreamUnusableError(`study facts: status ${res.statusCode}`);
+      } else {
+        for await (const item of jsonArrayItems(res.body, options.maxJsonDatasetBytes)) {
+          const dataset = item as JsonDataset;
+          const f = factsOf(dataset);
+          if (f) found.get(f.studyUid)?.push(f);
+        }
+      }
+      for (const [uid, list] of found) {
+        remember(uid + suffix, list);
+        out.set(uid, list);
+      }
+    }
+    return out;
+  }
+
+  async function listedAmong(state: ProjectState, uids: readonly string[]): Promise<void> {
+    const unknown = [...new Set(uids)].filter((uid) => !state.listed.has(uid));
+    if (unknown.length === 0) return;
+    if (state.listed.size + unknown.length > MAX_CACHED) state.listed.clear();
+    const members = await options.projects.membersAmong(state.project.name, unknown);
+    for (const uid of unknown) state.listed.set(uid, members.has(uid));
+  }
+
+  /** Every dataset the PACS has for the study must be admitted (Orthanc: one per PatientID). */
+  const admitsAll = (state: ProjectState, list: readonly StudyFacts[] | undefined): boolean =>
+    list !== undefined && list.length > 0 && list.every((f) => isMember(state.project, state.conditions, f, state.listed.get(f.studyUid) === true, state.withdrawn));
+
+  return {
+    async viewFor(name) {
+      const state = await stateOf(name);
+      const needsFacts = state.withdrawn.size > 0 || !(state.project.allStudies || state.conditions.length === 0);
+      const membership: Membership = {
+        project: state.project,
+        conditions: state.conditions,
+        anyWithdrawn: state.withdrawn.size > 0,
+        listedCount: state.listedCount,
+        async admitsStudy(uid) {
+          if (!state.project.allStudies) await listedAmong(state, [uid]);
+          if (!needsFacts) return state.project.allStudies || state.listed.get(uid) === true;
+          return admitsAll(state, (await studyFacts([uid], state.conditions)).get(uid));
+        },
+        async admits(datasets, level) {
+          const uids = datasets.map((d) => stringValue(d, STUDY_UID));
+          const present = uids.filter((u): u is string => u !== undefined);
+          if (!state.project.allStudies) await listedAmong(state, present);
+          if (level === 'study') {
+            return datasets.map((d) => {
+              const f = factsOf(d);
+              return f !== undefined && isMember(state.project, state.conditions, f, state.listed.get(f.studyUid) === true, state.withdrawn);
+            });
+          }
+          if (!needsFacts) return uids.map((u) => u !== undefined && (state.project.allStudies || state.listed.get(u) === true));
+          const known = await studyFacts(present, state.conditions);
+          return uids.map((u) => u !== undefined && admitsAll(state, known.get(u)));
+        },
+        async listedChunk(index) {
+          let chunk = state.chunks.get(index);
+          if (chunk === undefined) {
+            chunk = await options.projects.studies(state.project.name, { limit: UID_LIST_CHUNK, offset: index * UID_LIST_CHUNK });
+            state.chunks.set(index, chunk);
+          }
+          return chunk;
+        },
+      };
+      return {
+        policy: state.policy,
+        store: scopedPseudonyms(options.store, projectScope(name)),
+        upstream: options.upstream,
+        maxHeaderBytes: options.maxHeaderBytes,
+        maxJsonDatasetBytes: options.maxJsonDatasetBytes,
+        allowRendered: options.allowRendered,
+        membership,
+      };
+    },
+  };
+}
+
+function stringValue(dataset: JsonDataset, hex: string): string | undefined {
+  const v = dataset[hex]?.Value?.[0];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function factsOf(dataset: JsonDataset): StudyFacts | undefined {
+  const studyUid = stringValue(dataset, STUDY_UID);
+  if (studyUid === undefined) return undefined;
+  return { studyUid, patientId: stringValue(dataset, PATIENT_ID) ?? '', dataset };
+}

@@ -1,0 +1,81 @@
+// The DIMSE ingress, composed in numbered steps: the spool, the forwarder (recovering what a previous run
+// left), the metrics, then the listener. An adapter beside http/: it calls the same dicomweb/ STOW path
+// the uploader's requests take, with the uploader's StowView.
+import { resolve } from 'node:path';
+import type { Registry } from 'prom-client';
+import type { GatewayConfig } from '../config/schema.ts';
+import type { StowView } from '../dicomweb/stow.ts';
+import type { AuditTrail } from '../store/audit-trail.ts';
+import { Forwarder, type DimseLog, type ForwardStatus } from './forwarder.ts';
+import { startDimseListener } from './listener.ts';
+import { dimseMetrics } from './metrics.ts';
+import { Spool } from './spool.ts';
+
+export interface DimseStatus extends ForwardStatus {
+  readonly spoolBytes: number;
+  readonly quotaBytes: number;
+}
+
+export interface DimseIngress {
+  /** The port the listener took (`dimse.port` 0: a free one). */
+  readonly port: number;
+  status(): DimseStatus;
+  /** Stops the listener, then the forwarder; the spool keeps whatever is not yet confirmed for the next start. */
+  close(): Promise<void>;
+}
+
+export async function startDimseIngress(options: {
+  config: GatewayConfig;
+  /** The uploader's view: the policy, the pseudonym store, the upstream, the temp dir, the failure reasons. */
+  view: StowView;
+  audit: AuditTrail;
+  log: DimseLog;
+  registry?: Registry;
+  now?: () => Date;
+}): Promise<DimseIngress> {
+  const { config, view } = options;
+  const dimse = config.dimse;
+  // 1. The spool: folders made 0700, partial instances of a crashed run removed, usage counted.
+  const spool = await Spool.open(resolve(config.dataDir, 'spool'), dimse.spool.quotaBytes);
+  // 2. The forwarder, and the metrics that read it.
+  // Read at scrape time only, once the forwarder exists.
+  const status = (): DimseStatus => ({ ...forwarder.status(), spoolBytes: spool.usage, quotaBytes: spool.quotaBytes });
+  const observers = options.registry ? dimseMetrics(options.registry, status) : undefined;
+  const forwarder = new Forwarder({
+    spool,
+    view,
+    audit: options.audit,
+    log: options.log,
+    idleTimeoutMs: dimse.spool.idleTimeoutMs,
+    maxAttempts: dimse.forward.maxAttempts,
+    backoffMs: dimse.forward.backoffMs,
+    maxBackoffMs: dimse.forward.maxBackoffMs,
+    concurrency: dimse.forward.concurrency,
+    batchInstances: dimse.forward.batchInstances,
+    observe: observers?.forward,
+    now: options.now,
+  });
+  // 3. Every study a previous run left is queued before the first association is accepted.
+  await forwarder.recover();
+  // 4. The listener.
+  const listener = await startDimseListener({
+    config: dimse,
+    spool,
+    forwarder,
+    policy: view.policy,
+    maxHeaderBytes: view.maxHeaderBytes,
+    log: options.log,
+    observe: observers?.listener,
+  }).catch(async (error: unknown) => {
+    await forwarder.close();
+    throw error;
+  });
+  return {
+    port: listener.port,
+    status,
+    async close() {
+      await listener.close();
+      await forwarder.close();
+    },
+  };
+}

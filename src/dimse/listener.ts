@@ -1,0 +1,283 @@
+// The DICOM listener (PS3.8 upper layer, PS3.7 DIMSE) on dcmjs-dimse: associations from allowed callers
+// only, C-ECHO (PS3.7 9.1.5) and C-STORE (PS3.7 9.1.1) for the Storage SOP Classes (PS3.4 B.5) in the
+// transfer syntaxes the engine reads. Each C-STORE dataset streams PDV by PDV into the spool (the
+// library's default SCP would hold it in memory), is checked by the engine, then committed and synced;
+// only then does the response say 0000. The socket is paused while the disk is behind.
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import dimse from 'dcmjs-dimse';
+import type { DeidPolicy } from '../deid/deidentify.ts';
+import { encodeFileMeta } from '../dicom/part10-writer.ts';
+import { transferSyntax } from '../dicom/transfer-syntax.ts';
+import { callerCheck, type Caller } from './callers.ts';
+import { SopClassNotAcceptedError } from './errors.ts';
+import type { DimseLog, Forwarder } from './forwarder.ts';
+import { checkInstance } from './intake.ts';
+import { PduGuard } from './pdu-guard.ts';
+import type { Spool, SpoolWriter } from './spool.ts';
+import { StoreStatus, statusHex, storeStatusOf } from './store-status.ts';
+import type { GatewayConfig } from '../config/schema.ts';
+
+const { Scp, Dataset } = dimse;
+const { CEchoResponse, CStoreResponse } = dimse.responses;
+const { PresentationContextResult, RejectResult, RejectSource, RejectReason, SopClass } = dimse.constants;
+type Association = InstanceType<typeof dimse.association.Association>;
+type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
+type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
+type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
+type StoreResponse = InstanceType<typeof dimse.responses.CStoreResponse>;
+type EchoResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
+
+// The library logs to the console; this listener logs through the gateway's logger instead.
+dimse.log.setLevel('silent');
+
+/** PS3.4 B.5: the Storage SOP Classes live under this root (private and non-storage SOP classes are refused). */
+const STORAGE_ROOT = '1.2.840.10008.5.1.4.1.1.';
+
+export function isStorageSopClass(uid: string): boolean {
+  return uid.startsWith(STORAGE_ROOT) && /^[0-9.]+$/.test(uid);
+}
+
+/** The engine reads it (PS3.5 Annex A; dicom/transfer-syntax.ts refuses the rest). */
+function engineReads(uid: string): boolean {
+  try {
+    transferSyntax(uid);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What the metrics see of the listener. */
+export interface ListenerObserver {
+  association(outcome: 'accepted' | 'rejected' | 'aborted'): void;
+  /** One C-STORE answered, by its status. */
+  instance(status: number): void;
+}
+
+export interface ListenerOptions {
+  readonly config: GatewayConfig['dimse'];
+  readonly spool: Spool;
+  readonly forwarder: Forwarder;
+  /** The uploader policy the intake check runs the engine with. */
+  readonly policy: DeidPolicy;
+  readonly maxHeaderBytes: number;
+  readonly log: DimseLog;
+  readonly observe?: ListenerObserver;
+}
+
+export interface DimseListener {
+  readonly port: number;
+  /** Stops accepting, drops open associations (what they acknowledged is in the spool), settles work under way. */
+  close(): Promise<void>;
+}
+
+/** AE titles from the wire, for the log: printable ASCII only, 16 characters at most (PS3.5 6.2). */
+function printable(title: string): string {
+  return title.replace(/[^\x20-\x7e]/g, '?').trim().slice(0, 16);
+}
+
+interface Received {
+  readonly writer?: SpoolWriter;
+  readonly refusal?: Error;
+  readonly affected: { readonly sopClass: string; readonly sopInstance: string };
+}
+
+export async function startDimseListener(options: ListenerOptions): Promise<DimseListener> {
+  const { config, spool, forwarder, log, observe } = options;
+  const check = callerCheck(config);
+  const work = new Set<Promise<unknown>>();
+  const track = <T>(promise: Promise<T>): Promise<T> => {
+    work.add(promise);
+    void promise.finally(() => work.delete(promise)).catch(() => undefined);
+    return promise;
+  };
+
+  class GatewayScp extends Scp {
+    readonly id = `assoc-${randomBytes(6).toString('hex')}`;
+    caller: Caller | undefined;
+    /** Datasets received (or being received), by their request, until the C-STORE is answered. */
+    readonly received = new Map<CStoreRequest, Received>();
+    receiving: SpoolWriter | undefined;
+    readonly pending = new Set<Promise<unknown>>();
+    readonly conn: Socket;
+
+    constructor(socket: Socket, opts: ConstructorParameters<typeof Scp>[1]) {
+      super(socket, opts);
+      this.conn = socket;
+      const guard = new PduGuard({ maxPduBytes: config.maxPduBytes, dataAllowed: () => this.caller !== undefined });
+      // Before the library reads a chunk: refuse what it would buffer without bound.
+      let dropped = false;
+      socket.prependListener('data', (chunk: Buffer) => {
+        if (dropped) return;
+        try {
+          guard.feed(chunk);
+        } catch (error) {
+          dropped = true;
+          log.warn({ association: this.id, err: (error as { code?: string }).code }, 'DIMSE connection dropped');
+          observe?.association('aborted');
+          socket.destroy();
+        }
+      });
+      // After it: the library writes PDVs without waiting, so the socket is paused until the spool catches up.
+      socket.on('data', () => {
+        const writer = this.receiving;
+        if (!writer?.writableNeedDrain || socket.isPaused()) return;
+        socket.pause();
+        const resume = (): void => void socket.resume();
+        writer.once('drain', resume);
+        writer.once('close', resume);
+      });
+      this.on('close', () => void this.ended());
+      this.on('networkError', () => socket.destroy());
+    }
+
+    override associationRequested(association: Association): void {
+      const calling = association.getCallingAeTitle();
+      const called = association.getCalledAeTitle();
+      const peer = this.conn.remoteAddress;
+      const result = check(called, calling, peer);
+      if ('refusal' in result) {
+        // PS3.8 9.3.4: rejected-permanent by the service user, reason 3 (calling AE) or 7 (called AE).
+        const reason = result.refusal === 'called-ae-not-recognized' ? RejectReason.CalledAeNotRecognized : RejectReason.CallingAeNotRecognized;
+        this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, reason);
+        this.conn.end();
+        observe?.association('rejected');
+        log.warn({ association: this.id, callingAe: printable(calling), calledAe: printable(called), peer, reason: result.refusal }, 'DIMSE association rejected');
+        return;
+      }
+      this.caller = result.caller;
+      for (const { id } of association.getPresentationContexts() as { id: number }[]) {
+        const context = association.getPresentationContext(id) as PresentationContext;
+        const abstract = context.getAbstractSyntaxUid();
+        if (abstract !== SopClass.Verification && !isStorageSopClass(abstract)) {
+          context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
+          continue;
+        }
+        // PS3.8 9.3.3.2: one of the proposed transfer syntaxes, the first the engine reads.
+        const syntax = context.getTransferSyntaxUids().find(engineReads);
+        if (syntax === undefined) context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
+        else context.setResult(PresentationContextResult.Accept, syntax);
+      }
+      // PS3.8 D.1: the Maximum Length this listener receives; the guard enforces it.
+      association.setMaxPduLength(config.maxPduBytes);
+      this.sendAssociationAccept();
+      observe?.association('accepted');
+      log.info({ association: this.id, callingAe: result.caller.aeTitle, peer }, 'DIMSE association accepted');
+    }
+
+    override associationReleaseRequested(): void {
+      this.sendAssociationReleaseResponse();
+    }
+
+    override cEchoRequest(request: CEchoRequest, callback: (response: EchoResponse) => void): void {
+      const response = CEchoResponse.fromRequest(request);
+      response.setStatus(StoreStatus.success);
+      callback(response);
+    }
+
+    /** The C-STORE dataset goes to a spool file as it arrives, after the Part 10 header made from the command. */
+    override createStoreWritableStream(context: PresentationContext | undefined, request: CStoreRequest): Writable {
+      const affected = { sopClass: String(request.getAffectedSopClassUid() ?? ''), sopInstance: String(request.getAffectedSopInstanceUid() ?? '') };
+      // PS3.7 9.1.1.1: the request's SOP Class is the one its presentation context accepted.
+      if (!this.caller || !context || context.getResult() !== PresentationContextResult.Accept || context.getAbstractSyntaxUid() !== affected.sopClass || !isStorageSopClass(affected.sopClass)) {
+        this.received.set(request, { affected, refusal: new SopClassNotAcceptedError() });
+        return new Writable({ write: (_chunk, _encoding, done) => done() });
+      }
+      // PS3.10 7.1: preamble, "DICM" and File Meta from the command and the accepted transfer syntax.
+      const head = encodeFileMeta({ transferSyntaxUID: context.getAcceptedTransferSyntaxUid() ?? '', mediaStorageSOPClassUID: affected.sopClass, mediaStorageSOPInstanceUID: affected.sopInstance });
+      const writer = spool.incoming(head);
+      writer.on('error', () => undefined); // settled carries it
+      this.received.set(request, { affected, writer });
+      this.receiving = writer;
+      return writer;
+    }
+
+    /** The dataset is on disk (not in memory): the request carries an empty Dataset; cStoreRequest reads the file. */
+    override createDatasetFromStoreWritableStream(_writable: Writable, _context: PresentationContext, callback: (dataset: InstanceType<typeof Dataset>) => void): void {
+      this.receiving = undefined;
+      callback(new Dataset());
+    }
+
+    override cStoreRequest(request: CStoreRequest, callback: (response: StoreResponse) => void): void {
+      const received = this.received.get(request);
+      this.received.delete(request);
+      const done = track(this.store(received)).then((status) => {
+        const response = CStoreResponse.fromRequest(request);
+        response.setStatus(status);
+        observe?.instance(status);
+        if (!this.conn.destroyed) callback(response);
+      });
+      this.pending.add(done);
+      void done.finally(() => this.pending.delete(done));
+    }
+
+    /** PS3.4 B.2.3: 0000 only once the instance is checked, committed and synced; otherwise its failure status. */
+    async store(received: Received | undefined): Promise<number> {
+      if (!received?.writer || !this.caller) return storeStatusOf(received?.refusal);
+      const { writer, affected } = received;
+      try {
+        await writer.settled;
+        if (writer.overQuota) {
+          await spool.discard(writer);
+          return StoreStatus.outOfResources;
+        }
+        const identity = await checkInstance(writer.path, affected, options.policy, options.maxHeaderBytes);
+        await forwarder.accept(writer, identity, this.caller, this.id);
+        return StoreStatus.success;
+      } catch (error) {
+        await spool.discard(writer).catch(() => undefined);
+        const status = storeStatusOf(error);
+        const code = (error as { code?: unknown }).code;
+        log.warn({ association: this.id, callingAe: this.caller.aeTitle, err: typeof code === 'string' ? code : 'INTERNAL_ERROR', status: statusHex(status) }, 'DIMSE C-STORE refused');
+        return status;
+      }
+    }
+
+    /** The association is over (released, aborted, dropped): partial instances go, its studies may be forwarded. */
+    async ended(): Promise<void> {
+      for (const { writer } of this.received.values()) {
+        if (!writer) continue;
+        writer.destroy();
+        await writer.settled.catch(() => undefined);
+        await spool.discard(writer).catch(() => undefined);
+      }
+      this.received.clear();
+      await Promise.allSettled([...this.pending]);
+      forwarder.associationEnded(this.id);
+    }
+
+    override abort(): void {
+      this.conn.destroy();
+    }
+  }
+
+  const sockets = new Set<Socket>();
+  const opts = { pduTimeout: config.pduTimeoutMs, associationTimeout: config.pduTimeoutMs, connectTimeout: config.pduTimeoutMs };
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    // Each C-STORE-RSP is one small PDU the peer waits for: Nagle's delay (against its delayed ACK) would cost ~40 ms per instance.
+    socket.setNoDelay(true);
+    const scp = new GatewayScp(socket, opts);
+    (scp as unknown as { connected: boolean }).connected = true;
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  log.info({ port, aeTitle: config.aeTitle }, 'DIMSE listener listening');
+  return {
+    port,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+      await Promise.allSettled([...work]);
+    },
+  };
+}

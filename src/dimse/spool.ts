@@ -1,0 +1,391 @@
+// The durable spool under <dataDir>/spool (0700; files 0600). Originals wait here between the C-STORE
+// success response and the destination's confirmation, and survive a crash:
+//
+//   incoming/<random>.part       an instance being received (swept at start: never acknowledged)
+//   studies/<key>/state.json     one open study of one caller: its pseudonym mode (and fresh salt), attempts
+//   studies/<key>/<random>.dcm   its originals, each renamed here (and the folder fsynced) before success
+//   studies/<key>/forwarded.log  the originals the destination confirmed in the batch under way (fsynced each)
+//   quarantine/<key>-<time>/     originals that could not be forwarded, with reason.json, kept for an operator
+//
+// A study's key is a hash of its calling AE title and StudyInstanceUID: no UID is ever a path, and a study
+// sent by two callers (each with its own pseudonym mode) is two spool entries. The quota covers all three
+// folders; past it a new instance is refused (A700) and nothing already acknowledged is touched.
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { PseudonymMode } from './callers.ts';
+import { SpoolStateError } from './errors.ts';
+
+const STATE = 'state.json';
+const JOURNAL = 'forwarded.log';
+const REASON = 'reason.json';
+const INSTANCE = /^[0-9a-f]{24}\.dcm$/;
+const PART = /^[0-9a-f]{24}\.part$/;
+const KEY = /^[0-9a-f]{32}$/;
+
+/** What the spool keeps about an open study (state.json). */
+export interface StudyState {
+  readonly version: 1;
+  readonly callingAe: string;
+  readonly profile: 'uploader';
+  readonly pseudonyms: PseudonymMode;
+  /** Fresh mode: the study's salt (hex), so every batch of the study, before or after a restart, gets the same pseudonyms. */
+  readonly salt?: string;
+  /** ISO time the study was opened. */
+  readonly openedAt: string;
+  /** Forwarding attempts that failed for a reason that may pass, since the last success. */
+  readonly attempts: number;
+}
+
+/** The key of a caller's study: hex, never the UID itself. */
+export function studyKey(callingAe: string, studyInstanceUid: string): string {
+  return createHash('sha256').update(callingAe).update('\u0000').update(studyInstanceUid).digest('hex').slice(0, 32);
+}
+
+/** fsync a directory, so a rename or unlink in it survives power loss. */
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Bytes under `dir`, recursively. */
+async function treeSize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeSize(path);
+    else if (entry.isFile()) total += await sizeOf(path);
+  }
+  return total;
+}
+
+async function writeFileDurably(path: string, text: string): Promise<void> {
+  const partial = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(partial, text, { mode: 0o600, flag: 'wx' });
+  const handle = await open(partial, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(partial, path);
+}
+
+/** The journal of one forwarding batch: which originals the destination confirmed, each line fsynced. */
+export interface Journal {
+  readonly confirmed: ReadonlySet<string>;
+  append(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class Spool {
+  readonly root: string;
+  readonly quotaBytes: number;
+  #usage = 0;
+
+  private constructor(root: string, quotaBytes: number) {
+    this.root = root;
+    this.quotaBytes = quotaBytes;
+  }
+
+  /**
+   * Makes the folders (0700), removes partial instances a crash left (never acknowledged, so the sender
+   * still has them) and counts what the spool holds against the quota.
+   */
+  static async open(root: string, quotaBytes: number): Promise<Spool> {
+    const spool = new Spool(root, quotaBytes);
+    for (const dir of [root, spool.#incoming, spool.#studies, spool.#quarantine]) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await chmod(dir, 0o700);
+    }
+    for (const name of await readdir(spool.#incoming)) {
+      if (PART.test(name)) await rm(join(spool.#incoming, name), { force: true });
+    }
+    spool.#usage = await treeSize(root);
+    return spool;
+  }
+
+  get #incoming(): string {
+    return join(this.root, 'incoming');
+  }
+  get #studies(): string {
+    return join(this.root, 'studies');
+  }
+  get #quarantine(): string {
+    return join(this.root, 'quarantine');
+  }
+
+  /** Bytes the spool holds (incoming, studies, quarantine). */
+  get usage(): number {
+    return this.#usage;
+  }
+
+  /** Counts `bytes` more against the quota, if they fit. */
+  reserve(bytes: number): boolean {
+    if (this.#usage + bytes > this.quotaBytes) return false;
+    this.#usage += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.#usage = Math.max(0, this.#usage - bytes);
+  }
+
+  /** A writer for one instance being received: `head` (preamble and File Meta), then the dataset as it arrives. */
+  incoming(head: Buffer): SpoolWriter {
+    return new SpoolWriter(this, join(this.#incoming, `${randomBytes(12).toString('hex')}.part`), head);
+  }
+
+  /** Removes a received instance that is not kept (refused, incomplete) and gives its bytes back. */
+  async discard(writer: SpoolWriter): Promise<void> {
+    if (writer.discarded) return;
+    writer.discarded = true;
+    await rm(writer.path, { force: true });
+    this.release(writer.bytes);
+  }
+
+  studyDir(key: string): string {
+    return join(this.#studies, key);
+  }
+
+  /**
+   * Moves a received, checked instance into its study (opened with `opening()` if it is new) and makes the
+   * move durable: the folder is fsynced before this resolves, so the C-STORE success that follows holds.
+   */
+  async commit(writer: SpoolWriter, key: string, opening: () => StudyState, open = false): Promise<{ name: string; opened: boolean }> {
+    const dir = this.studyDir(key);
+    let opened = false;
+    // `open`: the caller knows the study is (its state file written, not closed since).
+    try {
+      if (!open) await stat(join(dir, STATE));
+    } catch {
+      await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      await this.writeState(key, opening());
+      await syncDir(this.#studies);
+      opened = true;
+    }
+    const name = `${randomBytes(12).toString('hex')}.dcm`;
+    await rename(writer.path, join(dir, name));
+    await syncDir(dir);
+    return { name, opened };
+  }
+
+  /** The keys of the studies on disk (at start: what a previous run left to forward). */
+  async studyKeys(): Promise<string[]> {
+    return (await readdir(this.#studies)).filter((name) => KEY.test(name));
+  }
+
+  async readState(key: string): Promise<StudyState> {
+    try {
+      const state = JSON.parse(await readFile(join(this.studyDir(key), STATE), 'utf8')) as StudyState;
+      if (state.version !== 1 || typeof state.callingAe !== 'string' || (state.pseudonyms !== 'keyed' && state.pseudonyms !== 'fresh')) throw new Error('bad state');
+      if (state.pseudonyms === 'fresh' && !/^[0-9a-f]{32}$/.test(state.salt ?? '')) throw new Error('bad salt');
+      return state;
+    } catch (cause) {
+      throw new SpoolStateError({ cause });
+    }
+  }
+
+  async writeState(key: string, state: StudyState): Promise<void> {
+    const path = join(this.studyDir(key), STATE);
+    const before = await sizeOf(path);
+    const text = `${JSON.stringify(state)}\n`;
+    await writeFileDurably(path, text);
+    await syncDir(this.studyDir(key));
+    this.#usage += Buffer.byteLength(text) - before;
+  }
+
+  /** The originals a study holds, in a stable order. */
+  async instances(key: string): Promise<string[]> {
+    try {
+      return (await readdir(this.studyDir(key))).filter((name) => INSTANCE.test(name)).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  instancePath(key: string, name: string): string {
+    return join(this.studyDir(key), name);
+  }
+
+  /** The batch journal: what an earlier run (or attempt) already saw confirmed is read back first. */
+  async journal(key: string): Promise<Journal> {
+    const path = join(this.studyDir(key), JOURNAL);
+    const text = await readFile(path, 'utf8').catch(() => '');
+    const confirmed = new Set(text.split('\n').filter((line) => INSTANCE.test(line)));
+    // Opened once, on the first append (workers append concurrently).
+    let opening: Promise<FileHandle> | undefined;
+    return {
+      confirmed,
+      append: async (name) => {
+        opening ??= open(path, 'a', 0o600);
+        const handle = await opening;
+        const line = `${name}\n`;
+        await handle.write(line);
+        await handle.datasync();
+        this.#usage += line.length;
+        confirmed.add(name);
+      },
+      close: async () => {
+        const handle = await opening?.catch(() => undefined);
+        opening = undefined;
+        await handle?.close();
+      },
+    };
+  }
+
+  /** Deletes originals the destination confirmed, then the journal that named them. */
+  async deleteConfirmed(key: string, names: Iterable<string>): Promise<void> {
+    const dir = this.studyDir(key);
+    for (const name of names) {
+      if (!INSTANCE.test(name)) continue;
+      const path = join(dir, name);
+      const size = await sizeOf(path);
+      await rm(path, { force: true });
+      this.release(size);
+    }
+    const journal = join(dir, JOURNAL);
+    const size = await sizeOf(journal);
+    await rm(journal, { force: true });
+    this.release(size);
+    await syncDir(dir);
+  }
+
+  /**
+   * Moves originals into quarantine/<key>-<time>/ with a reason file (codes and counts, no patient data)
+   * and a copy of the study state; returns the folder's name. They stay there until an operator acts.
+   */
+  async quarantine(key: string, names: readonly string[], reason: object, now: Date): Promise<string> {
+    const folder = `${key}-${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+    const target = join(this.#quarantine, folder);
+    await mkdir(target, { mode: 0o700 });
+    for (const name of names) {
+      if (INSTANCE.test(name)) await rename(join(this.studyDir(key), name), join(target, name));
+    }
+    const state = await readFile(join(this.studyDir(key), STATE), 'utf8').catch(() => undefined);
+    if (state !== undefined) await writeFile(join(target, STATE), state, { mode: 0o600 });
+    const text = `${JSON.stringify({ ...reason, quarantinedAt: now.toISOString(), instances: names.length }, null, 2)}\n`;
+    await writeFileDurably(join(target, REASON), text);
+    this.#usage += Buffer.byteLength(text) + (state === undefined ? 0 : Buffer.byteLength(state));
+    await syncDir(target);
+    await syncDir(this.studyDir(key));
+    await syncDir(this.#quarantine);
+    return folder;
+  }
+
+  /** Closes a study with nothing left to forward: its state (and fresh salt) is forgotten. */
+  async removeStudy(key: string): Promise<void> {
+    const dir = this.studyDir(key);
+    const size = await treeSize(dir).catch(() => 0);
+    await rm(dir, { recursive: true, force: true });
+    this.release(size);
+    await syncDir(this.#studies);
+  }
+
+  /** How many studies (folders) wait in quarantine. */
+  async quarantined(): Promise<number> {
+    return (await readdir(this.#quarantine, { withFileTypes: true })).filter((e) => e.isDirectory()).length;
+  }
+}
+
+/**
+ * One instance as it arrives: `head` first, then each PDV fragment, appended to a 0600 file opened
+ * exclusively. Past the quota it stops writing and remembers it (the rest of the dataset is read and
+ * dropped, so the association stays in step); `end()` fsyncs. `writableNeedDrain` tells the listener to
+ * stop reading the socket until the disk has caught up (back-pressure the library does not apply).
+ */
+export class SpoolWriter extends Writable {
+  readonly path: string;
+  readonly #spool: Spool;
+  readonly #head: Buffer;
+  #handle: FileHandle | undefined;
+  /** Bytes written to the file (and counted against the quota). */
+  bytes = 0;
+  overQuota = false;
+  /** Removed from the spool (its bytes given back once). */
+  discarded = false;
+  /** Settles once the file is synced and closed (or the writer failed or was destroyed). */
+  readonly settled: Promise<void>;
+
+  constructor(spool: Spool, path: string, head: Buffer) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.#spool = spool;
+    this.path = path;
+    this.#head = head;
+    this.settled = new Promise<void>((resolve, reject) => {
+      this.once('close', () => {
+        if (this.errored) reject(this.errored);
+        else if (!this.writableFinished) reject(new Error('closed before the instance ended'));
+        else resolve();
+      });
+    });
+    this.settled.catch(() => undefined);
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    open(this.path, 'wx', 0o600)
+      .then(async (handle) => {
+        this.#handle = handle;
+        await this.#append([this.#head]);
+      })
+      .then(() => callback(), callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.#append(chunks.map((c) => c.chunk)).then(() => callback(), callback);
+  }
+
+  async #append(buffers: Buffer[]): Promise<void> {
+    if (this.overQuota) return;
+    const size = buffers.reduce((n, b) => n + b.length, 0);
+    if (!this.#spool.reserve(size)) {
+      this.overQuota = true;
+      return;
+    }
+    this.bytes += size;
+    const handle = this.#handle as FileHandle;
+    const { bytesWritten } = await handle.writev(buffers);
+    // A short write (rare on a file, possible near a full disk): the rest, until done or an error.
+    for (let rest = Buffer.concat(buffers).subarray(bytesWritten); rest.length > 0; ) {
+      const { bytesWritten: more } = await handle.write(rest);
+      rest = rest.subarray(more);
+    }
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.overQuota) {
+      callback();
+      return;
+    }
+    (this.#handle as FileHandle).sync().then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    if (!handle) {
+      callback(error);
+      return;
+    }
+    handle.close().then(
+      () => callback(error),
+      () => callback(error),
+    );
+  }
+}

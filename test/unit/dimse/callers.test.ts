@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { ConfigError } from '../../../src/config/errors.ts';
+import { validateConfig } from '../../../src/config/load.ts';
+import { callerCheck } from '../../../src/dimse/callers.ts';
+import { DatasetMismatchError, InstanceIdentifiersError, SopClassNotAcceptedError, SpoolFullError } from '../../../src/dimse/errors.ts';
+import { StoreStatus, storeStatusOf } from '../../../src/dimse/store-status.ts';
+import { DicomTruncatedError } from '../../../src/dicom/errors.ts';
+
+describe('who may associate, and the C-STORE status of each refusal', () => {
+  const check = callerCheck({
+    aeTitle: 'DEID_GATEWAY',
+    pseudonyms: 'keyed',
+    callers: [
+      { aeTitle: 'CT_SCANNER', hosts: ['10.1.2.0/24'], profile: 'uploader' },
+      { aeTitle: 'PACS', hosts: ['192.0.2.7', '::1'], profile: 'uploader', pseudonyms: 'fresh' },
+    ],
+  });
+
+  test('a listed AE from a listed address is accepted with its pseudonym mode; spaces around an AE title do not count (PS3.5 6.2)', () => {
+    assert.deepEqual(check('DEID_GATEWAY', 'CT_SCANNER', '10.1.2.30'), { caller: { aeTitle: 'CT_SCANNER', profile: 'uploader', pseudonyms: 'keyed' } });
+    assert.deepEqual(check(' DEID_GATEWAY ', 'PACS      ', '::ffff:192.0.2.7'), { caller: { aeTitle: 'PACS', profile: 'uploader', pseudonyms: 'fresh' } });
+    assert.ok('caller' in check('DEID_GATEWAY', 'PACS', '::1'));
+  });
+
+  test('an unknown AE, a known AE from another address, a case variant and another called AE are rejected', () => {
+    assert.deepEqual(check('DEID_GATEWAY', 'INTRUDER', '10.1.2.30'), { refusal: 'calling-ae-not-recognized' });
+    assert.deepEqual(check('DEID_GATEWAY', 'CT_SCANNER', '10.1.3.30'), { refusal: 'calling-ae-not-recognized' });
+    assert.deepEqual(check('DEID_GATEWAY', 'ct_scanner', '10.1.2.30'), { refusal: 'calling-ae-not-recognized' });
+    assert.deepEqual(check('DEID_GATEWAY', 'CT_SCANNER', undefined), { refusal: 'calling-ae-not-recognized' });
+    assert.deepEqual(check('ORTHANC', 'CT_SCANNER', '10.1.2.30'), { refusal: 'called-ae-not-recognized' });
+  });
+
+  test('PS3.4 B.2.3: A700 out of resources, A900 dataset does not match, C000 cannot understand, 0122 SOP class not accepted, 0110 otherwise', () => {
+    assert.equal(storeStatusOf(new SpoolFullError()), StoreStatus.outOfResources);
+    assert.equal(storeStatusOf(Object.assign(new Error('disk'), { code: 'ENOSPC' })), StoreStatus.outOfResources);
+    assert.equal(storeStatusOf(new DatasetMismatchError('SOPInstanceUID')), 0xa900);
+    assert.equal(storeStatusOf(new InstanceIdentifiersError('StudyInstanceUID')), 0xa900);
+    assert.equal(storeStatusOf(new Error('wrapped', { cause: new DicomTruncatedError('cut short') })), 0xc000);
+    assert.equal(storeStatusOf(new SopClassNotAcceptedError()), 0x0122);
+    assert.equal(storeStatusOf(new Error('anything else')), 0x0110);
+    assert.equal(storeStatusOf(undefined), 0x0110);
+  });
+});
+
+describe('the dimse config block', () => {
+  const base = { upstream: { url: 'http://127.0.0.1:8042/dicom-web' }, auth: { issuer: 'i', audience: 'a', publicKeyFiles: ['k.pem'] } };
+
+  test('is off by default, and when on needs the deid section and at least one caller, each AE title valid and listed once', () => {
+    assert.equal(validateConfig(base).dimse.enabled, false);
+    const problems = (raw: unknown): string[] => {
+      try {
+        validateConfig(raw);
+        return [];
+      } catch (error) {
+        return [...(error as ConfigError).problems];
+      }
+    };
+    assert.deepEqual(problems({ ...base, dimse: { enabled: true } }), [
+      'dimse.callers: list at least one caller when dimse.enabled',
+      'dimse.enabled: needs the deid section (the uploader policy de-identifies what DIMSE callers send)',
+    ]);
+    const deid = { secret: { env: 'X' } };
+    const bad = problems({
+      ...base,
+      deid,
+      dimse: { enabled: true, callers: [{ aeTitle: 'A\\B', hosts: ['10.0.0.0/8'] }, { aeTitle: 'OK', hosts: ['pacs.example.org'] }, { aeTitle: 'OK', hosts: ['10.0.0.1'] }] },
+    });
+    assert.equal(bad.length, 3, bad.join('\n'));
+    assert.ok(bad.some((p) => p.startsWith('dimse.callers.0.aeTitle')));
+    assert.ok(bad.some((p) => p.startsWith('dimse.callers.1.hosts.0')));
+    assert.ok(bad.some((p) => p.startsWith('dimse.callers:') && p.includes('listed once')));
+  });
+});
