@@ -114,6 +114,12 @@ export class Spool {
     for (const name of await readdir(spool.#incoming)) {
       if (PART.test(name)) await rm(join(spool.#incoming, name), { force: true });
     }
+    // A state file half written when the process died (its rename never happened): the old one stands.
+    for (const key of await spool.studyKeys()) {
+      for (const name of await readdir(spool.studyDir(key))) {
+        if (name.endsWith('.tmp')) await rm(join(spool.studyDir(key), name), { force: true });
+      }
+    }
     spool.#usage = await treeSize(root);
     return spool;
   }
