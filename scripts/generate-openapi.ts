@@ -118,11 +118,17 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
         content: {
           'application/json': {
             schema: {
-              oneOf: [
-                reidentifyItem,
-                { type: 'object', required: ['items'], properties: { items: { type: 'array', minItems: 1, items: reidentifyItem } } },
-                { type: 'array', minItems: 1, items: reidentifyItem },
-              ],
+              description:
+                'Pseudonyms are per scope: name the project (`project`) or the uploads (`uploads: true`), and one `{ kind, pseudonym }` or `items` of them',
+              type: 'object',
+              properties: {
+                project: { type: 'string', pattern: PROJECT_NAME.source },
+                uploads: { const: true },
+                kind: reidentifyItem.properties.kind,
+                pseudonym: code,
+                items: { type: 'array', minItems: 1, items: reidentifyItem },
+              },
+              oneOf: [{ required: ['project'] }, { required: ['uploads'] }],
             },
           },
         },
@@ -200,7 +206,7 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
       title: 'deid-gateway',
       version: '0.1.0',
       description:
-        'A de-identifying DICOMweb (PS3.18) gateway. The role in the caller\'s JWT decides the view: clinician (original), researcher (de-identified per PS3.15 Annex E), uploader (STOW-RS de-identified on the way in).',
+        'A de-identifying DICOMweb (PS3.18) gateway. The role in the caller\'s JWT decides the view: clinician (original), researcher (de-identified per PS3.15 Annex E), uploader (STOW-RS de-identified on the way in). A researcher is served within a project the token grants (claim `auth.projectClaim`): every DICOMweb path below is also served at `/projects/{project}` + the same path, for that project; the plain path serves the token\'s only project (403 PROJECT_AMBIGUOUS for several, PROJECT_REQUIRED for none).',
     },
     servers: [{ url: '/' }],
     components: {
@@ -252,6 +258,7 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
               type: 'string',
               description: 'The project (pseudonym scope) the event concerns: the researcher\'s, the one a steward changed, read or re-identified within; `upload` for the uploader\'s; `(every project)` for a withdrawal from every project by the original PatientID',
             },
+            numberOfInstances: { type: 'integer', description: 'How many instances the event moved (PS3.15 A.5.3.2): a DIMSE study forwarded' },
           },
         },
         Project: {

@@ -27,8 +27,6 @@ export interface Membership {
   readonly conditions: readonly Condition[];
   /** Whether any patient withdrew: then results must be checked even where the upstream query is exact. */
   readonly anyWithdrawn: boolean;
-  /** How many studies the explicit list holds. */
-  readonly listedCount: number;
   /** Is the original study a member? (404 on the caller's side when not: exactly as unknown.) */
   admitsStudy(studyUid: string): Promise<boolean>;
   /**
@@ -39,6 +37,15 @@ export interface Membership {
   admits(datasets: readonly JsonDataset[], level: 'study' | 'series' | 'instance'): Promise<boolean[]>;
   /** The explicit study list, a chunk at a time (UID order), for UID-list queries upstream. */
   listedChunk(index: number): Promise<readonly string[]>;
+  /**
+   * Do the series (and instance) a path names lie in the study it names? The PACS is asked by original
+   * UIDs from the store, and one that does not check the hierarchy (Orthanc does) would serve a series
+   * of a study outside the project (removed, withdrawn) under a member study's path. Asked of the PACS
+   * once per series or instance, unless `learn` saw it.
+   */
+  locates(path: ResourcePath): Promise<boolean>;
+  /** Notes where a dataset the PACS gave lies (its study, series and instance UIDs). */
+  learn(dataset: JsonDataset): void;
 }
 
 /** The caller-facing identifiers of a resource, pseudonymous, and the originals behind them. */
@@ -62,6 +69,7 @@ export async function originalPath(view: DeidentifiedView, path: ResourcePath): 
     out[level] = await originalUid(view, uid, level);
   }
   if (out.study !== undefined && !(await view.membership.admitsStudy(out.study))) throw new UnknownResourceError('study');
+  if (out.series !== undefined && !(await view.membership.locates(out))) throw new UnknownResourceError(out.instance === undefined ? 'series' : 'instance');
   return out;
 }
 

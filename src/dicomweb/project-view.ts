@@ -11,16 +11,19 @@ import type { DeidPolicy } from '../deid/deidentify.ts';
 import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import type { JsonDataset } from '../dicom/json-model.ts';
-import { ProjectUnknownError } from '../projects/errors.ts';
+import { ProjectUnknownError, ProjectUnusableError } from '../projects/errors.ts';
 import { conditionsOf, isMember, projectScope, type Condition, type StudyFacts } from '../projects/project.ts';
 import type { ProjectRecord, ProjectStore, StoredProfile } from '../store/project-store.ts';
 import { scopedPseudonyms, type PseudonymStore } from '../store/pseudonym-store.ts';
-import type { DeidentifiedView, Membership } from './deidentified-view.ts';
+import type { DeidentifiedView, Membership, ResourcePath } from './deidentified-view.ts';
+import { encodeSegment } from './routes.ts';
 import { UpstreamUnusableError } from './errors.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import type { Upstream } from './upstream.ts';
 
 const STUDY_UID = tagToHex(TAG.StudyInstanceUID);
+const SERIES_UID = tagToHex(TAG.SeriesInstanceUID);
+const SOP_UID = tagToHex(TAG.SOPInstanceUID);
 const PATIENT_ID = tagToHex(TAG.PatientID);
 /** UIDs per upstream UID-list query (PS3.4 C.2.2.2.2): short enough for any PACS's URL limit. */
 export const UID_LIST_CHUNK = 50;
@@ -51,7 +54,6 @@ interface ProjectState {
   readonly conditions: readonly Condition[];
   readonly policy: DeidPolicy;
   readonly withdrawn: ReadonlySet<string>;
-  readonly listedCount: number;
   /** Original study UID → on the explicit list (filled as asked). */
   readonly listed: Map<string, boolean>;
   readonly chunks: Map<number, readonly string[]>;
@@ -61,7 +63,7 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
   const states = new Map<string, ProjectState>();
   // Facts about a study are the PACS's, not the project's: shared by every project, keyed by the
   // attributes asked. Bounded; misses are asked again.
-  const facts = new NodeCache({ stdTTL: options.factsTtlSeconds ?? 300, checkperiod: 0, useClones: false, maxKeys: MAX_CACHED });
+  const facts = new NodeCache({ stdTTL: options.factsTtlSeconds ?? 60, checkperiod: 0, useClones: false, maxKeys: MAX_CACHED });
   const remember = (key: string, value: StudyFacts[]) => {
     try {
       facts.set(key, value);
@@ -77,13 +79,21 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
     if (known && known.version === version) return known;
     const project = await options.projects.project(name);
     if (!project) throw new ProjectUnknownError();
+    let conditions: readonly Condition[];
+    let policy: DeidPolicy;
+    try {
+      conditions = conditionsOf(project.query);
+      policy = options.scopedPolicy(project.profile, projectScope(name));
+    } catch (cause) {
+      // Fail closed, and tell the researcher nothing of the definition (the cause goes to the log).
+      throw new ProjectUnusableError({ cause });
+    }
     const state: ProjectState = {
       version,
       project,
-      conditions: conditionsOf(project.query),
-      policy: options.scopedPolicy(project.profile, projectScope(name)),
+      conditions,
+      policy,
       withdrawn: await options.projects.withdrawnPatients(name),
-      listedCount: project.allStudies ? 0 : await options.projects.studyCount(name),
       listed: new Map(),
       chunks: new Map(),
     };
@@ -126,6 +136,51 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
     return out;
   }
 
+  // Where series and instances lie (PACS facts, shared by every project): `study/series[/instance]` keys.
+  const located = new NodeCache({ stdTTL: 300, checkperiod: 0, useClones: false, maxKeys: MAX_CACHED });
+  const locate = (key: string) => {
+    try {
+      located.set(key, true);
+    } catch {
+      located.flushAll();
+      located.set(key, true);
+    }
+  };
+  const keyOf = (study: unknown, series: unknown, instance?: unknown) =>
+    typeof study === 'string' && typeof series === 'string' ? `${study}/${series}${typeof instance === 'string' ? `/${instance}` : ''}` : undefined;
+  function learn(dataset: JsonDataset): void {
+    const [study, series, instance] = [STUDY_UID, SERIES_UID, SOP_UID].map((hex) => dataset[hex]?.Value?.[0]);
+    const seriesKey = keyOf(study, series);
+    if (seriesKey === undefined) return;
+    locate(seriesKey);
+    const instanceKey = keyOf(study, series, instance);
+    if (instanceKey !== seriesKey && instanceKey !== undefined) locate(instanceKey);
+  }
+  /** PS3.18 10.6: the series (or instance) asked below its study, with the UIDs that place it. */
+  async function locates(path: ResourcePath): Promise<boolean> {
+    const key = keyOf(path.study, path.series, path.instance);
+    if (key === undefined) return true; // nothing below a study named
+    if (located.get(key)) return true;
+    const params = new URLSearchParams();
+    for (const hex of [STUDY_UID, SERIES_UID]) params.append('includefield', hex);
+    let below = `/studies/${encodeSegment(path.study as string)}/series`;
+    if (path.instance !== undefined) {
+      below += `/${encodeSegment(path.series as string)}/instances`;
+      params.set(SOP_UID, path.instance);
+    } else params.set(SERIES_UID, path.series as string);
+    const res = await options.upstream.send({ method: 'GET', pathAndQuery: `${below}?${params}`, headers: { accept: 'application/dicom+json' } });
+    if (res.statusCode === 204 || res.statusCode === 404) {
+      res.body.resume();
+      return false;
+    }
+    if (res.statusCode !== 200) {
+      res.body.resume();
+      throw new UpstreamUnusableError(`locating a series or instance: status ${res.statusCode}`);
+    }
+    for await (const item of jsonArrayItems(res.body, options.maxJsonDatasetBytes)) learn(item as JsonDataset);
+    return located.get(key) === true;
+  }
+
   async function listedAmong(state: ProjectState, uids: readonly string[]): Promise<void> {
     const unknown = [...new Set(uids)].filter((uid) => !state.listed.has(uid));
     if (unknown.length === 0) return;
@@ -146,7 +201,6 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
         project: state.project,
         conditions: state.conditions,
         anyWithdrawn: state.withdrawn.size > 0,
-        listedCount: state.listedCount,
         async admitsStudy(uid) {
           if (!state.project.allStudies) await listedAmong(state, [uid]);
           if (!needsFacts) return state.project.allStudies || state.listed.get(uid) === true;
@@ -166,6 +220,8 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
           const known = await studyFacts(present, state.conditions);
           return uids.map((u) => u !== undefined && admitsAll(state, known.get(u)));
         },
+        locates,
+        learn,
         async listedChunk(index) {
           let chunk = state.chunks.get(index);
           if (chunk === undefined) {

@@ -223,11 +223,11 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   const { chosen: mediaType } = acceptFor(req, OFFERED.json);
   const original = await originalPath(view, r.path); // a study in the path is checked for membership there
   const { membership } = view;
-  // Membership goes upstream where DICOM allows it and it costs less than it saves (study level: the
-  // project's conditions, and an explicit list of at most LIST_PUSH_DOWN studies as PS3.4 C.2.2.2.2
-  // UID lists); what the PACS is not asked is checked here, per result.
-  const pushDown = r.level === 'study' && !membership.project.allStudies && membership.listedCount <= LIST_PUSH_DOWN;
-  const q = await plan(view, r.query, new Set(pushDown ? membership.conditions.map((c) => c.tag) : []));
+  // Only member studies are asked (upstreamSources): at study level the project's conditions go
+  // upstream, and a researcher's key on the same attribute is matched here.
+  const constrained = !membership.project.allStudies && original.study === undefined;
+  const reserved = new Set(constrained && r.level === 'study' ? membership.conditions.map((c) => c.tag) : []);
+  const q = await plan(view, r.query, reserved);
   const { session, flush, makeDurable } = savingSession(view);
   let written = 0;
   const finish = async () => {
@@ -248,6 +248,7 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   let skipped = 0;
   const show = async (item: DicomJsonDataset): Promise<void> => {
     requireStudy(original, item[STUDY_UID]?.Value?.[0]);
+    if (r.level !== 'study') membership.learn(item);
     const mark = session.pairCount;
     const deidentified = fixUrls(deidentifyJson(session, item), r.level, r.publicBase);
     let shown = q.gatewaySide.every((p) => matches(deidentified, p));
@@ -271,44 +272,72 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   const full = () => q.limit !== undefined && written >= q.limit;
 
   const base = `${uidPath(original)}${LEVEL_PATH[r.level]}`;
+  const ask = (params: URLSearchParams, path = base) =>
+    lifetime.send(view.upstream, { method: 'GET', pathAndQuery: `${path}?${params}`, headers: { accept: 'application/dicom+json' } });
   try {
-    for await (const source of upstreamSources(membership, q, pushDown)) {
-      let upstreamOffset = 0;
-      for (;;) {
-        const params = new URLSearchParams(source.params);
-        if (passThrough) {
-          if (q.limit !== undefined) params.set('limit', String(q.limit));
-          if (q.offset) params.set('offset', String(q.offset));
-        } else {
-          params.set('limit', String(UPSTREAM_PAGE));
-          params.set('offset', String(upstreamOffset));
-        }
-        const upstreamRes = await lifetime.send(view.upstream, {
-          method: 'GET',
-          pathAndQuery: `${base}?${params}`,
-          headers: { accept: 'application/dicom+json' },
-        });
-        if (upstreamRes.statusCode === 204) {
-          upstreamRes.body.resume();
-          break;
-        }
+    if (passThrough) {
+      const params = new URLSearchParams(q.upstreamParams);
+      if (q.limit !== undefined) params.set('limit', String(q.limit));
+      if (q.offset) params.set('offset', String(q.offset));
+      const upstreamRes = await ask(params);
+      if (upstreamRes.statusCode === 204) upstreamRes.body.resume();
+      else {
         if (upstreamRes.statusCode >= 300) refuseUpstreamError(upstreamRes);
-        if (passThrough) {
-          for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) await show(item as DicomJsonDataset);
-          break;
-        }
-        // One page at a time: membership is decided for the page at once (one facts query per study chunk).
-        const page: DicomJsonDataset[] = [];
-        for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) page.push(item as DicomJsonDataset);
-        const admitted = allMembers ? page.map(() => true) : await membership.admits(page, r.level);
-        for (const [i, item] of page.entries()) {
-          if (admitted[i] && !source.shownBefore?.(item)) await show(item);
-          if (full()) break;
-        }
-        if (page.length < UPSTREAM_PAGE || full()) break;
-        upstreamOffset += UPSTREAM_PAGE;
+        for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) await show(item as DicomJsonDataset);
       }
-      if (full()) break;
+      return await finish();
+    }
+    // One page at a time: membership is decided for the page at once (one facts query per study chunk).
+    const page = async (params: URLSearchParams, offset: number, path = base): Promise<DicomJsonDataset[]> => {
+      const paged = new URLSearchParams(params);
+      paged.set('limit', String(UPSTREAM_PAGE));
+      paged.set('offset', String(offset));
+      const upstreamRes = await ask(paged, path);
+      if (upstreamRes.statusCode === 204) {
+        upstreamRes.body.resume();
+        return [];
+      }
+      if (upstreamRes.statusCode >= 300) refuseUpstreamError(upstreamRes);
+      const items: DicomJsonDataset[] = [];
+      for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) items.push(item as DicomJsonDataset);
+      return items;
+    };
+    // Studies an earlier source gave (study level: the conditions query), not given again by a later one.
+    const given = new Set<string>();
+    const consume = async (items: DicomJsonDataset[], source: UpstreamSource) => {
+      const admitted = allMembers ? items.map(() => true) : await membership.admits(items, r.level);
+      for (const [i, item] of items.entries()) {
+        const study = item[STUDY_UID]?.Value?.[0];
+        if (typeof study === 'string' && source.remember) given.add(study);
+        if (admitted[i] && !(source.skipGiven && typeof study === 'string' && given.has(study))) await show(item);
+        if (full()) return;
+      }
+    };
+    // The first page of the next few sources is asked ahead (a long explicit list is many short queries).
+    const sources = upstreamSources(view, q, r.level, constrained, page)[Symbol.asyncIterator]();
+    const ahead: Array<{ source: UpstreamSource; first: Promise<DicomJsonDataset[]> }> = [];
+    let exhausted = false;
+    const refill = async () => {
+      while (!exhausted && ahead.length < SOURCES_AHEAD) {
+        const next = await sources.next();
+        if (next.done) exhausted = true;
+        else {
+          const first = page(next.value.params, 0);
+          first.catch(() => undefined); // awaited below; a failure of one never awaited must not be unhandled
+          ahead.push({ source: next.value, first });
+        }
+      }
+    };
+    await refill();
+    for (let next = ahead.shift(); next && !full(); next = ahead.shift()) {
+      let items = await next.first;
+      for (let offset = 0; ; ) {
+        await consume(items, next.source);
+        if (items.length < UPSTREAM_PAGE || full()) break;
+        offset += UPSTREAM_PAGE;
+        items = await page(next.source.params, offset);
+      }
+      await refill();
     }
   } catch (error) {
     throw unusable(error);
@@ -316,60 +345,107 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   await finish();
 }
 
-/** One upstream query of a search, paged through; `shownBefore`: a result an earlier query already gave. */
+/** Sources whose first page is asked before the one in hand is done. */
+const SOURCES_AHEAD = 4;
+
+/**
+ * One upstream query of a search, paged through. `remember`: the studies it gives are noted;
+ * `skipGiven`: a study an earlier source gave is not given again.
+ */
 interface UpstreamSource {
   readonly params: URLSearchParams;
-  readonly shownBefore?: (dataset: DicomJsonDataset) => boolean;
+  readonly remember?: boolean;
+  readonly skipGiven?: boolean;
 }
 
-/**
- * The longest explicit list sent upstream as UID lists (LIST_PUSH_DOWN / UID_LIST_CHUNK queries at
- * most). A longer list is checked here instead, a page of results at a time against the store (one
- * indexed query per page): one UID-list query per 50 members would cost more than the PACS's own
- * paging (measured in `npm run bench`: 10,000 members, 200 queries, 20× the latency). The price is
- * that the researcher's kept keys then reach the PACS over every study, not only the project's; only
- * member studies are ever shown.
- */
-export const LIST_PUSH_DOWN = 500;
+type PageReader = (params: URLSearchParams, offset: number, path?: string) => Promise<DicomJsonDataset[]>;
 
 /**
- * The upstream queries of one search, in order. Without push-down: the planned query. At study level
- * for a project that does not hold every study:
- *   1. its membership query: the planned keys and the project's conditions (PS3.4 C.2.2.2);
- *   2. its explicit list, a UID-list query per chunk (PS3.4 C.2.2.2.2), intersected with the
- *      StudyInstanceUIDs the researcher asked for; a study that (1) already gave is not given twice.
- * The PACS is never asked about a study outside the project but for (1)'s conditions, which are the
- * project's, not the caller's.
+ * The upstream queries of one search, in order. Unconstrained (a project of every study, or a study in
+ * the path that was admitted): the planned query. Otherwise the PACS is asked only about member
+ * studies, never with the researcher's keys over the whole archive (a timing and paging oracle on
+ * studies outside the project):
+ *   - study level: (1) the planned keys with the project's conditions (PS3.4 C.2.2.2); then (2) the
+ *     explicit list, a UID-list query per chunk (PS3.4 C.2.2.2.2) intersected with the
+ *     StudyInstanceUIDs the researcher asked for, skipping what (1) gave;
+ *   - series and instance level: the member studies (the list, then those the project's conditions
+ *     match, asked at study level with the project's keys only), a UID-list query per chunk.
  */
-async function* upstreamSources(membership: Membership, q: PlannedQuery, pushDown: boolean): AsyncGenerator<UpstreamSource> {
+async function* upstreamSources(
+  view: DeidentifiedView,
+  q: PlannedQuery,
+  level: QueryLevel,
+  constrained: boolean,
+  page: PageReader,
+): AsyncGenerator<UpstreamSource> {
+  const { membership } = view;
   const { conditions } = membership;
-  if (!pushDown) {
-    // Admitted here on each dataset's own values (project-view.ts admits), so the PACS includes them.
-    const params = new URLSearchParams(q.upstreamParams);
-    if (!membership.project.allStudies) for (const c of conditions) params.append('includefield', c.hex);
-    yield { params };
+  if (!constrained) {
+    yield { params: q.upstreamParams };
     return;
   }
-  if (conditions.length > 0) {
-    const params = new URLSearchParams(q.upstreamParams);
-    for (const c of conditions) {
-      params.set(c.hex, c.value);
-      params.append('includefield', c.hex); // admitted here on the dataset's own values
-    }
-    yield { params };
-  }
   const asked = q.upstreamParams.get(STUDY_UID)?.split(',');
-  const matchedByQuery = (d: DicomJsonDataset) => conditions.length > 0 && conditions.every((c) => matchesKey(c.key, matchValues(d[c.hex])));
+  const forStudies = (uids: readonly string[]) => {
+    const params = new URLSearchParams(q.upstreamParams);
+    params.set(STUDY_UID, uids.join(','));
+    if (level === 'study') for (const c of conditions) params.append('includefield', c.hex); // admitted here on the dataset's own values
+    return params;
+  };
+  if (level === 'study') {
+    if (conditions.length > 0) {
+      const params = new URLSearchParams(q.upstreamParams);
+      // The PACS matches the project's conditions exactly as PS3.4 says, not as the caller's flag would loosen them.
+      params.delete('fuzzymatching');
+      for (const c of conditions) {
+        params.set(c.hex, c.value);
+        params.append('includefield', c.hex);
+      }
+      yield { params, remember: true };
+    }
+    for (let index = 0; ; index++) {
+      const chunk = await membership.listedChunk(index);
+      const uids = asked ? chunk.filter((uid) => asked.includes(uid)) : chunk;
+      if (uids.length > 0) yield { params: forStudies(uids), skipGiven: true };
+      if (chunk.length < UID_LIST_CHUNK) return;
+    }
+  }
+  let pending: string[] = [];
+  for await (const uid of memberStudies(membership, page)) {
+    if (asked && !asked.includes(uid)) continue;
+    pending.push(uid);
+    if (pending.length === UID_LIST_CHUNK) {
+      yield { params: forStudies(pending) };
+      pending = [];
+    }
+  }
+  if (pending.length > 0) yield { params: forStudies(pending) };
+}
+
+/** Every member study's original UID once: the explicit list, then the studies the project's conditions match. */
+async function* memberStudies(membership: Membership, page: PageReader): AsyncGenerator<string> {
+  const seen = new Set<string>();
   for (let index = 0; ; index++) {
     const chunk = await membership.listedChunk(index);
-    if (chunk.length === 0) return;
-    const uids = asked ? chunk.filter((uid) => asked.includes(uid)) : chunk;
-    if (uids.length > 0) {
-      const params = new URLSearchParams(q.upstreamParams);
-      params.set(STUDY_UID, uids.join(','));
-      for (const c of conditions) params.append('includefield', c.hex);
-      yield { params, shownBefore: matchedByQuery };
+    for (const uid of chunk) {
+      if (seen.has(uid)) continue;
+      seen.add(uid);
+      yield uid;
     }
-    if (chunk.length < UID_LIST_CHUNK) return;
+    if (chunk.length < UID_LIST_CHUNK) break;
+  }
+  if (membership.conditions.length === 0) return;
+  const params = new URLSearchParams();
+  for (const c of membership.conditions) params.set(c.hex, c.value);
+  params.append('includefield', STUDY_UID);
+  for (let offset = 0; ; offset += UPSTREAM_PAGE) {
+    const studies = await page(params, offset, LEVEL_PATH.study);
+    for (const s of studies) {
+      const uid = s[STUDY_UID]?.Value?.[0];
+      if (typeof uid === 'string' && !seen.has(uid)) {
+        seen.add(uid);
+        yield uid;
+      }
+    }
+    if (studies.length < UPSTREAM_PAGE) return;
   }
 }

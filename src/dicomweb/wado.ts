@@ -111,6 +111,7 @@ async function metadata(view: DeidentifiedView, req: IncomingMessage, res: Serve
   try {
     for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) {
       requireStudy(original, (item as DicomJsonDataset)[tagToHex(TAG.StudyInstanceUID)]?.Value?.[0]);
+      view.membership.learn(item as DicomJsonDataset); // frames and bulkdata of it need not be located again
       const deidentified = deidentifyJson(session, item as DicomJsonDataset, {
         bulkDataURI: (uri, ref) => bulkUriFor(uri, ref, view.policy),
       });

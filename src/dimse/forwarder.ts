@@ -423,7 +423,7 @@ export class Forwarder {
 
   /**
    * The audit record of one batch (PS3.15 A.5.3.2 DICOM Instances Transferred): who sent it (calling AE),
-   * when, where it went, the outcome; the number of instances is in the log line with the same request id.
+   * when, where it went, how many instances, the outcome.
    */
   async #record(
     study: Study,
@@ -449,6 +449,7 @@ export class Forwarder {
         httpStatus,
         ...(batch.pseudonymousStudy ? { participantObjectId: batch.pseudonymousStudy, participantObjectIdTypeCode: 'StudyInstanceUID' } : {}),
         requestId: batch.requestId,
+        numberOfInstances: batch.stored,
       });
     } catch (error) {
       this.#o.log.error({ requestId: batch.requestId, err: codeOf(error) }, 'audit record not written');

@@ -29,6 +29,7 @@ import {
   ProjectExistsError,
   ProjectNotFoundError,
   ProjectRequestError,
+  ProjectUnusableError,
 } from '../projects/errors.ts';
 import { AuditRequestError, NoSubjectError, PseudonymUnknownError, RateLimitedError } from '../audit/errors.ts';
 import { HttpRequestError, type ErrorCode } from './errors.ts';
@@ -63,6 +64,7 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof ProjectDefinitionError || error instanceof ProjectRequestError) return { status: 400, code: error.code, message: error.message };
   if (error instanceof ProjectNotFoundError || error instanceof PatientPseudonymUnknownError) return { status: 404, code: error.code, message: error.message };
   if (error instanceof ProjectExistsError) return { status: 409, code: error.code, message: error.message };
+  if (error instanceof ProjectUnusableError) return { status: 503, code: error.code, message: error.message };
   if (error instanceof ProjectError) return { status: 403, code: error.code, message: error.message };
   // Nobody is left to read an answer; 499 (as nginx logs it) is never sent, only logged.
   if (error instanceof ClientGoneError) return { status: 499, code: error.code, message: error.message };

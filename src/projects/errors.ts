@@ -8,7 +8,8 @@ export type ProjectErrorCode =
   | 'PROJECT_EXISTS'
   | 'PROJECT_NOT_FOUND'
   | 'PROJECT_BAD_REQUEST'
-  | 'PROJECT_PATIENT_UNKNOWN';
+  | 'PROJECT_PATIENT_UNKNOWN'
+  | 'PROJECT_UNUSABLE';
 
 export class ProjectError extends Error {
   override name = 'ProjectError';
@@ -93,5 +94,16 @@ export class PatientPseudonymUnknownError extends ProjectError {
   override name = 'PatientPseudonymUnknownError';
   constructor() {
     super('PROJECT_PATIENT_UNKNOWN', 'no PatientID was issued under this pseudonym in the project');
+  }
+}
+
+/**
+ * A project the store holds but the gateway cannot serve (a stored query or profile that no longer
+ * builds, e.g. after an upgrade tightened a check): 503, and the caller is told nothing of the definition.
+ */
+export class ProjectUnusableError extends ProjectError {
+  override name = 'ProjectUnusableError';
+  constructor(options?: { cause?: unknown }) {
+    super('PROJECT_UNUSABLE', 'the project cannot be served; see the gateway log', options);
   }
 }

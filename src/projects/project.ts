@@ -12,6 +12,9 @@ import { ProjectDefinitionError } from './errors.ts';
 /** A project name appears in paths (`/projects/{name}/dicom-web`) and claims: a plain identifier. */
 export const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** Names a project may not take: the audit trail's `project` for the uploader's scope. */
+const RESERVED_NAMES = new Set(['upload']);
+
 /** The pseudonym scope of a project's researcher view; the uploader's is UPLOAD_SCOPE. Never equal. */
 export function projectScope(name: string): string {
   return `project:${name}`;
@@ -92,6 +95,7 @@ export interface ProjectInput {
 export function projectDefinition(name: string, input: ProjectInput): { project: NewProject; studies: readonly string[] } {
   const issues: string[] = [];
   if (!PROJECT_NAME.test(name)) issues.push('name: lower-case letters, digits, "-" and "_", starting with a letter or digit, at most 63');
+  else if (RESERVED_NAMES.has(name)) issues.push(`name: "${name}" is reserved (the audit trail names the uploads' scope so)`);
   const membership = input.membership ?? {};
   const all = membership.all === true;
   const query = membership.query && Object.keys(membership.query).length > 0 ? membership.query : undefined;
@@ -122,7 +126,7 @@ export interface StudyFacts {
 
 /**
  * Is the study a member of the project? (1) the patient has not withdrawn consent (from this project
- * or every project); (2) every study (`allStudies`), or the explicit list has it, or every condition of
+ * or every project; with any withdrawal, a study without a Patient ID is out); (2) every study (`allStudies`), or the explicit list has it, or every condition of
  * the query matches its original values (PS3.4 C.2.2.2; a list and a query together: either admits).
  */
 export function isMember(
@@ -132,7 +136,10 @@ export function isMember(
   listed: boolean,
   withdrawn: ReadonlySet<string>,
 ): boolean {
-  if (withdrawn.has(facts.patientId.trim())) return false;
+  // Withdrawals are by Patient ID: once anyone has withdrawn, a study whose Patient ID the PACS does not
+  // give cannot be shown to be someone else's, so it is out (fail closed).
+  const patientId = facts.patientId.trim();
+  if (withdrawn.size > 0 && (patientId === '' || withdrawn.has(patientId))) return false;
   if (project.allStudies || listed) return true;
   return conditions.length > 0 && conditions.every((c) => matchesKey(c.key, matchValues(facts.dataset[c.hex])));
 }

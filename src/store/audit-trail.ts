@@ -86,6 +86,8 @@ export interface AuditEvent {
    * or re-identified within (its name), or `upload` for the uploader's scope.
    */
   readonly project?: string;
+  /** How many instances the event moved (PS3.15 A.5.3.2 DICOM Instances Transferred: the DIMSE ingress). */
+  readonly numberOfInstances?: number;
 }
 
 export interface AuditRecord extends AuditEvent {
@@ -127,6 +129,7 @@ export interface AuditRow {
   /** JSON: text in SQLite, jsonb (parsed by pg) in PostgreSQL. */
   participant_object_query: string | QueryDescription | null;
   project: string | null;
+  number_of_instances: number | null;
 }
 
 /** The columns, in the order `auditValues` gives them. */
@@ -146,6 +149,7 @@ export const AUDIT_COLUMNS = [
   'series_instance_uid',
   'participant_object_query',
   'project',
+  'number_of_instances',
 ] as const;
 
 /**
@@ -156,6 +160,7 @@ export const AUDIT_ADDED_COLUMNS = [
   { name: 'series_instance_uid', sqlite: 'TEXT', postgres: 'text' },
   { name: 'participant_object_query', sqlite: 'TEXT', postgres: 'jsonb' },
   { name: 'project', sqlite: 'TEXT', postgres: 'text' },
+  { name: 'number_of_instances', sqlite: 'INTEGER', postgres: 'integer' },
 ] as const;
 
 const encodeCode = (c: CodedValue): string => [c.code, c.codingScheme, c.meaning].join('^');
@@ -181,6 +186,7 @@ export function auditValues(e: AuditEvent): Array<string | number | null> {
     e.seriesInstanceUid ?? null,
     e.participantObjectQuery ? JSON.stringify(e.participantObjectQuery) : null,
     e.project ?? null,
+    e.numberOfInstances ?? null,
   ];
 }
 
@@ -207,5 +213,6 @@ export function auditRecordOf(row: AuditRow): AuditRecord {
         }
       : {}),
     ...(row.project !== null && row.project !== undefined ? { project: row.project } : {}),
+    ...(row.number_of_instances !== null && row.number_of_instances !== undefined ? { numberOfInstances: Number(row.number_of_instances) } : {}),
   };
 }

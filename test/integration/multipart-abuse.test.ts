@@ -136,6 +136,8 @@ describe('multipart abuse: a broken upstream answering a researcher', () => {
   let studyPath = '';
   let framesPath = '';
   const uids = { study: '', series: '', instance: '' };
+  /** The study the QIDO answers place the instance in (a PACS that does not check the hierarchy may say another). */
+  let placedIn = () => uids.study;
 
   const send = (body: Buffer, contentType = related(), opts: { destroy?: boolean } = {}): Variant => (res) => {
     res.writeHead(200, { 'content-type': contentType, ...(opts.destroy ? {} : { 'content-length': String(body.length) }) });
@@ -152,10 +154,11 @@ describe('multipart abuse: a broken upstream answering a researcher', () => {
     uids.instance = asciiValue(parsed.header.dataset, 0x00080018) as string;
     upstream = createServer((req: IncomingMessage, res: ServerResponse) => {
       req.resume();
-      if (req.url?.startsWith('/dicom-web/instances')) {
-        // QIDO: how the researcher learns the pseudonyms of the (original) canary UIDs.
+      if (req.url?.startsWith('/dicom-web/instances') || /\/(series|instances)\?/.test(req.url ?? '')) {
+        // QIDO: how the researcher learns the pseudonyms of the (original) canary UIDs, and how the
+        // gateway locates an instance below its study before it relays frames.
         res.writeHead(200, { 'content-type': 'application/dicom+json' });
-        res.end(JSON.stringify([{ '0020000D': { vr: 'UI', Value: [uids.study] }, '0020000E': { vr: 'UI', Value: [uids.series] }, '00080018': { vr: 'UI', Value: [uids.instance] } }]));
+        res.end(JSON.stringify([{ '0020000D': { vr: 'UI', Value: [placedIn()] }, '0020000E': { vr: 'UI', Value: [uids.series] }, '00080018': { vr: 'UI', Value: [uids.instance] } }]));
         return;
       }
       variant(res);
@@ -202,6 +205,33 @@ describe('multipart abuse: a broken upstream answering a researcher', () => {
       assert.equal(r.status, 502, c.name);
       assert.equal(r.outcome, 'complete', c.name);
       assert.equal((JSON.parse(r.body.toString()) as { error: { code: string } }).error.code.startsWith('UPSTREAM_'), true, c.name);
+    }
+  });
+
+  test('frames of an instance the PACS places in another study are unknown, never relayed', async () => {
+    // The instance's series is listed once under a second study S (as a PACS that keeps a series in two
+    // studies, or lost track, might say); a second gateway on the same store, with nothing cached, is
+    // then asked for its frames under S while the PACS places it in its own study: 404, nothing relayed.
+    placedIn = () => '1.2.826.0.1.3680043.10.543.77';
+    const listed = (await (await fetch(`${gateway.base}/instances`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<string, { Value: string[] }>[];
+    placedIn = () => uids.study;
+    const ps = (tag: string) => listed[0]?.[tag]?.Value[0] as string;
+    const second = await startTestGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/dicom-web`, {}, gateway.keys);
+    try {
+      const t = await second.token('researcher');
+      const frames = (study: string) =>
+        fetch(`${second.base}/studies/${study}/series/${ps('0020000E')}/instances/${ps('00080018')}/frames/1`, {
+          headers: { authorization: `Bearer ${t}`, accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' },
+        });
+      variant = send(Buffer.concat([part(Buffer.alloc(64, 1), 'Content-Type: application/octet-stream\r\n'), close]), `multipart/related; type="application/octet-stream"; boundary=${BOUNDARY}`);
+      const elsewhere = await frames(ps('0020000D'));
+      assert.equal(elsewhere.status, 404);
+      assert.equal(((await elsewhere.json()) as { error: { code: string } }).error.code, 'DICOMWEB_UNKNOWN_RESOURCE');
+      const own = await frames(studyPath.slice('/studies/'.length));
+      assert.equal(own.status, 200, 'under its own study the frames are served');
+      await own.arrayBuffer();
+    } finally {
+      await second.close();
     }
   });
 

@@ -13,7 +13,6 @@ import { loadIntoOrthanc } from '../../src/demo/orthanc-process.ts';
 import { samplesDir } from '../../src/demo/samples.ts';
 import { patientDayOffset, shiftDateValue } from '../../src/deid/date-shift.ts';
 import { keyedUid, scopedSecret } from '../../src/deid/pseudonym.ts';
-import { LIST_PUSH_DOWN } from '../../src/dicomweb/qido.ts';
 import { isUid } from '../../src/dicom/uid.ts';
 import { openSqliteStore } from '../../src/store/sqlite-store.ts';
 import { describeCanaries, findCanaries, keptByDesign, makeCanaryStudy, type CanaryStudy } from '../helpers/canary-study.ts';
@@ -86,8 +85,8 @@ describe('projects: each researcher sees only the project, under its own pseudon
     gateway = await startTestGateway(proxy.dicomWebUrl, {
       projects: {
         alpha: { description: 'an explicit list', membership: { studies: [...sets.alpha] } },
-        // alpha's studies among more than LIST_PUSH_DOWN absent ones: checked on the gateway, not sent as UID lists.
-        wide: { membership: { studies: [...sets.alpha, ...Array.from({ length: LIST_PUSH_DOWN + 20 }, (_, i) => `1.2.826.0.1.3680043.10.998.${i}`)] } },
+        // alpha's studies among 520 the PACS does not hold: eleven UID-list chunks.
+        wide: { membership: { studies: [...sets.alpha, ...Array.from({ length: 520 }, (_, i) => `1.2.826.0.1.3680043.10.998.${i}`)] } },
         // beta's own profile keeps dates (Retain Longitudinal Temporal Information With Full Dates, E.3.6).
         beta: {
           profile: { options: ['retainLongitudinalTemporalFullDates'] },
@@ -241,16 +240,25 @@ describe('projects: each researcher sees only the project, under its own pseudon
     assert.equal((await get('clinician', '/studies')).status, 200);
   });
 
-  test('a list longer than the push-down limit is checked on the gateway, with the same answer', async () => {
+  test('a long list is asked in UID-list chunks, the PACS never over other studies, with the same answer at every level', async () => {
     const map = new Map<string, string>();
     for (const s of await json('wide', '/studies')) map.set(value(s, STUDY), (await originalOf('wide', 'uid', value(s, STUDY))) as string);
     assert.deepEqual(new Set(map.values()), sets.alpha);
     const all = [...map.keys()];
     assert.deepEqual((await json('wide', '/studies?limit=2&offset=1')).map((s) => value(s, STUDY)), all.slice(1, 3));
-    const mark = proxy.seen.length;
-    await json('wide', `/studies?ModalitiesInStudy=${modality}`);
-    const asked = proxy.since(mark).filter((r) => r.url.startsWith('/dicom-web/studies?'));
-    assert.equal(asked.length, 1, 'one upstream query, not one per 50 members');
+    const wide = new Set([...sets.alpha, ...Array.from({ length: 520 }, (_, i) => `1.2.826.0.1.3680043.10.998.${i}`)]);
+    for (const level of ['studies', 'series', 'instances']) {
+      const mark = proxy.seen.length;
+      const shown = await json('wide', `/${level}?ModalitiesInStudy=${modality}&limit=500`);
+      const asked = proxy.since(mark).filter((r) => r.url.startsWith(`/dicom-web/${level}?`));
+      const reference = await json('alpha', `/${level}?ModalitiesInStudy=${modality}&limit=500`);
+      assert.equal(shown.length, reference.length, level);
+      assert.equal(asked.length, Math.ceil(wide.size / 50), `${level}: one query per chunk of 50`);
+      for (const r of asked) {
+        const uids = new URL(r.url, 'http://x').searchParams.get(STUDY)?.split(',') ?? [];
+        assert.ok(uids.length > 0 && uids.every((u) => wide.has(u)), `${level}: ${r.url.slice(0, 120)}`);
+      }
+    }
   });
 
   test("limit and offset apply to the project's result", async () => {

@@ -42,6 +42,7 @@ describe('projects', () => {
     assert.ok(issues.some((i) => i.startsWith('membership.query.StudyDate: not a valid DA')));
     assert.ok(issues.some((i) => i.startsWith('membership.query.StudyInstanceUID: a UI attribute cannot be a condition')));
     assert.deepEqual(issues.filter((i) => i.startsWith('membership.studies')), ['membership.studies.1: not a UID']);
+    assert.deepEqual(issuesOf(() => projectDefinition('upload', {})), ['name: "upload" is reserved (the audit trail names the uploads\' scope so)']);
     const { project: ok, studies } = projectDefinition('lung-ct_2026', { membership: { query: { ModalitiesInStudy: 'CT' }, studies: ['1.2.3', '1.2.3'] } });
     assert.deepEqual(studies, ['1.2.3']);
     assert.deepEqual(ok.query, { ModalitiesInStudy: 'CT' });
@@ -66,6 +67,8 @@ describe('projects', () => {
     assert.equal(isMember(project({ allStudies: true }), [], mr2020, false, none), true);
     assert.equal(isMember(project({ allStudies: true }), [], mr2020, false, new Set(['P2'])), false);
     assert.equal(isMember(project({}), [], mr2020, false, none), false, 'no list entry and no query: nothing');
+    assert.equal(isMember(project({ allStudies: true }), [], facts(''), false, none), true);
+    assert.equal(isMember(project({ allStudies: true }), [], facts(' '), false, new Set(['P9'])), false, 'with a withdrawal, no Patient ID is out');
   });
 
   test("each scope keys its own pseudonyms and date offsets, stable per secret, unlinkable across scopes", () => {
