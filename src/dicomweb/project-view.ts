@@ -252,5 +252,7 @@ function stringValue(dataset: JsonDataset, hex: string): string | undefined {
 function factsOf(dataset: JsonDataset): StudyFacts | undefined {
   const studyUid = stringValue(dataset, STUDY_UID);
   if (studyUid === undefined) return undefined;
-  return { studyUid, patientId: stringValue(dataset, PATIENT_ID) ?? '', dataset };
+  // Present but empty (Type 2, no Value): ''. Missing from the PACS's answer: unknown.
+  const patientId = PATIENT_ID in dataset ? (stringValue(dataset, PATIENT_ID) ?? '') : undefined;
+  return { studyUid, patientId, dataset };
 }

@@ -118,15 +118,18 @@ export function projectDefinition(name: string, input: ProjectInput): { project:
 /** What the membership decision needs to know of one original study, read from the PACS. */
 export interface StudyFacts {
   readonly studyUid: string;
-  /** The original PatientID ('' when absent): withdrawals are by patient. */
-  readonly patientId: string;
+  /**
+   * The original PatientID: withdrawals are by patient. '' when the study has an empty one (Type 2);
+   * undefined when the PACS did not say (the attribute missing from its answer).
+   */
+  readonly patientId: string | undefined;
   /** The study-level dataset as the PACS gave it, with every attribute a condition names. */
   readonly dataset: JsonDataset;
 }
 
 /**
  * Is the study a member of the project? (1) the patient has not withdrawn consent (from this project
- * or every project; with any withdrawal, a study without a Patient ID is out); (2) every study (`allStudies`), or the explicit list has it, or every condition of
+ * or every project; with any withdrawal, a study whose Patient ID the PACS did not give is out); (2) every study (`allStudies`), or the explicit list has it, or every condition of
  * the query matches its original values (PS3.4 C.2.2.2; a list and a query together: either admits).
  */
 export function isMember(
@@ -137,9 +140,8 @@ export function isMember(
   withdrawn: ReadonlySet<string>,
 ): boolean {
   // Withdrawals are by Patient ID: once anyone has withdrawn, a study whose Patient ID the PACS does not
-  // give cannot be shown to be someone else's, so it is out (fail closed).
-  const patientId = facts.patientId.trim();
-  if (withdrawn.size > 0 && (patientId === '' || withdrawn.has(patientId))) return false;
+  // give cannot be shown to be someone else's, so it is out (fail closed). An empty one is no one's.
+  if (withdrawn.size > 0 && (facts.patientId === undefined || withdrawn.has(facts.patientId.trim()))) return false;
   if (project.allStudies || listed) return true;
   return conditions.length > 0 && conditions.every((c) => matchesKey(c.key, matchValues(facts.dataset[c.hex])));
 }

@@ -227,6 +227,8 @@ describe('two gateway replicas share one PostgreSQL store', () => {
     await next.arrayBuffer();
     const after = JSON.parse((await get(0, '/studies?includefield=00100020')).toString()) as Json[];
     assert.ok(!after.some((s) => uidOf(s, '00100020') === patient), "none of the patient's studies is listed");
-    assert.equal(after.length, studies.length - studies.filter((s) => uidOf(s, '00100020') === patient).length);
+    // Once anyone has withdrawn, a study whose Patient ID the PACS does not give is out too (fail closed).
+    const unplaced = studies.filter((s) => !('00100020' in s)).length;
+    assert.equal(after.length, studies.length - studies.filter((s) => uidOf(s, '00100020') === patient).length - unplaced);
   });
 });

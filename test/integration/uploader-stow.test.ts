@@ -224,7 +224,7 @@ describe('the uploader’s STOW is de-identified before it reaches the PACS', ()
     }
   });
 
-  test('uploading the 1.8 MB cine 100 times in one STOW keeps gateway RSS growth small', async (t) => {
+  test('uploading the 1.8 MB cine 50 times in one STOW keeps gateway RSS growth small', async (t) => {
     const fresh = await startTestOrthanc();
     const keys = await makeKeys();
     const gw = await spawnGateway(fresh.orthanc.dicomWebUrl, keys);
@@ -240,7 +240,7 @@ describe('the uploader’s STOW is de-identified before it reaches the PACS', ()
         start() {},
         async pull(controller) {
           const sent = (this as unknown as { n?: number }).n ?? 0;
-          if (sent === 100) {
+          if (sent === 50) {
             controller.enqueue(Buffer.from(`--${boundary}--\r\n`));
             controller.close();
             return;
@@ -258,9 +258,10 @@ describe('the uploader’s STOW is de-identified before it reaches the PACS', ()
       const answer = parseStowAnswer(res.status, (await res.json()) as never);
       const afterRun = await memoryOf(gw.pid);
       assert.equal(res.status, 200);
-      assert.equal(answer.stored.length, 100);
+      assert.equal(answer.stored.length, 50);
       const growth = afterRun.peak - before.rss;
-      t.diagnostic(`uploaded ${((100 * cine.length) / MB).toFixed(0)} MiB in one STOW; gateway RSS ${(before.rss / MB).toFixed(1)} MiB before, peak ${(afterRun.peak / MB).toFixed(1)} MiB, growth ${(growth / MB).toFixed(1)} MiB`);
+      t.diagnostic(`uploaded ${((50 * cine.length) / MB).toFixed(0)} MiB in one STOW; gateway RSS ${(before.rss / MB).toFixed(1)} MiB before, peak ${(afterRun.peak / MB).toFixed(1)} MiB, growth ${(growth / MB).toFixed(1)} MiB`);
+      // Buffered, the body alone (90 MiB) would be more than the bound.
       assert.ok(growth < 60 * MB, `RSS grew ${(growth / MB).toFixed(1)} MiB`);
     } finally {
       await gw.stop();

@@ -27,7 +27,7 @@ const project = (over: Partial<ProjectRecord>): ProjectRecord => ({
   createdAt: '2026-12-01T00:00:00Z',
   ...over,
 });
-const facts = (patientId: string, dataset: JsonDataset = {}): StudyFacts => ({ studyUid: '1.2.3', patientId, dataset });
+const facts = (patientId: string | undefined, dataset: JsonDataset = {}): StudyFacts => ({ studyUid: '1.2.3', patientId, dataset });
 
 describe('projects', () => {
   test('a definition is checked whole: name, membership, conditions and UIDs, every issue named', () => {
@@ -67,8 +67,9 @@ describe('projects', () => {
     assert.equal(isMember(project({ allStudies: true }), [], mr2020, false, none), true);
     assert.equal(isMember(project({ allStudies: true }), [], mr2020, false, new Set(['P2'])), false);
     assert.equal(isMember(project({}), [], mr2020, false, none), false, 'no list entry and no query: nothing');
-    assert.equal(isMember(project({ allStudies: true }), [], facts(''), false, none), true);
-    assert.equal(isMember(project({ allStudies: true }), [], facts(' '), false, new Set(['P9'])), false, 'with a withdrawal, no Patient ID is out');
+    assert.equal(isMember(project({ allStudies: true }), [], facts(undefined), false, none), true);
+    assert.equal(isMember(project({ allStudies: true }), [], facts(''), false, new Set(['P9'])), true, 'an empty Patient ID is no one withdrawn');
+    assert.equal(isMember(project({ allStudies: true }), [], facts(undefined), false, new Set(['P9'])), false, 'with a withdrawal, a Patient ID the PACS did not give is out');
   });
 
   test("each scope keys its own pseudonyms and date offsets, stable per secret, unlinkable across scopes", () => {
