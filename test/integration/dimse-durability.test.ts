@@ -1,4 +1,4 @@
-// The DIMSE spool under stress: a full quota answers A700 and recovers; a 400-instance study whose
+// The DIMSE spool under stress: a full quota answers A700 and recovers; a 200-instance study whose
 // gateway is killed (SIGKILL) while it receives and forwards resumes on restart with nothing lost,
 // nothing duplicated and no original left; a study that cannot be forwarded is quarantined. Real Orthanc behind
 // (through a recording proxy that counts the stores), real storescu in front.
@@ -58,11 +58,11 @@ describe('the DIMSE spool: quota, crash and volume', () => {
     }
   });
 
-  test('a 400-instance study, the gateway SIGKILLed while it receives and forwards, restarted, the rest sent again: one whole study, nothing sent twice but what was in flight, no original left', async () => {
+  test('a 200-instance study, the gateway SIGKILLed while it receives and forwards, restarted, the rest sent again: one whole study, nothing sent twice but what was in flight, no original left', async () => {
     const keys = await makeKeys();
     const dataDir = join(keys.dir, 'data');
-    // 400 keeps CI short; `npm run bench` sends 1,000 (and more with --dimse-instances).
-    const count = 400;
+    // 200 keeps CI short; `npm run bench` sends 1,000 (and more with --dimse-instances).
+    const count = 200;
     const concurrency = 4;
     const overrides = { dimse: dimseBlock({ forward: { concurrency } }) };
     const stows = () => proxy.seen.filter((r) => r.method === 'POST' && r.url.startsWith('/dicom-web/studies')).length;
@@ -76,11 +76,11 @@ describe('the DIMSE spool: quota, crash and volume', () => {
       // Large studies are forwarded in batches while they arrive: kill the process in the middle of both.
       const sending = storescu(first.dimsePort, [dir]);
       const deadline = Date.now() + 60_000;
-      while (stows() - stowsBefore < 120 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      while (stows() - stowsBefore < 60 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       await first.kill('SIGKILL');
       const atKill = stows() - stowsBefore;
       const acknowledged = new Set((await sending).outcomes.filter((o) => o.status === SUCCESS).map((o) => o.file));
-      assert.ok(atKill >= 120 && acknowledged.size < count, `killed after ${atKill} stores and ${acknowledged.size} acknowledged instances`);
+      assert.ok(atKill >= 60 && acknowledged.size < count, `killed after ${atKill} stores and ${acknowledged.size} acknowledged instances`);
       // An original leaves the spool only once the PACS confirmed it: every acknowledged one not stored yet is there.
       assert.ok(spoolContents(dataDir).originals.length >= acknowledged.size - atKill, 'an acknowledged original was lost');
 
@@ -129,7 +129,9 @@ describe('the DIMSE spool: quota, crash and volume', () => {
         return (await res.json()) as { quarantined: number; queued: number; inFlight: number; instancesPending: number };
       };
       const deadline = Date.now() + 15_000;
-      while ((await status()).quarantined === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      // The study is counted quarantined a moment before its forwarder lets go of it: wait for both.
+      const settled = (s: { quarantined: number; inFlight: number }) => s.quarantined > 0 && s.inFlight === 0;
+      while (!settled(await status()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const { quarantined, queued, inFlight, instancesPending } = await status();
       assert.deepEqual({ quarantined, queued, inFlight, instancesPending }, { quarantined: 1, queued: 0, inFlight: 0, instancesPending: 0 });
       // The status is guarded as /metrics is: with a token configured, none or another is refused.
