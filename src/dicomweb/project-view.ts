@@ -6,7 +6,6 @@
 // about the study (its PatientID and the attributes the project's query names), cached per study.
 // Every resource outside the project answers exactly as an unknown UID does (404), and the project's
 // own pseudonym scope means another project's pseudonyms are unknown here.
-import NodeCache from 'node-cache';
 import type { DeidPolicy } from '../deid/deidentify.ts';
 import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
@@ -15,6 +14,7 @@ import { ProjectUnknownError, ProjectUnusableError } from '../projects/errors.ts
 import { conditionsOf, isMember, projectScope, type Condition, type StudyFacts } from '../projects/project.ts';
 import type { ProjectRecord, ProjectStore, StoredProfile } from '../store/project-store.ts';
 import { scopedPseudonyms, type PseudonymStore } from '../store/pseudonym-store.ts';
+import { boundedCache } from '../store/cached-store.ts';
 import type { DeidentifiedView, Membership, ResourcePath } from './deidentified-view.ts';
 import { encodeSegment } from './routes.ts';
 import { UpstreamUnusableError } from './errors.ts';
@@ -63,15 +63,7 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
   const states = new Map<string, ProjectState>();
   // Facts about a study are the PACS's, not the project's: shared by every project, keyed by the
   // attributes asked. Bounded; misses are asked again.
-  const facts = new NodeCache({ stdTTL: options.factsTtlSeconds ?? 60, checkperiod: 0, useClones: false, maxKeys: MAX_CACHED });
-  const remember = (key: string, value: StudyFacts[]) => {
-    try {
-      facts.set(key, value);
-    } catch {
-      facts.flushAll(); // full (node-cache refuses a key past maxKeys): start over
-      facts.set(key, value);
-    }
-  };
+  const facts = boundedCache<StudyFacts[]>({ ttlSeconds: options.factsTtlSeconds ?? 60, maxKeys: MAX_CACHED });
 
   async function stateOf(name: string): Promise<ProjectState> {
     const version = await options.projects.projectsVersion();
@@ -107,7 +99,7 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
     const out = new Map<string, StudyFacts[]>();
     const missing: string[] = [];
     for (const uid of new Set(uids)) {
-      const hit = facts.get<StudyFacts[]>(uid + suffix);
+      const hit = facts.get(uid + suffix);
       if (hit) out.set(uid, hit);
       else missing.push(uid);
     }
@@ -129,7 +121,7 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
         }
       }
       for (const [uid, list] of found) {
-        remember(uid + suffix, list);
+        facts.set(uid + suffix, list);
         out.set(uid, list);
       }
     }
@@ -137,15 +129,8 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
   }
 
   // Where series and instances lie (PACS facts, shared by every project): `study/series[/instance]` keys.
-  const located = new NodeCache({ stdTTL: 300, checkperiod: 0, useClones: false, maxKeys: MAX_CACHED });
-  const locate = (key: string) => {
-    try {
-      located.set(key, true);
-    } catch {
-      located.flushAll();
-      located.set(key, true);
-    }
-  };
+  const located = boundedCache<true>({ ttlSeconds: 300, maxKeys: MAX_CACHED });
+  const locate = (key: string) => located.set(key, true);
   const keyOf = (study: unknown, series: unknown, instance?: unknown) =>
     typeof study === 'string' && typeof series === 'string' ? `${study}/${series}${typeof instance === 'string' ? `/${instance}` : ''}` : undefined;
   function learn(dataset: JsonDataset): void {
