@@ -1,7 +1,8 @@
 // Errors of the de-identification policy layer. Callers branch on `code`, never on the message;
 // messages name tags and codes, never values or patient data (STYLE habit 4).
+import type { WithholdReason } from './pixel-policy.ts';
 
-export type DeidErrorCode = 'DEID_BAD_POLICY' | 'DEID_UNSUPPORTED_VALUE' | 'DEID_NO_DATASET';
+export type DeidErrorCode = 'DEID_BAD_POLICY' | 'DEID_UNSUPPORTED_VALUE' | 'DEID_NO_DATASET' | 'DEID_PIXELS_WITHHELD';
 
 export class DeidError extends Error {
   readonly code: DeidErrorCode;
@@ -37,5 +38,21 @@ export class DeidStateError extends DeidError {
   constructor(message: string) {
     super('DEID_NO_DATASET', message);
     this.name = 'DeidStateError';
+  }
+}
+
+/**
+ * The pixel policy withholds this instance (pixel-policy.ts): it is not sent at all. Thrown before any
+ * byte of the instance is written; a multipart response or STOW body skips (or refuses) just that part.
+ * `detail` names the criterion or filter, never a value.
+ */
+export class PixelWithheldError extends DeidError {
+  readonly reason: WithholdReason;
+  readonly detail: string;
+  constructor(reason: WithholdReason, detail: string) {
+    super('DEID_PIXELS_WITHHELD', `instance withheld by the pixel policy (${reason}: ${detail})`);
+    this.name = 'PixelWithheldError';
+    this.reason = reason;
+    this.detail = detail;
   }
 }
