@@ -2,7 +2,7 @@
 // as medians and ratios (these machines are noisy: compare within a run, never across runs). Writes a
 // markdown table to stdout and the same figures as JSON to bench/results/ (git-ignored).
 //
-//   node --import tsx bench/run.ts [--study-mb 1024] [--rounds 3] [--memory-factor 4] [--latency-requests 60] [--dimse-instances 1000] [--dimse-rounds 2] [--cpu-prof]
+//   node --import tsx bench/run.ts [--study-mb 1024] [--rounds 3] [--memory-factor 4] [--latency-requests 60] [--dimse-instances 1000] [--dimse-rounds 2] [--cine-copies 16] [--only S,S] [--cpu-prof]
 //
 // 1. WADO-RS study retrieval, Orthanc direct / gateway as clinician / gateway as researcher, 1 and 8 clients.
 // 2. Series metadata and QIDO latency, p50/p99, and the gateway's overhead over direct.
@@ -15,16 +15,36 @@
 // 6. DIMSE ingress: storescu of `dimse-instances` CT instances to Orthanc's own C-STORE SCP, and to the
 //    gateway's listener until all are forwarded (de-identified, by STOW-RS) to the same Orthanc; and
 //    the gateway's RSS sampled during the ingest.
+// 7. Pixel safety (issue 16), two gateways side by side on one Orthanc, one with the product's pixel
+//    policy (and a redaction rule for the ACUSON echo), one with `pixels: { enabled: false }`:
+//    (a) researcher retrieval of the CT study, which no rule or criterion touches (goal: within 5 %);
+//    (b) the US cine (native and JPEG Baseline, `--cine-copies` copies each) redacted on the fly against
+//        the same instances kept as they are: MB/s and ms per frame;
+//    (c) per-codec decode + blank cost per frame (bench/pixel-codecs.ts; frames are written native, never
+//        re-encoded), and native blanking's MB/s against a plain copy.
+// --only NAME[,NAME] runs only those sections (retrieval, latency, anonymize, projects, dimse, memory,
+// pixels): e.g. `--only pixels --study-mb 128`.
 // --cpu-prof writes a V8 CPU profile of the gateway process to bench/results/.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { setElement } from '../src/dicom/dataset.ts';
+import { Part10Reader, type Part10Event } from '../src/dicom/part10-reader.ts';
+import { collect, writePart10 } from '../src/dicom/part10-writer.ts';
+import { TAG } from '../src/dicom/tags.ts';
+import { padValue } from '../src/dicom/vr.ts';
 import { freePort, loadIntoOrthanc, startOrthanc, type OrthancProcess } from '../src/demo/orthanc-process.ts';
+import { samplesDir } from '../src/demo/samples.ts';
 import { storescu } from '../test/helpers/dcmtk.ts';
 import { dimseBlock, forwarded, spawnDimseGateway } from '../test/helpers/dimse.ts';
 import { makeKeys, memoryOf, signToken, spawnGateway, TEST_PROJECT, type TestKeys } from '../test/helpers/gateway.ts';
+import { benchNativeBlanking, benchPixelCodecs } from './pixel-codecs.ts';
 import { CT_INSTANCE_BYTES, syntheticCtStudy, syntheticSeriesUid, syntheticStudyUid } from './synthetic.ts';
+
+/** The bench measures the product as shipped: the default pixel policy on (tests turn it off unless asked). */
+const PRODUCT = { productPixelDefaults: true } as const;
 
 const { values } = parseArgs({
   options: {
@@ -35,8 +55,14 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'dimse-instances': { type: 'string', default: '1000' },
     'dimse-rounds': { type: 'string', default: '2' },
+    'cine-copies': { type: 'string', default: '16' },
+    only: { type: 'string' },
   },
 });
+const SECTIONS = ['retrieval', 'latency', 'anonymize', 'projects', 'dimse', 'memory', 'pixels'] as const;
+const only = values.only === undefined ? undefined : new Set(values.only.split(',').map((x) => x.trim()));
+for (const name of only ?? []) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: not a section: ${name} (${SECTIONS.join(', ')})`);
+const runs = (section: (typeof SECTIONS)[number]) => only === undefined || only.has(section);
 const MB = 1024 * 1024;
 const ROUNDS = Number(values.rounds);
 const RESULTS = resolve(import.meta.dirname, 'results');
@@ -213,7 +239,7 @@ async function memory(orthanc: OrthancProcess, keys: TestKeys, factor: number): 
     [`${factor}x`, STUDY.large],
   ] as const) {
     // A fresh gateway per size: VmHWM is per process, so each peak belongs to its own stream.
-    const gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
+    const gateway = await spawnGateway(orthanc.dicomWebUrl, keys, PRODUCT);
     try {
       const c = await clientsFor(keys, gateway.base);
       const pseudonym = (await pseudonymOf(c, 'studies', study)).study;
@@ -276,6 +302,7 @@ async function projectOverhead(orthanc: OrthancProcess, keys: TestKeys): Promise
   const members = [syntheticStudyUid(STUDY.main), syntheticStudyUid(STUDY.latency)];
   for (let i = members.length; i < BIG_MEMBERS; i++) members.push(`1.2.826.0.1.3680043.10.999.${i}`);
   const gateway = await spawnGateway(orthanc.dicomWebUrl, keys, {
+    ...PRODUCT,
     projects: { [TEST_PROJECT]: { membership: { all: true } }, [BIG_PROJECT]: { membership: { studies: members } } },
   });
   try {
@@ -388,6 +415,154 @@ async function dimseIngest(keys: TestKeys, count: number, rounds: number): Promi
   );
 }
 
+// --- 7. pixel safety ------------------------------------------------------------------------------
+
+const CINES = {
+  native: 'multiframe/IM00001.implicit_little_endian.dcm',
+  jpeg: 'multiframe/IM00001.fragmented_no_bot_jpeg_baseline.50.dcm',
+} as const;
+const CINE_FRAMES = 8;
+/** The demo's rule (config/demo-pixels.yaml): the ACUSON echo's top banner. */
+const ACUSON_RULE = { name: 'acuson-us-banner', match: { Modality: 'US', Manufacturer: 'ACUSON' }, rectangles: [{ x: 0, y: 0, width: 320, height: 40 }] };
+
+/** A copy of a Part 10 file with new Study, Series and SOP Instance UIDs (its own study per codec, fresh instances). */
+async function withUids(template: Buffer, uids: { study: string; series: string; sop: string }): Promise<Buffer> {
+  const ui = (tag: number, uid: string) => ({ tag, vr: 'UI', value: padValue(Buffer.from(uid, 'latin1'), 'UI') });
+  const events = async function* (): AsyncGenerator<Part10Event> {
+    for await (const ev of new Part10Reader().read([template])) {
+      if (ev.type !== 'header') {
+        yield ev;
+        continue;
+      }
+      const dataset = [...ev.header.dataset];
+      setElement(dataset, ui(TAG.StudyInstanceUID, uids.study));
+      setElement(dataset, ui(TAG.SeriesInstanceUID, uids.series));
+      setElement(dataset, ui(TAG.SOPInstanceUID, uids.sop));
+      const meta = ev.header.meta ? [...ev.header.meta] : undefined;
+      if (meta) setElement(meta, ui(TAG.MediaStorageSOPInstanceUID, uids.sop));
+      yield { type: 'header', header: { ...ev.header, dataset, meta } };
+    }
+  };
+  return collect(writePart10(events()));
+}
+
+const uid = () => `2.25.${BigInt(`0x${randomBytes(15).toString('hex')}`)}`;
+
+/**
+ * (a) and (b): two gateway processes over one Orthanc, the same keys and secret (so the same pseudonyms),
+ * requests interleaved round by round so that noise falls on both alike.
+ */
+async function pixelSafety(orthanc: OrthancProcess, keys: TestKeys, copies: number): Promise<void> {
+  const cineStudies: Record<keyof typeof CINES, string> = { native: uid(), jpeg: uid() };
+  for (const [codec, rel] of Object.entries(CINES) as [keyof typeof CINES, string][]) {
+    const template = readFileSync(join(samplesDir(), rel));
+    const series = uid();
+    const files: { name: string; bytes: Buffer }[] = [];
+    for (let i = 0; i < copies; i++) files.push({ name: `${codec}-${i}`, bytes: await withUids(template, { study: cineStudies[codec], series, sop: uid() }) });
+    const { refused } = await loadIntoOrthanc(orthanc.httpUrl, files);
+    if (refused.length > 0) throw new Error(`Orthanc refused ${refused.length} ${codec} cine copies`);
+  }
+  const researcher = (pixels: Record<string, unknown>) => ({
+    productPixelDefaults: true,
+    deid: { profiles: { researcher: { options: ['retainLongitudinalTemporalModifiedDates'], pixels } } },
+  });
+  const on = await spawnGateway(orthanc.dicomWebUrl, keys, researcher({ rules: [ACUSON_RULE] }));
+  const off = await spawnGateway(orthanc.dicomWebUrl, keys, researcher({ enabled: false }));
+  try {
+    const c = { on: await clientsFor(keys, on.base), off: await clientsFor(keys, off.base) };
+    // The pseudonyms are the same on both (same secret, same project): found once, through the gateway without the policy.
+    const ct = (await pseudonymOf(c.off, 'studies', STUDY.main)).study;
+
+    // (a) The CT study: the policy's verdict per instance is all it adds (kept, byte-identical).
+    const ctRates: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    for (let r = -1; r < Math.max(ROUNDS, 5); r++) {
+      for (const who of (r % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as ('on' | 'off')[]) {
+        let bytes = 0;
+        const t = await seconds(async () => {
+          bytes = await drain(`${c[who].base}/studies/${ct}`, { ...ACCEPT, ...c[who].researcher });
+        });
+        if (r >= 0) ctRates[who].push(bytes / MB / t); // round -1 warms both up
+      }
+    }
+    // Each round's two retrievals are back to back (order alternating): the median of their ratios is the
+    // figure, steadier than a ratio of medians on a machine other work shares.
+    const paired = ctRates.on.map((on, i) => on / (ctRates.off[i] as number));
+    const ratio = median(paired);
+    results['pixels-ct-retrieval'] = { rates: ctRates, pairedOnOverOff: paired, onOverOff: ratio, medianOverMedian: median(ctRates.on) / median(ctRates.off) };
+    rows.push(
+      `| WADO-RS CT study (no rule matches), researcher MB/s: pixel policy on / \`enabled: false\` (${ctRates.on.length} paired rounds) | ${median(ctRates.on).toFixed(0)} / ${median(ctRates.off).toFixed(0)} | on/off **${ratio.toFixed(3)}** (median of paired rounds; goal ≥ 0.95) |`,
+    );
+
+    // (b) The cine: redacted on the fly (policy on) against kept as stored (policy off), per codec.
+    const cineStudy = await cineTargets(c.off, copies);
+    for (const codec of ['native', 'jpeg'] as const) {
+      const study = cineStudy[codec];
+      const times: Record<'on' | 'off', number[]> = { on: [], off: [] };
+      const sizes: Record<'on' | 'off', number> = { on: 0, off: 0 };
+      for (let r = -1; r < ROUNDS; r++) {
+        for (const who of (r % 2 === 0 ? ['on', 'off'] : ['off', 'on']) as ('on' | 'off')[]) {
+          const t = await seconds(async () => {
+            sizes[who] = await drain(`${c[who].base}/studies/${study}`, { ...ACCEPT, ...c[who].researcher });
+          });
+          if (r >= 0) times[who].push(t);
+        }
+      }
+      const frames = copies * CINE_FRAMES;
+      const on = median(times.on);
+      const offT = median(times.off);
+      results[`pixels-cine-${codec}`] = { copies, frames, seconds: times, bytes: sizes, msPerFrame: { on: (on * 1000) / frames, off: (offT * 1000) / frames } };
+      rows.push(
+        `| US cine ${codec === 'native' ? 'native (Implicit VR LE)' : 'JPEG Baseline'}, ${copies} × ${CINE_FRAMES} frames, researcher: redacted on the fly / kept (policy off): MB/s · ms per frame | ${(sizes.on / MB / on).toFixed(0)} / ${(sizes.off / MB / offT).toFixed(0)} MB/s · ${((on * 1000) / frames).toFixed(2)} / ${((offT * 1000) / frames).toFixed(2)} ms | redacted/kept time **${(on / offT).toFixed(2)}×**${codec === 'jpeg' ? ' (decoded, blanked, sent native: MB/s of the native output)' : ''} |`,
+      );
+    }
+  } finally {
+    await on.stop();
+    await off.stop();
+  }
+}
+
+/** The researcher's pseudonymous StudyInstanceUID of each cine study, told apart by their Photometric Interpretation. */
+async function cineTargets(c: Clients, copies: number): Promise<Record<keyof typeof CINES, string>> {
+  type Json = Record<string, { Value?: unknown[] }>[];
+  const get = async (path: string) => (await (await fetch(`${c.base}${path}`, { headers: { accept: 'application/dicom+json', ...c.researcher } })).json()) as Json;
+  const out: Partial<Record<keyof typeof CINES, string>> = {};
+  for (const s of await get('/studies?ModalitiesInStudy=US&includefield=00201208&limit=1000')) {
+    const study = s['0020000D']?.Value?.[0];
+    if (typeof study !== 'string' || s['00201208']?.Value?.[0] !== copies) continue;
+    // Stored as JPEG Baseline, the copies say YBR_FULL; the native ones RGB (seen through the gateway without the policy).
+    const pi = (await get(`/studies/${study}/metadata`))[0]?.['00280004']?.Value?.[0];
+    if (pi === 'YBR_FULL') out.jpeg = study;
+    else if (pi === 'RGB') out.native = study;
+  }
+  if (!out.native || !out.jpeg) throw new Error('the cine studies were not found through the gateway');
+  return out as Record<keyof typeof CINES, string>;
+}
+
+/**
+ * (c) Per codec, the cost per frame of what a redacted encapsulated frame costs beyond passing it on
+ * (bench/pixel-codecs.ts: decode with the codec library, then blank; frames are written native, never
+ * re-encoded), medians over `rounds`; and native blanking's MB/s against a plain copy of the same chunks.
+ */
+async function pixelCodecs(): Promise<void> {
+  const measured = await benchPixelCodecs(Math.max(ROUNDS, 3));
+  results['pixel-codecs'] = measured;
+  for (const r of measured) {
+    rows.push(
+      `| redact one encapsulated frame, ${r.codec} (${r.sample.split('/').pop()}, ${r.frames} frame${r.frames > 1 ? 's' : ''} of ${(r.frameBytes / 1024).toFixed(0)} KiB): ms decode · blank | ${r.decodeMsMedian.toFixed(2)} · ${r.blankMsMedian.toFixed(3)} | blank/decode **${(r.blankMsMedian / r.decodeMsMedian).toFixed(3)}** |`,
+    );
+  }
+  const blank = benchNativeBlanking(256).mbPerSecond;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  const target = Buffer.alloc(64 * 1024);
+  const total = 256 * MB;
+  const t = await seconds(async () => {
+    for (let sent = 0; sent < total; sent += chunk.length) chunk.copy(target);
+  });
+  const copy = total / 1e6 / t;
+  results['pixel-native-blanking'] = { blankMBps: blank, copyMBps: copy };
+  rows.push(`| native blanking as it streams (512 × 512 16-bit cine, 64 KiB chunks): MB/s blank · plain copy | ${blank.toFixed(0)} · ${copy.toFixed(0)} | blank/copy **${(blank / copy).toFixed(2)}** |`);
+}
+
 // --- run ------------------------------------------------------------------------------------------
 
 const instances = Math.max(1, Math.round((Number(values['study-mb']) * MB) / CT_INSTANCE_BYTES));
@@ -399,18 +574,24 @@ try {
   instancesOf[STUDY.latency] = 20;
   await load(orthanc, STUDY.main, instances);
   await load(orthanc, STUDY.latency, 20);
-  const gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
-  try {
-    const c = await clientsFor(keys, gateway.base);
-    await retrieval(orthanc, c, gateway.pid, instances);
-    await latency(orthanc, c);
-    await orthancAnonymize(orthanc, c);
-  } finally {
-    await gateway.stop();
+  if (runs('retrieval') || runs('latency') || runs('anonymize')) {
+    const gateway = await spawnGateway(orthanc.dicomWebUrl, keys, PRODUCT);
+    try {
+      const c = await clientsFor(keys, gateway.base);
+      if (runs('retrieval')) await retrieval(orthanc, c, gateway.pid, instances);
+      if (runs('latency')) await latency(orthanc, c);
+      if (runs('anonymize')) await orthancAnonymize(orthanc, c);
+    } finally {
+      await gateway.stop();
+    }
   }
-  await projectOverhead(orthanc, keys);
-  await dimseIngest(keys, Number(values['dimse-instances']), Number(values['dimse-rounds']));
-  if (factor > 0) {
+  if (runs('projects')) await projectOverhead(orthanc, keys);
+  if (runs('dimse')) await dimseIngest(keys, Number(values['dimse-instances']), Number(values['dimse-rounds']));
+  if (runs('pixels')) {
+    await pixelSafety(orthanc, keys, Number(values['cine-copies']));
+    await pixelCodecs();
+  }
+  if (factor > 0 && runs('memory')) {
     instancesOf[STUDY.large] = instances * factor;
     await load(orthanc, STUDY.large, instances * factor);
     await memory(orthanc, keys, factor);

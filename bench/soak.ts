@@ -65,7 +65,7 @@ async function main(): Promise<number> {
   let gateway: Awaited<ReturnType<typeof spawnGateway>> | undefined;
   try {
     const loaded = await loadIntoOrthanc(orthanc.httpUrl, readDicomFiles(samplesDir()));
-    gateway = await spawnGateway(orthanc.dicomWebUrl, keys);
+    gateway = await spawnGateway(orthanc.dicomWebUrl, keys, { productPixelDefaults: true });
     const auth = {
       researcher: `Bearer ${await signToken(keys, { roles: ['researcher'] }, { expiresIn: '2h' })}`,
       clinician: `Bearer ${await signToken(keys, { roles: ['clinician'] }, { expiresIn: '2h' })}`,

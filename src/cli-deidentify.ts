@@ -7,8 +7,10 @@ import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { createPolicy, createSession, type DeidPolicy } from './deid/deidentify.ts';
-import { DeidError } from './deid/errors.ts';
+import { DeidError, PixelWithheldError } from './deid/errors.ts';
+import type { PixelPolicyConfig } from './deid/pixel-policy.ts';
 import { parseProfileList } from './deid/profile-options.ts';
 import { PROFILE_OPTIONS } from './deid/profile.ts';
 import type { PseudonymPair } from './deid/pseudonym.ts';
@@ -16,20 +18,29 @@ import { rewritePart10 } from './deid/rewrite-part10.ts';
 import { DicomError } from './dicom/errors.ts';
 import { formatTag } from './dicom/tag.ts';
 
-const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--secret-file F] [--fresh] [--jobs N] [--pairs] IN… --out DIR
+const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--pixels-config F] [--secret-file F] [--fresh] [--jobs N] [--pairs] IN… --out DIR
 
   De-identifies DICOM files and folders (recursively) into DIR with the PS3.15 Annex E Basic Profile
   plus the options named, mirroring each input folder's tree. Files that are not DICOM are reported
   and skipped; a file that cannot be de-identified safely is refused and leaves no output.
 
-  --profile      basic (default) or a comma-separated list of: ${PROFILE_OPTIONS.join(', ')}
-  --secret-file  file holding the pseudonym/date-shift key (else env DEID_GATEWAY_SECRET); required
-  --fresh        random pseudonyms for this run (consistent within the run, unlinkable across runs)
-  --jobs N       files in flight at once (default 2)
-  --pairs        also write the pseudonym/original pairs to DIR/pseudonyms.jsonl (mode 0600)
-  --out DIR      output folder
+  Pixels (PS3.15 E.3.1) follow the same policy as the gateway's profiles: a file a redaction rule matches
+  is written with the rule's rectangles blanked in every frame (an encapsulated one as native Explicit VR
+  Little Endian); a file the policy withholds (risky and no rule matches: Burned In Annotation YES, US, SC,
+  OT, XC, ES, DOC, screen captures …; or filtered: SR, PR, KO, encapsulated documents) is skipped, leaves
+  no output and is listed with its reason. Without --pixels-config the product defaults apply.
 
-  Exit status: 0 all de-identified, 1 some refused, 2 usage error.
+  --profile        basic (default) or a comma-separated list of: ${PROFILE_OPTIONS.join(', ')}
+  --pixels-config  YAML or JSON file holding a profile's \`pixels\` block, as in config/gateway.yaml
+                   (enabled, risky, filters, rules, ctpScripts; a CTP script is read relative to this file)
+  --secret-file    file holding the pseudonym/date-shift key (else env DEID_GATEWAY_SECRET); required
+  --fresh          random pseudonyms for this run (consistent within the run, unlinkable across runs)
+  --jobs N         files in flight at once (default 2)
+  --pairs          also write the pseudonym/original pairs to DIR/pseudonyms.jsonl (mode 0600)
+  --out DIR        output folder
+
+  Exit status: 0 every file de-identified or withheld by the pixel policy (a policy outcome, not an
+  error), 1 some refused, 2 usage error.
 `;
 
 const PAIRS_FILE = 'pseudonyms.jsonl';
@@ -118,6 +129,32 @@ function describeError(error: unknown): string {
   return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'INTERNAL_ERROR';
 }
 
+/**
+ * A `pixels` block from a YAML or JSON file (the same fields as a profile's in the gateway's config), and
+ * the text of each CTP script it names, read relative to the file (an unreadable one is an issue of the
+ * policy, reported by createPolicy with its key).
+ */
+async function readPixelsConfig(file: string): Promise<{ config: PixelPolicyConfig; scripts: Map<string, string | { error: string }> }> {
+  let config: unknown;
+  try {
+    config = parseYaml(await readFile(file, 'utf8')) ?? {};
+  } catch (error) {
+    throw new UsageError(`--pixels-config: cannot read ${file} as YAML or JSON (${(error as { code?: string }).code ?? (error as Error).name})`);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new UsageError('--pixels-config: a map (enabled, risky, filters, rules, ctpScripts)');
+  const scripts = new Map<string, string | { error: string }>();
+  const named = (config as { ctpScripts?: unknown }).ctpScripts;
+  for (const name of Array.isArray(named) ? named : []) {
+    if (typeof name !== 'string') continue;
+    try {
+      scripts.set(name, await readFile(resolve(dirname(resolve(file)), name), 'utf8'));
+    } catch (error) {
+      scripts.set(name, { error: `cannot read ${name} (${(error as { code?: string }).code ?? 'error'})` });
+    }
+  }
+  return { config: config as PixelPolicyConfig, scripts };
+}
+
 async function readSecret(file: string | undefined): Promise<string | undefined> {
   if (file !== undefined) {
     try {
@@ -138,6 +175,7 @@ function parseOptions(argv: string[]) {
       allowPositionals: true,
       options: {
         profile: { type: 'string', default: 'basic' },
+        'pixels-config': { type: 'string' },
         'secret-file': { type: 'string' },
         fresh: { type: 'boolean', default: false },
         jobs: { type: 'string', default: '2' },
@@ -151,7 +189,7 @@ function parseOptions(argv: string[]) {
   }
 }
 
-/** `deid-gateway deidentify …`. Returns the exit code: 0 all done, 1 some refused, 2 usage error. */
+/** `deid-gateway deidentify …`. Returns the exit code: 0 all done (withheld files included), 1 some refused, 2 usage error. */
 export async function deidentifyCommand(argv: string[]): Promise<number> {
   const stdout = (line: string): void => void process.stdout.write(`${line}\n`);
   const stderr = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -178,8 +216,14 @@ export async function deidentifyCommand(argv: string[]): Promise<number> {
     if (secret === undefined) throw new UsageError('a secret is required: --secret-file F or DEID_GATEWAY_SECRET');
     fresh = values.fresh;
     writePairs = values.pairs;
+    const pixels = values['pixels-config'] === undefined ? undefined : await readPixelsConfig(values['pixels-config']);
     try {
-      policy = createPolicy({ secret, profile: profile.options, pseudonymMode: fresh ? 'fresh' : 'deterministic' });
+      policy = createPolicy({
+        secret,
+        profile: profile.options,
+        pseudonymMode: fresh ? 'fresh' : 'deterministic',
+        ...(pixels ? { pixels: pixels.config, pixelScripts: pixels.scripts } : {}),
+      });
     } catch (error) {
       // DeidPolicyError issues name keys and limits, never the secret.
       throw new UsageError(error instanceof DeidError && 'issues' in error ? (error.issues as string[]).join('; ') : 'invalid policy');
@@ -197,6 +241,7 @@ export async function deidentifyCommand(argv: string[]): Promise<number> {
   // Fresh mode: one salt for the run, so the files of one study stay linked to each other.
   const salt = fresh ? randomBytes(16) : undefined;
   const refused: { label: string; reason: string }[] = [];
+  const withheld: { label: string; reason: string }[] = [];
   const pairs = new Map<string, PseudonymPair>();
   const folders = new Map<string, Promise<unknown>>();
   let done = 0;
@@ -209,6 +254,8 @@ export async function deidentifyCommand(argv: string[]): Promise<number> {
       } catch (error) {
         // PS3.10 7.1: no preamble/"DICM" and no recognisable dataset: not a DICOM file at all.
         if (error instanceof DicomError && error.code === 'DICOM_NOT_DICOM') skipped.push({ label: job.label, reason: error.code });
+        // The pixel policy's outcome, not a failure: its reason and the criterion or filter (never a value).
+        else if (error instanceof PixelWithheldError) withheld.push({ label: job.label, reason: `${error.reason} (${error.detail})` });
         else refused.push({ label: job.label, reason: describeError(error) });
       }
     }
@@ -217,6 +264,7 @@ export async function deidentifyCommand(argv: string[]): Promise<number> {
 
   const byLabel = (a: { label: string }, b: { label: string }): number => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
   for (const s of skipped.sort(byLabel)) stderr(`skipped ${s.label}: ${s.reason}`);
+  for (const w of withheld.sort(byLabel)) stderr(`withheld ${w.label}: ${w.reason}`);
   for (const r of refused.sort(byLabel)) stderr(`refused ${r.label}: ${r.reason}`);
   if (writePairs) {
     const file = join(out, PAIRS_FILE);
@@ -225,6 +273,7 @@ export async function deidentifyCommand(argv: string[]): Promise<number> {
     await writeFile(partial, lines.length > 0 ? `${lines.join('\n')}\n` : '', { mode: 0o600 });
     await rename(partial, file);
   }
-  stdout(`${done} de-identified, ${refused.length} refused${skipped.length > 0 ? `, ${skipped.length} skipped (not DICOM)` : ''}`);
+  const withheldText = withheld.length > 0 ? `, ${withheld.length} withheld by the pixel policy` : '';
+  stdout(`${done} de-identified${withheldText}, ${refused.length} refused${skipped.length > 0 ? `, ${skipped.length} skipped (not DICOM)` : ''}`);
   return refused.length > 0 ? 1 : 0;
 }

@@ -107,6 +107,10 @@ function warnKeptOverrides(resolved: ResolvedConfig, logger: Logger): void {
   for (const kept of resolved.deid?.keptOverrides ?? []) {
     logger.warn({ role: kept.role, tag: kept.tag, keyword: kept.keyword, basic: kept.basic }, 'an override keeps an attribute the Basic Profile does not keep');
   }
+  // Issue 16: burned-in text passes when the pixel policy is off; that is an explicit choice, said aloud.
+  for (const profile of resolved.deid?.pixelsOff ?? []) {
+    logger.warn({ profile }, 'pixels.enabled is false: every pixel passes as stored, burned-in text included');
+  }
 }
 
 function upstreamFor({ config, secrets }: ResolvedConfig, metrics: GatewayMetrics | undefined): Upstream {

@@ -2,8 +2,11 @@
 // de-identification policy the config names, read and checked here rather than at first use. Every
 // problem is reported at once, each naming its key, as one ConfigError (the CLI exits 78, EX_CONFIG).
 // The checks run on the raw object too, so a schema error elsewhere does not hide a missing file.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { JWK } from 'jose';
 import { createPolicy, type DeidPolicy } from '../deid/deidentify.ts';
+import type { PixelPolicyConfig, PixelPolicyContext } from '../deid/pixel-policy.ts';
 import type { StoredProfile } from '../store/project-store.ts';
 import { ProjectDefinitionError } from '../projects/errors.ts';
 import { projectDefinition } from '../projects/project.ts';
@@ -12,7 +15,7 @@ import { overridesKeepingBasicRemoved } from '../deid/profile.ts';
 import { ConfigError } from './errors.ts';
 import { applyEnvOverrides, readConfigFile, readSecret, validateConfig } from './load.ts';
 import { loadPublicKeyFile } from './public-key-file.ts';
-import { configSchema, secretRef, type GatewayConfig } from './schema.ts';
+import { configSchema, secretRef, type GatewayConfig, type PixelsConfig } from './schema.ts';
 
 export type RestrictedRole = 'researcher' | 'uploader';
 
@@ -44,6 +47,8 @@ export interface ResolvedConfig {
          */
         readonly policies: Readonly<Record<RestrictedRole, DeidPolicy>>;
         readonly keptOverrides: readonly KeptOverride[];
+        /** Profiles whose pixel policy is explicitly off (`pixels: { enabled: false }`): to be logged as a warning at start. */
+        readonly pixelsOff: readonly string[];
         /** A policy in `scope` with `profile` (absent: the researcher profile); DeidPolicyError if it is invalid. */
         readonly scopedPolicy: (profile: StoredProfile | undefined, scope: string) => DeidPolicy;
       }
@@ -53,9 +58,42 @@ export interface ResolvedConfig {
 /** The uploader's pseudonym scope (projects/project.ts UPLOAD_SCOPE, which config/ cannot import). */
 const UPLOAD_SCOPE = 'upload';
 
+/** A stored profile may carry a pixel policy (a project's, from the config or the store). */
+type ProfileWithPixels = Omit<StoredProfile, 'pixels'> & { readonly pixels?: PixelsConfig | PixelPolicyConfig };
+
+type ScriptTexts = Map<string, string | { readonly error: string }>;
+
+/**
+ * The CTP scripts the config names (`pixels.ctpScripts` of any profile), read at start: a relative
+ * name is read from `baseDir` (the config file's directory). A file that cannot be read is kept as
+ * its error, which the policy reports under the key that names it.
+ */
+function scriptReader(baseDir: string): { texts: ScriptTexts; read: (names: readonly unknown[] | undefined) => void } {
+  const texts: ScriptTexts = new Map();
+  const read = (names: readonly unknown[] | undefined): void => {
+    for (const name of names ?? []) {
+      if (typeof name !== 'string' || name === '' || texts.has(name)) continue;
+      try {
+        texts.set(name, readFileSync(path.resolve(baseDir, name), 'utf8'));
+      } catch (cause) {
+        const code = (cause as NodeJS.ErrnoException).code;
+        texts.set(name, { error: `cannot read file ${name}${code && /^E[A-Z]+$/.test(code) ? ` (${code})` : ''}` });
+      }
+    }
+  };
+  return { texts, read };
+}
+
+/** `pixels.ctpScripts` of a profile-shaped value, whatever else it holds. */
+function scriptNames(profile: unknown): readonly unknown[] | undefined {
+  const names = at(profile, 'pixels.ctpScripts');
+  return Array.isArray(names) ? names : undefined;
+}
+
 /** Reads the file, applies environment overrides, validates, then resolves: all problems in one ConfigError. */
 export function loadResolvedConfig(file: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
   const raw = applyEnvOverrides(readConfigFile(file), env);
+  const baseDir = path.dirname(path.resolve(file));
   let config: GatewayConfig | undefined;
   const problems: string[] = [];
   try {
@@ -64,15 +102,18 @@ export function loadResolvedConfig(file: string, env: NodeJS.ProcessEnv = proces
     if (!(error instanceof ConfigError)) throw error;
     problems.push(...error.problems);
   }
-  const resolved = resolveParts(config ?? raw, env);
+  const resolved = resolveParts(config ?? raw, env, baseDir);
   problems.push(...resolved.problems);
   if (problems.length > 0 || !config) throw new ConfigError(problems);
   return finish(config, resolved);
 }
 
-/** Reads and checks what a validated config names (secrets, key files, policies). */
-export function resolveConfig(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
-  const resolved = resolveParts(config, env);
+/**
+ * Reads and checks what a validated config names (secrets, key files, policies). CTP scripts with a
+ * relative name are read from `options.baseDir` (default: the working directory).
+ */
+export function resolveConfig(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env, options: { baseDir?: string } = {}): ResolvedConfig {
+  const resolved = resolveParts(config, env, options.baseDir ?? process.cwd());
   if (resolved.problems.length > 0) throw new ConfigError(resolved.problems);
   return finish(config, resolved);
 }
@@ -81,10 +122,12 @@ export function resolveConfig(config: GatewayConfig, env: NodeJS.ProcessEnv = pr
  * A role's PS3.15 policy from the config, with any secret (the conformance statement passes a
  * throw-away one: nothing it prints depends on the key). Policy problems are reported as config keys.
  */
-export function policyFor(config: GatewayConfig, role: RestrictedRole, secret: string): DeidPolicy {
+export function policyFor(config: GatewayConfig, role: RestrictedRole, secret: string, baseDir: string = process.cwd()): DeidPolicy {
   if (!config.deid) throw new ConfigError(['deid: required for restricted roles']);
   const problems: string[] = [];
-  const policy = buildPolicy(config.deid, role, secret, problems);
+  const scripts = scriptReader(baseDir);
+  scripts.read(config.deid.profiles[role].pixels?.ctpScripts);
+  const policy = buildPolicy(config.deid, role, secret, problems, scripts.texts);
   if (!policy) throw new ConfigError(problems);
   return policy;
 }
@@ -100,6 +143,7 @@ interface Parts {
   publicKeys: JWK[];
   policies?: Record<RestrictedRole, DeidPolicy>;
   deidSecret?: string;
+  scripts?: ReturnType<typeof scriptReader>;
 }
 
 function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
@@ -109,6 +153,12 @@ function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
           (k): KeptOverride => ({ role, tag: k.tag, keyword: k.keyword, basic: k.basic }),
         ),
       )
+    : [];
+  const pixelsOff = config.deid
+    ? [
+        ...(['researcher', 'uploader'] as const).filter((role) => config.deid?.profiles[role].pixels?.enabled === false).map((role) => `deid.profiles.${role}`),
+        ...Object.entries(config.projects).filter(([, p]) => p.profile?.pixels?.enabled === false).map(([name]) => `projects.${name}.profile`),
+      ]
     : [];
   return Object.freeze({
     config,
@@ -124,7 +174,8 @@ function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
         ? Object.freeze({
             policies: Object.freeze(parts.policies),
             keptOverrides: Object.freeze(keptOverrides),
-            scopedPolicy: scopedPolicyFactory(config.deid, parts.deidSecret),
+            pixelsOff: Object.freeze(pixelsOff),
+            scopedPolicy: scopedPolicyFactory(config.deid, parts.deidSecret, parts.scripts ?? scriptReader(process.cwd())),
           })
         : undefined,
   });
@@ -140,8 +191,13 @@ function at(node: unknown, path: string): unknown {
 }
 
 /** Works on a validated config or, after a schema failure, on the raw object: each part checked where it is well formed. */
-function resolveParts(source: unknown, env: NodeJS.ProcessEnv): Parts {
+function resolveParts(source: unknown, env: NodeJS.ProcessEnv, baseDir: string): Parts {
   const problems: string[] = [];
+  const scripts = scriptReader(baseDir);
+  scripts.read(scriptNames(at(source, 'deid.profiles.researcher')));
+  scripts.read(scriptNames(at(source, 'deid.profiles.uploader')));
+  const projectsNode = at(source, 'projects');
+  if (typeof projectsNode === 'object' && projectsNode !== null) for (const p of Object.values(projectsNode)) scripts.read(scriptNames(at(p, 'profile')));
   const secret = (key: string): string | undefined => {
     const ref = secretRef.safeParse(at(source, key));
     if (!ref.success) return undefined; // absent, or malformed: the schema names it
@@ -154,7 +210,7 @@ function resolveParts(source: unknown, env: NodeJS.ProcessEnv): Parts {
     }
   };
 
-  const parts: Parts = { problems, publicKeys: [] };
+  const parts: Parts = { problems, publicKeys: [], scripts };
   const upstreamAuth = at(source, 'upstream.auth.type');
   if (upstreamAuth === 'basic') {
     const password = secret('upstream.auth.password');
@@ -197,20 +253,20 @@ function resolveParts(source: unknown, env: NodeJS.ProcessEnv): Parts {
       // Without a readable secret the profiles are still checked (with a throw-away key), so their
       // problems are reported in the same pass; the policies are only kept with the real one.
       const key = deidSecret ?? 'a-throw-away-key-for-checking-only';
-      const researcher = buildPolicy(deid.data, 'researcher', key, problems);
-      const uploader = buildPolicy(deid.data, 'uploader', key, problems);
+      const researcher = buildPolicy(deid.data, 'researcher', key, problems, scripts.texts);
+      const uploader = buildPolicy(deid.data, 'uploader', key, problems, scripts.texts);
       if (deidSecret !== undefined && researcher && uploader) {
         parts.policies = { researcher, uploader };
         parts.deidSecret = deidSecret;
       }
     }
   }
-  checkProjects(source, problems);
+  checkProjects(source, problems, scripts.texts);
   return parts;
 }
 
 /** Each bootstrap project: its definition (projects/project.ts) and its own profile, if any. */
-function checkProjects(source: unknown, problems: string[]): void {
+function checkProjects(source: unknown, problems: string[], scripts: ScriptTexts): void {
   const projects = configSchema.shape.projects.safeParse(at(source, 'projects'));
   if (!projects.success) return; // the schema names it
   const entries = Object.entries(projects.data);
@@ -228,6 +284,8 @@ function checkProjects(source: unknown, problems: string[]): void {
         secret: 'a-throw-away-key-for-checking-only',
         profile: Object.fromEntries(input.profile.options.map((option) => [option, true])),
         overrides: input.profile.overrides,
+        ...(input.profile.pixels ? { pixels: input.profile.pixels } : {}),
+        pixelScripts: scripts,
       });
     } catch (error) {
       if (!(error instanceof DeidPolicyError)) throw error;
@@ -236,15 +294,22 @@ function checkProjects(source: unknown, problems: string[]): void {
   }
 }
 
-/** Researcher policies per scope and profile (a project's), each built once. */
-function scopedPolicyFactory(deid: Deid, secret: string): (profile: StoredProfile | undefined, scope: string) => DeidPolicy {
+/**
+ * Researcher policies per scope and profile (a project's), each built once. A stored profile's CTP
+ * scripts were read at start when the config names them; one named only in the store is read on first
+ * use, from the same directory.
+ */
+function scopedPolicyFactory(deid: Deid, secret: string, scripts: ReturnType<typeof scriptReader>): (profile: StoredProfile | undefined, scope: string) => DeidPolicy {
   const built = new Map<string, DeidPolicy>();
   return (profile, scope) => {
-    const chosen = profile ?? deid.profiles.researcher;
-    const key = JSON.stringify([scope, chosen.options, Object.entries(chosen.overrides)]);
+    const chosen: ProfileWithPixels = profile ?? deid.profiles.researcher;
+    const key = JSON.stringify([scope, chosen.options, Object.entries(chosen.overrides), chosen.pixels ?? null]);
     let policy = built.get(key);
     if (policy === undefined) {
+      scripts.read(chosen.pixels?.ctpScripts);
       policy = createPolicy({
+        ...(chosen.pixels ? { pixels: chosen.pixels } : {}),
+        pixelScripts: scripts.texts,
         secret,
         scope,
         profile: Object.fromEntries(chosen.options.map((name) => [name, true])),
@@ -259,11 +324,13 @@ function scopedPolicyFactory(deid: Deid, secret: string): (profile: StoredProfil
 }
 
 /** createPolicy with its issues renamed to the config keys they come from. */
-function buildPolicy(deid: Deid, role: RestrictedRole, secret: string, problems: string[]): DeidPolicy | undefined {
+function buildPolicy(deid: Deid, role: RestrictedRole, secret: string, problems: string[], scripts: PixelPolicyContext['scripts']): DeidPolicy | undefined {
   const profile = deid.profiles[role];
   try {
     return createPolicy({
       secret,
+      ...(profile.pixels ? { pixels: profile.pixels } : {}),
+      ...(scripts ? { pixelScripts: scripts } : {}),
       profile: Object.fromEntries(profile.options.map((name) => [name, true])),
       overrides: profile.overrides,
       dateShift: deid.dateShift,

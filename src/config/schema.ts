@@ -21,6 +21,46 @@ export const secretRef = z
   .refine((s) => Boolean(s.file) !== Boolean(s.env), { message: 'give exactly one of "file" or "env"' });
 export type SecretRef = z.infer<typeof secretRef>;
 
+/**
+ * The pixel policy of a profile (issue 16; deid/pixel-policy.ts): per instance, pixels kept, redacted
+ * by a rule, or the instance withheld. The shape is checked here; conditions (attribute keywords,
+ * regular expressions) and the CTP scripts are checked when the policy is built (config/resolve.ts),
+ * every problem named by its key. Absent: the product defaults (risky instances withheld, SR/PR/KO and
+ * encapsulated documents filtered).
+ */
+const riskyAction = z.enum(['withhold', 'allow']);
+const condition = z.record(z.string(), z.unknown());
+/** A condition, or a list of conditions of which any may hold. */
+const match = z.union([condition, z.array(condition).min(1)]);
+const rectangle = z
+  .object({ x: z.number().int().min(0), y: z.number().int().min(0), width: z.number().int().min(1), height: z.number().int().min(1) })
+  .strict();
+export const pixelsSchema = z
+  .object({
+    /** false: every pixel is kept as it is (an explicit choice, logged as a warning at start). */
+    enabled: z.boolean().default(true),
+    /** Each risky criterion: withhold (the default) or allow. Modality and Image Type maps merge over the defaults. */
+    risky: z
+      .object({
+        burnedInAnnotation: riskyAction.optional(),
+        recognizableVisualFeatures: riskyAction.optional(),
+        encapsulatedDocument: riskyAction.optional(),
+        modality: z.record(z.string(), riskyAction).optional(),
+        imageType: z.record(z.string(), riskyAction).optional(),
+        sopClass: z.object({ secondaryCapture: riskyAction.optional(), video: riskyAction.optional() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
+    /** Series filters (absent: SR unless cleanStructuredContent, PR, KO, Encapsulated Document; [] none). */
+    filters: z.array(z.object({ name: z.string().min(1), exclude: match }).strict()).optional(),
+    /** Redaction rules, tried in order (then the CTP scripts' signatures); the first that matches wins. */
+    rules: z.array(z.object({ name: z.string().min(1), match, rectangles: z.array(rectangle).min(1) }).strict()).optional(),
+    /** RSNA CTP DicomPixelAnonymizer scripts, relative to the config file's directory. */
+    ctpScripts: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+export type PixelsConfig = z.infer<typeof pixelsSchema>;
+
 /** PS3.15 E.3: the Basic Profile plus any of the ten options (named as Table E.1-1's columns), and per-tag overrides. */
 const PROFILE_OPTION_NAMES = TABLE_E1_1_OPTION_COLUMNS;
 const profile = z
@@ -28,6 +68,8 @@ const profile = z
     options: z.array(z.enum(PROFILE_OPTION_NAMES)).default([]),
     /** Tag or keyword → `keep | remove | empty | replace:<value> | hash`. */
     overrides: z.record(z.string(), z.string()).default({}),
+    /** The pixel policy (absent: the defaults). */
+    pixels: pixelsSchema.optional(),
   })
   .strict();
 

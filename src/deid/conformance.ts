@@ -4,6 +4,7 @@
 import { createSession } from './deidentify.ts';
 import { IDENTITY_SAFE_LIST, IDENTITY_VRS, SAFE_CATEGORIES, type SafeCategory } from './identity-safe-list.ts';
 import type { DeidPolicy, Decision } from './deidentify.ts';
+import type { PixelPolicyDescription } from './pixel-policy.ts';
 import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1 } from './profile-table.generated.ts';
 import { lookup } from '../dicom/dictionary.ts';
 import { PROFILE_OPTIONS, SUPPLEMENT_CLEAN, SUPPLEMENT_REMOVE, tableEntryFor } from './profile.ts';
@@ -186,7 +187,34 @@ export interface ConformanceStatement {
   readonly otherAttributes: readonly ConformanceRow[];
   /** Table E.1-1 Note 1: attributes outside the table kept although their VR can carry identity. */
   readonly identitySafeList: readonly SafeListRow[];
+  /** The pixel policy in force (PS3.15 E.3.1 Clean Pixel Data; deid/pixel-policy.ts). */
+  readonly pixels: PixelStatement;
 }
+
+export interface PixelStatement {
+  /** False: every pixel is kept as stored (`pixels.enabled: false`). */
+  readonly enabled: boolean;
+  /** Risky criteria that withhold an instance no rule matches. */
+  readonly withheld: readonly string[];
+  /** Risky criteria the configuration allows. */
+  readonly allowed: readonly string[];
+  /** Series filters: `name: condition`. */
+  readonly filters: readonly string[];
+  readonly rules: PixelPolicyDescription['rules'];
+  /** How a redacted instance is written. */
+  readonly redaction: readonly string[];
+}
+
+/** What the gateway does to an instance a rule redacts; the same for every policy. */
+export const REDACTION_STATEMENTS: readonly string[] = [
+  'Evaluation per instance, from its top-level header: a series filter that matches withholds it; else the first redaction rule that matches (configured rules, then CTP script signatures, in order) redacts it; else a risky criterion in force withholds it; else its pixels are kept byte-identical',
+  'A rule matched on a layout the gateway cannot blank (Float or Double Float Pixel Data, YBR_PARTIAL_420/422, Bits Allocated other than 1, 8, 16, 32, no Rows or Columns) withholds the instance (fail closed)',
+  'Native frames are blanked in place, every frame; encapsulated frames are decoded, blanked and written native, Explicit VR Little Endian. Lossy Image Compression (0028,2110/2112/2114) is kept as it was: decoding adds no loss',
+  'Photometric Interpretation of decoded frames: YBR_FULL_422 becomes YBR_FULL, YBR_ICT and YBR_RCT become RGB; others keep their name',
+  'Blank value 0 in every sample (YBR: Y = 0, Cb = Cr = mid-scale, i.e. black)',
+  'A redacted instance gets Burned In Annotation (0028,0301) NO and CID 7050 code 113101 Clean Pixel Data Option in the De-identification Method Code Sequence; nothing else changes',
+  'A withheld instance is not sent at all: absent from search results and retrieval, refused with its reason on upload',
+];
 
 const ADDED_KEYWORDS = ['PatientIdentityRemoved', 'DeidentificationMethod', 'DeidentificationMethodCodeSequence', 'LongitudinalTemporalInformationModified'] as const;
 const ADDED_KEYWORD_OF: ReadonlyMap<string, string> = new Map(ADDED_KEYWORDS.map((k) => [tagToHex(TAG[k]), k]));
@@ -257,7 +285,31 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
     attributes,
     otherAttributes,
     identitySafeList: describeSafeList(policy),
+    pixels: pixelStatement(policy),
   };
+}
+
+function pixelStatement(policy: DeidPolicy): PixelStatement {
+  const d = policy.pixels.describe();
+  return { enabled: policy.pixels.active, withheld: d.risky, allowed: d.allowed, filters: d.filters, rules: d.rules, redaction: REDACTION_STATEMENTS };
+}
+
+/** The pixel policy section of the markdown statement. */
+function pixelMarkdown(p: PixelStatement): string[] {
+  const out = ['## Pixel data (Clean Pixel Data, PS3.15 E.3.1)', ''];
+  if (!p.enabled) return [...out, 'The pixel policy is off (`pixels.enabled: false`): every pixel is kept as stored, burned-in text included.', ''];
+  out.push(`- Withheld when risky and no rule matches: ${p.withheld.length > 0 ? p.withheld.join(', ') : 'none'}`);
+  out.push(`- Allowed by the configuration: ${p.allowed.length > 0 ? p.allowed.join(', ') : 'none'}`);
+  out.push(`- Series filters (withheld): ${p.filters.length > 0 ? p.filters.map(cell).join('; ') : 'none'}`);
+  for (const r of p.redaction) out.push(`- ${r}`);
+  out.push('', '### Redaction rules', '');
+  if (p.rules.length === 0) out.push('None.');
+  else {
+    out.push('| rule | source | matches | rectangles (x, y, width, height) |', '|---|---|---|---|');
+    for (const r of p.rules) out.push(`| ${cell(r.name)} | ${cell(r.source)} | ${cell(r.match)} | ${r.rectangles.map((x) => `(${x.x}, ${x.y}, ${x.width}, ${x.height})`).join(' ')} |`);
+  }
+  out.push('');
+  return out;
 }
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|');
@@ -280,7 +332,8 @@ export function statementMarkdown(s: ConformanceStatement): string {
   }
   out.push('', '## Attributes added to every dataset', '', '| tag | keyword | value |', '|---|---|---|');
   for (const a of s.attributesAdded) out.push(`| ${a.tag} | ${a.keyword} | ${cell(a.value)} |`);
-  out.push('', '## Overrides from the configuration', '');
+  out.push('', ...pixelMarkdown(s.pixels));
+  out.push('## Overrides from the configuration', '');
   if (s.overrides.length === 0) out.push('None.');
   else {
     out.push('| tag | keyword | override |', '|---|---|---|');

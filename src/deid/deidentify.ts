@@ -4,8 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_DATE_SHIFT_RANGE, checkDateShiftRange, patientDayOffset, shiftDateValue } from './date-shift.ts';
 import type { DateShiftRange } from './date-shift.ts';
-import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError } from './errors.ts';
+import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError, PixelWithheldError } from './errors.ts';
 import { IDENTITY_VRS } from './identity-safe-list.ts';
+import { checkPixelPolicy } from './pixel-policy.ts';
+import type { AttributeReader, PixelPolicy, PixelPolicyConfig, PixelPolicyContext, PixelVerdict } from './pixel-policy.ts';
 import { CompiledProfile, checkProfileInput, isStandardSequenceTag, normalizeCreator } from './profile.ts';
 import type { ProfileOption, ProfileOptions, TagRule } from './profile.ts';
 import { Pseudonymizer, identityAttribute, patientNameBasis, scopedSecret } from './pseudonym.ts';
@@ -15,6 +17,7 @@ import { elementOf, formatTag, groupOf, isPrivate, makeTag, parseTag, tagToHex }
 import { TAG } from '../dicom/tags.ts';
 import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
 import { binaryValueSize } from '../dicom/vr.ts';
+import { decodedPhotometricInterpretation } from '../dicom/photometric.ts';
 
 /** DICOM JSON (PS3.18 F.2), as modelled by src/dicom/json-model.ts. */
 export type DicomJsonDataset = JsonDataset;
@@ -45,6 +48,10 @@ export interface DeidPolicyOptions {
   readonly isKnownTag?: (tag: number) => boolean;
   /** Keyword -> tag, for override keys outside Table E.1-1. */
   readonly resolveKeyword?: (keyword: string) => number | undefined;
+  /** The pixel policy (pixel-policy.ts): keep, redact or withhold per instance. Absent: the defaults (risky withheld). */
+  readonly pixels?: PixelPolicyConfig;
+  /** The text of each CTP script `pixels.ctpScripts` names (read by config/resolve.ts), or why it could not be read. */
+  readonly pixelScripts?: PixelPolicyContext['scripts'];
 }
 
 const MIN_SECRET_BYTES = 16;
@@ -56,10 +63,13 @@ export class DeidPolicy {
   readonly options: Readonly<Record<ProfileOption, boolean>>;
   readonly dateShift: DateShiftRange;
   readonly pseudonymMode: PseudonymMode;
+  /** Per instance: pixels kept, redacted by a rule, or the instance withheld (PS3.15 E.3.1; issue 16). */
+  readonly pixels: PixelPolicy;
 
   /** @internal use createPolicy */
-  constructor(profile: CompiledProfile, dateShift: DateShiftRange, pseudonymMode: PseudonymMode, secret: Uint8Array) {
+  constructor(profile: CompiledProfile, dateShift: DateShiftRange, pseudonymMode: PseudonymMode, secret: Uint8Array, pixels: PixelPolicy) {
     this.profile = profile;
+    this.pixels = pixels;
     this.options = profile.options;
     this.dateShift = Object.freeze({ ...dateShift });
     this.pseudonymMode = pseudonymMode;
@@ -88,9 +98,14 @@ export function createPolicy(options: DeidPolicyOptions): DeidPolicy {
   };
   issues.push(...checkProfileInput(profileInput, 'profile.').issues);
   if (options.scope !== undefined && (typeof options.scope !== 'string' || options.scope === '')) issues.push('scope: a non-empty string');
-  if (issues.length > 0 || secret === undefined) throw new DeidPolicyError(issues);
+  const pixels = checkPixelPolicy(options.pixels, {
+    cleanStructuredContent: options.profile?.cleanStructuredContent === true,
+    ...(options.pixelScripts ? { scripts: options.pixelScripts } : {}),
+  });
+  issues.push(...pixels.issues.map((issue) => `profile.${issue}`));
+  if (issues.length > 0 || secret === undefined || pixels.policy === undefined) throw new DeidPolicyError(issues);
   const key = options.scope === undefined ? secret : scopedSecret(secret, options.scope);
-  return new DeidPolicy(new CompiledProfile(profileInput), dateShift, mode, key);
+  return new DeidPolicy(new CompiledProfile(profileInput), dateShift, mode, key, pixels.policy);
 }
 
 // --- decisions ----------------------------------------------------------------------------------
@@ -138,10 +153,14 @@ const DUMMY_BY_VR: Readonly<Record<string, string | number>> = {
   UR: 'ANONYMIZED', UT: 'ANONYMIZED', DS: 0, IS: 0, US: 0, SS: 0, UL: 0, SL: 0, FL: 0, FD: 0, SV: 0, UV: 0,
 };
 const PATIENT_ID_KEY = tagToHex(TAG.PatientID);
+const BURNED_IN_ANNOTATION = 0x00280301;
+const PHOTOMETRIC_INTERPRETATION = 0x00280004;
 
 // PS3.16 CID 7050 De-identification Method (scheme DCM), in code order.
-const CID_7050: readonly (readonly [ProfileOption | 'basic', string, string])[] = [
+// Clean Pixel Data (113101) is per dataset: only when a redaction rule cleaned its pixels.
+const CID_7050: readonly (readonly [ProfileOption | 'basic' | 'cleanPixelData', string, string])[] = [
   ['basic', '113100', 'Basic Application Confidentiality Profile'],
+  ['cleanPixelData', '113101', 'Clean Pixel Data Option'],
   ['cleanGraphics', '113103', 'Clean Graphics Option'],
   ['cleanStructuredContent', '113104', 'Clean Structured Content Option'],
   ['cleanDescriptors', '113105', 'Clean Descriptors Option'],
@@ -171,6 +190,8 @@ export class DeidSession {
   readonly #pseudonyms: Pseudonymizer;
   readonly #offsets = new Map<string, number>();
   #patientId: string | undefined;
+  /** The current dataset's pixels are redacted by a rule (beginDataset's verdict). */
+  #redacted = false;
 
   /** @internal use createSession */
   constructor(policy: DeidPolicy, options: SessionOptions) {
@@ -187,9 +208,19 @@ export class DeidSession {
    * Starts a top-level dataset. The date shift (E.3.6) and the PatientName pseudonym (pseudonym.ts
    * patientNameBasis) are keyed on the original PatientID, so the caller passes it before any element
    * (the rewriter parses the header first; PatientName (0010,0010) comes before PatientID (0010,0020)).
+   * `verdict` is the dataset's pixel verdict (pixelVerdict): `redact` makes this dataset's decisions
+   * say so (see #redactedHeader and attributesToAdd); `keep` or none changes nothing; `withhold` throws
+   * PixelWithheldError, so a withheld instance is never begun (fail closed).
    */
-  beginDataset(originalPatientId: string | undefined): void {
+  beginDataset(originalPatientId: string | undefined, verdict?: PixelVerdict): void {
+    if (verdict?.action === 'withhold') throw new PixelWithheldError(verdict.reason, verdict.detail);
     this.#patientId = (originalPatientId ?? '').trim();
+    this.#redacted = verdict?.action === 'redact';
+  }
+
+  /** The policy's pixel verdict for one instance, from its top-level header (pixel-policy.ts). */
+  pixelVerdict(read: AttributeReader): PixelVerdict {
+    return this.policy.pixels.verdict(read);
   }
 
   /**
@@ -220,6 +251,10 @@ export class DeidSession {
       rule = profile.outsideTableRule(ref.tag, ref.vr);
     }
     const decision = this.#apply(rule, ref, value);
+    if (this.#redacted && ref.path.length === 0) {
+      const redacted = this.#redactedHeader(ref, value, decision);
+      if (redacted !== undefined) return redacted;
+    }
     // A standard sequence that is not parsed as SQ cannot be kept: its items would skip the profile.
     // UN is parsed as SQ by the rewriter (PS3.5 6.2.2); any other VR (OB, OW, UT … written by a broken
     // encoder) hides items as bytes, so it is removed (fail closed).
@@ -235,9 +270,11 @@ export class DeidSession {
    */
   attributesToAdd(): Record<string, { vr: string; Value?: JsonValue[] }> {
     const o = this.policy.options;
-    const codes = CID_7050.filter(([option]) => option === 'basic' || o[option]);
+    const codes = CID_7050.filter(([option]) => option === 'basic' || (option === 'cleanPixelData' ? this.#redacted : o[option]));
     const temporal = o.retainLongitudinalTemporalModifiedDates ? 'MODIFIED' : o.retainLongitudinalTemporalFullDates ? 'UNMODIFIED' : 'REMOVED';
     return {
+      // PS3.3 C.7.6.1.1.3: the rule blanked the burned-in text; set even when the original had none.
+      ...(this.#redacted ? { [tagToHex(BURNED_IN_ANNOTATION)]: { vr: 'CS', Value: ['NO'] } } : {}),
       [tagToHex(TAG.PatientIdentityRemoved)]: { vr: 'CS', Value: ['YES'] },
       [tagToHex(TAG.DeidentificationMethod)]: { vr: 'LO', Value: [METHOD_TEXT] },
       [tagToHex(TAG.DeidentificationMethodCodeSequence)]: {
@@ -273,6 +310,22 @@ export class DeidSession {
    */
   discardPairsSince(index: number): void {
     this.#pseudonyms.discardSince(index);
+  }
+
+  /**
+   * A top-level header element of a dataset whose pixels a rule redacts (Clean Pixel Data, PS3.15
+   * E.3.1): Burned In Annotation becomes NO, and Photometric Interpretation names the colour space the
+   * redacted frames are written in (dicom/photometric.ts), replaced only when that differs. An element
+   * the profile removes stays removed. Undefined: the profile's decision stands.
+   */
+  #redactedHeader(ref: ElementRef, value: ElementValue, decision: Decision): Decision | undefined {
+    if (decision.op === 'remove') return undefined;
+    if (ref.tag === BURNED_IN_ANNOTATION) return replace(['NO']);
+    if (ref.tag !== PHOTOMETRIC_INTERPRETATION || decision.op !== 'keep') return undefined;
+    const stored = valuesOf(value)?.[0];
+    if (typeof stored !== 'string') return undefined;
+    const decoded = decodedPhotometricInterpretation(stored);
+    return decoded === stored.trim() ? undefined : replace([decoded]);
   }
 
   // PS3.15 E.3.10 Retain Safe Private Option; without it the Table E.1-1 private row is X.
@@ -485,6 +538,12 @@ export interface DeidentifyJsonOptions {
    * undefined drops the element. Default: kept as is.
    */
   readonly bulkDataURI?: (uri: string, ref: ElementRef) => string | undefined;
+  /**
+   * The instance's pixel verdict (session.pixelVerdict), as the Part 10 path passes it to
+   * beginDataset, so the metadata of a redacted instance says what its pixels are. `withhold` throws
+   * PixelWithheldError.
+   */
+  readonly pixelVerdict?: PixelVerdict;
 }
 
 /**
@@ -495,13 +554,25 @@ export interface DeidentifyJsonOptions {
 export function deidentifyJson(target: DeidPolicy | DeidSession, dataset: DicomJsonDataset, options: DeidentifyJsonOptions = {}): DicomJsonDataset {
   const session = target instanceof DeidSession ? target : createSession(target);
   const patientId = dataset[PATIENT_ID_KEY]?.Value?.[0];
-  session.beginDataset(typeof patientId === 'string' ? patientId : undefined);
+  session.beginDataset(typeof patientId === 'string' ? patientId : undefined, options.pixelVerdict);
   const out = walk(session, dataset, [], options);
   if (options.addMethodAttributes !== false) {
     for (const [key, element] of Object.entries(session.attributesToAdd())) out[key] = element;
     return sortKeys(out);
   }
   return out;
+}
+
+/** Pixel Data (7FE0,0010), Float Pixel Data (7FE0,0008), Double Float Pixel Data (7FE0,0009): PS3.3 C.7.6.3. */
+const PIXEL_DATA_KEYS: ReadonlySet<string> = new Set(['7FE00010', '7FE00008', '7FE00009']);
+
+/**
+ * Whether a top-level element of a redacted dataset is its pixels inline (InlineBinary or Value, PS3.18
+ * F.2.7): those bytes are the unblanked original and are dropped. A BulkDataURI stays: the caller serves
+ * it redacted or refuses it.
+ */
+function isInlinePixels(key: string, element: DicomJsonElement): boolean {
+  return PIXEL_DATA_KEYS.has(key) && (element.InlineBinary !== undefined || element.Value !== undefined);
 }
 
 function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly number[], options: DeidentifyJsonOptions): DicomJsonDataset {
@@ -521,6 +592,7 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
     const ref: ElementRef = { tag, vr: element.vr, path, ...privateCreatorOf(dataset, tag) };
     const decision = session.decide(ref, value);
     const outKey = key.toUpperCase(); // an 8-hex key (checked above), in PS3.18 F.2.1.1's upper case
+    if (path.length === 0 && options.pixelVerdict?.action === 'redact' && isInlinePixels(outKey, element)) continue;
     switch (decision.op) {
       case 'remove':
         break;

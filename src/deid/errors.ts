@@ -1,6 +1,6 @@
 // Errors of the de-identification policy layer. Callers branch on `code`, never on the message;
 // messages name tags and codes, never values or patient data (STYLE habit 4).
-import type { WithholdReason } from './pixel-policy.ts';
+import type { WithholdReason } from './pixel-verdict.ts';
 
 export type DeidErrorCode = 'DEID_BAD_POLICY' | 'DEID_UNSUPPORTED_VALUE' | 'DEID_NO_DATASET' | 'DEID_PIXELS_WITHHELD';
 

@@ -6,18 +6,29 @@ import { UTF8_CHARACTER_SET, decodeText, encodeText, type CharacterSet } from '.
 import { asciiValue, characterSetOf, findElement, setElement, type DataElement, type Dataset } from '../dicom/dataset.ts';
 import { DicomInvalidValueError, DicomUnsupportedCharsetError } from '../dicom/errors.ts';
 import { elementToJsonValue, jsonToDataset, jsonValueToElementBytes, type JsonDataset, type JsonValue } from '../dicom/json-model.ts';
-import { Part10Reader, type Part10Event, type Part10Header, type Part10ReaderOptions } from '../dicom/part10-reader.ts';
+import { Part10Reader, type Part10Event, type Part10Header, type Part10ReaderOptions, type PixelDataInfo } from '../dicom/part10-reader.ts';
 import { collect, writePart10 } from '../dicom/part10-writer.ts';
 import { isPrivateDataElement, parseTag, privateCreatorTagFor } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, transferSyntax } from '../dicom/transfer-syntax.ts';
 import { hasInvalidControlBytes, isVr, padValue, vrInfo } from '../dicom/vr.ts';
+import { requireCodec } from '../pixel/codecs.ts';
+import { EncapsulatedRedactor } from '../pixel/encapsulated.ts';
+import { PixelError } from '../pixel/errors.ts';
+import { PIXEL_TAG, assertBlankable, frameGeometry, nativePixelDataLength, type FrameGeometry } from '../pixel/geometry.ts';
+import { NativeBlanker } from '../pixel/native-blank.ts';
 import type { Decision, ElementRef, ElementValue } from './deidentify.ts';
+import { PixelWithheldError } from './errors.ts';
+import { KEEP, type AttributeReader, type PixelVerdict, type Rectangle } from './pixel-policy.ts';
 import { normalizeCreator } from './profile.ts';
 
 /** What the rewriter needs from a policy session; DeidSession (deidentify.ts) satisfies it. */
 export interface Part10Policy {
-  beginDataset(originalPatientId: string | undefined): void;
+  /** `verdict` is the instance's pixel verdict (KEEP when the policy has no pixelVerdict). */
+  beginDataset(originalPatientId: string | undefined, verdict?: PixelVerdict): void;
+  /** The pixel policy's decision for this instance from its top-level header (pixel-policy.ts); absent: keep. */
+  pixelVerdict?(read: AttributeReader): PixelVerdict;
   decide(ref: ElementRef, value: ElementValue): Decision;
   attributesToAdd(): Record<string, { vr: string; Value?: unknown[] }>;
 }
@@ -139,25 +150,141 @@ function addAttributes(dataset: Dataset, policy: Part10Policy, charset: Characte
   }
 }
 
-/** Reader events with the header and trailer de-identified; Pixel Data events pass unchanged. */
+/** How a redact verdict is carried out on this instance, checked before anything of it is written. */
+interface PixelRedaction {
+  readonly geometry: FrameGeometry;
+  readonly rectangles: readonly Rectangle[];
+  /** The stored transfer syntax when it is encapsulated (decoded to Explicit VR Little Endian). */
+  readonly encapsulatedTransferSyntax: string | undefined;
+  readonly littleEndian: boolean;
+  readonly extendedOffsetTable: Buffer | undefined;
+}
+
+function unredactable(err: unknown): never {
+  if (err instanceof PixelError) throw new PixelWithheldError('unredactable', err.code);
+  throw err;
+}
+
+/** Steps 1–3 of a redact verdict: the geometry, the transfer syntax and the layout must all be redactable. */
+function planRedaction(read: AttributeReader, header: Part10Header, rectangles: readonly Rectangle[]): PixelRedaction {
+  try {
+    const ts = transferSyntax(header.transferSyntaxUID);
+    // Planar Configuration may be absent only where the decoder fixes the layout (not native, not
+    // Deflate, whose bytes are the native layout).
+    const codec = ts.encapsulated ? requireCodec(ts.uid) : undefined;
+    const geometry = frameGeometry(read, { allowMissingPlanarConfiguration: codec !== undefined && codec !== 'deflate' });
+    assertBlankable(geometry, { encapsulated: ts.encapsulated });
+    const eot = findElement(header.dataset, PIXEL_TAG.ExtendedOffsetTable)?.value;
+    return { geometry, rectangles, encapsulatedTransferSyntax: ts.encapsulated ? ts.uid : undefined, littleEndian: header.encoding.littleEndian, extendedOffsetTable: eot };
+  } catch (err) {
+    return unredactable(err);
+  }
+}
+
+/** The Pixel Data element as written after redaction; refuses Pixel Data the plan cannot blank. */
+function redactedPixelData(info: PixelDataInfo, plan: PixelRedaction): PixelDataInfo {
+  if (info.tag !== PIXEL_TAG.PixelData) throw new PixelWithheldError('unredactable', 'FloatPixelData');
+  const needed = nativePixelDataLength(plan.geometry);
+  if (plan.encapsulatedTransferSyntax === undefined) {
+    // Native: exactly the frames Number of Frames declares, plus the pad byte when that is odd (PS3.5
+    // 8.1.1). Shorter is not blankable; longer holds bytes past the last frame the blanker would pass on
+    // unblanked (extra frames): both refused before any byte.
+    if (info.length === undefined || (info.length !== needed && !(needed % 2 === 1 && info.length === needed + 1))) {
+      throw new PixelWithheldError('unredactable', 'PIXEL_INVALID_GEOMETRY');
+    }
+    // Big endian OW swaps bytes in 16-bit words (PS3.5 7.3): 8- or 1-bit samples are then not where the
+    // blanker looks (a column at each rectangle edge would stay), so that layout is refused.
+    if (!plan.littleEndian && plan.geometry.bitsAllocated < 16 && info.vr === 'OW') throw new PixelWithheldError('unredactable', 'PIXEL_UNSUPPORTED');
+    return info;
+  }
+  if (info.length !== undefined) throw new PixelWithheldError('unredactable', 'PIXEL_MALFORMED');
+  // PS3.5 8.1.1 and 8.2: decoded frames are written native, OB up to 8 bits allocated, else OW.
+  return { tag: info.tag, vr: plan.geometry.bitsAllocated <= 8 ? 'OB' : 'OW', length: needed + (needed % 2) };
+}
+
+/**
+ * Reader events with the header and trailer de-identified. Pixel Data, by the pixel verdict:
+ *   - keep: events pass unchanged (Pixel Data byte-identical);
+ *   - withhold: PixelWithheldError before anything of the instance is yielded;
+ *   - redact: the header is held until Pixel Data starts and the plan is checked (else PixelWithheldError
+ *     'unredactable', still before anything is yielded); native chunks are blanked as they stream;
+ *     encapsulated frames are decoded one at a time, blanked and written native in Explicit VR Little
+ *     Endian (the File Meta Transfer Syntax changes; the dataset already was explicit little endian).
+ */
 async function* deidentifyEvents(events: AsyncIterable<Part10Event>, policy: Part10Policy, options: RewriteOptions = {}): AsyncGenerator<Part10Event> {
   let rootCharset: CharacterSet = [];
   let le = true;
+  let plan: PixelRedaction | undefined;
+  let held: Part10Event | undefined;
+  let blanker: NativeBlanker | undefined;
+  let redactor: EncapsulatedRedactor | undefined;
   for await (const ev of events) {
     if (ev.type === 'header') {
       const { header } = ev;
       le = header.encoding.littleEndian;
       rootCharset = characterSetOf(header.dataset, []);
       options.admitStudy?.(asciiValue(header.dataset, TAG.StudyInstanceUID)?.trim());
-      policy.beginDataset(asciiValueOrUndefined(header.dataset, rootCharset));
+      const read: AttributeReader = (tag) => {
+        const el = findElement(header.dataset, tag);
+        return el ? jsonValues(el, rootCharset, le) : undefined;
+      };
+      const verdict = policy.pixelVerdict?.(read) ?? KEEP;
+      if (verdict.action === 'withhold') throw new PixelWithheldError(verdict.reason, verdict.detail);
+      if (verdict.action === 'redact') plan = planRedaction(read, header, verdict.rectangles);
+      policy.beginDataset(asciiValueOrUndefined(header.dataset, rootCharset), verdict);
       const dataset = applyPolicy(header.dataset, [], le, policy, []);
       if (options.addMethodAttributes !== false) addAttributes(dataset, policy, characterSetOf(dataset, []), le);
       const meta = rewriteMeta(header, dataset, policy);
-      yield { type: 'header', header: { ...header, dataset, meta } };
-    } else if (ev.type === 'trailer') {
+      if (plan === undefined) {
+        yield { type: 'header', header: { ...header, dataset, meta } };
+        continue;
+      }
+      if (plan.encapsulatedTransferSyntax === undefined) {
+        held = { type: 'header', header: { ...header, dataset, meta } };
+        continue;
+      }
+      // The offset tables index fragments that are no longer written (PS3.3 C.7.6.3.1.8).
+      const native = dataset.filter((el) => el.tag !== PIXEL_TAG.ExtendedOffsetTable && el.tag !== PIXEL_TAG.ExtendedOffsetTableLengths);
+      held = { type: 'header', header: { ...header, dataset: native, meta, transferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN } };
+      continue;
+    }
+    if (held) {
+      if (ev.type === 'pixel-data-start' && plan) {
+        const pixelData = redactedPixelData(ev.pixelData, plan);
+        if (plan.encapsulatedTransferSyntax === undefined) blanker = new NativeBlanker(plan.geometry, plan.rectangles, { littleEndian: plan.littleEndian });
+        else {
+          redactor = new EncapsulatedRedactor(plan.geometry, {
+            transferSyntaxUid: plan.encapsulatedTransferSyntax,
+            rectangles: plan.rectangles,
+            ...(plan.extendedOffsetTable ? { extendedOffsetTable: plan.extendedOffsetTable } : {}),
+          });
+          await redactor.ready();
+        }
+        yield held;
+        held = undefined;
+        yield { type: 'pixel-data-start', pixelData };
+        continue;
+      }
+      // No Pixel Data in this instance: nothing to blank.
+      yield held;
+      held = undefined;
+    }
+    if (ev.type === 'trailer') {
       yield { type: 'trailer', dataset: applyPolicy(ev.dataset, rootCharset, le, policy, []) };
+    } else if (ev.type === 'pixel-data-chunk' && blanker) {
+      yield { type: 'pixel-data-chunk', chunk: blanker.push(ev.chunk) };
+    } else if (ev.type === 'pixel-data-chunk' && redactor) {
+      for (const chunk of redactor.push(ev.chunk)) yield { type: 'pixel-data-chunk', chunk };
+    } else if (ev.type === 'pixel-data-end' && redactor) {
+      for (const chunk of redactor.end()) yield { type: 'pixel-data-chunk', chunk };
+      redactor = undefined;
+      yield ev;
+    } else if (ev.type === 'pixel-data-end') {
+      blanker = undefined;
+      yield ev;
     } else yield ev;
   }
+  if (held) yield held;
 }
 
 function asciiValueOrUndefined(dataset: Dataset, charset: CharacterSet): string | undefined {

@@ -5,7 +5,8 @@ import { startGateway } from '../server.ts';
 import { projectBaseUrl } from '../http/project-choice.ts';
 import { viewerInstalled } from '../http/viewer.ts';
 import { DEMO_AUDIENCE, DEMO_ISSUER, demoGrants, demoKeys, demoSecret, envName, signDemoToken } from './demo-tokens.ts';
-import { demoProjects, LIST_PROJECT, listStudies, QUERY_PROJECT } from './demo-projects.ts';
+import { demoProjects, ECHO_STUDY, LIST_PROJECT, listStudies, QUERY_PROJECT } from './demo-projects.ts';
+import type { StoredProfile } from '../store/project-store.ts';
 import { loadIntoOrthanc, startOrthanc } from './orthanc-process.ts';
 import { readDicomFiles, samplesDir } from './samples.ts';
 
@@ -28,6 +29,23 @@ export function readDemoConfig(root: string, env: NodeJS.ProcessEnv): DemoConfig
   return { raw, dataDir, keyDir: join(dataDir, 'demo-keys') };
 }
 
+/** The demo's pixel policy (issue 16): a profile's `pixels` block, our redaction rule for the samples' echo. */
+export const DEMO_PIXELS_FILE = 'config/demo-pixels.yaml';
+
+/**
+ * The de-identification profiles with the demo's pixel policy: the researcher's and the uploader's get
+ * `pixels` unless the config names one for them (then the config's stands).
+ */
+export function withDemoPixels(profiles: unknown, pixels: Record<string, unknown>): Record<string, unknown> {
+  const given = (profiles ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  const out: Record<string, unknown> = { ...given };
+  for (const role of ['researcher', 'uploader']) {
+    const profile = given[role] ?? { options: ['retainLongitudinalTemporalModifiedDates'] };
+    out[role] = 'pixels' in profile ? profile : { ...profile, pixels };
+  }
+  return out;
+}
+
 /**
  * The demo: a throw-away Orthanc on loopback loaded with the shared samples, the gateway in front
  * of it, two projects over those samples (demo-projects.ts), and a signed token for each role and each
@@ -44,7 +62,9 @@ export async function runDemo(): Promise<void> {
   if (existsSync(dir)) loaded = await loadIntoOrthanc(orthanc.httpUrl, readDicomFiles(dir));
   // The explicit project's UIDs are read from what Orthanc holds now. The config's projects are created
   // when the store has none of that name: a data dir kept from an earlier demo keeps its projects as they were.
-  const projects = demoProjects(await listStudies(orthanc.dicomWebUrl));
+  // Checked with the rest of the config below (validateConfig names any problem by its key).
+  const pixels = readConfigFile(join(root, DEMO_PIXELS_FILE)) as StoredProfile['pixels'] & Record<string, unknown>;
+  const projects = demoProjects(await listStudies(orthanc.dicomWebUrl), pixels);
 
   // The environment's overrides are already in `raw`; what the demo sets here (its Orthanc, its keys,
   // its secret, the absolute dataDir, its two projects beside any the config names) is not overridden
@@ -60,7 +80,11 @@ export async function runDemo(): Promise<void> {
       publicKeyFiles: [keys.publicJwkFile],
     },
     dataDir,
-    deid: { ...(raw['deid'] as object), secret: { file: await demoSecret(keyDir) } },
+    deid: {
+      ...(raw['deid'] as object),
+      secret: { file: await demoSecret(keyDir) },
+      profiles: withDemoPixels((raw['deid'] as Record<string, unknown> | undefined)?.['profiles'], pixels),
+    },
     viewer: { dir: join(root, '.viewer/dist'), enabled: true, ...(raw['viewer'] as object) },
     projects: { ...(raw['projects'] as object), ...projects.definitions },
   });
@@ -77,7 +101,7 @@ export async function runDemo(): Promise<void> {
   const projectBase = (name: string) => projectBaseUrl(base, basePath, name);
   const listed = [
     ...(projects.shared ? [`      ${projects.shared}   also in ${QUERY_PROJECT}`] : []),
-    ...projects.outside.map((uid) => `      ${uid}   not in ${QUERY_PROJECT}`),
+    ...projects.outside.map((uid) => `      ${uid}   not in ${QUERY_PROJECT}${uid === ECHO_STUDY ? ' (the ACUSON echo: its banner blanked)' : ''}`),
   ];
 
   const out = [
@@ -98,6 +122,12 @@ export async function runDemo(): Promise<void> {
     `  ${LIST_PROJECT}  ${listed.length} studies by UID; its own profile also keeps patient characteristics (sex, age, size, weight)`,
     `      ${projectBase(LIST_PROJECT)}`,
     ...listed,
+    '',
+    `pixels (${DEMO_PIXELS_FILE}; the clinician sees every original):`,
+    '  a researcher and an upload get the ACUSON echo cine (US) with its top banner blanked in every frame (rule acuson-us-banner);',
+    '  other risky instances are withheld (no rule covers them: the charset samples and other screen captures (SC, OT),',
+    '  other ultrasound, Burned In Annotation YES), and SR, PR, KO and encapsulated documents are filtered out;',
+    '  a withheld upload is refused with Failure Reason 0x0124',
     '',
     'tokens (valid 12 h; researcher grants both projects, researcher-<project> one):',
     ...Object.entries(tokens).map(([label, token]) => `  ${label.padEnd(20)} ${token}`),

@@ -4,6 +4,7 @@ import type { ScopedPseudonyms } from '../store/pseudonym-store.ts';
 import type { JsonDataset } from '../dicom/json-model.ts';
 import type { Condition } from '../projects/project.ts';
 import type { ProjectRecord } from '../store/project-store.ts';
+import type { CensusSource, PixelObserver } from './pixel-census.ts';
 import { ClientGoneError, UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
 import { encodeSegment, isPathIdentifier } from './routes.ts';
 import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
@@ -19,6 +20,10 @@ export interface DeidentifiedView {
   readonly maxHeaderBytes: number;
   readonly maxJsonDatasetBytes: number;
   readonly allowRendered: boolean;
+  /** The pixel census (pixel-census.ts), shared by every project; read only when `policy.pixels.active`. */
+  readonly census: CensusSource;
+  /** Told how many instances a response withheld or redacted (metrics, audit trail); set per request by http/. */
+  readonly observePixels?: PixelObserver;
 }
 
 /** What a de-identified transaction asks of the project it serves. */

@@ -30,7 +30,13 @@ export type BadRequestCode =
   | 'STOW_NO_PARTS';
 
 /** A resource this role may not have (403). */
-export type ResourceRefusedCode = 'DEID_ANNOTATION_REFUSED' | 'DEID_RENDERED_DISABLED';
+export type ResourceRefusedCode =
+  | 'DEID_ANNOTATION_REFUSED'
+  | 'DEID_RENDERED_DISABLED'
+  | 'DEID_RENDERED_REDACTED'
+  /** Study or series rendered under a pixel policy: refused whatever is in scope, so the answer reveals nothing of it. */
+  | 'DEID_RENDERED_UNAVAILABLE'
+  | 'DEID_BULKDATA_REDACTED';
 
 /** A STOW body refused before it is read: its media type (415) or its size (413). */
 export type StowRequestCode = 'STOW_UNSUPPORTED_MEDIA_TYPE' | 'STOW_TOO_LARGE';
@@ -47,6 +53,7 @@ export type DicomwebErrorCode =
   | 'DEID_UNAVAILABLE'
   | 'DICOMWEB_UNKNOWN_RESOURCE'
   | 'DICOMWEB_NO_FRAMES'
+  | 'DICOMWEB_INSTANCE_WITHHELD'
   | 'DICOMWEB_NOT_ACCEPTABLE'
   | 'CLIENT_GONE';
 
@@ -100,6 +107,20 @@ export class NoFramesError extends DicomwebError {
   override name = 'NoFramesError';
   constructor() {
     super('DICOMWEB_NO_FRAMES', 'the instance has no frames');
+  }
+}
+/**
+ * An instance the project's pixel policy withholds (issue 16, deid/pixel-policy.ts), asked for by itself
+ * (instance, metadata, frames, bulkdata, rendered): 404 with a code of its own. `reason` (risky,
+ * filtered, unredactable) is for the log and the metrics; the caller is told only that it is withheld.
+ */
+export class InstanceWithheldError extends DicomwebError {
+  override name = 'InstanceWithheldError';
+  constructor(
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('DICOMWEB_INSTANCE_WITHHELD', 'the instance is withheld by the pixel policy', options);
   }
 }
 /** No representation in a media type the caller's Accept allows: 406 (RFC 9110 15.5.7, PS3.18 8.7.7). */

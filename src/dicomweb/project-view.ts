@@ -18,6 +18,7 @@ import { boundedCache } from '../store/cached-store.ts';
 import type { DeidentifiedView, Membership, ResourcePath } from './deidentified-view.ts';
 import { encodeSegment } from './routes.ts';
 import { UpstreamUnusableError } from './errors.ts';
+import { censusSource } from './pixel-census.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -64,6 +65,9 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
   // Facts about a study are the PACS's, not the project's: shared by every project, keyed by the
   // attributes asked. Bounded; misses are asked again.
   const facts = boundedCache<StudyFacts[]>({ ttlSeconds: options.factsTtlSeconds ?? 60, maxKeys: MAX_CACHED });
+  // The pixel census (issue 16): attributes per study, as PACS facts shared by every project; each
+  // project's own pixel policy decides from them per request. Trusted as long as the study facts.
+  const census = censusSource({ maxJsonDatasetBytes: options.maxJsonDatasetBytes, ttlSeconds: options.factsTtlSeconds ?? 60 });
 
   async function stateOf(name: string): Promise<ProjectState> {
     const version = await options.projects.projectsVersion();
@@ -223,6 +227,7 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
         maxHeaderBytes: options.maxHeaderBytes,
         maxJsonDatasetBytes: options.maxJsonDatasetBytes,
         allowRendered: options.allowRendered,
+        census,
         membership,
       };
     },

@@ -14,6 +14,12 @@
 //      attribute. Datasets filtered out leave no pseudonym behind.
 // Every value is validated for its VR first (400 when malformed) and capped in length and in the
 // number of alternatives, so a query's cost is bounded by its length.
+//
+// Pixel safety (issue 16): under an active pixel policy each result is checked against its study's census
+// (pixel-census.ts). A withheld instance is absent, and so is a series or study with nothing left; the
+// attributes derived from the instances below a result (ModalitiesInStudy, the Number of … Related …
+// counts) are recomputed from what remains, and a key on one of them is matched here, on the recomputed
+// value, never upstream (it would match on the withheld instances too).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSession, deidentifyJson, type DicomJsonDataset } from '../deid/deidentify.ts';
 import { lookup, tagForAttributeId } from '../dicom/dictionary.ts';
@@ -29,6 +35,8 @@ import { acceptFor, OFFERED } from './content-negotiation.ts';
 import { withStreamLifetime, type StreamLifetime } from './stream-lifetime.ts';
 import { isUid } from '../dicom/uid.ts';
 import { UID_LIST_CHUNK } from './project-view.ts';
+import { DERIVED_TAGS, recomputeDerived, studiesPixels, studyPixels, type PixelObserver, type StudyPixels } from './pixel-census.ts';
+import type { PixelVerdict } from '../deid/pixel-policy.ts';
 
 type QueryLevel = 'study' | 'series' | 'instance';
 
@@ -43,6 +51,62 @@ export const QUERY_LIMITS = Object.freeze({ queryChars: 8_192, valueChars: 1_024
 const WILDCARD_OR_LIST = /[*?\\]/;
 /** Values that cannot be matched as text (PS3.4 C.2.2.2: no matching is defined for them). */
 const UNMATCHABLE_VRS = new Set(['SQ', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'UN']);
+
+/**
+ * Attributes of the Patient and Study IEs (PS3.3 C.7.1.1 Patient, C.7.1.3 Clinical Trial Subject,
+ * C.7.2.1 General Study, C.7.2.2 Patient Study, C.7.2.3 Clinical Trial Study; PS3.4 C.6.1.1.2-3), and
+ * of the Series IE with its Equipment and Frame of Reference (C.7.3.1 General Series, C.7.3.2 Clinical
+ * Trial Series, C.7.5.1 General Equipment, C.7.4.1 Frame of Reference; PS3.4 C.6.1.1.4). Under a pixel
+ * policy a study or series search takes keys of its own level and above only: a key of a lower level
+ * (Burned In Annotation, Image Type, or Modality for a study) would let a study or series match by
+ * instances the policy withholds, and so show what QIDO hides (PS3.18 10.6.1.2.1 leaves such keys to
+ * the origin server).
+ */
+const STUDY_LEVEL_KEYWORDS = [
+  'PatientName', 'PatientID', 'IssuerOfPatientID', 'IssuerOfPatientIDQualifiersSequence', 'TypeOfPatientID', 'PatientBirthDate',
+  'PatientBirthTime', 'PatientSex', 'QualityControlSubject', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName',
+  'PatientMotherBirthName', 'EthnicGroup', 'PatientComments', 'PatientSpeciesDescription', 'PatientSpeciesCodeSequence',
+  'PatientBreedDescription', 'PatientBreedCodeSequence', 'BreedRegistrationSequence', 'ResponsiblePerson', 'ResponsiblePersonRole',
+  'ResponsibleOrganization', 'PatientIdentityRemoved', 'DeidentificationMethod', 'DeidentificationMethodCodeSequence',
+  'ClinicalTrialSponsorName', 'ClinicalTrialProtocolID', 'ClinicalTrialProtocolName', 'ClinicalTrialSiteID', 'ClinicalTrialSiteName',
+  'ClinicalTrialSubjectID', 'ClinicalTrialSubjectReadingID', 'ClinicalTrialProtocolEthicsCommitteeName',
+  'ClinicalTrialProtocolEthicsCommitteeApprovalNumber', 'StudyInstanceUID', 'StudyDate', 'StudyTime', 'ReferringPhysicianName',
+  'ReferringPhysicianIdentificationSequence', 'ConsultingPhysicianName', 'ConsultingPhysicianIdentificationSequence', 'StudyID',
+  'AccessionNumber', 'IssuerOfAccessionNumberSequence', 'StudyDescription', 'PhysiciansOfRecord', 'PhysiciansOfRecordIdentificationSequence',
+  'NameOfPhysiciansReadingStudy', 'PhysiciansReadingStudyIdentificationSequence', 'RequestingServiceCodeSequence', 'ReferencedStudySequence',
+  'ProcedureCodeSequence', 'ReasonForPerformedProcedureCodeSequence', 'AdmittingDiagnosesDescription', 'AdmittingDiagnosesCodeSequence',
+  'PatientAge', 'PatientSize', 'PatientWeight', 'PatientSizeCodeSequence', 'MeasuredAPDimension', 'MeasuredLateralDimension',
+  'MedicalAlerts', 'Allergies', 'SmokingStatus', 'PregnancyStatus', 'LastMenstrualDate', 'PatientState', 'Occupation',
+  'AdditionalPatientHistory', 'AdmissionID', 'IssuerOfAdmissionIDSequence', 'ServiceEpisodeID', 'ServiceEpisodeDescription',
+  'PatientSexNeutered', 'ReasonForVisit', 'ReasonForVisitCodeSequence', 'ClinicalTrialTimePointID', 'ClinicalTrialTimePointDescription',
+  'ConsentForClinicalTrialUseSequence', 'TimezoneOffsetFromUTC',
+];
+const SERIES_LEVEL_KEYWORDS = [
+  'Modality', 'SeriesInstanceUID', 'SeriesNumber', 'Laterality', 'SeriesDate', 'SeriesTime', 'PerformingPhysicianName',
+  'PerformingPhysicianIdentificationSequence', 'ProtocolName', 'SeriesDescription', 'SeriesDescriptionCodeSequence', 'OperatorsName',
+  'OperatorIdentificationSequence', 'ReferencedPerformedProcedureStepSequence', 'RelatedSeriesSequence', 'BodyPartExamined',
+  'PatientPosition', 'RequestAttributesSequence', 'PerformedProcedureStepID', 'PerformedProcedureStepStartDate',
+  'PerformedProcedureStepStartTime', 'PerformedProcedureStepEndDate', 'PerformedProcedureStepEndTime', 'PerformedProcedureStepDescription',
+  'PerformedProtocolCodeSequence', 'CommentsOnThePerformedProcedureStep', 'AnatomicalOrientationType', 'ClinicalTrialCoordinatingCenterName',
+  'ClinicalTrialSeriesID', 'ClinicalTrialSeriesDescription', 'Manufacturer', 'InstitutionName', 'InstitutionAddress', 'StationName',
+  'InstitutionalDepartmentName', 'ManufacturerModelName', 'DeviceSerialNumber', 'SoftwareVersions', 'FrameOfReferenceUID',
+  'PositionReferenceIndicator',
+];
+function tagsOf(keywords: readonly string[]): number[] {
+  return keywords.map((keyword) => {
+    const tag = tagForAttributeId(keyword);
+    if (tag === undefined) throw new Error(`unknown keyword ${keyword}`);
+    return tag;
+  });
+}
+const STUDY_LEVEL_TAGS: ReadonlySet<number> = new Set(tagsOf(STUDY_LEVEL_KEYWORDS));
+const SERIES_LEVEL_TAGS: ReadonlySet<number> = new Set([...STUDY_LEVEL_TAGS, ...tagsOf(SERIES_LEVEL_KEYWORDS)]);
+
+/** Whether a search at `level` under a pixel policy may take a key on `tag` (see STUDY_LEVEL_KEYWORDS). */
+function keyOfLevel(level: QueryLevel, tag: number): boolean {
+  if (level === 'instance' || DERIVED_TAGS.has(tag)) return true;
+  return (level === 'study' ? STUDY_LEVEL_TAGS : SERIES_LEVEL_TAGS).has(tag);
+}
 
 interface Predicate {
   tag: number;
@@ -64,6 +128,8 @@ interface PlannedQuery {
   offset: number;
   /** Nothing can match (an attribute the researcher sees empty, an unknown pseudonym): the PACS is not asked. */
   empty: boolean;
+  /** The derived attributes (pixel-census.ts DERIVED) the caller named, as a key or an includefield. */
+  derived: Set<number>;
 }
 
 /** Resolves a QIDO attribute key (keyword or 8 hex digits, PS3.18 8.3.4.1). Sequence paths are refused. */
@@ -81,7 +147,7 @@ const badValue = (tag: number) => new BadRequestError('QIDO_BAD_VALUE', `the val
  * a `reserved` tag (one the project's membership query sends upstream itself) is matched here,
  * on the de-identified values, whatever the profile does with it.
  */
-async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet<number>): Promise<PlannedQuery> {
+async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet<number>, pixels: boolean, level: QueryLevel): Promise<PlannedQuery> {
   if (query.length > QUERY_LIMITS.queryChars) throw new BadRequestError('QIDO_QUERY_TOO_LONG', `the query is longer than ${QUERY_LIMITS.queryChars} characters`);
   const params = new URLSearchParams(query);
   const upstreamParams = new URLSearchParams();
@@ -90,6 +156,7 @@ async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet
   let limit: number | undefined;
   let offset = 0;
   let empty = false;
+  const derived = new Set<number>();
   const fuzzyValues = params.getAll('fuzzymatching');
   if (fuzzyValues.some((v) => v !== 'true' && v !== 'false')) throw new BadRequestError('QIDO_BAD_PARAMETER', 'fuzzymatching must be true or false');
   const fuzzy = fuzzyValues.includes('true');
@@ -102,7 +169,11 @@ async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet
     if (key === 'includefield') {
       for (const field of value.split(',')) {
         if (field === 'all') upstreamParams.append('includefield', 'all');
-        else upstreamParams.append('includefield', tagToHex(resolveKey(field).tag));
+        else {
+          const { tag } = resolveKey(field);
+          if (DERIVED_TAGS.has(tag)) derived.add(tag);
+          upstreamParams.append('includefield', tagToHex(tag));
+        }
       }
       continue;
     }
@@ -118,7 +189,12 @@ async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet
     const hex = tagToHex(tag);
     if (seen.has(hex) && hex !== key) throw new BadRequestError('QIDO_DUPLICATE_KEY', 'a query key appears more than once');
     seen.add(hex);
+    if (DERIVED_TAGS.has(tag)) derived.add(tag);
     if (value === '') continue; // PS3.4 C.2.2.2.3 universal matching: no condition at all
+    // A gateway-set attribute (E.1.1 method attributes, URLs) is matched on what the researcher sees.
+    if (pixels && !(vr === 'UR' || hex in added) && !keyOfLevel(level, tag)) {
+      throw new BadRequestError('QIDO_BAD_KEY', `${hex} is not a key of a ${level}-level search`);
+    }
     if (value.length > QUERY_LIMITS.valueChars || value.split('\\').length > QUERY_LIMITS.alternatives) {
       throw new BadRequestError('QIDO_VALUE_TOO_LONG', `a query value is longer than ${QUERY_LIMITS.valueChars} characters or has more than ${QUERY_LIMITS.alternatives} alternatives`);
     }
@@ -132,7 +208,8 @@ async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet
     const decision = probe.decide({ tag, vr, path: [] }, [value]);
     // Set or rebuilt by the gateway on every result, whatever the original held: the E.1.1 attributes
     // (Patient Identity Removed, …) and URLs (Retrieve URL). Matched here, on what the researcher sees.
-    if (vr === 'UR' || hex in added || (reserved.has(tag) && decision.op !== 'remove' && !(decision.op === 'replace' && decision.value.length === 0))) {
+    // A derived attribute is recomputed from what the pixel policy leaves (pixel-census.ts): matched on that.
+    if (vr === 'UR' || hex in added || (pixels && DERIVED_TAGS.has(tag)) || (reserved.has(tag) && decision.op !== 'remove' && !(decision.op === 'replace' && decision.value.length === 0))) {
       gatewaySide.push({ tag, key: matchKey as MatchKey });
       upstreamParams.append('includefield', hex);
       continue;
@@ -182,7 +259,7 @@ async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet
   upstreamParams.append('includefield', tagToHex(TAG.PatientID));
   // Membership and the hierarchy are checked per result by its study (project-view.ts, requireStudy).
   upstreamParams.append('includefield', STUDY_UID);
-  return { upstreamParams, gatewaySide, limit, offset, empty };
+  return { upstreamParams, gatewaySide, limit, offset, empty, derived };
 }
 
 /** PS3.4 C.2.2.2 on the de-identified values (src/dicom/matching.ts: linear in the key's length). */
@@ -208,6 +285,45 @@ function fixUrls(dataset: DicomJsonDataset, level: QueryLevel, publicBase: strin
   return dataset;
 }
 
+/** What the pixel policy does to one search result, from its study's census. */
+interface ResultPixels {
+  /** Nothing of it is left (a withheld instance; a series or study whose every instance is withheld). */
+  readonly dropped: boolean;
+  /** An instance's own verdict (instance level). */
+  readonly verdict?: PixelVerdict;
+  /** Instances withheld, by reason (`unlisted`: no census lists it), and redacted, that the result covers. */
+  readonly withheld: ReadonlyMap<string, number>;
+  readonly redacted: number;
+}
+
+const UNLISTED: ResultPixels = Object.freeze({ dropped: true, withheld: new Map([['unlisted', 1]]), redacted: 0 });
+
+/**
+ * The pixel policy on one search result (the item's derived attributes recomputed in place). Fail closed:
+ * a result its study's census does not list is dropped.
+ */
+function pixelsOf(item: DicomJsonDataset, level: QueryLevel, censuses: ReadonlyMap<string, StudyPixels>, derived: ReadonlySet<number>): ResultPixels {
+  const [study, series, sop] = [STUDY_UID, SERIES_UID, SOP_UID].map((hex) => item[hex]?.Value?.[0]);
+  const census = typeof study === 'string' ? censuses.get(study) : undefined;
+  if (census === undefined) return UNLISTED;
+  recomputeDerived(item, census, derived);
+  if (level === 'instance') {
+    const verdict = typeof series === 'string' && typeof sop === 'string' ? census.verdictOf(series, sop) : undefined;
+    if (verdict === undefined) return UNLISTED;
+    if (verdict.action === 'withhold') return { dropped: true, verdict, withheld: new Map([[verdict.reason, 1]]), redacted: 0 };
+    return { dropped: false, verdict, withheld: new Map(), redacted: verdict.action === 'redact' ? 1 : 0 };
+  }
+  const summary = level === 'study' ? census.study : typeof series === 'string' ? census.seriesSummary(series) : undefined;
+  if (summary === undefined) return UNLISTED;
+  return { dropped: summary.shown === 0, withheld: summary.withheldBy, redacted: summary.redacted };
+}
+
+function tallyPixels(observe: PixelObserver | undefined, pixels: ResultPixels): void {
+  if (!observe) return;
+  for (const [reason, count] of pixels.withheld) if (count > 0) observe('withheld', reason, count);
+  if (pixels.redacted > 0) observe('redacted', 'rule', pixels.redacted);
+}
+
 const LEVEL_PATH: Record<QueryLevel, string> = { study: '/studies', series: '/series', instance: '/instances' };
 
 /**
@@ -227,7 +343,10 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   // upstream, and a researcher's key on the same attribute is matched here.
   const constrained = !membership.project.allStudies && original.study === undefined;
   const reserved = new Set(constrained && r.level === 'study' ? membership.conditions.map((c) => c.tag) : []);
-  const q = await plan(view, r.query, reserved);
+  const pixelPolicy = view.policy.pixels;
+  // Each original study's census, read for the page in hand (pixel-census.ts); none without an active policy.
+  const censuses = pixelPolicy.active ? new Map<string, StudyPixels>() : undefined;
+  const q = await plan(view, r.query, reserved, censuses !== undefined, r.level);
   const { session, flush, makeDurable } = savingSession(view);
   let written = 0;
   const finish = async () => {
@@ -244,14 +363,44 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   // study and no patient withdrew. Then limit and offset go upstream as asked, when nothing else is
   // matched here.
   const allMembers = original.study !== undefined || (membership.project.allStudies && !membership.anyWithdrawn);
-  const passThrough = allMembers && q.gatewaySide.length === 0;
+  // A result the pixel policy may drop is counted here, so limit and offset are applied here too.
+  const passThrough = allMembers && q.gatewaySide.length === 0 && censuses === undefined;
+  const sendUpstream = (request: Parameters<StreamLifetime['send']>[1]) => lifetime.send(view.upstream, request);
+  const refreshed = new Set<string>();
+  /** The censuses of the studies of a page of results; an instance a cached census does not list has it read again once. */
+  const readCensuses = async (items: readonly DicomJsonDataset[]) => {
+    if (censuses === undefined) return;
+    const studies = items.map((item) => item[STUDY_UID]?.Value?.[0]).filter((uid): uid is string => typeof uid === 'string');
+    await studiesPixels(view.census, pixelPolicy, studies, sendUpstream, censuses);
+    if (r.level !== 'instance') return;
+    for (const item of items) {
+      const [study, series, sop] = [STUDY_UID, SERIES_UID, SOP_UID].map((hex) => item[hex]?.Value?.[0]);
+      if (typeof study !== 'string' || refreshed.has(study) || typeof series !== 'string' || typeof sop !== 'string') continue;
+      if (censuses.get(study)?.verdictOf(series, sop) !== undefined) continue;
+      refreshed.add(study);
+      censuses.delete(study);
+      const instances = await view.census.instancesOf(study, pixelPolicy.attributeTags, sendUpstream, { fresh: true });
+      censuses.set(study, studyPixels(pixelPolicy, instances));
+    }
+  };
   let skipped = 0;
   const show = async (item: DicomJsonDataset): Promise<void> => {
     requireStudy(original, item[STUDY_UID]?.Value?.[0]);
     if (r.level !== 'study') membership.learn(item);
+    const pixels = censuses && pixelsOf(item, r.level, censuses, q.derived);
     const mark = session.pairCount;
-    const deidentified = fixUrls(deidentifyJson(session, item), r.level, r.publicBase);
+    const deidentified = fixUrls(
+      // A search result carries no BulkDataURI: one the PACS gave names original UIDs (the metadata route
+      // rewrites them, wado.ts); the caller retrieves bulk data through the metadata.
+      deidentifyJson(session, item, { bulkDataURI: () => undefined, ...(pixels?.verdict?.action === 'redact' ? { pixelVerdict: pixels.verdict } : {}) }),
+      r.level,
+      r.publicBase,
+    );
     let shown = q.gatewaySide.every((p) => matches(deidentified, p));
+    if (shown && pixels?.dropped) {
+      tallyPixels(view.observePixels, pixels);
+      shown = false;
+    }
     if (shown && !passThrough && skipped < q.offset) {
       skipped++;
       shown = false;
@@ -261,6 +410,7 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
       session.discardPairsSince(mark); // never shown: nothing of it is saved
       return;
     }
+    if (pixels) tallyPixels(view.observePixels, pixels);
     await flush();
     if (written === 0) {
       res.statusCode = 200;
@@ -307,6 +457,8 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
     const consume = async (items: DicomJsonDataset[], source: UpstreamSource) => {
       const admitted = allMembers ? items.map(() => true) : await membership.admits(items, r.level);
       for (const [i, item] of items.entries()) {
+        // Censuses are read a slice of results ahead, not for a whole upstream page a small limit never reaches.
+        if (i % CENSUS_SLICE === 0) await readCensuses(items.slice(i, i + CENSUS_SLICE).filter((_, j) => admitted[i + j]));
         const study = item[STUDY_UID]?.Value?.[0];
         if (typeof study === 'string' && source.remember) given.add(study);
         if (admitted[i] && !(source.skipGiven && typeof study === 'string' && given.has(study))) await show(item);
@@ -344,6 +496,9 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   }
   await finish();
 }
+
+/** Search results whose studies' censuses are read at once (pixel-census.ts reads a few in parallel). */
+const CENSUS_SLICE = 16;
 
 /** Sources whose first page is asked before the one in hand is done. */
 const SOURCES_AHEAD = 4;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
+import { PixelWithheldError } from '../deid/errors.ts';
 import { savingSession, type SavingSession } from './deidentified-view.ts';
 import { rewritePart10 } from '../deid/rewrite-part10.ts';
 import { asciiValue } from '../dicom/dataset.ts';
@@ -48,8 +49,9 @@ export interface StowView {
 
 export type RefusalObserver = (error: unknown) => void;
 
-/** The one logger method STOW uses (pino's, structurally; this layer knows no logging library). */
+/** The logger methods STOW uses (pino's, structurally; this layer knows no logging library). */
 interface StowLog {
+  info(entry: object, message: string): void;
   warn(entry: object, message: string): void;
 }
 
@@ -76,6 +78,12 @@ export async function prepareTempDir(dir: string): Promise<void> {
 export const FailureReason = {
   processingFailure: 0x0110,
   sopClassNotSupported: 0x0122,
+  /**
+   * Refused: Not authorized (a PS3.7 Annex C general failure status, which PS3.18 I.2.2 admits beside its
+   * table): the pixel policy withholds the instance (issue 16: risky without a redaction rule, or a
+   * series filter excludes it). The part is fine as DICOM; the gateway may not store it.
+   */
+  notAuthorized: 0x0124,
   outOfResources: 0xa700,
   dataSetDoesNotMatchSopClass: 0xa900,
   cannotUnderstand: 0xc000,
@@ -149,7 +157,10 @@ export async function storePart(
     // This part is refused (nothing of it was sent upstream, or the PACS did not store it); the rest go on.
     view.observeRefusal?.(error);
     const reason = view.failureReason(error);
-    if (reason === FailureReason.processingFailure || reason === FailureReason.outOfResources) {
+    if (error instanceof PixelWithheldError) {
+      // A policy outcome, not a fault: the operator sees which criterion or filter held (never a value).
+      view.log?.info({ err: codesOf(error), withheld: error.reason, detail: error.detail, reason }, 'a STOW part was withheld by the pixel policy');
+    } else if (reason === FailureReason.processingFailure || reason === FailureReason.outOfResources) {
       view.log?.warn({ err: codesOf(error), cause: codesOf((error as { cause?: unknown }).cause), reason }, 'a STOW part was not stored');
     }
     for (let next = await body.next(); !next.done; next = await body.next());

@@ -2,11 +2,31 @@
 // deid/. Instances go through the streaming Part 10 rewriter part by part; metadata through the DICOM
 // JSON de-identifier; frames, and the bulkdata of attributes the profile keeps unchanged, pass untouched
 // once the instance is in scope. Each answer is in a media type the caller's Accept allows, or 406.
+//
+// Pixel safety (issue 16), under an active pixel policy (deid/pixel-policy.ts), the same on every route:
+//   - keep: as above, Pixel Data byte-identical;
+//   - withhold: absent from study and series retrieval and metadata; asked for by itself (instance,
+//     metadata, frames, bulkdata, rendered) 404 DICOMWEB_INSTANCE_WITHHELD, decided from the census
+//     (pixel-census.ts) before the PACS is asked for it, the rewriter's own check the second line;
+//   - the verdict is the strictest of every view of the instance: its census entry (an instance no census
+//     lists is withheld), its own metadata before its pixels are relayed by itself (a PACS may leave
+//     attributes out of a search answer), and its file's header as the rewriter reads it;
+//   - study and series rendered: refused (403) whatever is in scope, so the answer reveals nothing;
+//   - redact: the rewriter blanks the rule's rectangles as the instance streams; metadata is de-identified
+//     with the verdict (Burned In Annotation NO, Photometric Interpretation as decoded); each frame goes
+//     through pixel/ and leaves native (or as pixel/ re-encodes it); Pixel Data bulkdata and rendered
+//     images are refused (403), since the PACS would give the unredacted pixels.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSession, deidentifyJson, type DeidPolicy, type DicomJsonDataset, type ElementRef } from '../deid/deidentify.ts';
-import { rewritePart10 } from '../deid/rewrite-part10.ts';
+import { createSession, deidentifyJson, type DeidPolicy, type DeidSession, type DicomJsonDataset, type ElementRef } from '../deid/deidentify.ts';
+import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
+import { PixelWithheldError } from '../deid/errors.ts';
+import { strictestVerdict, type AttributeReader, type PixelVerdict } from '../deid/pixel-policy.ts';
+import { redactFrame } from '../pixel/frame-redaction.ts';
+import { PixelError } from '../pixel/errors.ts';
+import { DEFAULT_MAX_FRAME_BYTES, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.ts';
 import { lookup } from '../dicom/dictionary.ts';
-import { boundaryFrom, closeDelimiter, newBoundary, PART_END, partHead, readMultipart } from '../dicom/multipart.ts';
+import { boundaryFrom, closeDelimiter, mediaTypeParameter, newBoundary, PART_END, partHead, readMultipart } from '../dicom/multipart.ts';
 import { parseTag, tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { acceptFor, acceptHeader, accepts, acceptsPart, OFFERED, type MediaRange } from './content-negotiation.ts';
@@ -22,6 +42,7 @@ import {
 } from './deidentified-view.ts';
 import {
   BadRequestError,
+  InstanceWithheldError,
   NoFramesError,
   NotAcceptableError,
   ResourceRefusedError,
@@ -32,6 +53,7 @@ import type { UpstreamResponse } from './upstream.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { endBody, writeChunk } from './response-writer.ts';
 import { withStreamLifetime, type StreamLifetime } from './stream-lifetime.ts';
+import { jsonReader, studyPixels, type PixelSummary, type StudyPixels } from './pixel-census.ts';
 
 /** The attributes frames are cut from (PS3.3 C.7.6.3, PS3.18 10.4.1.1.4). */
 const PIXEL_DATA_TAGS = [TAG.PixelData, TAG.FloatPixelData, TAG.DoubleFloatPixelData] as const;
@@ -105,6 +127,15 @@ export function retrieveMetadata(view: DeidentifiedView, req: IncomingMessage, r
 async function metadata(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: RetrieveRequest, lifetime: StreamLifetime) {
   const { chosen: mediaType } = acceptFor(req, OFFERED.json);
   const original = await originalPath(view, r.path);
+  const pixelPolicy = view.policy.pixels;
+  // An instance asked by itself is checked against the census first, so the PACS is not asked for it.
+  // Each dataset's verdict is the strictest of its own attributes and its study's census: what QIDO
+  // hides is hidden here too, and an instance no census lists is withheld.
+  let census: StudyPixels | undefined;
+  if (pixelPolicy.active) {
+    if (original.instance !== undefined) refuseWithheld(view, (await instancePixels(view, lifetime, original, { ownMetadata: false })).verdict);
+    census = await studyCensus(view, lifetime, original);
+  }
   const upstreamRes = await fetchUpstream(view, req, lifetime, `${uidPath(original)}/metadata`, 'application/dicom+json');
   const { session, flush, makeDurable } = savingSession(view);
   let first = true;
@@ -112,8 +143,18 @@ async function metadata(view: DeidentifiedView, req: IncomingMessage, res: Serve
     for await (const item of jsonArrayItems(upstreamRes.body, view.maxJsonDatasetBytes)) {
       requireStudy(original, (item as DicomJsonDataset)[tagToHex(TAG.StudyInstanceUID)]?.Value?.[0]);
       view.membership.learn(item as DicomJsonDataset); // frames and bulkdata of it need not be located again
+      // The verdict from the dataset itself (every attribute the policy reads is in it): omitted when withheld.
+      const verdict = census && strictestVerdict(pixelPolicy.verdict(jsonReader(item as DicomJsonDataset)), censusVerdictOf(census, item as DicomJsonDataset));
+      if (verdict?.action === 'withhold') {
+        refuseWithheld(view, verdict, original.instance === undefined);
+        continue;
+      }
+      if (verdict?.action === 'redact') view.observePixels?.('redacted', 'rule', 1);
+      const redacted = verdict?.action === 'redact';
       const deidentified = deidentifyJson(session, item as DicomJsonDataset, {
-        bulkDataURI: (uri, ref) => bulkUriFor(uri, ref, view.policy),
+        // A redacted instance's Pixel Data is served by its frames only: no BulkDataURI for it (every one given resolves).
+        bulkDataURI: (uri, ref) => (redacted && isPixelData([...ref.path, ref.tag]) ? undefined : bulkUriFor(uri, ref, view.policy)),
+        ...(verdict !== undefined ? { pixelVerdict: verdict } : {}),
       });
       fixBulkDataUris(deidentified, r.publicBase);
       await flush(); // PS3.15 pseudonyms are saved before the caller can see them
@@ -239,44 +280,94 @@ export function retrieveInstances(view: DeidentifiedView, req: IncomingMessage, 
 async function instances(view: DeidentifiedView, req: IncomingMessage, res: ServerResponse, r: RetrieveRequest, lifetime: StreamLifetime) {
   const { ranges } = acceptFor(req, OFFERED.instances);
   const original = await originalPath(view, r.path);
+  // Pixel safety: an instance asked by itself and withheld is refused before the PACS is asked (census,
+  // then its own metadata). Each file the rewriter reads is judged by the strictest of its own header and
+  // what was decided before it (boundPolicy): withheld in QIDO, withheld here.
+  const pixelPolicy = view.policy.pixels;
+  let known: KnownVerdicts | undefined;
+  if (pixelPolicy.active) {
+    let mayRedact: boolean;
+    if (original.instance !== undefined) {
+      const { verdict } = await instancePixels(view, lifetime, original, { ownMetadata: true });
+      refuseWithheld(view, verdict);
+      mayRedact = verdict.action === 'redact';
+      known = (series, sop) => (series === original.series && sop === original.instance ? verdict : undefined);
+    } else {
+      const census = await studyCensus(view, lifetime, original);
+      mayRedact = ((original.series === undefined ? census.study : census.seriesSummary(original.series))?.redacted ?? 0) > 0;
+      known = (series, sop) => census.verdictOf(series, sop);
+    }
+    // A redacted encapsulated instance is written native (Explicit VR Little Endian): a caller who accepts
+    // no native syntax gets 406 before any byte.
+    if (mayRedact && !NATIVE_SYNTAXES.some((ts) => acceptsPart(ranges, `application/dicom; transfer-syntax=${ts}`))) {
+      throw new NotAcceptableError(`application/dicom; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`);
+    }
+  }
   const upstreamRes = await fetchUpstream(view, req, lifetime, `${uidPath(original)}${r.query}`);
   const contentType = multipartTypeOf(upstreamRes);
   requireAccepted(ranges, upstreamRes, contentType);
   const boundary = newBoundary();
   const { session, flush, makeDurable } = savingSession(view);
+  // Under a pixel policy the parts name the transfer syntax each was written in, which a redaction can
+  // change: the response's own type names none (PS3.18 8.7.3.5.2), but for one instance, its part's.
+  const responseType = (written: string | undefined) =>
+    known === undefined ? withBoundary(contentType, boundary) : `multipart/related; type="application/dicom"${written ? `; transfer-syntax=${written}` : ''}; boundary=${boundary}`;
+  let redactions = 0;
   let started = false;
   try {
     for await (const part of readMultipart(upstreamRes.body, boundaryFrom(contentType))) {
       const partType = part.headers['content-type'] ?? 'application/dicom';
       if (!/^application\/dicom(\s*;|$)/i.test(partType)) throw new UpstreamUnusableError('a part is not application/dicom');
       if (!acceptsPart(ranges, partType)) throw new NotAcceptableError(partType);
-      const { output } = rewritePart10(part.body, session, {
+      const body = drainable(part.body);
+      const mark = session.pairCount;
+      const policy = known === undefined ? undefined : boundPolicy(session, known);
+      const { output } = rewritePart10(body.source, policy ?? session, {
         maxHeaderBytes: view.maxHeaderBytes,
         admitStudy: (uid) => requireStudy(original, uid),
       });
       let head = true;
-      for await (const chunk of output) {
-        await flush();
-        if (!started) {
-          res.statusCode = 200;
-          res.setHeader('content-type', withBoundary(contentType, boundary));
-          started = true;
+      try {
+        for await (const chunk of output) {
+          await flush();
+          if (head) {
+            // The first chunk is the File Meta the rewriter wrote (part10-writer.ts): its Transfer Syntax
+            // UID is what this part is in. Each part's own type is checked against the caller's Accept.
+            const written = policy === undefined ? undefined : writtenTransferSyntax(chunk);
+            const label = written === undefined ? partType : `application/dicom; transfer-syntax=${written}`;
+            if (!acceptsPart(ranges, label)) throw new NotAcceptableError(label);
+            if (!started) {
+              res.statusCode = 200;
+              res.setHeader('content-type', responseType(original.instance !== undefined ? written : undefined));
+              started = true;
+            }
+            await writeChunk(res, partHead(boundary, { 'Content-Type': label }));
+            head = false;
+          }
+          await writeChunk(res, chunk);
         }
-        if (head) {
-          await writeChunk(res, partHead(boundary, { 'Content-Type': partType }));
-          head = false;
-        }
-        await writeChunk(res, chunk);
+      } catch (error) {
+        // The rewriter withholds an instance before any byte of it (the second line behind the census):
+        // that part is skipped, its pseudonyms forgotten, the rest of it read and dropped.
+        const withheld = pixelWithheld(error);
+        if (withheld === undefined || !head) throw error;
+        session.discardPairsSince(mark);
+        view.observePixels?.('withheld', withheld.detail === UNLISTED.detail ? 'unlisted' : withheld.reason, 1);
+        if (original.instance !== undefined) throw new InstanceWithheldError(withheld.reason, { cause: error });
+        await body.drain();
+        continue;
       }
+      if (policy?.verdict?.action === 'redact') redactions++;
       await writeChunk(res, PART_END);
     }
     await makeDurable();
+    if (redactions > 0) view.observePixels?.('redacted', 'rule', redactions);
   } catch (error) {
     throw unusable(error);
   }
   if (!started) {
     res.statusCode = 200;
-    res.setHeader('content-type', withBoundary(contentType, boundary));
+    res.setHeader('content-type', responseType(undefined));
   }
   endBody(res, closeDelimiter(boundary));
 }
@@ -301,6 +392,16 @@ async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerR
     throw new NoFramesError(); // the profile removes or replaces Pixel Data: the researcher's instance has none
   }
   const original = await originalPath(view, r.path);
+  const pixelPolicy = view.policy.pixels;
+  if (pixelPolicy.active) {
+    const { verdict, read } = await instancePixels(view, lifetime, original, { ownMetadata: true });
+    refuseWithheld(view, verdict);
+    if (verdict.action === 'redact') {
+      if (r.bulk === undefined) return redactedFrames(view, req, res, r, lifetime, original, verdict, read);
+      // The PACS's Pixel Data is the unredacted one (the metadata advertises no BulkDataURI for it).
+      if (tags !== undefined && isPixelData(tags)) throw new ResourceRefusedError('DEID_BULKDATA_REDACTED', 'the Pixel Data of a redacted instance is served as frames only');
+    }
+  }
   // Bulkdata other than Pixel Data is served only where the instance's own de-identified metadata
   // advertises it: the element's real VR and value decide there (a misencoded or over-long value is
   // removed or refused), not the dictionary's VR alone.
@@ -431,6 +532,20 @@ async function rendered(view: DeidentifiedView, req: IncomingMessage, res: Serve
   }
   const { ranges } = acceptFor(req, OFFERED.rendered);
   const original = await originalPath(view, r.path);
+  // The PACS renders from the stored pixels: never relayed for an instance redacted or withheld.
+  if (view.policy.pixels.active) {
+    if (original.instance !== undefined) {
+      const { verdict } = await instancePixels(view, lifetime, original, { ownMetadata: true });
+      refuseWithheld(view, verdict);
+      if (verdict.action === 'redact') throw new ResourceRefusedError('DEID_RENDERED_REDACTED', 'rendered images of a redacted instance are not offered');
+    } else {
+      // A study or series: refused whatever it holds, so the answer says nothing of what QIDO hides.
+      // Only one the researcher cannot see at all is unknown, as everywhere.
+      const scope = await scopePixels(view, lifetime, original);
+      if (scope === undefined || scope.shown === 0) throw new UnknownResourceError(original.series === undefined ? 'study' : 'series');
+      throw new ResourceRefusedError('DEID_RENDERED_UNAVAILABLE', 'rendered images of a study or series are not offered under a pixel policy');
+    }
+  }
   const upstreamRes = await fetchUpstream(view, req, lifetime, `${uidPath(original)}${r.resource}${r.query}`);
   const contentType = String(upstreamRes.headers['content-type'] ?? '');
   if (!/^image\/(jpeg|png|gif)|^video\//i.test(contentType)) {
@@ -446,6 +561,251 @@ async function rendered(view: DeidentifiedView, req: IncomingMessage, res: Serve
     throw unusable(error);
   }
   endBody(res);
+}
+
+// --- pixel safety (issue 16) --------------------------------------------------------------------
+
+/**
+ * The verdict of the one instance a path names, from its study's census (pixel-census.ts); a cached
+ * census that does not list it is read again once. Not listed at all: the PACS does not have it there (404).
+ * `ownMetadata` (the routes that relay its pixels): unless the census withholds it, the instance's own
+ * metadata is read too (a PACS may leave Burned In Annotation … out of a search answer even when asked),
+ * the verdict is the strictest of both, and `read` (the frame geometry) is the metadata's.
+ */
+async function instancePixels(
+  view: DeidentifiedView,
+  lifetime: StreamLifetime,
+  original: ResourcePath,
+  { ownMetadata }: { ownMetadata: boolean },
+): Promise<{ verdict: PixelVerdict; read: AttributeReader }> {
+  const policy = view.policy.pixels;
+  const { study, series, instance } = original;
+  if (study === undefined || series === undefined || instance === undefined) throw new UnknownResourceError('instance');
+  const send = (request: Parameters<StreamLifetime['send']>[1]) => lifetime.send(view.upstream, request);
+  for (const fresh of [false, true]) {
+    const instances = await view.census.instancesOf(study, policy.attributeTags, send, { fresh });
+    const found = instances.find((i) => i.series === series && i.sop === instance);
+    if (!found) continue;
+    const listed = policy.verdict(found.read);
+    if (!ownMetadata || listed.action === 'withhold') return { verdict: listed, read: found.read };
+    const read = await view.census.instanceAttributes({ study, series, sop: instance }, policy.attributeTags, send);
+    return { verdict: strictestVerdict(listed, policy.verdict(read)), read };
+  }
+  throw new UnknownResourceError('instance');
+}
+
+/** The census of the study a path names, under the view's pixel policy. */
+async function studyCensus(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath): Promise<StudyPixels> {
+  if (original.study === undefined) throw new UnknownResourceError('study');
+  const policy = view.policy.pixels;
+  const instances = await view.census.instancesOf(original.study, policy.attributeTags, (request) => lifetime.send(view.upstream, request));
+  return studyPixels(policy, instances);
+}
+
+/** What a study or series path leaves, from its census; undefined: a series the census does not list. */
+async function scopePixels(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath): Promise<PixelSummary | undefined> {
+  const pixels = await studyCensus(view, lifetime, original);
+  return original.series === undefined ? pixels.study : pixels.seriesSummary(original.series);
+}
+
+/** An instance no census lists (stored since, or placed elsewhere than its file says): withheld, fail closed. */
+const UNLISTED: Extract<PixelVerdict, { action: 'withhold' }> = Object.freeze({ action: 'withhold', reason: 'unredactable', detail: 'unlisted' });
+
+/** The census verdict of a dataset, by its own Series and SOP Instance UIDs; UNLISTED when it has none. */
+function censusVerdictOf(census: StudyPixels, dataset: DicomJsonDataset): PixelVerdict {
+  const series = dataset[tagToHex(TAG.SeriesInstanceUID)]?.Value?.[0];
+  const sop = dataset[tagToHex(TAG.SOPInstanceUID)]?.Value?.[0];
+  return (typeof series === 'string' && typeof sop === 'string' ? census.verdictOf(series, sop) : undefined) ?? UNLISTED;
+}
+
+/** The verdicts decided before a file is read (census; metadata), by original Series and SOP Instance UID. */
+type KnownVerdicts = (series: string, sop: string) => PixelVerdict | undefined;
+
+/**
+ * The session the rewriter is given under a pixel policy: each file's verdict is the strictest of its own
+ * header's (the session's pixelVerdict) and the one decided before, looked up by the file's own UIDs; a
+ * file the lookup does not know is withheld (UNLISTED). `verdict`: the last one given (this part's).
+ */
+function boundPolicy(session: DeidSession, known: KnownVerdicts): Part10Policy & { readonly verdict: PixelVerdict | undefined } {
+  let last: PixelVerdict | undefined;
+  const text = (read: AttributeReader, tag: number) => {
+    const v = read(tag)?.[0];
+    return typeof v === 'string' ? v.trim() : undefined;
+  };
+  return {
+    get verdict() {
+      return last;
+    },
+    pixelVerdict(read) {
+      const series = text(read, TAG.SeriesInstanceUID);
+      const sop = text(read, TAG.SOPInstanceUID);
+      const before = (series !== undefined && sop !== undefined ? known(series, sop) : undefined) ?? UNLISTED;
+      last = strictestVerdict(session.pixelVerdict(read), before);
+      return last;
+    },
+    beginDataset: (originalPatientId, verdict) => session.beginDataset(originalPatientId, verdict),
+    decide: (ref, value) => session.decide(ref, value),
+    attributesToAdd: () => session.attributesToAdd(),
+  };
+}
+
+/** Transfer syntaxes whose Pixel Data is native (PS3.5 A.1-A.3): a redaction leaves an instance in one. */
+const NATIVE_SYNTAXES = ['1.2.840.10008.1.2', EXPLICIT_VR_LITTLE_ENDIAN, '1.2.840.10008.1.2.1.99', '1.2.840.10008.1.2.2'] as const;
+
+/**
+ * The Transfer Syntax UID (0002,0010) of the File Meta the rewriter wrote: `meta` is its first chunk,
+ * preamble, "DICM" and the whole group 0002 in Explicit VR Little Endian (part10-writer.ts encodeFileMeta).
+ * Anything else is refused.
+ */
+export function writtenTransferSyntax(meta: Buffer): string {
+  if (meta.length < 132 || meta.toString('latin1', 128, 132) !== 'DICM') throw new UpstreamUnusableError('rewritten File Meta unreadable');
+  for (let at = 132; at + 8 <= meta.length; ) {
+    const group = meta.readUInt16LE(at);
+    const element = meta.readUInt16LE(at + 2);
+    if (group !== 0x0002) break;
+    const vr = meta.toString('latin1', at + 4, at + 6);
+    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN', 'UC', 'UR', 'OD', 'OL', 'OV', 'SV', 'UV'].includes(vr);
+    if (long && at + 12 > meta.length) break;
+    const length = long ? meta.readUInt32LE(at + 8) : meta.readUInt16LE(at + 6);
+    const start = at + (long ? 12 : 8);
+    if (start + length > meta.length) break;
+    if (element === 0x0010) {
+      const uid = meta.toString('latin1', start, start + length).replace(/[\0 ]+$/, '');
+      if (/^[0-9]+(\.[0-9]+)*$/.test(uid)) return uid;
+      break;
+    }
+    at = start + length;
+  }
+  throw new UpstreamUnusableError('rewritten File Meta names no transfer syntax');
+}
+
+/**
+ * A withheld verdict refuses the instance (404 DICOMWEB_INSTANCE_WITHHELD), counted; `quiet`: only
+ * counted (a dataset left out of a study or series answer).
+ */
+function refuseWithheld(view: DeidentifiedView, verdict: PixelVerdict, quiet = false): void {
+  if (verdict.action !== 'withhold') return;
+  view.observePixels?.('withheld', verdict.reason, 1);
+  if (!quiet) throw new InstanceWithheldError(verdict.reason);
+}
+
+/** The rewriter's PixelWithheldError, itself or as a cause (at most a few levels down). */
+function pixelWithheld(error: unknown): PixelWithheldError | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof PixelWithheldError) return e;
+  }
+  return undefined;
+}
+
+/**
+ * A part body handed to a consumer that may stop reading it early (the rewriter, when it withholds the
+ * instance): its stopping does not end the body, so `drain` can read the rest and the next part follow.
+ */
+function drainable(body: AsyncIterable<Buffer>): { source: AsyncIterable<Buffer>; drain(): Promise<void> } {
+  const iterator = body[Symbol.asyncIterator]();
+  return {
+    source: {
+      [Symbol.asyncIterator]: () => ({
+        next: () => iterator.next(),
+        return: async () => ({ done: true, value: undefined }),
+      }),
+    },
+    async drain() {
+      for (;;) if ((await iterator.next()).done) return;
+    },
+  };
+}
+
+/** The frames the PACS sends to be redacted: each in its stored transfer syntax (PS3.18 8.7.3.5.2 `*`). */
+const FRAMES_AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+/** The frames decoded by the PACS (PS3.18 8.7.3.3.2), when it cannot send them as stored. */
+const FRAMES_NATIVE = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
+/** What a redacted frame answer is (its parts name their own transfer syntax). */
+const REDACTED_FRAMES_TYPE = 'multipart/related; type="application/octet-stream"';
+
+/**
+ * Frames of a redacted instance (PS3.18 10.4.1.1.4): each asked in its stored transfer syntax, blanked by
+ * pixel/ inside the rule's rectangles, and sent as `application/octet-stream` in the transfer syntax
+ * pixel/ gives back (native Explicit VR Little Endian for a decoded frame). A caller whose Accept allows
+ * no such part (only a compressed syntax) gets 406 before any byte.
+ */
+async function redactedFrames(
+  view: DeidentifiedView,
+  req: IncomingMessage,
+  res: ServerResponse,
+  r: RetrieveRequest,
+  lifetime: StreamLifetime,
+  original: ResourcePath,
+  verdict: Extract<PixelVerdict, { action: 'redact' }>,
+  read: AttributeReader,
+): Promise<void> {
+  const { ranges } = acceptFor(req, OFFERED.pixels);
+  if (!accepts(ranges, REDACTED_FRAMES_TYPE)) throw new NotAcceptableError(REDACTED_FRAMES_TYPE);
+  let geometry: FrameGeometry;
+  try {
+    geometry = frameGeometry(read);
+  } catch (cause) {
+    // No frame layout to blank by: fail closed, as the rewriter does (unredactable).
+    view.observePixels?.('withheld', 'unredactable', 1);
+    throw new InstanceWithheldError('unredactable', { cause });
+  }
+  const ask = (accept: string) => lifetime.send(view.upstream, { method: 'GET', pathAndQuery: `${uidPath(original)}${r.resource}`, headers: { accept } });
+  let upstreamRes = await ask(FRAMES_AS_STORED);
+  let decoded = false;
+  if (upstreamRes.statusCode >= 400 && upstreamRes.statusCode !== 404) {
+    // A PACS that cannot cut the stored frames (Orthanc: a fragmented JPEG without offset table) is asked
+    // to decode them: native frames are blanked the same way, if they are what the header says (below).
+    upstreamRes.body.resume();
+    upstreamRes = await ask(FRAMES_NATIVE);
+    decoded = true;
+  }
+  if (upstreamRes.statusCode >= 300) refuseUpstreamError(upstreamRes);
+  const contentType = multipartTypeOf(upstreamRes);
+  // A frame as stored is at most its decoded size and a codec's overhead; anything larger is refused.
+  const cap = Math.min(DEFAULT_MAX_FRAME_BYTES, 2 * frameByteLength(geometry) + 1024 * 1024);
+  const boundary = newBoundary();
+  let started = false;
+  try {
+    for await (const part of readMultipart(upstreamRes.body, boundaryFrom(contentType), { maxPartBytes: cap })) {
+      const partType = part.headers['content-type'] ?? 'application/octet-stream';
+      if (!PIXEL_MEDIA_TYPE.test(partType)) throw new UpstreamUnusableError('a frame part is not pixel data');
+      // Asked as stored (`*`), a part names its transfer syntax; none named is refused, never guessed
+      // (PS3.18 8.7.3.5.2). Decoded by the PACS: only Explicit VR Little Endian, exactly one frame of the
+      // metadata's geometry, is taken (its planar layout and photometric are the header's only then).
+      const syntax = mediaTypeParameter(partType, 'transfer-syntax');
+      if (syntax === undefined || syntax === '*') throw new UpstreamUnusableError('a frame part names no transfer syntax');
+      if (decoded && syntax !== EXPLICIT_VR_LITTLE_ENDIAN) throw new UpstreamUnusableError('a decoded frame part not in Explicit VR Little Endian');
+      const chunks: Buffer[] = [];
+      for await (const chunk of part.body) chunks.push(chunk);
+      if (decoded && chunks.reduce((n, c) => n + c.length, 0) !== frameByteLength(geometry)) {
+        throw new UpstreamUnusableError('a decoded frame part is not one frame long');
+      }
+      let redacted: Awaited<ReturnType<typeof redactFrame>>;
+      try {
+        redacted = await redactFrame(Buffer.concat(chunks), syntax, geometry, verdict.rectangles);
+      } catch (cause) {
+        // A frame that cannot be decoded and blanked withholds the instance (fail closed), if nothing was sent yet.
+        if (started || !(cause instanceof PixelError)) throw cause;
+        view.observePixels?.('withheld', 'unredactable', 1);
+        throw new InstanceWithheldError('unredactable', { cause });
+      }
+      const outType = `application/octet-stream; transfer-syntax=${redacted.transferSyntaxUid}`;
+      if (!acceptsPart(ranges, outType)) throw new NotAcceptableError(outType);
+      if (!started) {
+        res.statusCode = 200;
+        res.setHeader('content-type', `${REDACTED_FRAMES_TYPE}; boundary=${boundary}`);
+        started = true;
+      }
+      await writeChunk(res, partHead(boundary, { 'Content-Type': outType }));
+      await writeChunk(res, Buffer.from(redacted.bytes.buffer, redacted.bytes.byteOffset, redacted.bytes.byteLength));
+      await writeChunk(res, PART_END);
+    }
+  } catch (error) {
+    throw unusable(error);
+  }
+  if (!started) throw new UpstreamUnusableError('no parts');
+  view.observePixels?.('redacted', 'rule', 1);
+  endBody(res, closeDelimiter(boundary));
 }
 
 /** The upstream media type (type=, transfer-syntax= kept) with the boundary of the body we write. */

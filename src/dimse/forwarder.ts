@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { EVENT_ID } from '../audit/atna.ts';
 import type { SessionOptions } from '../deid/deidentify.ts';
-import { DeidError } from '../deid/errors.ts';
+import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
 import { StowPartError, UpstreamStoreFailedError } from '../dicomweb/errors.ts';
@@ -98,6 +98,8 @@ interface Refused {
   readonly name: string;
   readonly code: string;
   readonly reason: number;
+  /** Withheld by the pixel policy: why and which criterion or filter (PixelWithheldError; never a value). */
+  readonly withheld?: { readonly reason: string; readonly detail: string };
 }
 
 function codeOf(error: unknown): string {
@@ -360,7 +362,7 @@ export class Forwarder {
       }
       await spool.deleteConfirmed(study.key, journal.confirmed);
       if (refused.length > 0) {
-        await this.#quarantine(study, refused.map((r) => r.name), { code: 'DIMSE_INSTANCES_REFUSED', refused: refused.map(({ code, reason }) => ({ code, reason })) });
+        await this.#quarantine(study, refused.map((r) => r.name), { code: 'DIMSE_INSTANCES_REFUSED', refused: refused.map(({ code, reason, withheld }) => ({ code, reason, ...(withheld ? { withheld } : {}) })) });
       }
       if (state.attempts > 0) await spool.writeState(study.key, { ...state, attempts: 0 });
       study.pending = (await spool.instances(study.key)).length;
@@ -395,7 +397,10 @@ export class Forwarder {
       }
       if (mayPass(refusal)) return { transient: codeOf(refusal) };
       this.#o.observe?.instances('refused', 1);
-      return { refused: { name, code: codeOf(refusal), reason: result.failed?.reason ?? 0x0110 } };
+      // A withheld instance (the pixel policy changed since its intake check, e.g. across a restart) is a
+      // refusal like any other of the engine: quarantined alone, with its reason, never retried or sent raw.
+      const withheld = refusal instanceof PixelWithheldError ? { reason: refusal.reason, detail: refusal.detail } : undefined;
+      return { refused: { name, code: codeOf(refusal), reason: result.failed?.reason ?? 0x0110, ...(withheld ? { withheld } : {}) } };
     } catch (error) {
       // The PACS unreachable or too slow, or this process stopping: nothing was confirmed.
       return { transient: codeOf(error) };

@@ -1,7 +1,8 @@
 // The check an instance passes before its C-STORE success response (PS3.7 9.1.1): it names the SOP Class
 // and Instance its request named, it has the identifiers the spool groups by, and the de-identification
-// engine rewrites it whole (output discarded). An instance the engine refuses is refused now, with a
-// failure status, and never reaches the forwarder: nothing raw is ever sent on (fail closed).
+// engine rewrites it whole (output discarded), its pixel policy included. An instance the engine refuses,
+// or the pixel policy withholds, is refused now, with a failure status, and never reaches the forwarder:
+// nothing raw is ever sent on (fail closed).
 import { createReadStream } from 'node:fs';
 import { createSession, type DeidPolicy, type ElementValue } from '../deid/deidentify.ts';
 import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
@@ -34,8 +35,8 @@ function firstText(value: ElementValue): string {
  * Checks one received instance against its C-STORE request (`affected`: the request's Affected SOP Class
  * and Instance UIDs) and the policy; returns its identifiers. One pass: the engine rewrites the whole
  * instance into nothing (a fresh session, so no pseudonym is kept), and the identifiers are read as it
- * decides on them. Throws the engine's DicomError / DeidError, InstanceIdentifiersError or
- * DatasetMismatchError.
+ * decides on them. Throws the engine's DicomError / DeidError (PixelWithheldError for an instance the pixel
+ * policy withholds), InstanceIdentifiersError or DatasetMismatchError.
  */
 export async function checkInstance(
   file: string,
@@ -46,7 +47,10 @@ export async function checkInstance(
   const session = createSession(policy, { fresh: true });
   const identity = { sopClass: '', sopInstance: '', study: '' };
   const observed: Part10Policy = {
-    beginDataset: (patientId) => session.beginDataset(patientId),
+    beginDataset: (patientId, verdict) => session.beginDataset(patientId, verdict),
+    // The pixel policy decides here as it will when forwarded: a withheld instance (PixelWithheldError) is
+    // refused now (0124), and a redacted one is decoded and blanked once, so one that cannot be is refused too.
+    pixelVerdict: (read) => session.pixelVerdict(read),
     attributesToAdd: () => session.attributesToAdd(),
     decide(ref, value) {
       const key = ref.path.length === 0 ? IDENTIFIERS.get(ref.tag) : undefined;

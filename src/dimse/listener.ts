@@ -8,6 +8,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 import type { DeidPolicy } from '../deid/deidentify.ts';
+import { PixelWithheldError } from '../deid/errors.ts';
 import { encodeFileMeta } from '../dicom/part10-writer.ts';
 import { transferSyntax } from '../dicom/transfer-syntax.ts';
 import { callerCheck, type Caller } from './callers.ts';
@@ -230,7 +231,10 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         await spool.discard(writer).catch(() => undefined);
         const status = storeStatusOf(error);
         const code = (error as { code?: unknown }).code;
-        log.warn({ association: this.id, callingAe: this.caller.aeTitle, err: typeof code === 'string' ? code : 'INTERNAL_ERROR', status: statusHex(status) }, 'DIMSE C-STORE refused');
+        const entry = { association: this.id, callingAe: this.caller.aeTitle, err: typeof code === 'string' ? code : 'INTERNAL_ERROR', status: statusHex(status) };
+        // Withheld by the pixel policy: a policy outcome, logged at info with its reason and criterion (never a value).
+        if (error instanceof PixelWithheldError) log.info({ ...entry, withheld: error.reason, detail: error.detail }, 'DIMSE C-STORE refused');
+        else log.warn(entry, 'DIMSE C-STORE refused');
         return status;
       }
     }

@@ -1,5 +1,5 @@
 // The one place an error becomes a C-STORE response status (PS3.4 B.2.3, Table B.2-1; PS3.7 C).
-import { DeidError } from '../deid/errors.ts';
+import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
 import { DatasetMismatchError, InstanceIdentifiersError, SopClassNotAcceptedError, SpoolFullError } from './errors.ts';
 
@@ -16,6 +16,11 @@ export const StoreStatus = {
   processingFailure: 0x0110,
   /** Failure: Refused: SOP Class not supported (PS3.7 C.5.8). */
   sopClassNotSupported: 0x0122,
+  /**
+   * Failure: Refused: Not authorized (PS3.7 Annex C): the pixel policy withholds the instance (issue 16),
+   * as the uploader's STOW refuses it with Failure Reason 0x0124. Understood, and not ours to store.
+   */
+  notAuthorized: 0x0124,
 } as const;
 
 /** Disk errors that say "no room", whatever the quota says. */
@@ -28,6 +33,7 @@ export function storeStatusOf(error: unknown): number {
     if (e instanceof SpoolFullError || NO_ROOM.has(String((e as { code?: unknown }).code))) return StoreStatus.outOfResources;
     if (e instanceof DatasetMismatchError || e instanceof InstanceIdentifiersError) return StoreStatus.dataSetDoesNotMatchSopClass;
     if (e instanceof SopClassNotAcceptedError) return StoreStatus.sopClassNotSupported;
+    if (e instanceof PixelWithheldError) return StoreStatus.notAuthorized;
     // The engine could not read or de-identify it: refused whole, never forwarded raw (fail closed).
     if (e instanceof DicomError || e instanceof DeidError) understood = false;
   }

@@ -8,6 +8,7 @@ import { relayOriginal } from '../dicomweb/relay.ts';
 import { fillPath, invalidParam, pathParams, rawPathProblem, ROUTES, type DicomwebRoute } from '../dicomweb/routes.ts';
 import type { Upstream } from '../dicomweb/upstream.ts';
 import type { ProjectViews } from '../dicomweb/project-view.ts';
+import type { DeidentifiedView } from '../dicomweb/deidentified-view.ts';
 import type { DeidPolicy } from '../deid/deidentify.ts';
 import { storeDeidentified, type StowView } from '../dicomweb/stow.ts';
 import { searchDeidentified } from '../dicomweb/qido.ts';
@@ -189,7 +190,7 @@ async function serveDeidentified(
   }
   const project = requestState(res).project;
   if (!options.deidentified || project === undefined) throw new DeidentificationUnavailableError(route.transaction);
-  const view = await options.deidentified.viewFor(project);
+  const view = observingPixels(await options.deidentified.viewFor(project), route, res, options.metrics?.metrics);
   const path = { study: params.study, series: params.series, instance: params.instance };
   if (route.resource === 'search') {
     await searchDeidentified(view, req, res, { level: route.level, path, query: rawQueryOf(req), publicBase });
@@ -212,6 +213,25 @@ async function serveDeidentified(
     case 'rendered':
       return retrieveRendered(view, req, res, r);
   }
+}
+
+/**
+ * The view with a pixel observer of this request (issue 16): what the response withheld and redacted goes
+ * to the request state (the audit record) and the metric. No pixel policy in force: no counts at all.
+ */
+function observingPixels(view: DeidentifiedView, route: DicomwebRoute, res: Response, metrics: GatewayMetrics | undefined): DeidentifiedView {
+  if (!view.policy.pixels.active) return view;
+  const counts = { withheld: 0, redacted: 0 };
+  const state = requestState(res);
+  state.pixels = counts;
+  const role = state.caller?.role ?? 'none';
+  return {
+    ...view,
+    observePixels(outcome, reason, count) {
+      counts[outcome] += count;
+      metrics?.observePixels(role, route.resource, outcome, reason, count);
+    },
+  };
 }
 
 /** The links of a request through a project's path point below that path. */

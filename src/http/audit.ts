@@ -116,6 +116,7 @@ export function auditTransaction(
       outcomeOf(res.statusCode, res.writableFinished),
       requestState(res).auditOutcome ?? 0,
     ) as EventOutcomeIndicator;
+    const { pixels } = requestState(res);
     transactionTarget(route, req, res, isIssued)
       .then((target) =>
         audit.append({
@@ -127,6 +128,7 @@ export function auditTransaction(
           ...(target.study !== undefined ? { participantObjectId: target.study, participantObjectIdTypeCode: 'StudyInstanceUID' } : {}),
           ...(target.series !== undefined ? { seriesInstanceUid: target.series } : {}),
           ...(target.query ? { participantObjectQuery: target.query } : {}),
+          ...(pixels ? { instancesWithheld: pixels.withheld, instancesRedacted: pixels.redacted } : {}),
         }),
       )
       .catch((error: unknown) => logFailure(res, error));

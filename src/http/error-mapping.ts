@@ -1,12 +1,13 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AuthError, LoopbackOnlyError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
-import { DeidError } from '../deid/errors.ts';
+import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
 import {
   BadRequestError,
   ClientGoneError,
   DeidentificationUnavailableError,
   DicomwebError,
+  InstanceWithheldError,
   NoFramesError,
   NotAcceptableError,
   ResourceRefusedError,
@@ -83,7 +84,7 @@ export function mapError(error: unknown): MappedError {
     // PS3.18 10.5.3 Table 10.5.3-1: 415 for a media type the origin server does not take; 413 (RFC 9110 15.5.14) over a limit.
     return { status: error.code === 'STOW_UNSUPPORTED_MEDIA_TYPE' ? 415 : 413, code: error.code, message: error.message };
   }
-  if (error instanceof UnknownResourceError || error instanceof NoFramesError) return { status: 404, code: error.code, message: error.message };
+  if (error instanceof UnknownResourceError || error instanceof NoFramesError || error instanceof InstanceWithheldError) return { status: 404, code: error.code, message: error.message };
   if (error instanceof NotAcceptableError) return { status: 406, code: error.code, message: error.message };
   if (error instanceof ResourceRefusedError) return { status: 403, code: error.code, message: error.message };
   // RFC 9110 15.6.3: the PACS sent a body the gateway cannot read (bad multipart, bad DICOM JSON): 502.
@@ -136,6 +137,7 @@ export function stowFailureReason(error: unknown): number {
     if (error.code === 'STOW_PART_NO_IDENTIFIERS') return FailureReason.dataSetDoesNotMatchSopClass;
     return FailureReason.studyInstanceUidMismatch;
   }
+  if (error instanceof PixelWithheldError) return FailureReason.notAuthorized; // issue 16: the pixel policy withholds it (PS3.7 C 0x0124)
   if (error instanceof UpstreamStoreFailedError) {
     return error.reason ?? (error.status >= 500 ? FailureReason.processingFailure : FailureReason.cannotUnderstand);
   }

@@ -55,7 +55,16 @@ export interface GatewayMetrics {
   readonly observeQuery: (subject: string, studies: readonly string[]) => void;
   /** A researcher QIDO-RS request refused by the per-subject rate limit (`qido.rateLimit`). */
   readonly observeQueryRateLimited: (subject: string) => void;
+  /**
+   * Instances a response withheld or redacted under the pixel policy (issue 16), by role, the route's
+   * resource (search, metadata, instances, pixels, rendered, store), outcome and reason.
+   */
+  readonly observePixels: (role: string, resource: string, outcome: 'withheld' | 'redacted', reason: string, count: number) => void;
 }
+
+/** The label values `observePixels` keeps; anything else is counted as `other` (labels never carry data). */
+const PIXEL_RESOURCES = new Set(['search', 'metadata', 'instances', 'pixels', 'rendered', 'store']);
+const PIXEL_REASONS = new Set(['risky', 'filtered', 'unredactable', 'unlisted', 'rule']);
 
 export function createMetrics(options: { querySeriesCap?: number } = {}): GatewayMetrics {
   const querySeriesCap = options.querySeriesCap ?? QUERY_SERIES_CAP;
@@ -119,6 +128,12 @@ export function createMetrics(options: { querySeriesCap?: number } = {}): Gatewa
     labelNames: ['subject'] as const,
     registers: [registry],
   });
+  const pixelInstances = new Counter({
+    name: 'deid_gateway_pixel_instances_total',
+    help: 'Instances the pixel policy withheld (reason: risky, filtered, unredactable, unlisted) or redacted (reason: rule), by role and resource',
+    labelNames: ['role', 'resource', 'outcome', 'reason'] as const,
+    registers: [registry],
+  });
   const querySeries = new Set<string>();
   const limitedSubjects = new Set<string>();
   /** Keeps a label combination if it is known or there is room; false once the cap is reached. */
@@ -167,6 +182,18 @@ export function createMetrics(options: { querySeriesCap?: number } = {}): Gatewa
     },
     observeQueryRateLimited(subject) {
       queriesLimited.inc({ subject: admit(limitedSubjects, subject) ? subject : OTHER });
+    },
+    observePixels(role, resource, outcome, reason, count) {
+      if (!(count > 0)) return;
+      pixelInstances.inc(
+        {
+          role: /^[a-z]{1,16}$/.test(role) ? role : 'other',
+          resource: PIXEL_RESOURCES.has(resource) ? resource : 'other',
+          outcome,
+          reason: PIXEL_REASONS.has(reason) ? reason : 'other',
+        },
+        count,
+      );
     },
   };
 }

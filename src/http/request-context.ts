@@ -31,6 +31,17 @@ export interface RequestState {
   auditOutcome: EventOutcomeIndicator | undefined;
   /** A steward endpoint already wrote this request's audit record, so a refusal hook adds none. */
   audited: boolean;
+  /**
+   * Instances the response withheld or redacted under an active pixel policy (issue 16; the audit record
+   * carries them); undefined when no pixel policy was in force for the request.
+   */
+  pixels: PixelCounts | undefined;
+}
+
+/** How many instances a response withheld and redacted (dicomweb/pixel-census.ts PixelObserver). */
+export interface PixelCounts {
+  withheld: number;
+  redacted: number;
 }
 
 const STATES = new WeakMap<ServerResponse, RequestState>();
@@ -40,7 +51,16 @@ const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export function requestState(res: ServerResponse): RequestState {
   let state = STATES.get(res);
   if (!state) {
-    state = { requestId: undefined, log: undefined, route: undefined, caller: undefined, project: undefined, auditOutcome: undefined, audited: false };
+    state = {
+      requestId: undefined,
+      log: undefined,
+      route: undefined,
+      caller: undefined,
+      project: undefined,
+      auditOutcome: undefined,
+      audited: false,
+      pixels: undefined,
+    };
     STATES.set(res, state);
   }
   return state;

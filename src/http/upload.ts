@@ -4,6 +4,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import multer from 'multer';
 import { treatmentFor, type RoleOptions } from '../auth/role.ts';
 import type { TokenVerifier } from '../auth/token.ts';
+import { PixelWithheldError } from '../deid/errors.ts';
 import { DeidentificationUnavailableError, DicomwebError } from '../dicomweb/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
 import { FailureReason, storePart, type StowView } from '../dicomweb/stow.ts';
@@ -24,7 +25,21 @@ const REASONS: Record<number, string> = {
   [FailureReason.processingFailure]: 'not stored: the gateway or the PACS failed while processing it; try again later (0x0110)',
   [FailureReason.sopClassNotSupported]: 'not application/dicom (0x0122)',
   [FailureReason.outOfResources]: 'not stored: the gateway is out of resources; try again later (0xA700)',
+  [FailureReason.notAuthorized]: 'withheld by the pixel policy: not stored (0x0124)',
 };
+
+/** Why the pixel policy withheld a file, in words (`detail` names the criterion or filter, never a value). */
+const WITHHELD: Record<PixelWithheldError['reason'], string> = {
+  risky: 'its pixels may show identity (burned-in text) and no redaction rule covers it',
+  filtered: 'a series filter excludes it',
+  unredactable: 'a redaction rule matched but its pixels cannot be redacted',
+};
+
+/** The page's text for a refused file: its Failure Reason, and for a withheld one why, from the refusal's own error. */
+function refusalText(reason: number | undefined, error: unknown): string {
+  if (error instanceof PixelWithheldError) return `withheld by the pixel policy: ${WITHHELD[error.reason]} (${error.detail}); not stored (0x0124)`;
+  return REASONS[reason ?? 0] ?? `failure reason ${reason}`;
+}
 
 /** The upload page is a store by another door: audited as STOW is, an Import (PS3.15 A.5.3, Data Import). */
 const UPLOAD_ROUTE = { method: 'POST', path: '/upload', routeClass: 'store' } as const;
@@ -34,6 +49,8 @@ interface FileResult {
   studyInstanceUID?: string;
   sopInstanceUID?: string;
   reason?: string;
+  /** A file the pixel policy withheld: why (`risky`, `filtered`, `unredactable`) and which criterion or filter. */
+  withheld?: { reason: string; detail: string };
 }
 
 const sessions = new WeakMap<IncomingMessage, SavingSession>();
@@ -50,11 +67,24 @@ class DeidentifyingStorage implements multer.StorageEngine {
     sessions.set(req, session);
     // The caller leaving aborts the file in flight and its upstream store (one stream lifetime per request).
     const signal = req.res ? streamLifetime(req.res).signal : undefined;
-    storePart(this.view, session, { body: file.stream }, undefined, signal).then(
+    // The refusal's own error (storePart answers only its Failure Reason): a withheld file says why.
+    let refusal: unknown;
+    const view: StowView = {
+      ...this.view,
+      observeRefusal: (error) => {
+        refusal = error;
+        this.view.observeRefusal?.(error);
+      },
+    };
+    storePart(view, session, { body: file.stream }, undefined, signal).then(
       (result) => {
         const outcome: FileResult = result.stored
           ? { outcome: 'stored', studyInstanceUID: result.stored.study, sopInstanceUID: result.stored.sopInstance }
-          : { outcome: 'refused', reason: REASONS[result.failed?.reason ?? 0] ?? `failure reason ${result.failed?.reason}` };
+          : {
+              outcome: 'refused',
+              reason: refusalText(result.failed?.reason, refusal),
+              ...(refusal instanceof PixelWithheldError ? { withheld: { reason: refusal.reason, detail: refusal.detail } } : {}),
+            };
         cb(null, { outcome } as unknown as Partial<Express.Multer.File>);
       },
       (error: unknown) => cb(error),

@@ -1,6 +1,7 @@
 // What the steward sends about projects (http/projects.ts), parsed and validated. Pure: a definition
 // reports every issue at once, each naming its key; no message echoes a value the steward sent (a
 // PatientID above all).
+import { pixelsSchema } from '../config/schema.ts';
 import { DeidPolicyError } from '../deid/errors.ts';
 import type { NewProject, StoredProfile } from '../store/project-store.ts';
 import { ProjectDefinitionError, ProjectRequestError } from './errors.ts';
@@ -86,7 +87,8 @@ function storedProfile(profile: unknown, issues: string[]): StoredProfile | unde
     return undefined;
   }
   const before = issues.length;
-  unknownFields(profile, ['options', 'overrides'], 'profile.', issues);
+  unknownFields(profile, ['options', 'overrides', 'pixels'], 'profile.', issues);
+  const pixels = profile['pixels'] === undefined ? undefined : storedPixels(profile['pixels'], issues);
   const options = profile['options'] ?? [];
   const overrides = profile['overrides'] ?? {};
   if (!Array.isArray(options) || options.length > MAX_OPTIONS || !options.every((o) => typeof o === 'string')) {
@@ -96,7 +98,22 @@ function storedProfile(profile: unknown, issues: string[]): StoredProfile | unde
     issues.push(`profile.overrides: an object of at most ${MAX_OVERRIDES} tags or keywords, each with keep | remove | empty | replace:<value> | hash`);
   }
   if (issues.length > before) return undefined;
-  return { options: [...new Set(options as string[])], overrides: { ...(overrides as Record<string, string>) } };
+  return { options: [...new Set(options as string[])], overrides: { ...(overrides as Record<string, string>) }, ...(pixels ? { pixels } : {}) };
+}
+
+/**
+ * A project's pixel policy as the config writes it (criteria, filters, rules). `ctpScripts` name files on
+ * the gateway's disk, which are the operator's to choose: the config may name them, a request may not.
+ */
+function storedPixels(pixels: unknown, issues: string[]): StoredProfile['pixels'] {
+  if (isRecord(pixels) && 'ctpScripts' in pixels) {
+    issues.push('profile.pixels.ctpScripts: CTP scripts are named in the config file, not through the API');
+    return undefined;
+  }
+  const parsed = pixelsSchema.safeParse(pixels);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) issues.push(`profile.pixels.${issue.path.map(String).map(nameOf).join('.')}: ${issue.message}`);
+  return undefined;
 }
 
 /** The profile's issues, from building its policy; a policy failure that is not the profile's is no request's fault. */

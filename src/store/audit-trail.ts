@@ -88,6 +88,10 @@ export interface AuditEvent {
   readonly project?: string;
   /** How many instances the event moved (PS3.15 A.5.3.2 DICOM Instances Transferred: the DIMSE ingress). */
   readonly numberOfInstances?: number;
+  /** Instances the pixel policy withheld from the response (issue 16); absent when no pixel policy was in force. */
+  readonly instancesWithheld?: number;
+  /** Instances the response carried with their pixels redacted by a rule (issue 16). */
+  readonly instancesRedacted?: number;
 }
 
 export interface AuditRecord extends AuditEvent {
@@ -130,6 +134,8 @@ export interface AuditRow {
   participant_object_query: string | QueryDescription | null;
   project: string | null;
   number_of_instances: number | null;
+  instances_withheld: number | null;
+  instances_redacted: number | null;
 }
 
 /** The columns, in the order `auditValues` gives them. */
@@ -150,6 +156,8 @@ export const AUDIT_COLUMNS = [
   'participant_object_query',
   'project',
   'number_of_instances',
+  'instances_withheld',
+  'instances_redacted',
 ] as const;
 
 /**
@@ -161,6 +169,8 @@ export const AUDIT_ADDED_COLUMNS = [
   { name: 'participant_object_query', sqlite: 'TEXT', postgres: 'jsonb' },
   { name: 'project', sqlite: 'TEXT', postgres: 'text' },
   { name: 'number_of_instances', sqlite: 'INTEGER', postgres: 'integer' },
+  { name: 'instances_withheld', sqlite: 'INTEGER', postgres: 'integer' },
+  { name: 'instances_redacted', sqlite: 'INTEGER', postgres: 'integer' },
 ] as const;
 
 const encodeCode = (c: CodedValue): string => [c.code, c.codingScheme, c.meaning].join('^');
@@ -187,6 +197,8 @@ export function auditValues(e: AuditEvent): Array<string | number | null> {
     e.participantObjectQuery ? JSON.stringify(e.participantObjectQuery) : null,
     e.project ?? null,
     e.numberOfInstances ?? null,
+    e.instancesWithheld ?? null,
+    e.instancesRedacted ?? null,
   ];
 }
 
@@ -214,5 +226,7 @@ export function auditRecordOf(row: AuditRow): AuditRecord {
       : {}),
     ...(row.project !== null && row.project !== undefined ? { project: row.project } : {}),
     ...(row.number_of_instances !== null && row.number_of_instances !== undefined ? { numberOfInstances: Number(row.number_of_instances) } : {}),
+    ...(row.instances_withheld !== null && row.instances_withheld !== undefined ? { instancesWithheld: Number(row.instances_withheld) } : {}),
+    ...(row.instances_redacted !== null && row.instances_redacted !== undefined ? { instancesRedacted: Number(row.instances_redacted) } : {}),
   };
 }

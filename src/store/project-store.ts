@@ -12,6 +12,8 @@
 export interface StoredProfile {
   readonly options: readonly string[];
   readonly overrides: Readonly<Record<string, string>>;
+  /** The project's pixel policy (config `pixels` shape, deid/pixel-policy.ts); absent: the defaults. */
+  readonly pixels?: PixelsConfig;
 }
 
 export interface ProjectRecord {
@@ -55,4 +57,5 @@ export interface ProjectStore {
   withdraw(project: string | undefined, patientId: string): Promise<boolean>;
   /** The original PatientIDs withdrawn from `project`, including those withdrawn from every project. */
   withdrawnPatients(project: string): Promise<ReadonlySet<string>>;
-}
+}import type { PixelsConfig } from '../config/schema.ts';
+

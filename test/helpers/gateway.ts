@@ -71,7 +71,41 @@ export function scopeKey(keys: TestKeys, scope: 'upload' | { project: string } =
   return scopedSecret(secret, scope === 'upload' ? UPLOAD_SCOPE : projectScope(scope.project));
 }
 
-export function testConfig(upstreamUrl: string, keys: TestKeys, overrides: Record<string, unknown> = {}): GatewayConfig {
+/**
+ * Pixels off unless a test asks for them: the tests about headers, queries and streaming use SC, US and
+ * SR samples, which the product's pixel policy (issue 16) withholds or filters by default. A profile
+ * that names its own `pixels` keeps them; `productPixelDefaults: true` in the overrides keeps the
+ * product's defaults everywhere (the pixel-safety tests).
+ */
+const PIXELS_OFF = { enabled: false } as const;
+const DEFAULT_PROFILE_OPTIONS = ['retainLongitudinalTemporalModifiedDates'];
+
+function withPixelsOff(profile: unknown): Record<string, unknown> {
+  const given = (profile ?? { options: DEFAULT_PROFILE_OPTIONS }) as Record<string, unknown>;
+  return 'pixels' in given ? given : { ...given, pixels: PIXELS_OFF };
+}
+
+/** The overrides with pixels off in the researcher, uploader and project profiles, unless asked otherwise. */
+function pixelsOffUnlessAsked(overrides: Record<string, unknown>): Record<string, unknown> {
+  const { productPixelDefaults, ...rest } = overrides;
+  if (productPixelDefaults === true || rest['deid'] === null) return rest;
+  const deid = (rest['deid'] ?? {}) as Record<string, unknown>;
+  const profiles = (deid['profiles'] ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {
+    ...rest,
+    deid: { ...deid, profiles: { ...profiles, researcher: withPixelsOff(profiles['researcher']), uploader: withPixelsOff(profiles['uploader']) } },
+  };
+  const projects = rest['projects'] as Record<string, Record<string, unknown>> | undefined;
+  if (projects) {
+    out['projects'] = Object.fromEntries(
+      Object.entries(projects).map(([name, p]) => [name, p?.['profile'] ? { ...p, profile: withPixelsOff(p['profile']) } : p]),
+    );
+  }
+  return out;
+}
+
+export function testConfig(upstreamUrl: string, keys: TestKeys, given: Record<string, unknown> = {}): GatewayConfig {
+  const overrides = pixelsOffUnlessAsked(given);
   const { server, upstream, auth, ...rest } = overrides as Record<string, Record<string, unknown> | undefined>;
   const deid = rest['deid'] !== null;
   return validateConfig({
@@ -135,9 +169,9 @@ export async function spawnGateway(upstreamUrl: string, keys: TestKeys, extraCon
       auth: { issuer: ISSUER, audience: AUDIENCE, publicKeyFiles: [keys.publicKeyFile] },
       log: { level: 'warn' },
       dataDir: join(keys.dir, 'data'),
-      deid: { secret: { file: keys.secretFile } },
       projects: { [TEST_PROJECT]: { membership: { all: true } } },
-      ...extraConfig,
+      ...pixelsOffUnlessAsked(extraConfig),
+      deid: { secret: { file: keys.secretFile }, ...(pixelsOffUnlessAsked(extraConfig)['deid'] as object) },
     }),
   );
   const cli = resolve(import.meta.dirname, '../../bin/deid-gateway.js');

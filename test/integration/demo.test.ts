@@ -18,15 +18,15 @@ const SAMPLES = [
   'transfer-syntax/CT1_UNC.explicit_little_endian.dcm', // CT, patient 1CT1: in both projects
   'private-tags/CT_small.dcm', // CT, patient 1CT1, another study: ct-cohort only
   'multiframe/CT0012.not_fragmented_bot_rle.dcm', // CT: ct-cohort only
-  'transfer-syntax/MR_small.dcm', // MR: curated only
-  'transfer-syntax/JPEG-LL.dcm', // NM: curated only
+  'private-tags/philips-mr-epi.dcm', // MR: curated only
+  'private-tags/siemens-csa-mosaic-mr.dcm', // MR: curated only
   'charset/chrFren.dcm', // OT: neither
 ];
 const CT1 = '1.3.6.1.4.1.5962.1.2.1.20040826185059.5457';
 const CT_SMALL = '1.3.6.1.4.1.5962.1.2.1.20040119072730.12322';
 const CT0012 = '1.3.6.1.4.1.5962.1.2.10.1166562673.14401';
-const MR = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
-const NM = '1.3.6.1.4.1.5962.1.2.8.20040826185059.5457';
+const MR = '1.3.46.670589.11.38317.5.0.8636.2014021409005697000';
+const MR_MOSAIC = '1.3.12.2.1107.5.2.32.35131.30000014022817282751500000052';
 const STUDY_UID = '0020000D';
 const PATIENT_ID = '00100020';
 
@@ -210,7 +210,7 @@ describe('the demo with DEID_GATEWAY__DATADIR', () => {
     const cohortOf = await originals('ct-cohort', cohort.map((s) => s.study));
     const curatedOf = await originals('curated', curated.map((s) => s.study));
     assert.deepEqual([...cohortOf.keys()].sort(), [CT_SMALL, CT1, CT0012].sort());
-    assert.deepEqual([...curatedOf.keys()].sort(), [CT1, MR, NM].sort());
+    assert.deepEqual([...curatedOf.keys()].sort(), [CT1, MR, MR_MOSAIC].sort());
     // The shared study: two pseudonyms, and its patient two Patient IDs; no pseudonym is in both views.
     const inCohort = cohort.find((s) => s.study === cohortOf.get(CT1))!;
     const inCurated = curated.find((s) => s.study === curatedOf.get(CT1))!;

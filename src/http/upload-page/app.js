@@ -69,6 +69,8 @@
         } else {
           reason = item ? item.reason : (body && body.error ? body.error.message : 'HTTP ' + xhr.status);
           show(r, false, 'refused: ' + reason);
+          // Withheld by the pixel policy (issue 16): the row says so apart from other refusals.
+          if (item && item.withheld) r.tr.dataset.withheld = item.withheld.reason;
           resolve(false);
         }
       };

@@ -43,7 +43,9 @@ const PROFILES: Readonly<Record<string, readonly ProfileOption[]>> = {
   allWithModifiedDates: ALL_BUT('retainLongitudinalTemporalFullDates'),
   allWithFullDates: ALL_BUT('retainLongitudinalTemporalModifiedDates'),
 };
-const policies = new Map(Object.entries(PROFILES).map(([name, opts]) => [name, createPolicy({ secret: SECRET, profile: Object.fromEntries(opts.map((o) => [o, true])) })]));
+// The header engine over every sample: the pixel policy (pixel-policy.test.ts) is off, so no sample is withheld.
+const PIXELS_OFF = { enabled: false } as const;
+const policies = new Map(Object.entries(PROFILES).map(([name, opts]) => [name, createPolicy({ secret: SECRET, profile: Object.fromEntries(opts.map((o) => [o, true])), pixels: PIXELS_OFF })]));
 const policyOf = (name: string): DeidPolicy => policies.get(name) as DeidPolicy;
 
 const sha = (b: Uint8Array | undefined): string => (b ? createHash('sha256').update(b).digest('hex') : 'none');
@@ -169,7 +171,7 @@ describe('every shared sample under Basic, Basic + each option and all options',
   });
 
   test('the same secret gives identical output bytes; another secret gives other UIDs', async () => {
-    const other = createPolicy({ secret: OTHER_SECRET });
+    const other = createPolicy({ secret: OTHER_SECRET, pixels: PIXELS_OFF });
     const uids = (ds: Dataset): (string | undefined)[] => [0x0020000d, 0x0020000e, 0x00080018].map((t) => asciiValue(ds, t));
     let compared = 0;
     for (const rel of ACCEPTED) {
@@ -379,7 +381,7 @@ const day = (da: string): number => Date.UTC(Number(da.slice(0, 4)), Number(da.s
 
 describe('dates, two representations, malformed input', () => {
   test('two studies of one patient keep their day interval under Modified Dates', async () => {
-    const policy = createPolicy({ secret: SECRET, profile: { retainLongitudinalTemporalModifiedDates: true } });
+    const policy = createPolicy({ secret: SECRET, profile: { retainLongitudinalTemporalModifiedDates: true }, pixels: PIXELS_OFF });
     const text = (s: string) => Buffer.from(s.length % 2 ? `${s}\0` : s, 'latin1');
     const study = (date: string, uid: string) =>
       withElements('transfer-syntax/CT1_UNC.explicit_little_endian.dcm', [
@@ -426,6 +428,29 @@ describe('dates, two representations, malformed input', () => {
     }
     assert.deepEqual(differences.slice(0, 20), []);
     assert.equal(compared, ACCEPTED.length * Object.keys(PROFILES).length);
+  });
+
+  test('with a redact verdict too: json(deid(file)) equals deid(json(file)) for every sample (Burned In Annotation, Photometric Interpretation, 113101)', async () => {
+    const toJson = async (buf: Buffer): Promise<JsonDataset> => {
+      const { header, trailer } = await readPart10Buffer(buf);
+      return datasetToJson([...header.dataset, ...trailer], [], header.encoding.littleEndian);
+    };
+    const canonical = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1))) : x));
+    const verdict = { action: 'redact', rule: 'test', rectangles: [{ x: 0, y: 0, width: 8, height: 8 }] } as const;
+    const differences: string[] = [];
+    for (const name of ['basic', 'retainLongitudinalTemporalModifiedDates']) {
+      for (const rel of ACCEPTED) {
+        const session = createSession(policyOf(name));
+        // The header's side of the verdict only: the rewriter is told to keep the pixels, the session that they were redacted.
+        const headerOnly = { beginDataset: (pid: string | undefined) => session.beginDataset(pid, verdict), decide: session.decide.bind(session), attributesToAdd: session.attributesToAdd.bind(session) };
+        const viaPart10 = await toJson((await rewritePart10Buffer(sample(rel), headerOnly)).output);
+        const viaJson = deidentifyJson(createSession(policyOf(name)), await toJson(sample(rel)), { pixelVerdict: verdict });
+        assert.deepEqual(viaJson['00280301'], { vr: 'CS', Value: ['NO'] }, rel);
+        const keys = [...new Set([...Object.keys(viaJson), ...Object.keys(viaPart10)])].sort();
+        for (const k of keys) if (canonical(viaJson[k]) !== canonical(viaPart10[k])) differences.push(`${name}/${rel} ${k}: json ${canonical(viaJson[k]).slice(0, 120)} part10 ${canonical(viaPart10[k]).slice(0, 120)}`);
+      }
+    }
+    assert.deepEqual(differences.slice(0, 20), []);
   });
 
   test('every malformed file in edge-cases, and truncated or corrupted copies of it, de-identifies or fails with a typed error within a time bound', async () => {

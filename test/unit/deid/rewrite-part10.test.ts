@@ -14,7 +14,9 @@ import { datasetToJson } from '../../../src/dicom/json-model.ts';
 import { readPart10Buffer } from '../../../src/dicom/part10-reader.ts';
 import type { Decision, ElementRef } from '../../../src/deid/deidentify.ts';
 import { createPolicy, createSession } from '../../../src/deid/deidentify.ts';
-import { createPart10Rewriter, rewritePart10Buffer, type Part10Policy } from '../../../src/deid/rewrite-part10.ts';
+import { PixelWithheldError } from '../../../src/deid/errors.ts';
+import { KEEP, type PixelVerdict } from '../../../src/deid/pixel-policy.ts';
+import { createPart10Rewriter, rewritePart10, rewritePart10Buffer, type Part10Policy } from '../../../src/deid/rewrite-part10.ts';
 import { listSamples, sample } from '../../helpers/sample.ts';
 
 const run = promisify(execFile);
@@ -149,7 +151,8 @@ describe('rewrite-part10', () => {
   });
 
   describe('with the Basic Profile session (deidentify.ts)', () => {
-    const policy = createPolicy({ secret: 'unit-test-secret-0123456789abcdef' });
+    // Pixels kept (an explicit choice): these tests are about the header; the pixel verdicts have their own below.
+    const policy = createPolicy({ secret: 'unit-test-secret-0123456789abcdef', pixels: { enabled: false } });
     for (const rel of listSamples().filter((r) => !REFUSED.has(r))) {
       it(`de-identifies ${rel} into a file dcmdump parses, with identical Pixel Data`, async () => {
         const input = sample(rel);
@@ -163,5 +166,50 @@ describe('rewrite-part10', () => {
         await run('dcmdump', ['-q', file]);
       });
     }
+  });
+});
+
+describe('the pixel verdict in the Part 10 rewriter', () => {
+  const withVerdict = (verdict: PixelVerdict, seen: PixelVerdict[] = []): Part10Policy => ({
+    ...fakePolicy(),
+    beginDataset: (_pid, v) => {
+      if (v) seen.push(v);
+    },
+    pixelVerdict: () => verdict,
+  });
+
+  for (const rel of ['transfer-syntax/MR_small.dcm', 'transfer-syntax/SC_rgb_jpeg_dcmtk.dcm', 'multiframe/CT0012.not_fragmented_bot_rle.dcm']) {
+    it(`keeps ${rel} byte-identical to a rewrite without a pixel policy when the verdict is keep`, async () => {
+      const seen: PixelVerdict[] = [];
+      const kept = await rewritePart10Buffer(sample(rel), withVerdict(KEEP, seen));
+      const today = await rewritePart10Buffer(sample(rel), fakePolicy());
+      assert.ok(kept.output.equals(today.output));
+      assert.deepEqual(seen, [KEEP]);
+      const before = await readPart10Buffer(sample(rel));
+      const after = await readPart10Buffer(kept.output);
+      assert.equal(sha(after.pixelDataBytes), sha(before.pixelDataBytes));
+    });
+  }
+
+  it('throws PixelWithheldError on withhold before any byte of the instance is yielded', async () => {
+    const { output } = rewritePart10([sample('transfer-syntax/MR_small.dcm')], withVerdict({ action: 'withhold', reason: 'risky', detail: 'Modality US' }));
+    await assert.rejects(output.next(), (err: unknown) => err instanceof PixelWithheldError && err.reason === 'risky' && err.detail === 'Modality US');
+  });
+
+  it('withholds as unredactable, before any byte, an instance whose pixels cannot be blanked', async () => {
+    const { output } = rewritePart10([sample('edge-cases/meta_missing_tsyntax.dcm')], withVerdict({ action: 'redact', rule: 'r', rectangles: [{ x: 0, y: 0, width: 1, height: 1 }] }));
+    await assert.rejects(output.next(), (err: unknown) => err instanceof PixelWithheldError && err.reason === 'unredactable' && err.detail === 'PIXEL_INVALID_GEOMETRY');
+  });
+
+  it('writes a redacted JPEG instance as native Explicit VR Little Endian with a defined-length OB Pixel Data', async () => {
+    const seen: PixelVerdict[] = [];
+    const verdict: PixelVerdict = { action: 'redact', rule: 'r', rectangles: [{ x: 0, y: 0, width: 10, height: 10 }] };
+    const { output } = await rewritePart10Buffer(sample('transfer-syntax/SC_rgb_jpeg_dcmtk.dcm'), withVerdict(verdict, seen));
+    const after = await readPart10Buffer(output);
+    assert.equal(after.header.transferSyntaxUID, '1.2.840.10008.1.2.1');
+    assert.deepEqual(after.pixelData, { tag: 0x7fe00010, vr: 'OB', length: 100 * 100 * 3 });
+    assert.deepEqual(seen, [verdict]);
+    // YBR_FULL: Y = 0, Cb = Cr = 128 (black).
+    assert.deepEqual([...(after.pixelDataBytes ?? Buffer.alloc(0)).subarray(0, 6)], [0, 128, 128, 0, 128, 128]);
   });
 });

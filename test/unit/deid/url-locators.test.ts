@@ -15,7 +15,8 @@ import { tagToHex } from '../../../src/dicom/tag.ts';
 import { TAG } from '../../../src/dicom/tags.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN } from '../../../src/dicom/transfer-syntax.ts';
 
-const policy = createPolicy({ secret: 'url-locators-secret-0123456789ab' });
+// About header attributes: the pixel policy is off, so no sample is withheld for its pixels.
+const policy = createPolicy({ secret: 'url-locators-secret-0123456789ab', pixels: { enabled: false } });
 const ORIGINAL = '1.2.826.0.1.3680043.8.498.777';
 const PACS = `http://pacs.hospital.example:8042/dicom-web/studies/${ORIGINAL}`;
 const key = tagToHex;

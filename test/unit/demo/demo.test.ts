@@ -7,11 +7,14 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt } from 'jose';
 import { resolveProjects, resolveRole } from '../../../src/auth/role.ts';
-import { validateConfig } from '../../../src/config/load.ts';
-import { readDemoConfig } from '../../../src/demo/demo.ts';
-import { demoProjects, LIST_PROJECT, QUERY_PROJECT, type SampleStudy } from '../../../src/demo/demo-projects.ts';
+import { readConfigFile, validateConfig } from '../../../src/config/load.ts';
+import { compilePixelPolicy, type PixelPolicyConfig } from '../../../src/deid/pixel-policy.ts';
+import { DEMO_PIXELS_FILE, readDemoConfig, withDemoPixels } from '../../../src/demo/demo.ts';
+import { demoProjects, ECHO_STUDY, LIST_PROJECT, QUERY_PROJECT, type SampleStudy } from '../../../src/demo/demo-projects.ts';
+import { tagForKeyword } from '../../../src/dicom/dictionary.ts';
 import { demoGrants, demoKeys, envName, signDemoToken } from '../../../src/demo/demo-tokens.ts';
 import { projectDefinition } from '../../../src/projects/project.ts';
+import type { StoredProfile } from '../../../src/store/project-store.ts';
 
 describe('demo config', () => {
   let dir: string;
@@ -62,19 +65,21 @@ const SAMPLE_STUDIES: SampleStudy[] = [
   { studyUid: '1.3.6.1.4.1.5962.1.2.10.1166562673.14401', modalities: ['CT'] },
   { studyUid: '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457', modalities: ['MR'] },
   { studyUid: '1.3.6.1.4.1.5962.1.2.8.20040826185059.5457', modalities: ['NM'] },
+  { studyUid: '1.3.46.670589.11.38317.5.0.8636.2014021409005697000', modalities: ['MR'] },
+  { studyUid: '1.3.12.2.1107.5.2.32.35131.30000014022817282751500000052', modalities: ['MR'] },
 ];
 const CT1 = '1.3.6.1.4.1.5962.1.2.1.20040826185059.5457';
-const MR = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
-const NM = '1.3.6.1.4.1.5962.1.2.8.20040826185059.5457';
+const MR = '1.3.46.670589.11.38317.5.0.8636.2014021409005697000';
+const MR_MOSAIC = '1.3.12.2.1107.5.2.32.35131.30000014022817282751500000052';
 
 describe('the demo projects', () => {
   test('are a query project and an explicit list that shares one study with it and holds two it does not', () => {
     const demo = demoProjects(SAMPLE_STUDIES);
     assert.deepEqual(Object.keys(demo.definitions), [QUERY_PROJECT, LIST_PROJECT]);
     assert.deepEqual(demo.definitions[QUERY_PROJECT]?.membership, { query: { ModalitiesInStudy: 'CT' } });
-    assert.deepEqual(demo.definitions[LIST_PROJECT]?.membership, { studies: [CT1, MR, NM] });
+    assert.deepEqual(demo.definitions[LIST_PROJECT]?.membership, { studies: [CT1, MR, MR_MOSAIC] });
     assert.equal(demo.shared, CT1);
-    assert.deepEqual(demo.outside, [MR, NM]);
+    assert.deepEqual(demo.outside, [MR, MR_MOSAIC]);
     // Each is a valid project definition and a valid `projects:` config section, with its own profile.
     for (const [name, input] of Object.entries(demo.definitions)) assert.doesNotThrow(() => projectDefinition(name, input));
     const { raw } = readDemoConfig(resolve(import.meta.dirname, '../../..'), {});
@@ -96,6 +101,39 @@ describe('the demo projects', () => {
     assert.equal(none.shared, undefined);
     assert.deepEqual(none.definitions[LIST_PROJECT]?.membership, { studies: [] });
     assert.doesNotThrow(() => projectDefinition(LIST_PROJECT, none.definitions[LIST_PROJECT] ?? {}));
+  });
+});
+
+describe("the demo's pixel policy", () => {
+  const root = resolve(import.meta.dirname, '../../..');
+  const pixels = readConfigFile(join(root, DEMO_PIXELS_FILE)) as StoredProfile['pixels'] & Record<string, unknown>;
+
+  test('the echo study joins the list when loaded, and the list project names the demo pixel rule in its own profile', () => {
+    const demo = demoProjects([...SAMPLE_STUDIES, { studyUid: ECHO_STUDY, modalities: ['US'] }], pixels);
+    assert.deepEqual(demo.definitions[LIST_PROJECT]?.membership, { studies: [CT1, MR, MR_MOSAIC, ECHO_STUDY] });
+    assert.deepEqual((demo.definitions[LIST_PROJECT]?.profile as { pixels?: unknown } | undefined)?.pixels, pixels);
+    // Without the echo the list is what it was.
+    assert.deepEqual(demoProjects(SAMPLE_STUDIES, pixels).definitions[LIST_PROJECT]?.membership, { studies: [CT1, MR, MR_MOSAIC] });
+  });
+
+  test('config/demo-pixels.yaml is a valid pixels block: the researcher and uploader get it unless the config names their own, and it compiles to the ACUSON rule', () => {
+    const { raw } = readDemoConfig(root, {});
+    const profiles = withDemoPixels((raw['deid'] as Record<string, unknown>)['profiles'], pixels);
+    const demo = demoProjects([...SAMPLE_STUDIES, { studyUid: ECHO_STUDY, modalities: ['US'] }], pixels);
+    const config = validateConfig({ ...raw, deid: { ...(raw['deid'] as object), profiles }, projects: demo.definitions });
+    assert.deepEqual(config.deid?.profiles.researcher.pixels?.rules?.map((r) => r.name), ['acuson-us-banner']);
+    assert.deepEqual(config.deid?.profiles.uploader.pixels?.rules?.map((r) => r.name), ['acuson-us-banner']);
+    const own = withDemoPixels({ researcher: { options: [], pixels: { enabled: false } } }, pixels) as Record<string, { pixels?: unknown }>;
+    assert.deepEqual(own['researcher']?.pixels, { enabled: false }, "the config's own pixels block stands");
+    // The rule redacts the samples' echo and nothing else: risky instances stay withheld, SR filtered.
+    const policy = compilePixelPolicy(pixels as PixelPolicyConfig);
+    const reader = (attrs: Record<string, unknown[]>) => (tag: number) => Object.entries(attrs).find(([k]) => tagForKeyword(k) === tag)?.[1];
+    const echo = { Modality: ['US'], Manufacturer: ['ACUSON'], Rows: [240], Columns: [320], SamplesPerPixel: [3], BitsAllocated: [8], BitsStored: [8], HighBit: [7], PixelRepresentation: [0], PlanarConfiguration: [0], PhotometricInterpretation: ['RGB'], NumberOfFrames: ['8'] };
+    assert.deepEqual(policy.verdict(reader(echo)), { action: 'redact', rule: 'acuson-us-banner', rectangles: [{ x: 0, y: 0, width: 320, height: 40 }] });
+    assert.equal(policy.verdict(reader({ ...echo, Manufacturer: ['Philips'] })).action, 'withhold');
+    assert.equal(policy.verdict(reader({ Modality: ['OT'], SOPClassUID: ['1.2.840.10008.5.1.4.1.1.7'] })).action, 'withhold');
+    const sr = policy.verdict(reader({ Modality: ['SR'] }));
+    assert.equal(sr.action === 'withhold' && sr.reason, 'filtered');
   });
 });
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createPolicy } from '../../../src/deid/deidentify.ts';
-import { bulkKept, bulkTagPath } from '../../../src/dicomweb/wado.ts';
+import { encodeFileMeta } from '../../../src/dicom/part10-writer.ts';
+import { bulkKept, bulkTagPath, writtenTransferSyntax } from '../../../src/dicomweb/wado.ts';
 
 const SECRET = 'wado-unit-secret-0123456789abcdef';
 const policy = createPolicy({ secret: SECRET, profile: { retainLongitudinalTemporalModifiedDates: true } });
@@ -39,6 +40,19 @@ describe('which bulkdata a restricted role may have (PS3.15 E.1.1 through the pr
     assert.deepEqual(bulkTagPath(['54000100', '1', '54001010']), [0x54000100, 0x54001010]);
     for (const bad of [[], ['zz'], ['7FE0001'], ['54000100', '1'], ['54000100', 'x', '54001010'], ['54000100', '1234567', '54001010'], ['7FE00010', '..']]) {
       assert.equal(bulkTagPath(bad), undefined, bad.join('/'));
+    }
+  });
+});
+
+describe('the transfer syntax a rewritten instance is labelled with', () => {
+  test('is read from the File Meta the rewriter wrote', () => {
+    for (const uid of ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2']) {
+      assert.equal(writtenTransferSyntax(encodeFileMeta({ transferSyntaxUID: uid, mediaStorageSOPClassUID: '1.2.3', mediaStorageSOPInstanceUID: '1.2.3.4' })), uid);
+    }
+  });
+  test('anything else is refused', () => {
+    for (const bad of [Buffer.alloc(0), Buffer.alloc(200), Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), Buffer.from([0x08, 0x00, 0x10, 0x00])])]) {
+      assert.throws(() => writtenTransferSyntax(bad), { code: 'UPSTREAM_UNUSABLE' });
     }
   });
 });
