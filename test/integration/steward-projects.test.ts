@@ -143,7 +143,8 @@ describe('the steward manages projects; researchers see exactly the project, at 
       name: PROJECT,
       description: 'Two studies for a trial',
       membership: { studies: [a.uid, b.uid] },
-      profile: { options: ['retainLongitudinalTemporalModifiedDates'], overrides: {} },
+      // Pixels off: this is about membership, and the studies chosen may be screen captures (issue 16).
+      profile: { options: ['retainLongitudinalTemporalModifiedDates'], overrides: {}, pixels: { enabled: false } },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.deepEqual(
@@ -151,7 +152,7 @@ describe('the steward manages projects; researchers see exactly the project, at 
       {
         name: PROJECT,
         description: 'Two studies for a trial',
-        profile: { options: ['retainLongitudinalTemporalModifiedDates'], overrides: {} },
+        profile: { options: ['retainLongitudinalTemporalModifiedDates'], overrides: {}, pixels: { enabled: false } },
         membership: { all: false, query: null },
         studyCount: 2,
         createdAt: undefined,
