@@ -27,6 +27,9 @@ import { withTiming } from './store/timed-store.ts';
 import { createLogger, type Logger } from './http/logging.ts';
 import { originForm } from './http/request-target.ts';
 import { startDimseIngress } from './dimse/ingress.ts';
+import { createResearchFace } from './dimse/research.ts';
+import { createViewClient, loopbackUrl } from './dimse/view-client.ts';
+import { createInternalIssuer } from './auth/internal-token.ts';
 
 export interface RunningGateway {
   readonly url: string;
@@ -69,14 +72,32 @@ export async function startGateway(
   const { store, audit, projects } = await openStore(config, secrets.storePassword);
   // The config's projects, created in the store where it has none of that name (never overwritten).
   await bootstrapProjects(projects, config.projects, logger);
-  // 4. The express app over the de-identified views; the DIMSE ingress (dimse.enabled) stores through the uploader's.
+  // 4. The express app over the de-identified views; the DIMSE ingress (dimse.enabled) stores through the
+  // uploader's; its research face (researcher callers) asks this gateway's own DICOMweb routes, with
+  // tokens minted in memory (auth/internal-token.ts) that only those routes take.
+  const researchCallers = config.dimse.enabled && config.dimse.callers.some((c) => c.role === 'researcher');
+  const internal = researchCallers ? await createInternalIssuer() : undefined;
+  let ownBase: string | undefined;
+  const viewClient = internal
+    ? createViewClient({
+        base: () => {
+          if (ownBase === undefined) throw new Error('the gateway is not listening yet');
+          return ownBase;
+        },
+        issuer: internal,
+        timeoutMs: config.upstream.headersTimeoutMs + config.upstream.bodyTimeoutMs,
+      })
+    : undefined;
+  const research = viewClient ? createResearchFace({ config: config.dimse, client: viewClient, log: logger }) : undefined;
   const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens });
-  const dimse = config.dimse.enabled && parts.upload ? await startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry }) : undefined;
-  const app = createApp(dimse ? { ...parts, dimseStatus: { status: dimse.status, token: secrets.metricsToken } } : parts);
+  const dimse =
+    config.dimse.enabled && parts.upload ? await startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry, ...(research ? { research } : {}) }) : undefined;
+  const app = createApp({ ...parts, ...(internal ? { internalTokens: internal } : {}), ...(dimse ? { dimseStatus: { status: dimse.status, token: secrets.metricsToken } } : {}) });
   // 5. The HTTP server in front of it, listening; the metrics listener beside it when it has its own port.
   const server = createHttpServer(config.server, app, logger);
   await listen(server, config.server.port, config.server.host);
   const { port } = server.address() as AddressInfo;
+  ownBase = loopbackUrl(config.server.host, port, config.server.basePath);
   const metricsListener: MetricsListener | undefined =
     metrics && config.metrics.port !== undefined
       ? await startMetricsListener(metrics, { host: config.metrics.host, port: config.metrics.port, token: secrets.metricsToken, logger })
@@ -92,6 +113,7 @@ export async function startGateway(
     ...(dimse ? { dimsePort: dimse.port } : {}),
     async close() {
       await dimse?.close();
+      await viewClient?.close();
       await metricsListener?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { TABLE_E1_1_OPTION_COLUMNS } from '../deid/profile-table.generated.ts';
 import { parseAddressRange } from './address-range.ts';
 
+/** A project's name, as projects/project.ts PROJECT_NAME checks it (imported, it would close a cycle through store/). */
+const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
 /**
  * Gateway roles. The order is the default precedence: most restrictive first. `steward` (re-identification
  * and the audit trail, no DICOMweb) comes after researcher and uploader, so a token holding one of those and
@@ -109,15 +112,33 @@ const dimse = z
           .object({
             aeTitle,
             hosts: z.array(z.string().refine((t) => parseAddressRange(t) !== undefined, 'an IP address or CIDR block, such as 10.0.0.0/8 or 192.0.2.7')).min(1),
+            /**
+             * `uploader` (the default): C-STORE in, de-identified and forwarded. `researcher`: C-FIND, C-GET and
+             * C-MOVE on the de-identified view of `project` (PS3.4 Annex C), and no C-STORE.
+             */
+            role: z.enum(['uploader', 'researcher']).default('uploader'),
             /** The de-identification profile the caller's studies get; only the uploader's for now. */
             profile: z.literal('uploader').default('uploader'),
             /** Overrides `dimse.pseudonyms` for this caller. */
             pseudonyms: z.enum(['keyed', 'fresh']).optional(),
+            /** A researcher caller: the project whose view it queries and retrieves (as a token naming that one project). */
+            project: z.string().regex(PROJECT_NAME, 'a project name').optional(),
           })
-          .strict(),
+          .strict()
+          .superRefine((c, ctx) => {
+            if (c.role === 'researcher' && c.project === undefined) ctx.addIssue({ code: 'custom', path: ['project'], message: 'a researcher caller names its project' });
+            if (c.role === 'uploader' && c.project !== undefined) ctx.addIssue({ code: 'custom', path: ['project'], message: 'only a researcher caller names a project' });
+          }),
       )
       .default([])
       .refine((list) => new Set(list.map((c) => c.aeTitle.trim())).size === list.length, 'each calling AE title is listed once'),
+    /** The research face (PS3.4 C.4.2 C-MOVE): the only AEs a C-MOVE may send to, by title, host and port. */
+    moveDestinations: z
+      .array(z.object({ aeTitle, host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict())
+      .default([])
+      .refine((list) => new Set(list.map((d) => d.aeTitle.trim())).size === list.length, 'each destination AE title is listed once'),
+    /** The research face: C-FIND answers at most this many matches (then A700 is not sent: the rest are cut, and a warning logged). */
+    maxFindResults: z.number().int().positive().default(1_000),
     /** `keyed`: a study sent twice lands as one; `fresh`: unlinkable per study (a salt kept while the study is open). */
     pseudonyms: z.enum(['keyed', 'fresh']).default('keyed'),
     spool: z
@@ -148,6 +169,33 @@ const dimse = z
          * associations end or it is idle.
          */
         batchInstances: z.number().int().min(0).default(50),
+        /**
+         * Where de-identified studies go: absent, the upstream PACS (`upstream.url`, its auth); present, a
+         * separate DICOMweb platform by STOW-RS, with its own auth (a static bearer token, or OAuth 2.0 client
+         * credentials, RFC 6749 4.4).
+         */
+        destination: z
+          .object({
+            url: z.string().url(),
+            auth: z
+              .discriminatedUnion('type', [
+                z.object({ type: z.literal('none') }).strict(),
+                z.object({ type: z.literal('bearer'), token: secretRef }).strict(),
+                z
+                  .object({
+                    type: z.literal('oauth2'),
+                    tokenUrl: z.string().url(),
+                    clientId: z.string().min(1),
+                    clientSecret: secretRef,
+                    scope: z.string().min(1).optional(),
+                    audience: z.string().min(1).optional(),
+                  })
+                  .strict(),
+              ])
+              .default({ type: 'none' }),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .prefault({}),

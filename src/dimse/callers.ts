@@ -7,12 +7,23 @@ type DimseConfig = GatewayConfig['dimse'];
 export type PseudonymMode = 'keyed' | 'fresh';
 
 /** A caller the listener accepts, as its studies are processed. */
-export interface Caller {
+export type Caller = Uploader | Researcher;
+
+/** A caller that stores (C-STORE): its studies are de-identified and forwarded. */
+export interface Uploader {
   /** The calling AE title as configured (PS3.5 6.2: leading and trailing spaces are not significant). */
   readonly aeTitle: string;
+  readonly role: 'uploader';
   /** The de-identification profile its studies get. */
   readonly profile: 'uploader';
   readonly pseudonyms: PseudonymMode;
+}
+
+/** A caller of the research face (C-FIND, C-GET, C-MOVE): served the de-identified view of one project. */
+export interface Researcher {
+  readonly aeTitle: string;
+  readonly role: 'researcher';
+  readonly project: string;
 }
 
 /** Why an association is rejected (PS3.8 9.3.4 A-ASSOCIATE-RJ reasons 3 and 7 of source 1). */
@@ -37,7 +48,7 @@ export function callerCheck(config: Pick<DimseConfig, 'aeTitle' | 'callers' | 'p
     config.callers.map((c) => [
       normalizeAeTitle(c.aeTitle),
       {
-        caller: { aeTitle: normalizeAeTitle(c.aeTitle), profile: c.profile, pseudonyms: c.pseudonyms ?? config.pseudonyms } satisfies Caller,
+        caller: callerOf(c, config.pseudonyms),
         from: addressMatcher(c.hosts.map((h) => parseAddressRange(h) as AddressRange)),
       },
     ]),
@@ -48,4 +59,10 @@ export function callerCheck(config: Pick<DimseConfig, 'aeTitle' | 'callers' | 'p
     if (!rule?.from(peer)) return { refusal: 'calling-ae-not-recognized' };
     return { caller: rule.caller };
   };
+}
+
+function callerOf(c: DimseConfig['callers'][number], pseudonyms: PseudonymMode): Caller {
+  const aeTitle = normalizeAeTitle(c.aeTitle);
+  if (c.role === 'researcher') return { aeTitle, role: 'researcher', project: c.project as string };
+  return { aeTitle, role: 'uploader', profile: c.profile, pseudonyms: c.pseudonyms ?? pseudonyms };
 }

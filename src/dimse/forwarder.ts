@@ -21,7 +21,7 @@ import { savingSession, type SavingSession } from '../dicomweb/deidentified-view
 import { StowPartError, UpstreamStoreFailedError } from '../dicomweb/errors.ts';
 import { storePart, type StowView } from '../dicomweb/stow.ts';
 import type { AuditTrail, EventOutcomeIndicator } from '../store/audit-trail.ts';
-import type { Caller } from './callers.ts';
+import type { Uploader } from './callers.ts';
 import type { InstanceIdentity } from './intake.ts';
 import { studyKey, type Journal, type Spool, type SpoolWriter, type StudyState } from './spool.ts';
 
@@ -164,7 +164,7 @@ export class Forwarder {
    * Keeps a checked instance: moved into its study (opened now if new) and synced before this resolves,
    * so the C-STORE success that follows holds across a crash.
    */
-  async accept(writer: SpoolWriter, identity: InstanceIdentity, caller: Caller, association: string): Promise<void> {
+  async accept(writer: SpoolWriter, identity: InstanceIdentity, caller: Uploader, association: string): Promise<void> {
     const key = studyKey(caller.aeTitle, identity.study);
     const study = this.#study(key);
     study.live.add(association);

@@ -9,6 +9,7 @@ import type { AuditTrail } from '../store/audit-trail.ts';
 import { Forwarder, type DimseLog, type ForwardStatus } from './forwarder.ts';
 import { startDimseListener } from './listener.ts';
 import { dimseMetrics } from './metrics.ts';
+import type { ResearchFace } from './research-face.ts';
 import { Spool } from './spool.ts';
 
 export interface DimseStatus extends ForwardStatus {
@@ -32,6 +33,8 @@ export async function startDimseIngress(options: {
   log: DimseLog;
   registry?: Registry;
   now?: () => Date;
+  /** The research face for researcher callers (C-FIND, C-GET, C-MOVE). */
+  research?: ResearchFace;
 }): Promise<DimseIngress> {
   const { config, view } = options;
   const dimse = config.dimse;
@@ -66,6 +69,7 @@ export async function startDimseIngress(options: {
     maxHeaderBytes: view.maxHeaderBytes,
     log: options.log,
     observe: observers?.listener,
+    ...(options.research ? { research: options.research } : {}),
   }).catch(async (error: unknown) => {
     await forwarder.close();
     throw error;

@@ -11,22 +11,27 @@ import type { DeidPolicy } from '../deid/deidentify.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
 import { encodeFileMeta } from '../dicom/part10-writer.ts';
 import { transferSyntax } from '../dicom/transfer-syntax.ts';
-import { callerCheck, type Caller } from './callers.ts';
+import { callerCheck, type Caller, type Uploader } from './callers.ts';
 import { SopClassNotAcceptedError } from './errors.ts';
 import type { DimseLog, Forwarder } from './forwarder.ts';
 import { checkInstance } from './intake.ts';
 import { PduGuard } from './pdu-guard.ts';
+import { isQueryRetrieveModel, type Operation, type ResearchFace } from './research-face.ts';
 import type { Spool, SpoolWriter } from './spool.ts';
 import { StoreStatus, statusHex, storeStatusOf } from './store-status.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 
 const { Scp, Dataset } = dimse;
-const { CEchoResponse, CStoreResponse } = dimse.responses;
+const { CEchoResponse, CStoreResponse, CFindResponse, CGetResponse, CMoveResponse } = dimse.responses;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason, SopClass } = dimse.constants;
 type Association = InstanceType<typeof dimse.association.Association>;
 type PresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
 type CStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
 type CEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
+type CFindRequest = InstanceType<typeof dimse.requests.CFindRequest>;
+type CGetRequest = InstanceType<typeof dimse.requests.CGetRequest>;
+type CMoveRequest = InstanceType<typeof dimse.requests.CMoveRequest>;
+type CCancelRequest = InstanceType<typeof dimse.requests.CCancelRequest>;
 type StoreResponse = InstanceType<typeof dimse.responses.CStoreResponse>;
 type EchoResponse = InstanceType<typeof dimse.responses.CEchoResponse>;
 
@@ -66,6 +71,8 @@ export interface ListenerOptions {
   readonly maxHeaderBytes: number;
   readonly log: DimseLog;
   readonly observe?: ListenerObserver;
+  /** The research face (C-FIND, C-GET, C-MOVE for researcher callers); absent, their associations are refused. */
+  readonly research?: ResearchFace;
 }
 
 export interface DimseListener {
@@ -102,6 +109,8 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
     readonly received = new Map<CStoreRequest, Received>();
     receiving: SpoolWriter | undefined;
     readonly pending = new Set<Promise<unknown>>();
+    /** The research face's operations under way, by Message ID (a C-CANCEL names one, PS3.7 9.3.2.3). */
+    readonly operations = new Map<number, AbortController>();
     readonly conn: Socket;
 
     constructor(socket: Socket, opts: ConstructorParameters<typeof Scp>[1]) {
@@ -148,11 +157,25 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         log.warn({ association: this.id, callingAe: printable(calling), calledAe: printable(called), peer, reason: result.refusal }, 'DIMSE association rejected');
         return;
       }
+      if (result.caller.role === 'researcher' && !options.research) {
+        // A researcher caller with no research face: as unknown (the listener serves only C-STORE here).
+        this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.CallingAeNotRecognized);
+        this.conn.end();
+        observe?.association('rejected');
+        log.warn({ association: this.id, callingAe: result.caller.aeTitle, peer, reason: 'research-face-off' }, 'DIMSE association rejected');
+        return;
+      }
       this.caller = result.caller;
+      const researcher = result.caller.role === 'researcher';
       for (const { id } of association.getPresentationContexts() as { id: number }[]) {
         const context = association.getPresentationContext(id) as PresentationContext;
         const abstract = context.getAbstractSyntaxUid();
-        if (abstract !== SopClass.Verification && !isStorageSopClass(abstract)) {
+        // An uploader stores; a researcher queries and retrieves, and takes storage contexts only in the
+        // SCP role, for the C-STORE sub-operations of its C-GET (PS3.4 C.4.3.3, PS3.7 D.3.3.4).
+        const served =
+          abstract === SopClass.Verification ||
+          (researcher ? isQueryRetrieveModel(abstract) || (isStorageSopClass(abstract) && context.getProviderRole() === true) : isStorageSopClass(abstract));
+        if (!served) {
           context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
           continue;
         }
@@ -182,7 +205,7 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
     override createStoreWritableStream(context: PresentationContext | undefined, request: CStoreRequest): Writable {
       const affected = { sopClass: String(request.getAffectedSopClassUid() ?? ''), sopInstance: String(request.getAffectedSopInstanceUid() ?? '') };
       // PS3.7 9.1.1.1: the request's SOP Class is the one its presentation context accepted.
-      if (!this.caller || !context || context.getResult() !== PresentationContextResult.Accept || context.getAbstractSyntaxUid() !== affected.sopClass || !isStorageSopClass(affected.sopClass)) {
+      if (this.caller?.role !== 'uploader' || !context || context.getResult() !== PresentationContextResult.Accept || context.getAbstractSyntaxUid() !== affected.sopClass || !isStorageSopClass(affected.sopClass)) {
         this.received.set(request, { affected, refusal: new SopClassNotAcceptedError() });
         return new Writable({ write: (_chunk, _encoding, done) => done() });
       }
@@ -216,7 +239,8 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
 
     /** PS3.4 B.2.3: 0000 only once the instance is checked, committed and synced; otherwise its failure status. */
     async store(received: Received | undefined): Promise<number> {
-      if (!received?.writer || !this.caller) return storeStatusOf(received?.refusal);
+      const caller = this.caller as Uploader | undefined;
+      if (!received?.writer || caller?.role !== 'uploader') return storeStatusOf(received?.refusal);
       const { writer, affected } = received;
       try {
         await writer.settled;
@@ -225,13 +249,13 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
           return StoreStatus.outOfResources;
         }
         const identity = await checkInstance(writer.path, affected, options.policy, options.maxHeaderBytes);
-        await forwarder.accept(writer, identity, this.caller, this.id);
+        await forwarder.accept(writer, identity, caller, this.id);
         return StoreStatus.success;
       } catch (error) {
         await spool.discard(writer).catch(() => undefined);
         const status = storeStatusOf(error);
         const code = (error as { code?: unknown }).code;
-        const entry = { association: this.id, callingAe: this.caller.aeTitle, err: typeof code === 'string' ? code : 'INTERNAL_ERROR', status: statusHex(status) };
+        const entry = { association: this.id, callingAe: caller.aeTitle, err: typeof code === 'string' ? code : 'INTERNAL_ERROR', status: statusHex(status) };
         // Withheld by the pixel policy: a policy outcome, logged at info with its reason and criterion (never a value).
         if (error instanceof PixelWithheldError) log.info({ ...entry, withheld: error.reason, detail: error.detail }, 'DIMSE C-STORE refused');
         else log.warn(entry, 'DIMSE C-STORE refused');
@@ -239,8 +263,70 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
       }
     }
 
+    override cFindRequest(request: CFindRequest, callback: (responses: InstanceType<typeof CFindResponse>[]) => void): void {
+      this.operate(request, callback, CFindResponse, (face, op) => face.find(op));
+    }
+
+    override cGetRequest(request: CGetRequest, callback: (responses: InstanceType<typeof CGetResponse>[]) => void): void {
+      this.operate(request, callback, CGetResponse, (face, op) => face.get(op, this));
+    }
+
+    override cMoveRequest(request: CMoveRequest, callback: (responses: InstanceType<typeof CMoveResponse>[]) => void): void {
+      this.operate(request, callback, CMoveResponse, (face, op) => face.move(op));
+    }
+
+    override cCancelRequest(request: CCancelRequest): void {
+      const id = (request as unknown as { getMessageIdBeingRespondedTo(): number }).getMessageIdBeingRespondedTo();
+      this.operations.get(id)?.abort(new Error('C-CANCEL'));
+    }
+
+    /** One research-face operation: refused (0122) unless the caller is a researcher; a failure it did not answer is C000. */
+    operate<R extends CFindRequest | CGetRequest | CMoveRequest>(
+      request: R,
+      callback: (responses: never[]) => void,
+      Response: { fromRequest(request: R): { setStatus(status: number): void } },
+      run: (face: ResearchFace, op: Operation<R>) => Promise<void>,
+    ): void {
+      const refuse = (status: number) => {
+        const response = Response.fromRequest(request);
+        response.setStatus(status);
+        if (!this.conn.destroyed) callback([response] as never[]);
+      };
+      const face = options.research;
+      const caller = this.caller;
+      if (!face || caller?.role !== 'researcher') {
+        refuse(StoreStatus.sopClassNotSupported);
+        return;
+      }
+      const id = request.getMessageId() as number;
+      const controller = new AbortController();
+      this.operations.set(id, controller);
+      let answered = false;
+      const op: Operation<R> = {
+        caller,
+        association: this.id,
+        request,
+        signal: controller.signal,
+        respond: (responses) => {
+          const list = Array.isArray(responses) ? responses : [responses];
+          if (list.length === 0 || this.conn.destroyed) return;
+          if (list.some((r) => !isPending((r as { getStatus(): number }).getStatus()))) answered = true;
+          callback(list as never[]);
+        },
+      };
+      const done = track(run(face, op))
+        .catch((error: unknown) => {
+          log.warn({ association: this.id, callingAe: caller.aeTitle, err: (error as { code?: unknown }).code ?? 'INTERNAL_ERROR' }, 'DIMSE research operation failed');
+          if (!answered) refuse(StoreStatus.cannotUnderstand);
+        })
+        .finally(() => this.operations.delete(id));
+      this.pending.add(done);
+      void done.finally(() => this.pending.delete(done));
+    }
+
     /** The association is over (released, aborted, dropped): partial instances go, its studies may be forwarded. */
     async ended(): Promise<void> {
+      for (const controller of this.operations.values()) controller.abort(new Error('association ended'));
       for (const { writer } of this.received.values()) {
         if (!writer) continue;
         writer.destroy();
@@ -284,4 +370,9 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
       await Promise.allSettled([...work]);
     },
   };
+}
+
+/** PS3.7 C: FF00 and FF01 are Pending; every other status ends the operation. */
+function isPending(status: number): boolean {
+  return status === 0xff00 || status === 0xff01;
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { treatmentFor, type RoleOptions } from '../auth/role.ts';
+import type { InternalTokens } from '../auth/internal-token.ts';
 import type { TokenVerifier } from '../auth/token.ts';
 import { BadRequestError, DeidentificationUnavailableError } from '../dicomweb/errors.ts';
 import { relayOriginal } from '../dicomweb/relay.ts';
@@ -50,6 +51,8 @@ export interface AppOptions {
   upstream: Upstream;
   verify: TokenVerifier;
   roles: RoleOptions;
+  /** The DIMSE research face's own tokens (auth/internal-token.ts), taken on the DICOMweb routes only. */
+  internalTokens?: InternalTokens;
   logger: Logger;
   forwardCallerToken: boolean;
   sendForwarded: boolean;
@@ -118,7 +121,7 @@ export function createApp(options: AppOptions): Express {
   // One router for `/dicom-web` and `/projects/{project}/dicom-web` (project-choice.ts): mergeParams
   // gives it the project named in the path.
   const dicomweb = express.Router({ caseSensitive: true, strict: false, mergeParams: true });
-  dicomweb.use(authenticate(options.verify, options.roles));
+  dicomweb.use(authenticate(options.verify, options.roles, options.internalTokens));
   dicomweb.use(chooseProject(options.basePath));
   const publicBase = publicBaseResolver({ publicUrl: options.publicUrl, trusted: options.trustedProxy, basePath: options.basePath });
   for (const route of ROUTES) {

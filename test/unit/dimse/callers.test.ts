@@ -12,15 +12,17 @@ describe('who may associate, and the C-STORE status of each refusal', () => {
     aeTitle: 'DEID_GATEWAY',
     pseudonyms: 'keyed',
     callers: [
-      { aeTitle: 'CT_SCANNER', hosts: ['10.1.2.0/24'], profile: 'uploader' },
-      { aeTitle: 'PACS', hosts: ['192.0.2.7', '::1'], profile: 'uploader', pseudonyms: 'fresh' },
+      { aeTitle: 'CT_SCANNER', hosts: ['10.1.2.0/24'], role: 'uploader', profile: 'uploader' },
+      { aeTitle: 'RESEARCH_WS', hosts: ['10.1.2.0/24'], role: 'researcher', profile: 'uploader', project: 'alpha' },
+      { aeTitle: 'PACS', hosts: ['192.0.2.7', '::1'], role: 'uploader', profile: 'uploader', pseudonyms: 'fresh' },
     ],
   });
 
   test('a listed AE from a listed address is accepted with its pseudonym mode; spaces around an AE title do not count (PS3.5 6.2)', () => {
-    assert.deepEqual(check('DEID_GATEWAY', 'CT_SCANNER', '10.1.2.30'), { caller: { aeTitle: 'CT_SCANNER', profile: 'uploader', pseudonyms: 'keyed' } });
-    assert.deepEqual(check(' DEID_GATEWAY ', 'PACS      ', '::ffff:192.0.2.7'), { caller: { aeTitle: 'PACS', profile: 'uploader', pseudonyms: 'fresh' } });
+    assert.deepEqual(check('DEID_GATEWAY', 'CT_SCANNER', '10.1.2.30'), { caller: { aeTitle: 'CT_SCANNER', role: 'uploader', profile: 'uploader', pseudonyms: 'keyed' } });
+    assert.deepEqual(check(' DEID_GATEWAY ', 'PACS      ', '::ffff:192.0.2.7'), { caller: { aeTitle: 'PACS', role: 'uploader', profile: 'uploader', pseudonyms: 'fresh' } });
     assert.ok('caller' in check('DEID_GATEWAY', 'PACS', '::1'));
+    assert.deepEqual(check('DEID_GATEWAY', 'RESEARCH_WS', '10.1.2.9'), { caller: { aeTitle: 'RESEARCH_WS', role: 'researcher', project: 'alpha' } });
   });
 
   test('an unknown AE, a known AE from another address, a case variant and another called AE are rejected', () => {
