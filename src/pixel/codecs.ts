@@ -228,53 +228,10 @@ function toBuffer(u8: Uint8Array | undefined): Buffer {
 export async function decodeFrame(encoded: Uint8Array, transferSyntaxUid: string, geometry: FrameGeometry, frame = 0): Promise<Buffer> {
   const codec = requireCodec(transferSyntaxUid);
   if (codec !== 'deflate') await initializeCodecs();
-  const release = await decodeSlots.acquire();
-  try {
-    return decodeFrameSync(codec, encoded, geometry, frame);
-  } finally {
-    release();
-  }
+  // The decode itself is synchronous (dcmjs-codecs in this thread): nothing else runs while it does, so no
+  // limit on concurrent decodes is needed here; a worker pool (issue 18) would bring one.
+  return decodeFrameSync(codec, encoded, geometry, frame);
 }
-
-/** At most `size` holders at a time; the others wait in order (FIFO). */
-export class Semaphore {
-  readonly size: number;
-  #held = 0;
-  readonly #waiting: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.size = size;
-  }
-
-  /** Holders now (for tests and metrics). */
-  get held(): number {
-    return this.#held;
-  }
-
-  /** Waiters now. */
-  get queued(): number {
-    return this.#waiting.length;
-  }
-
-  /** Resolves with a release function once a slot is free; call it exactly once. */
-  async acquire(): Promise<() => void> {
-    if (this.#held < this.size) this.#held++;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.#waiting.shift();
-      // The slot passes straight to the next waiter (held stays the same), else it is freed.
-      if (next) next();
-      else this.#held--;
-    };
-  }
-}
-
-/** Concurrent decodes process-wide through decodeFrame: each is CPU and up to a frame cap of memory. */
-export const MAX_CONCURRENT_DECODES = 2;
-export const decodeSlots = new Semaphore(MAX_CONCURRENT_DECODES);
 
 /** decodeFrame for callers that already awaited initializeCodecs() (the streaming splitter, benches). */
 export function decodeFrameSync(codec: CodecName, encoded: Uint8Array, geometry: FrameGeometry, frame = 0): Buffer {

@@ -8,7 +8,7 @@ import type { Decision, ElementRef } from '../../../src/deid/deidentify.ts';
 import { PixelWithheldError } from '../../../src/deid/errors.ts';
 import type { PixelVerdict } from '../../../src/deid/pixel-policy.ts';
 import { rewritePart10, rewritePart10Buffer, type Part10Policy } from '../../../src/deid/rewrite-part10.ts';
-import { Semaphore, decodeFrame } from '../../../src/pixel/codecs.ts';
+import { decodeFrame } from '../../../src/pixel/codecs.ts';
 import { EncapsulatedRedactor } from '../../../src/pixel/encapsulated.ts';
 import { PixelDecodeError, PixelGeometryError } from '../../../src/pixel/errors.ts';
 import { redactFrame } from '../../../src/pixel/frame-redaction.ts';
@@ -149,29 +149,6 @@ describe('decode cost', () => {
     siz.writeUInt32BE(4096, 8); // Xsiz
     siz.writeUInt32BE(4096, 12); // Ysiz
     await assert.rejects(decodeFrame(siz, '1.2.840.10008.1.2.4.90', geometry({})), (err: unknown) => err instanceof PixelDecodeError && /size does not match/.test(err.message));
-  });
-
-  it('a semaphore lets two holders in at a time and queues the rest in order', async () => {
-    const s = new Semaphore(2);
-    const a = await s.acquire();
-    const b = await s.acquire();
-    const order: string[] = [];
-    const waiter = (name: string) => s.acquire().then((release) => {
-      order.push(name);
-      return release;
-    });
-    const c = waiter('c');
-    const d = waiter('d');
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual([s.held, s.queued, order.length], [2, 2, 0]);
-    a();
-    a();
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(order, ['c']);
-    b();
-    (await c)();
-    (await d)();
-    assert.deepEqual([s.held, s.queued, order], [0, 0, ['c', 'd']]);
   });
 });
 
