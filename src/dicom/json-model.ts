@@ -149,8 +149,13 @@ export function datasetToJson(dataset: readonly DataElement[], inherited: Charac
 function formatDecimalString(n: number): string {
   // PS3.5 6.2: DS is at most 16 characters.
   let s = Object.is(n, -0) ? '-0' : String(n);
-  for (let p = 16; s.length > 16 && p > 0; p--) s = n.toPrecision(p).replace(/\.?0+(e|$)/, '$1');
+  for (let p = 16; s.length > 16 && p > 0; p--) s = trimFractionZeros(n.toPrecision(p));
   return s;
+}
+
+/** Trailing zeros of a fraction go (`12.3400` → `12.34`, `1.000e-7` → `1e-7`); an integer's zeros are its value. */
+function trimFractionZeros(text: string): string {
+  return text.replace(/^([^e]*\.[^e]*?)0+(e.*)?$/, '$1$2').replace(/\.(e|$)/, '$1');
 }
 
 function encodeString(text: string, charset: CharacterSet, charsetApplies: boolean, tag: Tag | undefined): Buffer {
