@@ -95,11 +95,12 @@ describe('json-model', () => {
     assert.deepEqual(jsonValueToElementBytes('US', [1, 2], [], false), Buffer.from([0, 1, 0, 2]));
     // DS: at most 16 characters (PS3.5 6.2), the value kept: a fraction loses its trailing zeros, an integer none.
     const ds = (n: number) => jsonValueToElementBytes('DS', [n], [], true).toString().trim();
-    assert.equal(ds(1234567890123450.25), '1234567890123450');
+    const wide = 1234567890123450 + 0.25; // 18 characters as String(): shortened to 16 significant digits
+    assert.equal(ds(wide), '1234567890123450');
     assert.equal(ds(12345678901234500), '1.2345678901e+16');
     assert.equal(ds(0.1 + 0.2), '0.3');
     assert.equal(ds(-0.000000123456789012), '-1.2345678901e-7');
-    for (const n of [1234567890123450.25, 12345678901234500, 0.1 + 0.2, 1 / 3, -987654.3210987654, 1e-20]) {
+    for (const n of [wide, 12345678901234500, 0.1 + 0.2, 1 / 3, -987654.3210987654, 1e-20]) {
       const text = ds(n);
       assert.ok(text.length <= 16, text);
       assert.ok(Math.abs(Number(text) - n) <= Math.abs(n) * 1e-9, `${n} → ${text}`);
