@@ -200,6 +200,7 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
     },
   };
   Object.assign(paths, stewardProjectPaths());
+  Object.assign(paths, dimseOperatorPaths());
   return {
     openapi: '3.1.0',
     info: {
@@ -306,6 +307,82 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
       },
     },
     paths,
+  };
+}
+
+/**
+ * The DIMSE ingress's operator routes (src/http/dimse-status.ts; served when `dimse.enabled`), guarded as
+ * /metrics is: the metrics bearer token when `metrics.auth` sets one, else loopback callers only.
+ */
+function dimseOperatorPaths(): Record<string, Record<string, object>> {
+  const guard = 'Guarded as /metrics is: the metrics bearer token when metrics.auth sets one, else loopback callers only (403 AUTH_LOOPBACK_ONLY)';
+  const operator = (operationId: string, summary: string, rest: object) => ({ operationId, summary: `${summary}. ${guard}`, tags: ['DIMSE'], security: [{ bearer: [] }, {}], ...rest });
+  const json = (description: string, schema: object) => ({ description, content: { 'application/json': { schema } } });
+  const count = { type: 'integer', minimum: 0 };
+  const id = { type: 'string', pattern: '^[0-9a-f]{32}-[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$', description: 'A quarantine folder: a hash of the calling AE title and study (never a UID), the time, a random suffix' };
+  return {
+    '/dimse/status': {
+      get: operator('dimseStatus', 'The DIMSE ingress queue, counts only (no UID, AE title or path)', {
+        responses: {
+          '200': json('The queue', {
+            type: 'object',
+            properties: { queued: count, inFlight: count, quarantined: count, instancesPending: count, spoolBytes: count, quotaBytes: count },
+          }),
+          '401': error,
+          '403': error,
+        },
+      }),
+    },
+    '/dimse/quarantine': {
+      get: operator('listDimseQuarantine', 'The quarantined DIMSE studies, oldest first: id, reason (codes and counts from reason.json), originals held, when', {
+        responses: {
+          '200': json('The quarantine folders', {
+            type: 'object',
+            properties: {
+              quarantine: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    id,
+                    quarantinedAt: { type: 'string', format: 'date-time' },
+                    instances: count,
+                    reason: {
+                      type: 'object',
+                      description:
+                        '`code`: DIMSE_FORWARD_FAILED (with `cause`, e.g. DIMSE_DESTINATION_TOKEN_REFUSED, `causeDetail` and `attempts`), DIMSE_INSTANCES_REFUSED (with `refused`: code and Failure Reason per instance), DIMSE_SPOOL_STATE_INVALID or DIMSE_SPOOL_JOURNAL_UNREADABLE (with `file` and `err`)',
+                      properties: { code: { type: 'string' }, cause: { type: 'string' }, causeDetail: { type: 'object' }, attempts: count, refused: { type: 'array' }, file: { type: 'string' }, err: { type: 'string' } },
+                    },
+                  },
+                },
+              },
+            },
+          }),
+          '401': error,
+          '403': error,
+        },
+      }),
+    },
+    '/dimse/quarantine/{id}/retry': {
+      post: operator(
+        'retryDimseQuarantine',
+        'Sends a quarantined study again once its cause is fixed: its originals go back to the queue with the pseudonyms they had (the quarantined state), the folder is removed, and each original is forwarded once (or quarantined again with a new reason). Every call that names a folder leaves an audit record (local EventID DIMSE_QUARANTINE_RETRY: who, when, which folder, how many, the outcome); the forwarded batch leaves its own (110104)',
+        {
+          parameters: [{ name: 'id', in: 'path', required: true, schema: id }],
+          responses: {
+            '202': json('Queued', { type: 'object', properties: { id, instances: count, status: { const: 'queued' } } }),
+            '401': error,
+            '403': error,
+            '404': { ...error, description: 'DIMSE_QUARANTINE_NOT_FOUND: no quarantine folder has this id' },
+            '409': {
+              ...error,
+              description:
+                'DIMSE_QUARANTINE_STATE_INVALID (its state file cannot be read: the pseudonym mode is unknown; send it again from the source), DIMSE_QUARANTINE_STUDY_OPEN (the study is open under another fresh salt; retry once it closes), DIMSE_QUARANTINE_BUSY (being retried, or the ingress is stopping)',
+            },
+          },
+        },
+      ),
+    },
   };
 }
 

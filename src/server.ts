@@ -91,8 +91,14 @@ export async function startGateway(
   const research = viewClient ? createResearchFace({ config: config.dimse, client: viewClient, log: logger }) : undefined;
   const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens });
   const dimse =
-    config.dimse.enabled && parts.upload ? await startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry, ...(research ? { research } : {}) }) : undefined;
-  const app = createApp({ ...parts, ...(internal ? { internalTokens: internal } : {}), ...(dimse ? { dimseStatus: { status: dimse.status, token: secrets.metricsToken } } : {}) });
+    config.dimse.enabled && parts.upload
+      ? await startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry, secrets, ...(research ? { research } : {}) })
+      : undefined;
+  const app = createApp({
+    ...parts,
+    ...(internal ? { internalTokens: internal } : {}),
+    ...(dimse ? { dimseStatus: { status: dimse.status, token: secrets.metricsToken, quarantine: dimse.quarantine } } : {}),
+  });
   // 5. The HTTP server in front of it, listening; the metrics listener beside it when it has its own port.
   const server = createHttpServer(config.server, app, logger);
   await listen(server, config.server.port, config.server.host);

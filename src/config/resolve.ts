@@ -35,6 +35,10 @@ export interface ResolvedConfig {
     readonly sharedSecret: string | undefined;
     readonly storePassword: string | undefined;
     readonly metricsToken: string | undefined;
+    /** The `Authorization` value for `dimse.forward.destination` with `auth.type: bearer`. */
+    readonly destinationAuthorization: string | undefined;
+    /** The OAuth 2.0 client secret of `dimse.forward.destination` with `auth.type: oauth2` (RFC 6749 2.3.1). */
+    readonly destinationClientSecret: string | undefined;
   };
   /** `auth.publicKeyFiles`, read and converted to public JWKs. */
   readonly publicKeys: readonly JWK[];
@@ -140,6 +144,8 @@ interface Parts {
   sharedSecret?: string;
   storePassword?: string;
   metricsToken?: string;
+  destinationAuthorization?: string;
+  destinationClientSecret?: string;
   publicKeys: JWK[];
   policies?: Record<RestrictedRole, DeidPolicy>;
   deidSecret?: string;
@@ -167,6 +173,8 @@ function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
       sharedSecret: parts.sharedSecret,
       storePassword: parts.storePassword,
       metricsToken: parts.metricsToken,
+      destinationAuthorization: parts.destinationAuthorization,
+      destinationClientSecret: parts.destinationClientSecret,
     }),
     publicKeys: Object.freeze(parts.publicKeys),
     deid:
@@ -226,6 +234,7 @@ function resolveParts(source: unknown, env: NodeJS.ProcessEnv, baseDir: string):
   parts.sharedSecret = secret('auth.sharedSecret');
   if (at(source, 'store.type') === 'postgres') parts.storePassword = secret('store.password');
   if (at(source, 'metrics.auth.type') === 'bearer') parts.metricsToken = secret('metrics.auth.token');
+  resolveDestination(source, secret, parts);
 
   const keyFiles = at(source, 'auth.publicKeyFiles');
   if (Array.isArray(keyFiles)) {
@@ -263,6 +272,29 @@ function resolveParts(source: unknown, env: NodeJS.ProcessEnv, baseDir: string):
   }
   checkProjects(source, problems, scripts.texts);
   return parts;
+}
+
+/**
+ * `dimse.forward.destination`: its secret, read like the upstream's (a file or an environment variable,
+ * every problem named by its key). A value that cannot go in an HTTP header (RFC 9110 5.5: no control
+ * character) or, for a client secret, outside RFC 6749 A.2's VSCHAR, is a config error too.
+ */
+function resolveDestination(source: unknown, secret: (key: string) => string | undefined, parts: Parts): void {
+  const type = at(source, 'dimse.forward.destination.auth.type');
+  if (type === 'bearer') {
+    const token = secret('dimse.forward.destination.auth.token');
+    if (token === undefined) return;
+    // RFC 6750 2.1: b64token.
+    if (/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) parts.destinationAuthorization = `Bearer ${token}`;
+    else parts.problems.push('dimse.forward.destination.auth.token: not a bearer token (RFC 6750 2.1 b64token characters)');
+  } else if (type === 'oauth2') {
+    const clientSecret = secret('dimse.forward.destination.auth.clientSecret');
+    const clientId = at(source, 'dimse.forward.destination.auth.clientId');
+    if (typeof clientId === 'string' && !/^[\x20-\x7e]+$/.test(clientId)) parts.problems.push('dimse.forward.destination.auth.clientId: printable ASCII only (RFC 6749 A.1 VSCHAR)');
+    if (clientSecret === undefined) return;
+    if (/^[\x20-\x7e]+$/.test(clientSecret)) parts.destinationClientSecret = clientSecret;
+    else parts.problems.push('dimse.forward.destination.auth.clientSecret: printable ASCII only (RFC 6749 A.2 VSCHAR)');
+  }
 }
 
 /** Each bootstrap project: its definition (projects/project.ts) and its own profile, if any. */

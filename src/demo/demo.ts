@@ -87,6 +87,7 @@ export async function runDemo(): Promise<void> {
     },
     viewer: { dir: join(root, '.viewer/dist'), enabled: true, ...(raw['viewer'] as object) },
     projects: { ...(raw['projects'] as object), ...projects.definitions },
+    dimse: demoDimse(raw['dimse'] as Record<string, unknown> | undefined),
   });
   // Tokens name projects as the config says a token does (auth.projectClaim, auth.projectPrefix).
   const claim = { path: config.auth.projectClaim, prefix: config.auth.projectPrefix };
@@ -99,6 +100,8 @@ export async function runDemo(): Promise<void> {
   const basePath = config.server.basePath;
   const base = `${gateway.url}${basePath}`;
   const projectBase = (name: string) => projectBaseUrl(base, basePath, name);
+  const dimsePort = gateway.dimsePort;
+  const dicom = (tool: string, ae: string) => `${tool} -aet ${ae} -aec ${config.dimse.aeTitle} 127.0.0.1 ${dimsePort}`;
   const listed = [
     ...(projects.shared ? [`      ${projects.shared}   also in ${QUERY_PROJECT}`] : []),
     ...projects.outside.map((uid) => `      ${uid}   not in ${QUERY_PROJECT}${uid === ECHO_STUDY ? ' (the ACUSON echo: its banner blanked)' : ''}`),
@@ -142,6 +145,16 @@ export async function runDemo(): Promise<void> {
     `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" '${gateway.url}/projects'   # the steward API (also the /steward page)`,
     `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" -H 'content-type: application/json' -d '{"project":"${LIST_PROJECT}","kind":"uid","pseudonym":"2.25…"}' '${gateway.url}/reidentify'`,
     `  curl -s -H "Authorization: Bearer ${'$'}STEWARD" '${gateway.url}/audit?limit=20'   # the audit trail`,
+    ...(dimsePort !== undefined
+      ? [
+          '',
+          `DICOM (DIMSE) on 127.0.0.1:${dimsePort}, called AE ${config.dimse.aeTitle} (dcmtk):`,
+          `  ${dicom('findscu -S', DEMO_RESEARCH_AE)} -k QueryRetrieveLevel=STUDY -k PatientName -k StudyInstanceUID -k StudyDate   # ${QUERY_PROJECT}, pseudonyms`,
+          `  ${dicom('getscu -S', DEMO_RESEARCH_AE)} -k QueryRetrieveLevel=STUDY -k StudyInstanceUID=<a pseudonym above> -od /tmp   # de-identified instances`,
+          `  ${dicom('storescu', DEMO_MODALITY_AE)} some.dcm   # de-identified, then stored in Orthanc by STOW-RS`,
+        ]
+      : []),
+    '',
     ...Object.entries(tokens).map(([label, token]) => `export ${envName(label)}=${token}`),
     '',
     'Ctrl-C stops the gateway and Orthanc and deletes the temporary store.',
@@ -154,4 +167,27 @@ export async function runDemo(): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+/** The demo's DICOM callers, on loopback: a modality that stores, and a research workstation on the query project. */
+const DEMO_MODALITY_AE = 'MODALITY';
+const DEMO_RESEARCH_AE = 'RESEARCH_WS';
+
+/**
+ * The DIMSE listener of the demo: on, on loopback (the config's host is not used), port 11112 unless the
+ * config names one, with the demo's two callers beside any the config lists.
+ */
+function demoDimse(dimse: Record<string, unknown> | undefined): Record<string, unknown> {
+  const callers = (dimse?.['callers'] as unknown[] | undefined) ?? [];
+  return {
+    port: 11112,
+    ...dimse,
+    enabled: true,
+    host: '127.0.0.1',
+    callers: [
+      ...callers,
+      { aeTitle: DEMO_MODALITY_AE, hosts: ['127.0.0.1', '::1'] },
+      { aeTitle: DEMO_RESEARCH_AE, hosts: ['127.0.0.1', '::1'], role: 'researcher', project: QUERY_PROJECT },
+    ],
+  };
 }

@@ -11,7 +11,21 @@ export type DimseErrorCode =
   | 'DIMSE_NO_IDENTIFIERS'
   | 'DIMSE_SOP_CLASS_NOT_ACCEPTED'
   | 'DIMSE_SPOOL_STATE_INVALID'
-  | 'DIMSE_INSTANCE_INCOMPLETE';
+  | 'DIMSE_INSTANCE_INCOMPLETE'
+  | 'DIMSE_SPOOL_JOURNAL_UNREADABLE'
+  | DestinationAuthCode
+  | QuarantineCode
+  | RetrieveCode;
+
+/** Why the forwarding destination did not take a study for its credentials (never the instance's fault). */
+export type DestinationAuthCode =
+  | 'DIMSE_DESTINATION_UNAUTHORIZED'
+  | 'DIMSE_DESTINATION_FORBIDDEN'
+  | 'DIMSE_DESTINATION_TOKEN_REFUSED'
+  | 'DIMSE_DESTINATION_TOKEN_UNAVAILABLE';
+
+/** Why an operator's retry of a quarantined study was not done. */
+export type QuarantineCode = 'DIMSE_QUARANTINE_NOT_FOUND' | 'DIMSE_QUARANTINE_STATE_INVALID' | 'DIMSE_QUARANTINE_STUDY_OPEN' | 'DIMSE_QUARANTINE_BUSY';
 
 export class DimseError extends Error {
   override name = 'DimseError';
@@ -77,5 +91,120 @@ export class SpoolStateError extends DimseError {
   override name = 'SpoolStateError';
   constructor(options?: { cause?: unknown }) {
     super('DIMSE_SPOOL_STATE_INVALID', 'a spooled study has no readable state file', options);
+  }
+}
+
+/** A study's forwarding journal exists but cannot be read: the study is quarantined as it is (what was confirmed is unknown). */
+export class SpoolJournalError extends DimseError {
+  override name = 'SpoolJournalError';
+  constructor(options?: { cause?: unknown }) {
+    super('DIMSE_SPOOL_JOURNAL_UNREADABLE', 'a spooled study has a forwarding journal that cannot be read', options);
+  }
+}
+
+/** RFC 6749 5.2 error codes (and RFC 8707 2's invalid_target): the only text of a token endpoint's answer that is kept. */
+export const OAUTH_ERRORS = ['invalid_request', 'invalid_client', 'invalid_grant', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope', 'invalid_target'] as const;
+export type OAuthErrorCode = (typeof OAUTH_ERRORS)[number];
+
+/**
+ * The forwarding destination refused the gateway's credentials (401 or 403), or its token endpoint gave
+ * no token (refused: 400/401 with an RFC 6749 5.2 error; unavailable: unreachable, 5xx, an answer that
+ * is not a token). A failure that may pass: the study is retried with backoff, then quarantined.
+ * Never carries the secret, the token or the endpoint's text.
+ */
+export class DestinationAuthError extends DimseError {
+  override name = 'DestinationAuthError';
+  constructor(
+    code: DestinationAuthCode,
+    message: string,
+    readonly detail: { readonly status?: number; readonly oauthError?: OAuthErrorCode; readonly network?: string } = {},
+  ) {
+    super(code, message);
+  }
+}
+
+const QUARANTINE_MESSAGES: Record<QuarantineCode, string> = {
+  DIMSE_QUARANTINE_NOT_FOUND: 'no quarantined study has this id',
+  DIMSE_QUARANTINE_STATE_INVALID: 'the quarantined study has no readable state file (pseudonym mode unknown): send it again from its source',
+  DIMSE_QUARANTINE_STUDY_OPEN: 'the same study is open under other pseudonyms (a fresh salt); retry once it is forwarded and closed',
+  DIMSE_QUARANTINE_BUSY: 'this quarantined study is being retried, or the ingress is stopping',
+};
+
+/** An operator's retry of a quarantined study (`POST /dimse/quarantine/{id}/retry`) that was not done. */
+export class QuarantineError extends DimseError {
+  override name = 'QuarantineError';
+  declare readonly code: QuarantineCode;
+  constructor(code: QuarantineCode) {
+    super(code, QUARANTINE_MESSAGES[code]);
+  }
+}
+
+/** Why a C-GET or C-MOVE sub-operation (PS3.4 C.4.2.3, C.4.3.3), or the association it runs on, failed. */
+export type RetrieveCode =
+  | 'DIMSE_FILE_META_INVALID'
+  | 'DIMSE_ASSOCIATION_LOST'
+  | 'DIMSE_STORE_INCOMPLETE'
+  | 'DIMSE_STORE_TIMEOUT'
+  | 'DIMSE_DESTINATION_UNAVAILABLE'
+  | 'DIMSE_NO_STORAGE_CONTEXT'
+  | 'DIMSE_VIEW_REFUSED'
+  | 'DIMSE_VIEW_MISMATCH';
+
+/** An instance from the view whose Part 10 File Meta (PS3.10 7.1) cannot be read: nothing of it is sent. */
+export class FileMetaError extends DimseError {
+  override name = 'FileMetaError';
+  constructor(message: string) {
+    super('DIMSE_FILE_META_INVALID', message);
+  }
+}
+
+/** The association closed (or was never usable) while a message was being sent or answered. */
+export class AssociationLostError extends DimseError {
+  override name = 'AssociationLostError';
+  constructor() {
+    super('DIMSE_ASSOCIATION_LOST', 'the association closed');
+  }
+}
+
+/** The dataset of a C-STORE-RQ ended or failed after its command was sent: the association must be aborted. */
+export class StoreIncompleteError extends DimseError {
+  override name = 'StoreIncompleteError';
+  constructor(options?: { cause?: unknown }) {
+    super('DIMSE_STORE_INCOMPLETE', 'the instance could not be sent whole', options);
+  }
+}
+
+/** No C-STORE-RSP (or no room on the socket) in time: the association must be aborted. */
+export class StoreTimeoutError extends DimseError {
+  override name = 'StoreTimeoutError';
+  constructor() {
+    super('DIMSE_STORE_TIMEOUT', 'the peer did not answer a C-STORE-RQ in time (dimse.pduTimeoutMs)');
+  }
+}
+
+/** A C-MOVE destination that could not be reached, or did not accept the association (PS3.8 9.3.4). */
+export class DestinationUnavailableError extends DimseError {
+  override name = 'DestinationUnavailableError';
+  constructor(
+    readonly reason: 'unreachable' | 'rejected' | 'aborted' | 'timeout',
+    options?: { cause?: unknown },
+  ) {
+    super('DIMSE_DESTINATION_UNAVAILABLE', `the move destination is unavailable (${reason})`, options);
+  }
+}
+
+/**
+ * One sub-operation that failed before any byte of it was sent: no storage context for its SOP Class
+ * (PS3.4 C.4.3.3), the view refused it (`status`: its HTTP status), or the view's instance is not the one
+ * listed or not in the transfer syntax asked for.
+ */
+export class SubOperationError extends DimseError {
+  override name = 'SubOperationError';
+  constructor(
+    code: 'DIMSE_NO_STORAGE_CONTEXT' | 'DIMSE_VIEW_REFUSED' | 'DIMSE_VIEW_MISMATCH',
+    message: string,
+    readonly status?: number,
+  ) {
+    super(code, message);
   }
 }

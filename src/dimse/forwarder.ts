@@ -9,8 +9,13 @@
 // Exactly once across a crash: each confirmed instance is journalled (fsynced) before the next step, so a
 // restart sends only what was not confirmed. The one instance whose answer was lost with the process is
 // sent again with the same pseudonymous UIDs (keyed, or the study's saved fresh salt), so the PACS holds it
-// once. Failures that may pass (PACS down, 5xx, store) retry with backoff; then, or for an instance the
-// engine or the PACS refuses, the originals go to quarantine with the reason.
+// once. Failures that may pass (PACS down, 5xx, store, the destination refusing the gateway's credentials)
+// retry with backoff; then, or for an instance the engine or the PACS refuses, the originals go to
+// quarantine with the reason. An operator sends a quarantined study again (`retryQuarantined`) once the
+// cause is fixed: its originals go back into the study's folder and are forwarded like any others.
+//
+// Where studies go: the upstream PACS (the uploader's StowView), or `dimse.forward.destination`, whose
+// client (destination.ts) the ingress puts in the view it gives here.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { EVENT_ID } from '../audit/atna.ts';
@@ -20,10 +25,11 @@ import { DicomError } from '../dicom/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
 import { StowPartError, UpstreamStoreFailedError } from '../dicomweb/errors.ts';
 import { storePart, type StowView } from '../dicomweb/stow.ts';
-import type { AuditTrail, EventOutcomeIndicator } from '../store/audit-trail.ts';
+import type { AuditTrail, CodedValue, EventOutcomeIndicator } from '../store/audit-trail.ts';
 import type { Uploader } from './callers.ts';
+import { DestinationAuthError, QuarantineError } from './errors.ts';
 import type { InstanceIdentity } from './intake.ts';
-import { studyKey, type Journal, type Spool, type SpoolWriter, type StudyState } from './spool.ts';
+import { quarantineKey, studyKey, type Journal, type QuarantinedStudy, type Spool, type SpoolWriter, type StudyState } from './spool.ts';
 
 /** The logger methods used here (pino's, structurally). */
 export interface DimseLog {
@@ -38,6 +44,15 @@ export interface ForwardObserver {
   instances(outcome: 'stored' | 'refused', count: number): void;
   /** Studies by outcome of a batch: forwarded, partial (some quarantined), retrying, quarantined. */
   study(outcome: 'forwarded' | 'partial' | 'retrying' | 'quarantined'): void;
+  /** Operators' retries of quarantined studies: queued again, or refused (and why). */
+  retry?(outcome: 'queued' | 'refused'): void;
+}
+
+/** Who asked for a quarantined study to be sent again (the operator route's credential), for the audit trail. */
+export interface Operator {
+  readonly userId: string;
+  /** The HTTP request's id, which its log line carries. */
+  readonly requestId?: string;
 }
 
 export interface ForwarderOptions {
@@ -55,6 +70,10 @@ export interface ForwarderOptions {
   /** A study still receiving is forwarded once it holds this many originals (0: only at the end). */
   readonly batchInstances: number;
   readonly observe?: ForwardObserver;
+  /** Where `view.upstream` sends studies, for the audit trail and the log: the upstream PACS (default) or `dimse.forward.destination`. */
+  readonly destination?: 'upstream' | 'destination';
+  /** The destination's token can be renewed (OAuth 2.0): an instance answered 401 is sent once more at once, with a new token. */
+  readonly renewsAuthorization?: boolean;
   /** The clock (tests pass their own). */
   readonly now?: () => Date;
 }
@@ -71,7 +90,22 @@ export interface ForwardStatus {
 }
 
 /** How the destination route reads in the audit trail: the transaction used, never a URL. */
-const DESTINATION_ROUTE = 'DIMSE C-STORE → STOW-RS POST /studies';
+const DESTINATION_ROUTE = {
+  upstream: 'DIMSE C-STORE → STOW-RS POST /studies',
+  destination: 'DIMSE C-STORE → destination STOW-RS POST /studies',
+} as const;
+
+/** The operator route an audit record of a retry names (http/dimse-status.ts serves it). */
+const RETRY_ROUTE = 'POST /dimse/quarantine/:id/retry';
+
+/**
+ * CID 400 has no event for an operator releasing held originals back into a transfer: a local EventID
+ * (a `99` private coding scheme, PS3.16 8.2, as audit/atna.ts's REIDENTIFICATION), EventActionCode E.
+ */
+export const QUARANTINE_RETRY: CodedValue = { code: 'DIMSE_QUARANTINE_RETRY', codingScheme: '99DEIDGW', meaning: 'Quarantined DIMSE Study Sent Again' };
+
+/** Who sent a study whose state file cannot be read: unknown (the calling AE title is in that file). */
+const UNKNOWN_CALLER = '(unknown: state unreadable)';
 
 interface Study {
   readonly key: string;
@@ -103,13 +137,34 @@ interface Refused {
 }
 
 function codeOf(error: unknown): string {
+  // The destination's own answer to the gateway's credentials: named as such in the quarantine reason.
+  if (error instanceof UpstreamStoreFailedError && (error.status === 401 || error.status === 403)) {
+    return error.status === 401 ? 'DIMSE_DESTINATION_UNAUTHORIZED' : 'DIMSE_DESTINATION_FORBIDDEN';
+  }
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,47}$/.test(code) ? code : 'INTERNAL_ERROR';
 }
 
-/** A failure worth retrying: the PACS down or overloaded, the store or the disk; not a refusal of the data. */
+/** Why a file could not be read, for the log and reason.json: its errno code or its error's name, never its message. */
+function causeOf(error: unknown): string {
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  const code = (cause as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{0,47}$/.test(code)) return code;
+  const name = cause instanceof Error ? cause.name : undefined;
+  return name && /^[A-Za-z]{1,40}$/.test(name) ? name : 'unknown';
+}
+
+/** The destination answered 401 to the token the request carried (which the client has dropped by now). */
+function unauthorized(error: unknown): boolean {
+  return error instanceof UpstreamStoreFailedError && error.status === 401;
+}
+
+/**
+ * A failure worth retrying: the PACS down or overloaded, the store or the disk, the destination refusing
+ * the gateway's credentials (401, 403: never the instance's fault); not a refusal of the data.
+ */
 function mayPass(error: unknown): boolean {
-  if (error instanceof UpstreamStoreFailedError) return error.status >= 500 || error.status === 408 || error.status === 429;
+  if (error instanceof UpstreamStoreFailedError) return error.status >= 500 || error.status === 408 || error.status === 429 || error.status === 401 || error.status === 403;
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     if (e instanceof DicomError || e instanceof DeidError || e instanceof StowPartError) return false;
   }
@@ -128,6 +183,8 @@ export class Forwarder {
   readonly #queue: string[] = [];
   readonly #abort = new AbortController();
   readonly #running = new Set<Promise<void>>();
+  /** Quarantine ids an operator's retry is moving back now (a second retry of one is refused). */
+  readonly #retrying = new Set<string>();
   #quarantined = 0;
   #closed = false;
 
@@ -136,9 +193,13 @@ export class Forwarder {
     this.#now = options.now ?? (() => new Date());
   }
 
+  get #destination(): 'upstream' | 'destination' {
+    return this.#o.destination ?? 'upstream';
+  }
+
   /** At start: every study a previous run left is forwarded (exactly once: its journal says what was confirmed). */
   async recover(): Promise<void> {
-    this.#quarantined = await this.#o.spool.quarantined();
+    this.#quarantined = await this.#o.spool.quarantinedCount();
     for (const key of await this.#o.spool.studyKeys()) {
       const study = this.#study(key);
       study.pending = (await this.#o.spool.instances(key)).length;
@@ -202,6 +263,88 @@ export class Forwarder {
     for (const study of this.#studies.values()) {
       if (!study.live.delete(association)) continue;
       if (study.live.size === 0 && study.pending > 0) this.#enqueue(study);
+    }
+  }
+
+  /** The quarantine folders, oldest first: id, reason (codes and counts), originals held, when. */
+  quarantine(): Promise<QuarantinedStudy[]> {
+    return this.#o.spool.listQuarantine();
+  }
+
+  /**
+   * An operator sends a quarantined study again, once its cause is fixed: its originals move back into
+   * the study's folder (opened with the quarantined state, so its pseudonyms are the ones it would have
+   * had; attempts start again from 0), the quarantine folder is removed, and the study is queued like
+   * any other, so each original is forwarded once (or quarantined again, with a new reason). Refused
+   * when its state file cannot be read (the pseudonym mode is unknown), when the same study is open under
+   * another fresh salt, or while the same id is being retried. Every outcome is on the audit trail.
+   */
+  async retryQuarantined(id: string, operator: Operator): Promise<{ readonly id: string; readonly instances: number }> {
+    const key = quarantineKey(id);
+    if (key === undefined) throw new QuarantineError('DIMSE_QUARANTINE_NOT_FOUND');
+    if (this.#closed || this.#retrying.has(id)) throw new QuarantineError('DIMSE_QUARANTINE_BUSY');
+    this.#retrying.add(id);
+    try {
+      const held = await this.#o.spool.quarantined(id);
+      if (held === undefined) throw new QuarantineError('DIMSE_QUARANTINE_NOT_FOUND');
+      const study = this.#study(key);
+      const instances = await this.#locked(study, async () => {
+        if (held.state === undefined) throw new QuarantineError('DIMSE_QUARANTINE_STATE_INVALID');
+        const state: StudyState = { ...held.state, attempts: 0 };
+        if (study.open) {
+          // Open now (more arrived, or not yet closed): the same pseudonyms, or not merged.
+          const current = await this.#o.spool.readState(key).catch(() => undefined);
+          if (current === undefined || current.pseudonyms !== state.pseudonyms || current.salt !== state.salt) throw new QuarantineError('DIMSE_QUARANTINE_STUDY_OPEN');
+        }
+        const moved = await this.#o.spool.restore(id, key, study.open ? undefined : state);
+        study.open = true;
+        return moved;
+      });
+      this.#quarantined = await this.#o.spool.quarantinedCount();
+      study.pending += instances;
+      study.lastReceived = this.#now().getTime();
+      if (instances > 0) {
+        if (study.inFlight) study.again = true;
+        else if (study.live.size === 0) this.#enqueue(study);
+      }
+      this.#armIdle(study);
+      this.#o.observe?.retry?.('queued');
+      this.#o.log.info({ requestId: operator.requestId, quarantineId: id, study: key, instances }, 'a quarantined DIMSE study was queued again');
+      await this.#recordRetry(id, operator, { outcome: 0, httpStatus: 202, instances });
+      return { id, instances };
+    } catch (error) {
+      const study = this.#studies.get(key);
+      // Made for this retry and left empty: forgotten again.
+      if (study && !study.open && study.pending === 0 && study.live.size === 0 && !study.inFlight && !study.queued) this.#studies.delete(key);
+      if (error instanceof QuarantineError && error.code === 'DIMSE_QUARANTINE_NOT_FOUND') throw error; // nothing there to account for
+      this.#o.observe?.retry?.('refused');
+      this.#o.log.warn({ requestId: operator.requestId, quarantineId: id, err: codeOf(error) }, 'a quarantined DIMSE study was not queued again');
+      await this.#recordRetry(id, operator, { outcome: error instanceof QuarantineError ? 4 : 8, httpStatus: error instanceof QuarantineError ? 409 : 500, instances: 0 });
+      throw error;
+    } finally {
+      this.#retrying.delete(id);
+    }
+  }
+
+  /** The audit record of an operator's retry: who, when, which quarantine folder, how many originals, the outcome. */
+  async #recordRetry(id: string, operator: Operator, result: { outcome: EventOutcomeIndicator; httpStatus: number; instances: number }): Promise<void> {
+    try {
+      await this.#o.audit.append({
+        eventDateTime: this.#now(),
+        eventId: QUARANTINE_RETRY,
+        eventActionCode: 'E',
+        eventOutcomeIndicator: result.outcome,
+        userId: operator.userId,
+        roleId: 'operator',
+        route: RETRY_ROUTE,
+        httpStatus: result.httpStatus,
+        participantObjectId: id,
+        participantObjectIdTypeCode: 'DimseQuarantineId',
+        ...(operator.requestId ? { requestId: operator.requestId } : {}),
+        numberOfInstances: result.instances,
+      });
+    } catch (error) {
+      this.#o.log.error({ requestId: operator.requestId, err: codeOf(error) }, 'audit record not written');
     }
   }
 
@@ -302,25 +445,33 @@ export class Forwarder {
   async #forward(study: Study): Promise<void> {
     const { spool, view } = this.#o;
     const signal = this.#abort.signal;
+    const requestId = `dimse-${randomBytes(8).toString('hex')}`;
     let state: StudyState;
+    let journal: Journal;
     try {
       state = await spool.readState(study.key);
     } catch (error) {
       // No state to forward with (hand-edited, or lost): nothing is guessed; the originals wait for an operator.
-      await this.#quarantine(study, await spool.instances(study.key), { code: codeOf(error) });
+      await this.#unreadable(study, requestId, error);
       return;
     }
-    const requestId = `dimse-${randomBytes(8).toString('hex')}`;
     const names = await spool.instances(study.key);
     if (names.length === 0) {
       study.pending = 0; // forwarded by the batch before this one
       return;
     }
-    const journal = await spool.journal(study.key);
+    try {
+      journal = await spool.journal(study.key);
+    } catch (error) {
+      // What the destination already confirmed is unknown: nothing is sent twice or guessed; an operator decides.
+      await this.#unreadable(study, requestId, error, state);
+      return;
+    }
     const earlier = names.filter((n) => journal.confirmed.has(n)).length;
     const todo = names.filter((n) => !journal.confirmed.has(n));
     const refused: Refused[] = [];
     let transient: string | undefined;
+    let transientDetail: object | undefined;
     let pseudonymousStudy: string | undefined;
     let next = 0;
     const worker = async (saving: SavingSession): Promise<void> => {
@@ -328,7 +479,10 @@ export class Forwarder {
         const outcome = await this.#forwardOne(study.key, name, saving, journal, signal);
         if ('study' in outcome) pseudonymousStudy ??= outcome.study;
         else if ('refused' in outcome) refused.push(outcome.refused);
-        else transient ??= outcome.transient;
+        else if (transient === undefined) {
+          transient = outcome.transient;
+          transientDetail = outcome.detail;
+        }
       }
     };
     try {
@@ -348,13 +502,13 @@ export class Forwarder {
           await spool.writeState(study.key, { ...state, attempts });
           this.#retryLater(study, attempts);
           this.#o.observe?.study('retrying');
-          this.#o.log.warn({ requestId, study: study.key, err: transient, attempts }, 'a DIMSE study could not be forwarded; retrying');
+          this.#o.log.warn({ requestId, study: study.key, err: transient, ...(transientDetail ? { detail: transientDetail } : {}), attempts }, 'a DIMSE study could not be forwarded; retrying');
           return;
         }
         await spool.deleteConfirmed(study.key, journal.confirmed);
         // What this batch tried and could not forward; instances that arrived since wait for their own batch.
         const left = todo.filter((n) => !journal.confirmed.has(n));
-        await this.#quarantine(study, left, { code: 'DIMSE_FORWARD_FAILED', cause: transient, attempts });
+        await this.#quarantine(study, left, { code: 'DIMSE_FORWARD_FAILED', cause: transient, ...(transientDetail ? { causeDetail: transientDetail } : {}), attempts });
         if (state.attempts > 0) await spool.writeState(study.key, { ...state, attempts: 0 });
         study.pending = (await spool.instances(study.key)).length;
         await this.#record(study, state, { requestId, stored, refused: left.length, earlier, pseudonymousStudy });
@@ -378,7 +532,7 @@ export class Forwarder {
     saving: SavingSession,
     journal: Journal,
     signal: AbortSignal,
-  ): Promise<{ study: string } | { refused: Refused } | { transient: string }> {
+  ): Promise<{ study: string } | { refused: Refused } | { transient: string; detail?: object }> {
     let refusal: unknown;
     // The refusal's own error (storePart returns only its Failure Reason): retry, or quarantine.
     const view: StowView = {
@@ -389,13 +543,20 @@ export class Forwarder {
       },
     };
     try {
-      const result = await storePart(view, saving, { body: createReadStream(this.#o.spool.instancePath(key, name)) }, undefined, signal);
+      const send = () => storePart(view, saving, { body: createReadStream(this.#o.spool.instancePath(key, name)) }, undefined, signal);
+      let result = await send();
+      // RFC 6750 3.1 invalid_token: the destination's client dropped the token; once more, with a new one
+      // (the original is read again from the spool, and the same pseudonyms come out).
+      if (!result.stored && this.#o.renewsAuthorization && unauthorized(refusal) && !signal.aborted) {
+        refusal = undefined;
+        result = await send();
+      }
       if (result.stored) {
         await journal.append(name);
         this.#o.observe?.instances('stored', 1);
         return { study: result.stored.study };
       }
-      if (mayPass(refusal)) return { transient: codeOf(refusal) };
+      if (mayPass(refusal)) return { transient: codeOf(refusal), ...(refusal instanceof DestinationAuthError ? { detail: refusal.detail } : {}) };
       this.#o.observe?.instances('refused', 1);
       // A withheld instance (the pixel policy changed since its intake check, e.g. across a restart) is a
       // refusal like any other of the engine: quarantined alone, with its reason, never retried or sent raw.
@@ -417,13 +578,53 @@ export class Forwarder {
     study.retryTimer.unref();
   }
 
-  async #quarantine(study: Study, names: readonly string[], reason: Record<string, unknown>): Promise<void> {
-    if (names.length === 0) return;
+  async #quarantine(study: Study, names: readonly string[], reason: Record<string, unknown>): Promise<string | undefined> {
+    if (names.length === 0) return undefined;
     const folder = await this.#o.spool.quarantine(study.key, names, reason, this.#now());
     this.#quarantined++;
     study.pending = Math.max(0, study.pending - names.length);
     this.#o.observe?.study('quarantined');
     this.#o.log.error({ study: study.key, folder, instances: names.length, ...reason }, 'DIMSE originals quarantined');
+    return folder;
+  }
+
+  /**
+   * A study whose state file or forwarding journal cannot be read: every original it holds goes to
+   * quarantine as it is (nothing guessed: neither its pseudonym mode nor what was confirmed), with the
+   * reason, and the audit trail records the batch as not transferred (outcome 8), naming the folder.
+   */
+  async #unreadable(study: Study, requestId: string, error: unknown, state?: StudyState): Promise<void> {
+    const names = await this.#o.spool.instances(study.key);
+    const code = codeOf(error);
+    const file = code === 'DIMSE_SPOOL_JOURNAL_UNREADABLE' ? 'journal' : 'state';
+    const folder = await this.#locked(study, async () => {
+      const moved = await this.#quarantine(study, names, { code, file, err: causeOf(error) });
+      // The unreadable file goes too (its copy, if any, is in the quarantine folder): an instance that
+      // arrives next opens the study anew instead of meeting it again.
+      await this.#o.spool.discardMeta(study.key, file);
+      if (file === 'state') study.open = false;
+      return moved;
+    });
+    study.pending = (await this.#o.spool.instances(study.key)).length;
+    if (folder === undefined) return; // no original held: nothing was not transferred
+    try {
+      await this.#o.audit.append({
+        eventDateTime: this.#now(),
+        eventId: EVENT_ID.instancesTransferred,
+        eventActionCode: 'C',
+        eventOutcomeIndicator: 8,
+        userId: state?.callingAe ?? UNKNOWN_CALLER,
+        roleId: state?.profile ?? 'uploader',
+        route: DESTINATION_ROUTE[this.#destination],
+        httpStatus: 409,
+        participantObjectId: folder,
+        participantObjectIdTypeCode: 'DimseQuarantineId',
+        requestId,
+        numberOfInstances: 0,
+      });
+    } catch (auditError) {
+      this.#o.log.error({ requestId, err: codeOf(auditError) }, 'audit record not written');
+    }
   }
 
   /**
@@ -439,7 +640,7 @@ export class Forwarder {
     // PS3.18 10.5.3: all stored 200, some 202, none 409, as the uploader's STOW answers.
     const httpStatus = batch.refused === 0 ? 200 : batch.stored > 0 ? 202 : 409;
     this.#o.log.info(
-      { requestId: batch.requestId, study: study.key, callingAe: state.callingAe, destination: 'upstream', instances: batch.stored, resumed: batch.earlier, refused: batch.refused, outcome },
+      { requestId: batch.requestId, study: study.key, callingAe: state.callingAe, destination: this.#destination, instances: batch.stored, resumed: batch.earlier, refused: batch.refused, outcome },
       'DIMSE study forwarded',
     );
     try {
@@ -450,7 +651,7 @@ export class Forwarder {
         eventOutcomeIndicator: outcome,
         userId: state.callingAe,
         roleId: state.profile,
-        route: DESTINATION_ROUTE,
+        route: DESTINATION_ROUTE[this.#destination],
         httpStatus,
         ...(batch.pseudonymousStudy ? { participantObjectId: batch.pseudonymousStudy, participantObjectIdTypeCode: 'StudyInstanceUID' } : {}),
         requestId: batch.requestId,

@@ -45,6 +45,9 @@ export function isStorageSopClass(uid: string): boolean {
   return uid.startsWith(STORAGE_ROOT) && /^[0-9.]+$/.test(uid);
 }
 
+/** PS3.5 A.1, A.2: Implicit and Explicit VR Little Endian, the syntaxes a Query/Retrieve context is accepted in. */
+const IDENTIFIER_SYNTAXES: ReadonlySet<string> = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
+
 /** The engine reads it (PS3.5 Annex A; dicom/transfer-syntax.ts refuses the rest). */
 function engineReads(uid: string): boolean {
   try {
@@ -108,7 +111,8 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
     /** Datasets received (or being received), by their request, until the C-STORE is answered. */
     readonly received = new Map<CStoreRequest, Received>();
     receiving: SpoolWriter | undefined;
-    readonly pending = new Set<Promise<unknown>>();
+    /** Work under way on this association (not `pending`: the library's own list of requests awaiting a response). */
+    readonly underway = new Set<Promise<unknown>>();
     /** The research face's operations under way, by Message ID (a C-CANCEL names one, PS3.7 9.3.2.3). */
     readonly operations = new Map<number, AbortController>();
     readonly conn: Socket;
@@ -179,14 +183,19 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
           context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
           continue;
         }
-        // PS3.8 9.3.3.2: one of the proposed transfer syntaxes, the first the engine reads.
-        const syntax = context.getTransferSyntaxUids().find(engineReads);
+        // PS3.8 9.3.3.2: one of the proposed transfer syntaxes, the first the engine reads; a Query/Retrieve
+        // Identifier is read by dcmjs-dimse itself, which reads the uncompressed little-endian ones only.
+        const syntax = context.getTransferSyntaxUids().find(isQueryRetrieveModel(abstract) ? (uid) => IDENTIFIER_SYNTAXES.has(uid) : engineReads);
         if (syntax === undefined) context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
         else context.setResult(PresentationContextResult.Accept, syntax);
       }
-      // PS3.8 D.1: the Maximum Length this listener receives; the guard enforces it.
+      // PS3.8 D.1: the Maximum Length this listener receives; the guard enforces it. The library sends with
+      // the association's value, so once the A-ASSOCIATE-AC is written it holds the peer's own (what the
+      // C-GET sub-operations and long responses must fit in).
+      const peerMaxPduLength = association.getMaxPduLength();
       association.setMaxPduLength(config.maxPduBytes);
       this.sendAssociationAccept();
+      association.setMaxPduLength(peerMaxPduLength);
       observe?.association('accepted');
       log.info({ association: this.id, callingAe: result.caller.aeTitle, peer }, 'DIMSE association accepted');
     }
@@ -233,8 +242,8 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         observe?.instance(status);
         if (!this.conn.destroyed) callback(response);
       });
-      this.pending.add(done);
-      void done.finally(() => this.pending.delete(done));
+      this.underway.add(done);
+      void done.finally(() => this.underway.delete(done));
     }
 
     /** PS3.4 B.2.3: 0000 only once the instance is checked, committed and synced; otherwise its failure status. */
@@ -287,10 +296,27 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
       Response: { fromRequest(request: R): { setStatus(status: number): void } },
       run: (face: ResearchFace, op: Operation<R>) => Promise<void>,
     ): void {
+      // The library's callback sends once (async-event-emitter2 wraps it; a second call throws) and an
+      // operation answers many times: every response goes through the library's sender, on the request's
+      // presentation context; the callback only where no context is found, and only once.
+      let calledBack = false;
+      const send = (list: readonly unknown[]) => {
+        if (list.length === 0 || this.conn.destroyed) return;
+        const network = this as unknown as {
+          association: { getAcceptedPresentationContextFromRequest(r: unknown): PresentationContext | undefined };
+          _sendDimse(message: { context: PresentationContext; command: unknown }): void;
+        };
+        const context = network.association.getAcceptedPresentationContextFromRequest(request);
+        if (context) for (const command of list) network._sendDimse({ context, command });
+        else if (!calledBack) {
+          calledBack = true;
+          callback(list as never[]);
+        }
+      };
       const refuse = (status: number) => {
         const response = Response.fromRequest(request);
         response.setStatus(status);
-        if (!this.conn.destroyed) callback([response] as never[]);
+        send([response]);
       };
       const face = options.research;
       const caller = this.caller;
@@ -309,9 +335,8 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         signal: controller.signal,
         respond: (responses) => {
           const list = Array.isArray(responses) ? responses : [responses];
-          if (list.length === 0 || this.conn.destroyed) return;
           if (list.some((r) => !isPending((r as { getStatus(): number }).getStatus()))) answered = true;
-          callback(list as never[]);
+          send(list);
         },
       };
       const done = track(run(face, op))
@@ -320,8 +345,8 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
           if (!answered) refuse(StoreStatus.cannotUnderstand);
         })
         .finally(() => this.operations.delete(id));
-      this.pending.add(done);
-      void done.finally(() => this.pending.delete(done));
+      this.underway.add(done);
+      void done.finally(() => this.underway.delete(done));
     }
 
     /** The association is over (released, aborted, dropped): partial instances go, its studies may be forwarded. */
@@ -334,7 +359,7 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         await spool.discard(writer).catch(() => undefined);
       }
       this.received.clear();
-      await Promise.allSettled([...this.pending]);
+      await Promise.allSettled([...this.underway]);
       forwarder.associationEnded(this.id);
     }
 

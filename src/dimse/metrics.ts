@@ -2,11 +2,15 @@
 // at scrape time, and counters of associations, C-STORE statuses and forwarded instances. Labels are
 // outcomes and status codes only: never an AE title, a UID or a path.
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { TokenObserver } from './destination.ts';
 import type { ForwardObserver, ForwardStatus } from './forwarder.ts';
 import type { ListenerObserver } from './listener.ts';
 import { statusHex } from './store-status.ts';
 
-export function dimseMetrics(registry: Registry, status: () => ForwardStatus & { readonly spoolBytes: number }): { listener: ListenerObserver; forward: ForwardObserver } {
+export function dimseMetrics(
+  registry: Registry,
+  status: () => ForwardStatus & { readonly spoolBytes: number },
+): { listener: ListenerObserver; forward: ForwardObserver; token: TokenObserver } {
   const gauge = (name: string, help: string, read: (s: ReturnType<typeof status>) => number): void => {
     new Gauge({
       name,
@@ -46,7 +50,20 @@ export function dimseMetrics(registry: Registry, status: () => ForwardStatus & {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  const retries = new Counter({
+    name: 'deid_gateway_dimse_quarantine_retries_total',
+    help: "Operators' retries of quarantined DIMSE studies by outcome: queued (sent again) or refused",
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const tokens = new Counter({
+    name: 'deid_gateway_dimse_destination_tokens_total',
+    help: "OAuth 2.0 token requests to the forwarding destination's token endpoint by outcome: obtained, refused (4xx), unavailable",
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   return {
+    token: (outcome) => tokens.inc({ outcome }),
     listener: {
       association: (outcome) => associations.inc({ outcome }),
       instance: (status) => stores.inc({ status: statusHex(status) }),
@@ -54,6 +71,7 @@ export function dimseMetrics(registry: Registry, status: () => ForwardStatus & {
     forward: {
       instances: (outcome, count) => forwarded.inc({ outcome }, count),
       study: (outcome) => studies.inc({ outcome }),
+      retry: (outcome) => retries.inc({ outcome }),
     },
   };
 }

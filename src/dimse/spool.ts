@@ -5,7 +5,8 @@
 //   studies/<key>/state.json     one open study of one caller: its pseudonym mode (and fresh salt), attempts
 //   studies/<key>/<random>.dcm   its originals, each renamed here (and the folder fsynced) before success
 //   studies/<key>/forwarded.log  the originals the destination confirmed in the batch under way (fsynced each)
-//   quarantine/<key>-<time>/     originals that could not be forwarded, with reason.json, kept for an operator
+//   quarantine/<key>-<time>-<r>/ originals that could not be forwarded, with reason.json and a copy of the
+//                                state, kept for an operator, who may move them back (`restore`) to be sent again
 //
 // A study's key is a hash of its calling AE title and StudyInstanceUID: no UID is ever a path, and a study
 // sent by two callers (each with its own pseudonym mode) is two spool entries. The quota covers all three
@@ -15,7 +16,7 @@ import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile, typ
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { PseudonymMode } from './callers.ts';
-import { SpoolStateError } from './errors.ts';
+import { SpoolJournalError, SpoolStateError } from './errors.ts';
 
 const STATE = 'state.json';
 const JOURNAL = 'forwarded.log';
@@ -23,6 +24,32 @@ const REASON = 'reason.json';
 const INSTANCE = /^[0-9a-f]{24}\.dcm$/;
 const PART = /^[0-9a-f]{24}\.part$/;
 const KEY = /^[0-9a-f]{32}$/;
+/** A quarantine folder: the study's key, the time (ISO 8601 basic, to the millisecond) and a random suffix. */
+const QUARANTINE_ID = /^([0-9a-f]{32})-[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$/;
+
+/** The study key a quarantine id names, or undefined when it is not one (never a path: checked before any use). */
+export function quarantineKey(id: string): string | undefined {
+  return QUARANTINE_ID.exec(id)?.[1];
+}
+
+/** What a quarantine folder holds: its originals and, if it can be read, the study's state at the time. */
+export interface QuarantineHold {
+  readonly names: readonly string[];
+  readonly state: StudyState | undefined;
+}
+
+/** One quarantine folder as an operator lists it (codes and counts: no UID, no AE title, no path). */
+export interface QuarantinedStudy {
+  readonly id: string;
+  readonly quarantinedAt: string | undefined;
+  /** Originals it holds now. */
+  readonly instances: number;
+  /** reason.json's codes (`code`, `cause`, `causeDetail`, `attempts`, `refused`, `file`, `err`); `{ code: 'DIMSE_QUARANTINE_REASON_UNREADABLE' }` if it cannot be read. */
+  readonly reason: Readonly<Record<string, unknown>>;
+}
+
+/** The keys of reason.json an operator is shown (all written by the forwarder: codes, counts, Failure Reasons). */
+const REASON_KEYS = ['code', 'cause', 'causeDetail', 'attempts', 'refused', 'file', 'err'] as const;
 
 /** What the spool keeps about an open study (state.json). */
 export interface StudyState {
@@ -197,14 +224,7 @@ export class Spool {
   }
 
   async readState(key: string): Promise<StudyState> {
-    try {
-      const state = JSON.parse(await readFile(join(this.studyDir(key), STATE), 'utf8')) as StudyState;
-      if (state.version !== 1 || typeof state.callingAe !== 'string' || (state.pseudonyms !== 'keyed' && state.pseudonyms !== 'fresh')) throw new Error('bad state');
-      if (state.pseudonyms === 'fresh' && !/^[0-9a-f]{32}$/.test(state.salt ?? '')) throw new Error('bad salt');
-      return state;
-    } catch (cause) {
-      throw new SpoolStateError({ cause });
-    }
+    return readStateFile(join(this.studyDir(key), STATE));
   }
 
   async writeState(key: string, state: StudyState): Promise<void> {
@@ -233,7 +253,12 @@ export class Spool {
   /** The batch journal: what an earlier run (or attempt) already saw confirmed is read back first. */
   async journal(key: string): Promise<Journal> {
     const path = join(this.studyDir(key), JOURNAL);
-    const text = await readFile(path, 'utf8').catch(() => '');
+    // None yet is the usual case; one that exists and cannot be read is not taken for empty (that would
+    // send again what the destination confirmed, and hide the fault): SpoolJournalError.
+    const text = await readFile(path, 'utf8').catch((cause: NodeJS.ErrnoException) => {
+      if (cause.code === 'ENOENT') return '';
+      throw new SpoolJournalError({ cause });
+    });
     const confirmed = new Set(text.split('\n').filter((line) => INSTANCE.test(line)));
     // Opened once, on the first append (workers append concurrently).
     let opening: Promise<FileHandle> | undefined;
@@ -304,9 +329,95 @@ export class Spool {
     await syncDir(this.#studies);
   }
 
+  /** Removes a study's state file or journal that cannot be read (after its originals went to quarantine). */
+  async discardMeta(key: string, file: 'state' | 'journal'): Promise<void> {
+    const path = join(this.studyDir(key), file === 'state' ? STATE : JOURNAL);
+    const size = await treeSize(path).catch(() => sizeOf(path));
+    await rm(path, { recursive: true, force: true });
+    this.release(size);
+    await syncDir(this.studyDir(key)).catch(() => undefined);
+  }
+
   /** How many studies (folders) wait in quarantine. */
-  async quarantined(): Promise<number> {
+  async quarantinedCount(): Promise<number> {
     return (await readdir(this.#quarantine, { withFileTypes: true })).filter((e) => e.isDirectory()).length;
+  }
+
+  /** Every quarantine folder, oldest first (the ids sort by time within a study; the list by `quarantinedAt`). */
+  async listQuarantine(): Promise<QuarantinedStudy[]> {
+    const out: QuarantinedStudy[] = [];
+    for (const entry of await readdir(this.#quarantine, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !QUARANTINE_ID.test(entry.name)) continue;
+      const dir = join(this.#quarantine, entry.name);
+      const names = await readdir(dir).catch(() => [] as string[]);
+      let reason: Record<string, unknown> = { code: 'DIMSE_QUARANTINE_REASON_UNREADABLE' };
+      let quarantinedAt: string | undefined;
+      try {
+        const parsed = JSON.parse(await readFile(join(dir, REASON), 'utf8')) as Record<string, unknown>;
+        reason = Object.fromEntries(REASON_KEYS.filter((k) => parsed[k] !== undefined).map((k) => [k, parsed[k]]));
+        if (typeof parsed['quarantinedAt'] === 'string') quarantinedAt = parsed['quarantinedAt'];
+      } catch {
+        // listed with the code above: the operator still sees the folder and what it holds
+      }
+      out.push({ id: entry.name, quarantinedAt, instances: names.filter((n) => INSTANCE.test(n)).length, reason });
+    }
+    return out.sort((a, b) => (a.quarantinedAt ?? '').localeCompare(b.quarantinedAt ?? '') || a.id.localeCompare(b.id));
+  }
+
+  /** A quarantine folder's originals and state (undefined: no such folder). */
+  async quarantined(id: string): Promise<QuarantineHold | undefined> {
+    if (!QUARANTINE_ID.test(id)) return undefined;
+    const dir = join(this.#quarantine, id);
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => INSTANCE.test(n)).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw error;
+    }
+    const state = await readStateFile(join(dir, STATE)).catch(() => undefined);
+    return { names, state };
+  }
+
+  /**
+   * Moves a quarantine folder's originals back into study `key` (opened with `opening` when given, i.e.
+   * when the study has no folder now), durably, then removes the quarantine folder; returns how many
+   * moved. A crash part-way leaves each original in one place or the other, never both, and the folder
+   * listed until a retry finishes it.
+   */
+  async restore(id: string, key: string, opening: StudyState | undefined): Promise<number> {
+    if (quarantineKey(id) !== key || !KEY.test(key)) throw new Error('not a quarantine id of this study');
+    const from = join(this.#quarantine, id);
+    const dir = this.studyDir(key);
+    const names = (await readdir(from)).filter((n) => INSTANCE.test(n));
+    if (opening) {
+      await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      await this.writeState(key, opening);
+      await syncDir(this.#studies);
+    }
+    for (const name of names) await rename(join(from, name), join(dir, name));
+    await syncDir(dir);
+    await syncDir(from);
+    const rest = await treeSize(from);
+    await rm(from, { recursive: true, force: true });
+    this.release(rest);
+    await syncDir(this.#quarantine);
+    return names.length;
+  }
+}
+
+/** A study state file, checked (version, caller, pseudonym mode and fresh salt); SpoolStateError otherwise. */
+async function readStateFile(path: string): Promise<StudyState> {
+  try {
+    const state = JSON.parse(await readFile(path, 'utf8')) as StudyState;
+    if (state.version !== 1 || typeof state.callingAe !== 'string' || state.profile !== 'uploader' || (state.pseudonyms !== 'keyed' && state.pseudonyms !== 'fresh')) throw new Error('bad state');
+    if (state.pseudonyms === 'fresh' && !/^[0-9a-f]{32}$/.test(state.salt ?? '')) throw new Error('bad salt');
+    if (!Number.isInteger(state.attempts) || state.attempts < 0) throw new Error('bad attempts');
+    return state;
+  } catch (cause) {
+    throw new SpoolStateError({ cause });
   }
 }
 

@@ -33,7 +33,7 @@ import { chooseProject, PROJECT_PATH, projectBaseUrl } from './project-choice.ts
 import { rawPathOf, rawQueryOf } from './request-target.ts';
 import { conformanceRoute } from './conformance.ts';
 import { metricsRoute, type GatewayMetrics } from './metrics.ts';
-import { DIMSE_STATUS_PATH, dimseStatusRoute, type DimseStatusSource } from './dimse-status.ts';
+import { DIMSE_STATUS_PATH, dimseQuarantineRoutes, dimseStatusRoute, type DimseQuarantineSource, type DimseStatusSource } from './dimse-status.ts';
 import { transactionOversight } from './transaction-oversight.ts';
 
 export interface AppOptions {
@@ -72,8 +72,11 @@ export interface AppOptions {
   queryLimiter?: RateLimiter;
   /** The OHIF viewer at /viewer (config `viewer.enabled`); absent: not served. */
   viewer?: Omit<ViewerOptions, 'dicomwebBase'>;
-  /** `GET /dimse/status` (config `dimse.enabled`), guarded as `/metrics` (its token, else loopback only); absent: not served. */
-  dimseStatus?: { status: DimseStatusSource; token: string | undefined };
+  /**
+   * `GET /dimse/status` (config `dimse.enabled`), guarded as `/metrics` (its token, else loopback only); absent: not served.
+   * With `quarantine`, also `GET /dimse/quarantine` and `POST /dimse/quarantine/{id}/retry`, behind the same guard.
+   */
+  dimseStatus?: { status: DimseStatusSource; token: string | undefined; quarantine?: DimseQuarantineSource };
 }
 
 const OPENAPI = new URL('../../openapi/openapi.json', import.meta.url);
@@ -92,6 +95,7 @@ export function createApp(options: AppOptions): Express {
   }
   app.use(healthRoutes(options.upstream));
   if (options.dimseStatus) app.get(DIMSE_STATUS_PATH, dimseStatusRoute(options.dimseStatus.status, options.dimseStatus.token));
+  if (options.dimseStatus?.quarantine) app.use(dimseQuarantineRoutes(options.dimseStatus.quarantine, options.dimseStatus.token));
   app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload, audit: options.audit }));
   if (options.audit) {
     app.use(auditRoutes({ verify: options.verify, roles: options.roles, audit: options.audit }));

@@ -22,6 +22,7 @@ import {
   UpstreamUnusableError,
 } from '../dicomweb/errors.ts';
 import { FailureReason } from '../dicomweb/stow.ts';
+import { QuarantineError } from '../dimse/errors.ts';
 import { StoreError } from '../store/errors.ts';
 import {
   PatientPseudonymUnknownError,
@@ -69,6 +70,8 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof ProjectError) return { status: 403, code: error.code, message: error.message };
   // Nobody is left to read an answer; 499 (as nginx logs it) is never sent, only logged.
   if (error instanceof ClientGoneError) return { status: 499, code: error.code, message: error.message };
+  // An operator's retry of a quarantined DIMSE study: no such folder, or not possible now (the reason in the code).
+  if (error instanceof QuarantineError) return { status: error.code === 'DIMSE_QUARANTINE_NOT_FOUND' ? 404 : 409, code: error.code, message: error.message };
   if (error instanceof AuditRequestError || error instanceof HttpRequestError) return { status: 400, code: error.code, message: error.message };
   if (error instanceof NoSubjectError) return { status: 403, code: error.code, message: error.message };
   if (error instanceof PseudonymUnknownError) return { status: 404, code: error.code, message: error.message };

@@ -4,6 +4,7 @@
 import type { AuditErrorCode } from '../audit/errors.ts';
 import type { AuthErrorCode } from '../auth/errors.ts';
 import type { DicomwebErrorCode } from '../dicomweb/errors.ts';
+import type { QuarantineCode } from '../dimse/errors.ts';
 import type { StoreErrorCode } from '../store/errors.ts';
 import type { ProjectErrorCode } from '../projects/errors.ts';
 
@@ -14,7 +15,7 @@ export type HttpRequestCode = 'UPLOAD_BAD_FORM' | 'CONFORMANCE_BAD_ROLE' | 'CONF
 type HttpFallbackCode = 'UPLOAD_TOO_LARGE' | 'UPLOAD_BAD_FORM' | 'HTTP_BAD_REQUEST' | 'INTERNAL';
 
 /** Every code an error answer can carry. */
-export type ErrorCode = AuthErrorCode | AuditErrorCode | DicomwebErrorCode | StoreErrorCode | ProjectErrorCode | HttpRequestCode | HttpFallbackCode;
+export type ErrorCode = AuthErrorCode | AuditErrorCode | DicomwebErrorCode | StoreErrorCode | ProjectErrorCode | QuarantineCode | HttpRequestCode | HttpFallbackCode;
 
 export class HttpRequestError extends Error {
   override name = 'HttpRequestError';

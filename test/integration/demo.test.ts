@@ -3,6 +3,7 @@
 // only, and the study they share under pseudonyms of each project's own.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { findscu } from '../helpers/findscu.ts';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -106,6 +107,7 @@ describe('the demo with DEID_GATEWAY__DATADIR', () => {
         ...process.env,
         DEID_GATEWAY__DATADIR: join(dir, 'data'),
         DEID_GATEWAY__SERVER__PORT: '0',
+        DEID_GATEWAY__DIMSE__PORT: '0',
         DEID_GATEWAY__LOG__LEVEL: 'warn',
         DEID_GATEWAY_SAMPLES: samples,
       },
@@ -231,5 +233,17 @@ describe('the demo with DEID_GATEWAY__DATADIR', () => {
     const ambiguous = await fetch(`${dicomweb()}/studies`, { headers: { authorization: `Bearer ${both}` } });
     assert.equal(ambiguous.status, 403);
     assert.equal(((await ambiguous.json()) as { error: { code: string } }).error.code, 'PROJECT_AMBIGUOUS');
+  });
+
+  test('its DICOM port answers findscu as the research workstation with the ct-cohort view: the same pseudonyms as over DICOMweb', async () => {
+    const port = Number(/DICOM \(DIMSE\) on 127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
+    assert.ok(port > 0, output);
+    const found = await findscu(port, ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID', 'PatientID'], { dir });
+    assert.equal(found.final, 0x0000, found.log);
+    const res = await fetch(`${dicomweb()}/studies?includefield=${PATIENT_ID}`, { headers: { authorization: `Bearer ${exported('RESEARCHER_CT_COHORT')}`, accept: 'application/dicom+json' } });
+    const overHttp = ((await res.json()) as Array<Record<string, { Value?: string[] }>>).map((d) => `${d[STUDY_UID]?.Value?.[0]} ${d[PATIENT_ID]?.Value?.[0]}`).sort();
+    const overDimse = found.matches.map((d) => `${d[STUDY_UID]?.Value?.[0]} ${d[PATIENT_ID]?.Value?.[0]}`).sort();
+    assert.equal(overDimse.length, 3);
+    assert.deepEqual(overDimse, overHttp);
   });
 });
