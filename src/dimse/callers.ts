@@ -24,6 +24,8 @@ export interface Researcher {
   readonly aeTitle: string;
   readonly role: 'researcher';
   readonly project: string;
+  /** The C-MOVE destinations (AE titles of `dimse.moveDestinations`) this caller may name; none by default. */
+  readonly moveDestinations: readonly string[];
 }
 
 /** Why an association is rejected (PS3.8 9.3.4 A-ASSOCIATE-RJ reasons 3 and 7 of source 1). */
@@ -63,6 +65,6 @@ export function callerCheck(config: Pick<DimseConfig, 'aeTitle' | 'callers' | 'p
 
 function callerOf(c: DimseConfig['callers'][number], pseudonyms: PseudonymMode): Caller {
   const aeTitle = normalizeAeTitle(c.aeTitle);
-  if (c.role === 'researcher') return { aeTitle, role: 'researcher', project: c.project as string };
+  if (c.role === 'researcher') return { aeTitle, role: 'researcher', project: c.project as string, moveDestinations: (c.moveDestinations ?? []).map(normalizeAeTitle) };
   return { aeTitle, role: 'uploader', profile: c.profile, pseudonyms: c.pseudonyms ?? pseudonyms };
 }

@@ -148,7 +148,9 @@ export type RetrieveCode =
   | 'DIMSE_DESTINATION_UNAVAILABLE'
   | 'DIMSE_NO_STORAGE_CONTEXT'
   | 'DIMSE_VIEW_REFUSED'
-  | 'DIMSE_VIEW_MISMATCH';
+  | 'DIMSE_VIEW_MISMATCH'
+  | 'DIMSE_DATASET_EMPTY'
+  | 'DIMSE_PEER_MAX_LENGTH';
 
 /** An instance from the view whose Part 10 File Meta (PS3.10 7.1) cannot be read: nothing of it is sent. */
 export class FileMetaError extends DimseError {
@@ -186,7 +188,7 @@ export class StoreTimeoutError extends DimseError {
 export class DestinationUnavailableError extends DimseError {
   override name = 'DestinationUnavailableError';
   constructor(
-    readonly reason: 'unreachable' | 'rejected' | 'aborted' | 'timeout',
+    readonly reason: 'unreachable' | 'rejected' | 'aborted' | 'timeout' | 'max-length',
     options?: { cause?: unknown },
   ) {
     super('DIMSE_DESTINATION_UNAVAILABLE', `the move destination is unavailable (${reason})`, options);
@@ -194,14 +196,25 @@ export class DestinationUnavailableError extends DimseError {
 }
 
 /**
+ * The peer's Maximum Length (PS3.8 D.1) is not 0 (no limit) and below MIN_PEER_MAX_LENGTH
+ * (store-sender.ts): no PDU this gateway sends would carry a useful fragment; the association is refused.
+ */
+export class PeerMaxLengthError extends DimseError {
+  override name = 'PeerMaxLengthError';
+  constructor() {
+    super('DIMSE_PEER_MAX_LENGTH', "the peer's Maximum Length is below the gateway's floor");
+  }
+}
+
+/**
  * One sub-operation that failed before any byte of it was sent: no storage context for its SOP Class
- * (PS3.4 C.4.3.3), the view refused it (`status`: its HTTP status), or the view's instance is not the one
- * listed or not in the transfer syntax asked for.
+ * (PS3.4 C.4.3.3), the view refused it (`status`: its HTTP status), the view's instance is not the one
+ * listed or not in the transfer syntax asked for, or it has no dataset after its File Meta.
  */
 export class SubOperationError extends DimseError {
   override name = 'SubOperationError';
   constructor(
-    code: 'DIMSE_NO_STORAGE_CONTEXT' | 'DIMSE_VIEW_REFUSED' | 'DIMSE_VIEW_MISMATCH',
+    code: 'DIMSE_NO_STORAGE_CONTEXT' | 'DIMSE_VIEW_REFUSED' | 'DIMSE_VIEW_MISMATCH' | 'DIMSE_DATASET_EMPTY',
     message: string,
     readonly status?: number,
   ) {

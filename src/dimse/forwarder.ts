@@ -29,7 +29,7 @@ import type { AuditTrail, CodedValue, EventOutcomeIndicator } from '../store/aud
 import type { Uploader } from './callers.ts';
 import { DestinationAuthError, QuarantineError } from './errors.ts';
 import type { InstanceIdentity } from './intake.ts';
-import { quarantineKey, studyKey, type Journal, type QuarantinedStudy, type Spool, type SpoolWriter, type StudyState } from './spool.ts';
+import { isQuarantineId, studyKey, type Journal, type QuarantinedStudy, type Spool, type SpoolWriter, type StudyState } from './spool.ts';
 
 /** The logger methods used here (pino's, structurally). */
 export interface DimseLog {
@@ -51,6 +51,8 @@ export interface ForwardObserver {
 /** Who asked for a quarantined study to be sent again (the operator route's credential), for the audit trail. */
 export interface Operator {
   readonly userId: string;
+  /** `operator` (the metrics token, or a loopback peer) or `steward` (a steward's JWT; `userId` is its subject). */
+  readonly roleId?: 'operator' | 'steward';
   /** The HTTP request's id, which its log line carries. */
   readonly requestId?: string;
 }
@@ -280,23 +282,26 @@ export class Forwarder {
    * another fresh salt, or while the same id is being retried. Every outcome is on the audit trail.
    */
   async retryQuarantined(id: string, operator: Operator): Promise<{ readonly id: string; readonly instances: number }> {
-    const key = quarantineKey(id);
-    if (key === undefined) throw new QuarantineError('DIMSE_QUARANTINE_NOT_FOUND');
+    if (!isQuarantineId(id)) throw new QuarantineError('DIMSE_QUARANTINE_NOT_FOUND');
     if (this.#closed || this.#retrying.has(id)) throw new QuarantineError('DIMSE_QUARANTINE_BUSY');
     this.#retrying.add(id);
+    let key: string | undefined;
     try {
       const held = await this.#o.spool.quarantined(id);
       if (held === undefined) throw new QuarantineError('DIMSE_QUARANTINE_NOT_FOUND');
+      // The study the folder came from is written inside it (the id is random: it names no study).
+      if (held.key === undefined) throw new QuarantineError('DIMSE_QUARANTINE_STATE_INVALID');
+      key = held.key;
       const study = this.#study(key);
       const instances = await this.#locked(study, async () => {
         if (held.state === undefined) throw new QuarantineError('DIMSE_QUARANTINE_STATE_INVALID');
         const state: StudyState = { ...held.state, attempts: 0 };
         if (study.open) {
           // Open now (more arrived, or not yet closed): the same pseudonyms, or not merged.
-          const current = await this.#o.spool.readState(key).catch(() => undefined);
+          const current = await this.#o.spool.readState(study.key).catch(() => undefined);
           if (current === undefined || current.pseudonyms !== state.pseudonyms || current.salt !== state.salt) throw new QuarantineError('DIMSE_QUARANTINE_STUDY_OPEN');
         }
-        const moved = await this.#o.spool.restore(id, key, study.open ? undefined : state);
+        const moved = await this.#o.spool.restore(id, study.key, study.open ? undefined : state);
         study.open = true;
         return moved;
       });
@@ -309,13 +314,13 @@ export class Forwarder {
       }
       this.#armIdle(study);
       this.#o.observe?.retry?.('queued');
-      this.#o.log.info({ requestId: operator.requestId, quarantineId: id, study: key, instances }, 'a quarantined DIMSE study was queued again');
+      this.#o.log.info({ requestId: operator.requestId, quarantineId: id, study: study.key, instances }, 'a quarantined DIMSE study was queued again');
       await this.#recordRetry(id, operator, { outcome: 0, httpStatus: 202, instances });
       return { id, instances };
     } catch (error) {
-      const study = this.#studies.get(key);
+      const study = key === undefined ? undefined : this.#studies.get(key);
       // Made for this retry and left empty: forgotten again.
-      if (study && !study.open && study.pending === 0 && study.live.size === 0 && !study.inFlight && !study.queued) this.#studies.delete(key);
+      if (study && !study.open && study.pending === 0 && study.live.size === 0 && !study.inFlight && !study.queued) this.#studies.delete(study.key);
       if (error instanceof QuarantineError && error.code === 'DIMSE_QUARANTINE_NOT_FOUND') throw error; // nothing there to account for
       this.#o.observe?.retry?.('refused');
       this.#o.log.warn({ requestId: operator.requestId, quarantineId: id, err: codeOf(error) }, 'a quarantined DIMSE study was not queued again');
@@ -335,7 +340,7 @@ export class Forwarder {
         eventActionCode: 'E',
         eventOutcomeIndicator: result.outcome,
         userId: operator.userId,
-        roleId: 'operator',
+        roleId: operator.roleId ?? 'operator',
         route: RETRY_ROUTE,
         httpStatus: result.httpStatus,
         participantObjectId: id,

@@ -47,7 +47,7 @@ export async function checkInstance(
   const session = createSession(policy, { fresh: true });
   const identity = { sopClass: '', sopInstance: '', study: '' };
   const observed: Part10Policy = {
-    beginDataset: (patientId, verdict) => session.beginDataset(patientId, verdict),
+    beginDataset: (patientId, verdict, sopClass) => session.beginDataset(patientId, verdict, sopClass),
     // The pixel policy decides here as it will when forwarded: a withheld instance (PixelWithheldError) is
     // refused now (0124), and a redacted one is decoded and blanked once, so one that cannot be is refused too.
     pixelVerdict: (read) => session.pixelVerdict(read),

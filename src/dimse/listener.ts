@@ -16,8 +16,11 @@ import { SopClassNotAcceptedError } from './errors.ts';
 import type { DimseLog, Forwarder } from './forwarder.ts';
 import { checkInstance } from './intake.ts';
 import { PduGuard } from './pdu-guard.ts';
-import { isQueryRetrieveModel, type Operation, type ResearchFace } from './research-face.ts';
+import { commandOfModel, isQueryRetrieveModel, type Operation, type QueryRetrieveCommand, type ResearchFace } from './research-face.ts';
+import { FindStatus } from './research-find.ts';
+import { RetrieveStatus } from './retrieve-status.ts';
 import type { Spool, SpoolWriter } from './spool.ts';
+import { acceptablePeerMaxLength, messageBoundary, sendingMaxLength } from './store-sender.ts';
 import { StoreStatus, statusHex, storeStatusOf } from './store-status.ts';
 import type { GatewayConfig } from '../config/schema.ts';
 
@@ -43,6 +46,48 @@ const STORAGE_ROOT = '1.2.840.10008.5.1.4.1.1.';
 
 export function isStorageSopClass(uid: string): boolean {
   return uid.startsWith(STORAGE_ROOT) && /^[0-9.]+$/.test(uid);
+}
+
+/**
+ * Associations one researcher caller may hold at once. Each runs one operation at a time (no asynchronous
+ * operations are negotiated, PS3.7 D.3.3.3), each asking the view; more are refused (A-ASSOCIATE-RJ
+ * transient, local limit exceeded).
+ */
+export const MAX_RESEARCH_ASSOCIATIONS = 4;
+
+/**
+ * PS3.7 D.3.3.3: without the Asynchronous Operations Window negotiated (this listener never accepts it),
+ * one operation is outstanding at a time. A second one while one runs is refused with the model's
+ * "Refused: Out of Resources" (PS3.4 C.4.1.1.4 Table C.4-1 A700; C.4.2.1.5 / C.4.3.1.4 A702).
+ */
+const BUSY_STATUS: Readonly<Record<QueryRetrieveCommand, number>> = {
+  'C-FIND': FindStatus.outOfResources,
+  'C-GET': RetrieveStatus.unableToPerformSubOperations,
+  'C-MOVE': RetrieveStatus.unableToPerformSubOperations,
+};
+
+/** The presentation context each request came on (dcmjs-dimse hands its handlers the request alone). */
+const requestContexts = new WeakMap<object, PresentationContext>();
+
+/** dcmjs-dimse's Network method that dispatches a message read from a PDV, with the PDV's context. */
+interface Dispatch {
+  _performDimse(context: PresentationContext, message: object): void;
+}
+
+/** Resolves once `socket` has room (its 'drain'), at once if it has; also when it closes or `signal` aborts. */
+function drained(socket: Socket, signal: AbortSignal): Promise<void> {
+  if (!socket.writableNeedDrain || socket.destroyed || signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    socket.once('drain', done);
+    socket.once('close', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** PS3.5 A.1, A.2: Implicit and Explicit VR Little Endian, the syntaxes a Query/Retrieve context is accepted in. */
@@ -98,6 +143,8 @@ interface Received {
 export async function startDimseListener(options: ListenerOptions): Promise<DimseListener> {
   const { config, spool, forwarder, log, observe } = options;
   const check = callerCheck(config);
+  /** Researcher associations open now, by calling AE title (MAX_RESEARCH_ASSOCIATIONS). */
+  const researchAssociations = new Map<string, number>();
   const work = new Set<Promise<unknown>>();
   const track = <T>(promise: Promise<T>): Promise<T> => {
     work.add(promise);
@@ -116,10 +163,19 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
     /** The research face's operations under way, by Message ID (a C-CANCEL names one, PS3.7 9.3.2.3). */
     readonly operations = new Map<number, AbortController>();
     readonly conn: Socket;
+    /** The researcher AE title this association counts against MAX_RESEARCH_ASSOCIATIONS, until it ends. */
+    counted: string | undefined;
 
     constructor(socket: Socket, opts: ConstructorParameters<typeof Scp>[1]) {
       super(socket, opts);
       this.conn = socket;
+      // Each request is remembered with the context its PDVs came on, which the operation checks (PS3.7 9.1.2.1 / 9.1.3.1 / 9.1.4.1).
+      const network = this as unknown as Dispatch;
+      const perform = network._performDimse.bind(this);
+      network._performDimse = (context, message) => {
+        requestContexts.set(message, context);
+        perform(context, message);
+      };
       const guard = new PduGuard({ maxPduBytes: config.maxPduBytes, dataAllowed: () => this.caller !== undefined });
       // Before the library reads a chunk: refuse what it would buffer without bound.
       let dropped = false;
@@ -169,6 +225,24 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         log.warn({ association: this.id, callingAe: result.caller.aeTitle, peer, reason: 'research-face-off' }, 'DIMSE association rejected');
         return;
       }
+      // PS3.8 D.1: the Maximum Length this listener sends with; 0 (no limit) or at least MIN_PEER_MAX_LENGTH.
+      const peerMaxPduLength = association.getMaxPduLength();
+      if (!acceptablePeerMaxLength(peerMaxPduLength)) {
+        // PS3.8 9.3.4: rejected-permanent by the service user, no reason given (the standard names none for this).
+        this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
+        this.conn.end();
+        observe?.association('rejected');
+        log.warn({ association: this.id, callingAe: result.caller.aeTitle, peer, maxLength: peerMaxPduLength, reason: 'max-length-below-floor' }, 'DIMSE association rejected');
+        return;
+      }
+      if (result.caller.role === 'researcher' && (researchAssociations.get(result.caller.aeTitle) ?? 0) >= MAX_RESEARCH_ASSOCIATIONS) {
+        // PS3.8 9.3.4: rejected-transient by the service provider (presentation), local limit exceeded.
+        this.sendAssociationReject(RejectResult.Transient, RejectSource.ServiceProviderPresentation, RejectReason.LocalLimitExceeded);
+        this.conn.end();
+        observe?.association('rejected');
+        log.warn({ association: this.id, callingAe: result.caller.aeTitle, peer, max: MAX_RESEARCH_ASSOCIATIONS, reason: 'too-many-associations' }, 'DIMSE association rejected');
+        return;
+      }
       this.caller = result.caller;
       const researcher = result.caller.role === 'researcher';
       for (const { id } of association.getPresentationContexts() as { id: number }[]) {
@@ -190,12 +264,16 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         else context.setResult(PresentationContextResult.Accept, syntax);
       }
       // PS3.8 D.1: the Maximum Length this listener receives; the guard enforces it. The library sends with
-      // the association's value, so once the A-ASSOCIATE-AC is written it holds the peer's own (what the
-      // C-GET sub-operations and long responses must fit in).
-      const peerMaxPduLength = association.getMaxPduLength();
+      // the association's value, so once the A-ASSOCIATE-AC is written it holds what this listener sends
+      // with: the peer's own, capped and even (store-sender.ts sendingMaxLength), what the C-GET
+      // sub-operations and long responses must fit in.
       association.setMaxPduLength(config.maxPduBytes);
       this.sendAssociationAccept();
-      association.setMaxPduLength(peerMaxPduLength);
+      association.setMaxPduLength(sendingMaxLength(peerMaxPduLength));
+      if (researcher) {
+        this.counted = result.caller.aeTitle;
+        researchAssociations.set(this.counted, (researchAssociations.get(this.counted) ?? 0) + 1);
+      }
       observe?.association('accepted');
       log.info({ association: this.id, callingAe: result.caller.aeTitle, peer }, 'DIMSE association accepted');
     }
@@ -207,7 +285,10 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
     override cEchoRequest(request: CEchoRequest, callback: (response: EchoResponse) => void): void {
       const response = CEchoResponse.fromRequest(request);
       response.setStatus(StoreStatus.success);
-      callback(response);
+      // Not between the PDVs of a C-STORE-RQ a C-GET is sending (PS3.8 E.1).
+      void messageBoundary(this.conn).then(() => {
+        if (!this.conn.destroyed) callback(response);
+      });
     }
 
     /** The C-STORE dataset goes to a spool file as it arrives, after the Part 10 header made from the command. */
@@ -273,15 +354,15 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
     }
 
     override cFindRequest(request: CFindRequest, callback: (responses: InstanceType<typeof CFindResponse>[]) => void): void {
-      this.operate(request, callback, CFindResponse, (face, op) => face.find(op));
+      this.operate(request, callback, CFindResponse, 'C-FIND', (face, op) => face.find(op));
     }
 
     override cGetRequest(request: CGetRequest, callback: (responses: InstanceType<typeof CGetResponse>[]) => void): void {
-      this.operate(request, callback, CGetResponse, (face, op) => face.get(op, this));
+      this.operate(request, callback, CGetResponse, 'C-GET', (face, op) => face.get(op, this));
     }
 
     override cMoveRequest(request: CMoveRequest, callback: (responses: InstanceType<typeof CMoveResponse>[]) => void): void {
-      this.operate(request, callback, CMoveResponse, (face, op) => face.move(op));
+      this.operate(request, callback, CMoveResponse, 'C-MOVE', (face, op) => face.move(op));
     }
 
     override cCancelRequest(request: CCancelRequest): void {
@@ -289,42 +370,70 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
       this.operations.get(id)?.abort(new Error('C-CANCEL'));
     }
 
-    /** One research-face operation: refused (0122) unless the caller is a researcher; a failure it did not answer is C000. */
+    /**
+     * One research-face operation: refused (0122) unless the caller is a researcher and the request came on
+     * a context accepted for the model of its command that names its Affected SOP Class; refused (A700 /
+     * A702) while another runs on the association; a Message ID in use aborts the association. A failure
+     * the operation did not answer is C000.
+     */
     operate<R extends CFindRequest | CGetRequest | CMoveRequest>(
       request: R,
       callback: (responses: never[]) => void,
       Response: { fromRequest(request: R): { setStatus(status: number): void } },
+      command: QueryRetrieveCommand,
       run: (face: ResearchFace, op: Operation<R>) => Promise<void>,
     ): void {
       // The library's callback sends once (async-event-emitter2 wraps it; a second call throws) and an
       // operation answers many times: every response goes through the library's sender, on the request's
-      // presentation context; the callback only where no context is found, and only once.
+      // own presentation context; the callback only where no context is found, and only once.
       let calledBack = false;
+      const own = requestContexts.get(request);
       const send = (list: readonly unknown[]) => {
         if (list.length === 0 || this.conn.destroyed) return;
         const network = this as unknown as {
           association: { getAcceptedPresentationContextFromRequest(r: unknown): PresentationContext | undefined };
           _sendDimse(message: { context: PresentationContext; command: unknown }): void;
         };
-        const context = network.association.getAcceptedPresentationContextFromRequest(request);
-        if (context) for (const command of list) network._sendDimse({ context, command });
+        const context = own?.getResult() === PresentationContextResult.Accept ? own : network.association.getAcceptedPresentationContextFromRequest(request);
+        if (context) for (const message of list) network._sendDimse({ context, command: message });
         else if (!calledBack) {
           calledBack = true;
           callback(list as never[]);
         }
       };
-      const refuse = (status: number) => {
+      // A refusal may come while a C-GET of this association is sending a C-STORE-RQ: after its last PDV (PS3.8 E.1).
+      const refuse = (status: number, reason: string) => {
         const response = Response.fromRequest(request);
         response.setStatus(status);
-        send([response]);
+        void messageBoundary(this.conn).then(() => send([response]));
+        log.warn({ association: this.id, callingAe: this.caller?.aeTitle, command, status: statusHex(status), reason }, 'DIMSE research operation refused');
       };
       const face = options.research;
       const caller = this.caller;
       if (!face || caller?.role !== 'researcher') {
-        refuse(StoreStatus.sopClassNotSupported);
+        refuse(StoreStatus.sopClassNotSupported, 'not-a-researcher');
+        return;
+      }
+      // PS3.7 9.1.2.1 / 9.1.3.1 / 9.1.4.1: the Affected SOP Class is the request's model, on a context accepted for it.
+      const abstract = own?.getResult() === PresentationContextResult.Accept ? own.getAbstractSyntaxUid() : undefined;
+      if (abstract === undefined || abstract !== String(request.getAffectedSopClassUid() ?? '') || commandOfModel(abstract) !== command) {
+        refuse(StoreStatus.sopClassNotSupported, 'not-the-model-of-the-command');
         return;
       }
       const id = request.getMessageId() as number;
+      if (this.operations.has(id)) {
+        // PS3.7 9.1.1.1 (Message ID unique among the requests outstanding): any answer to it would read as
+        // the running operation's own (PS3.7 C 0210 Duplicate invocation could not be told apart), so the
+        // association is aborted (PS3.8 7.3, A-ABORT by the service user).
+        log.warn({ association: this.id, callingAe: caller.aeTitle, command, reason: 'duplicate-message-id' }, 'DIMSE association aborted');
+        observe?.association('aborted');
+        this.abortAssociation();
+        return;
+      }
+      if (this.operations.size > 0) {
+        refuse(BUSY_STATUS[command], 'operation-under-way');
+        return;
+      }
       const controller = new AbortController();
       this.operations.set(id, controller);
       let answered = false;
@@ -338,19 +447,41 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
           if (list.some((r) => !isPending((r as { getStatus(): number }).getStatus()))) answered = true;
           send(list);
         },
+        drained: () => drained(this.conn, controller.signal),
       };
       const done = track(run(face, op))
         .catch((error: unknown) => {
           log.warn({ association: this.id, callingAe: caller.aeTitle, err: (error as { code?: unknown }).code ?? 'INTERNAL_ERROR' }, 'DIMSE research operation failed');
-          if (!answered) refuse(StoreStatus.cannotUnderstand);
+          if (!answered) {
+            const response = Response.fromRequest(request);
+            response.setStatus(StoreStatus.cannotUnderstand);
+            send([response]);
+          }
         })
-        .finally(() => this.operations.delete(id));
+        .finally(() => {
+          // Only its own entry: never another operation's that took the same Message ID.
+          if (this.operations.get(id) === controller) this.operations.delete(id);
+        });
       this.underway.add(done);
       void done.finally(() => this.underway.delete(done));
     }
 
+    /** PS3.8 7.3: A-ABORT by the service user, then the connection is closed. */
+    abortAssociation(): void {
+      if (this.conn.destroyed) return;
+      (this as unknown as { sendAbort(source: number, reason: number): void }).sendAbort(0, 0);
+      this.conn.end();
+      setTimeout(() => this.conn.destroy(), 1_000).unref();
+    }
+
     /** The association is over (released, aborted, dropped): partial instances go, its studies may be forwarded. */
     async ended(): Promise<void> {
+      if (this.counted !== undefined) {
+        const left = (researchAssociations.get(this.counted) ?? 1) - 1;
+        if (left > 0) researchAssociations.set(this.counted, left);
+        else researchAssociations.delete(this.counted);
+        this.counted = undefined;
+      }
       for (const controller of this.operations.values()) controller.abort(new Error('association ended'));
       for (const { writer } of this.received.values()) {
         if (!writer) continue;

@@ -18,6 +18,8 @@
 //      (ISO_IR 192: DICOM JSON is UTF-8) and Retrieve AE Title (PS3.4 C.4.1.1.3.2).
 //   5. At most `dimse.maxFindResults` matches; past that the rest are cut (a warning in the log) and the
 //      final status is still 0000. A C-CANCEL stops reading the view: final FE00 (PS3.7 9.3.2.3).
+//   6. Back-pressure: when a response fills the association's socket buffer, the next result of the view
+//      is read only once it drained (Operation.drained): a peer that stops reading holds the view back.
 // Nothing here logs an attribute value: keys are named by tag, failures by code.
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
@@ -49,6 +51,8 @@ export const FindStatus = Object.freeze({
   pending: 0xff00,
   /** Matches are continuing: one or more optional keys were not supported for existence or matching. */
   pendingWarning: 0xff01,
+  /** Refused: Out of Resources (the listener's answer to a second operation while one runs, PS3.7 D.3.3.3). */
+  outOfResources: 0xa700,
   /** Identifier does not match SOP Class: a level, key or value this model or the view does not take. */
   identifierDoesNotMatch: 0xa900,
   /** Unable to process (Cxxx): the view failed or could not be reached. */
@@ -411,7 +415,7 @@ function codeOf(error: unknown): string {
 }
 
 /** PS3.4 C.4.1 C-FIND of a researcher caller, answered from its de-identified view. */
-export async function findOnView(op: Operation<CFindRequest>, options: ResearchFaceOptions): Promise<void> {
+export async function findOnView(op: Operation<CFindRequest>, options: Pick<ResearchFaceOptions, 'config' | 'client' | 'log'>): Promise<void> {
   const { request, caller, signal } = op;
   const { config, client, log } = options;
   const entry = { association: op.association, callingAe: caller.aeTitle };
@@ -473,6 +477,7 @@ export async function findOnView(op: Operation<CFindRequest>, options: ResearchF
         response.setStatus(plan.warning ? FindStatus.pendingWarning : FindStatus.pending);
         op.respond(response); // sent now, before the next result is read
         matches++;
+        await op.drained(); // 6.
       }
       if (signal.aborted) status = FindStatus.cancel;
     }

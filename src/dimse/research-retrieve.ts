@@ -5,10 +5,13 @@
 // one C-STORE sub-operation (store-sender.ts): back on the C-GET's association, or to an allow-listed
 // C-MOVE destination over an association of our own (scu-association.ts). One instance is in flight at
 // a time; of it, the File Meta and at most two PDV fragments are in memory.
+import { randomBytes } from 'node:crypto';
 import dimse from 'dcmjs-dimse';
+import { EVENT_ID } from '../audit/atna.ts';
 import { boundaryFrom, readMultipart } from '../dicom/multipart.ts';
 import { isUid } from '../dicom/uid.ts';
 import type { UpstreamResponse } from '../dicomweb/upstream.ts';
+import type { EventOutcomeIndicator } from '../store/audit-trail.ts';
 import type { Researcher } from './callers.ts';
 import { AssociationLostError, DimseError, StoreIncompleteError, StoreTimeoutError, SubOperationError } from './errors.ts';
 import { splitFileMeta } from './file-meta.ts';
@@ -52,71 +55,160 @@ interface SubOperationTarget {
 
 /** PS3.4 C.4.3.3: C-GET, the instances back on the caller's association. */
 export async function getFromView(op: Operation<CGetRequest>, channel: GetChannel, options: ResearchFaceOptions): Promise<void> {
-  const ch = channelOf(channel);
-  const listed = await list(op, options, 'C-GET');
-  if (listed === undefined) return;
-  // The listener accepted storage contexts from a researcher only in the SCP role (PS3.7 D.3.3.4).
-  const contexts = storageContexts(ch.association, isStorageSopClass);
-  await run(op, options, 'C-GET', listed, async (subOps) => {
-    const outcome = await subOperations(op, options, listed, subOps, { channel: ch, contexts });
-    if (outcome === 'broken') abortAssociation(ch);
-    return outcome;
-  });
+  const record = new RetrieveRecord(op, options, 'C-GET', op.caller.aeTitle);
+  try {
+    const ch = channelOf(channel);
+    const listed = await list(op, options, record);
+    if (listed === undefined) return;
+    // The listener accepted storage contexts from a researcher only in the SCP role (PS3.7 D.3.3.4).
+    const contexts = storageContexts(ch.association, isStorageSopClass);
+    await run(op, options, record, listed, async (subOps) => {
+      const outcome = await subOperations(op, options, listed, subOps, { channel: ch, contexts });
+      if (outcome === 'broken') abortAssociation(ch);
+      return outcome;
+    });
+  } finally {
+    await record.write();
+  }
 }
 
-/** PS3.4 C.4.2.3: C-MOVE, the instances to an allow-listed destination over an association of our own. */
+/**
+ * PS3.4 C.4.2.3: C-MOVE, the instances to a destination of `dimse.moveDestinations` that the caller may
+ * name (`dimse.callers[].moveDestinations`), over an association of our own.
+ */
 export async function moveFromView(op: Operation<CMoveRequest>, options: ResearchFaceOptions): Promise<void> {
   const { config, log } = options;
   const asked = String(op.request.getCommandDataset().getElement('MoveDestination') ?? '').trim();
-  const destination = config.moveDestinations.find((d) => d.aeTitle.trim() === asked);
-  if (!destination) {
-    // PS3.4 C.4.2.1.5: Refused: Move Destination unknown; nothing is asked of the view.
-    op.respond(response(op.request, RetrieveStatus.moveDestinationUnknown));
-    log.warn({ association: op.association, callingAe: op.caller.aeTitle, destination: printable(asked), status: statusHex(RetrieveStatus.moveDestinationUnknown) }, 'DIMSE C-MOVE refused');
-    return;
-  }
-  const listed = await list(op, options, 'C-MOVE');
-  if (listed === undefined) return;
-  await run(op, options, 'C-MOVE', listed, async (subOps) => {
-    if (listed.length === 0) return 'done';
-    const sopClassUids = [...new Set(listed.map((r) => r.sopClassUid))];
-    let association: Awaited<ReturnType<typeof openStorageAssociation>>;
-    try {
-      association = await openStorageAssociation({
-        host: destination.host,
-        port: destination.port,
-        callingAeTitle: config.aeTitle.trim(),
-        calledAeTitle: destination.aeTitle.trim(),
-        sopClassUids,
-        transferSyntaxUids: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN],
-        maxPduBytes: config.maxPduBytes,
-        timeoutMs: config.pduTimeoutMs,
-      });
-    } catch (error) {
-      // No sub-operation could be initiated: each is failed (PS3.4 C.4.2.3.1).
-      log.warn({ association: op.association, callingAe: op.caller.aeTitle, destination: destination.aeTitle, err: codeOf(error) }, 'DIMSE C-MOVE destination unavailable');
-      for (const ref of listed) subOps.count('failed', ref.sopInstanceUid);
-      return 'done';
+  const record = new RetrieveRecord(op, options, 'C-MOVE', printable(asked));
+  try {
+    const destination = op.caller.moveDestinations.includes(asked) ? config.moveDestinations.find((d) => d.aeTitle.trim() === asked) : undefined;
+    if (!destination) {
+      // PS3.4 C.4.2.1.5: Refused: Move Destination unknown, whether no destination has that title or this
+      // caller may not name it (one answer: the reply does not tell which titles exist); nothing is asked of the view.
+      record.status = RetrieveStatus.moveDestinationUnknown;
+      op.respond(response(op.request, RetrieveStatus.moveDestinationUnknown));
+      log.warn(
+        { association: op.association, requestId: record.requestId, callingAe: op.caller.aeTitle, destination: printable(asked), status: statusHex(RetrieveStatus.moveDestinationUnknown) },
+        'DIMSE C-MOVE refused',
+      );
+      return;
     }
-    const moveOriginator = { aeTitle: op.caller.aeTitle, messageId: op.request.getMessageId() as number };
-    try {
-      const outcome = await subOperations(op, options, listed, subOps, { channel: association.channel, contexts: association.contexts, moveOriginator });
-      if (outcome === 'broken') {
-        association.abort();
-        // The rest cannot be initiated on this association: failed (the requester gets its final response).
-        for (const ref of listed.slice(listed.length - subOps.remaining)) subOps.count('failed', ref.sopInstanceUid);
+    const listed = await list(op, options, record);
+    if (listed === undefined) return;
+    await run(op, options, record, listed, async (subOps) => {
+      if (listed.length === 0) return 'done';
+      const sopClassUids = [...new Set(listed.map((r) => r.sopClassUid))];
+      let association: Awaited<ReturnType<typeof openStorageAssociation>>;
+      try {
+        association = await openStorageAssociation({
+          host: destination.host,
+          port: destination.port,
+          callingAeTitle: config.aeTitle.trim(),
+          calledAeTitle: destination.aeTitle.trim(),
+          sopClassUids,
+          transferSyntaxUids: [EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN],
+          maxPduBytes: config.maxPduBytes,
+          timeoutMs: config.pduTimeoutMs,
+        });
+      } catch (error) {
+        // No sub-operation could be initiated: each is failed (PS3.4 C.4.2.3.1).
+        log.warn({ association: op.association, requestId: record.requestId, callingAe: op.caller.aeTitle, destination: destination.aeTitle, err: codeOf(error) }, 'DIMSE C-MOVE destination unavailable');
+        for (const ref of listed) subOps.count('failed', ref.sopInstanceUid);
         return 'done';
       }
-      await association.release().catch(() => association.abort());
-      return outcome;
-    } catch (error) {
-      association.abort();
-      throw error;
-    }
-  });
+      const moveOriginator = { aeTitle: op.caller.aeTitle, messageId: op.request.getMessageId() as number };
+      try {
+        const outcome = await subOperations(op, options, listed, subOps, { channel: association.channel, contexts: association.contexts, moveOriginator });
+        if (outcome === 'broken') {
+          association.abort();
+          // The rest cannot be initiated on this association: failed (the requester gets its final response).
+          for (const ref of listed.slice(listed.length - subOps.remaining)) subOps.count('failed', ref.sopInstanceUid);
+          return 'done';
+        }
+        await association.release().catch(() => association.abort());
+        return outcome;
+      } catch (error) {
+        association.abort();
+        throw error;
+      }
+    });
+  } finally {
+    await record.write();
+  }
 }
 
 type RunOutcome = 'done' | 'cancelled' | 'broken';
+
+/**
+ * The audit record of one C-GET or C-MOVE (PS3.15 A.5.3.2 DICOM Instances Transferred), written once it
+ * ended, whatever the outcome (a refusal included): who asked (`dimse:<calling AE>`, the researcher role,
+ * its project), where the instances went (the Move Destination, or the C-GET's caller), how many were
+ * transferred and the outcome; `requestId` joins the log line that has every count and the DIMSE status.
+ * The view's own records (one per QIDO-RS and WADO-RS request, as `dimse:<AE>`) are written beside it.
+ */
+class RetrieveRecord {
+  readonly requestId = `dimse-${randomBytes(8).toString('hex')}`;
+  /** The final status answered, `aborted` (the C-GET's association), or unset: the operation failed (C000). */
+  status: number | 'aborted' | undefined;
+  subOps: SubOperations | undefined;
+
+  constructor(
+    private readonly op: Operation<CGetRequest | CMoveRequest>,
+    private readonly options: ResearchFaceOptions,
+    readonly operation: 'C-GET' | 'C-MOVE',
+    /** The AE the instances go to, as the log shows it (printable). */
+    readonly destination: string,
+  ) {}
+
+  async write(): Promise<void> {
+    const { outcome, httpStatus } = auditOutcome(this.status);
+    try {
+      await this.options.audit.append({
+        eventDateTime: this.options.now?.() ?? new Date(),
+        eventId: EVENT_ID.instancesTransferred,
+        // R: the gateway reads the instances for the receiver (what the receiver held before is not known here).
+        eventActionCode: 'R',
+        eventOutcomeIndicator: outcome,
+        userId: `dimse:${this.op.caller.aeTitle}`,
+        roleId: this.op.caller.role,
+        route: `DIMSE ${this.operation} → WADO-RS`,
+        httpStatus,
+        participantObjectId: this.destination || '(none)',
+        participantObjectIdTypeCode: 'DestinationAETitle',
+        requestId: this.requestId,
+        project: this.op.caller.project,
+        numberOfInstances: this.subOps ? this.subOps.completed + this.subOps.warning : 0,
+      });
+    } catch (error) {
+      this.options.log.error({ association: this.op.association, requestId: this.requestId, err: codeOf(error) }, 'audit record not written');
+    }
+  }
+}
+
+/**
+ * A retrieve's final status as the audit trail records it (EventOutcomeIndicator, and the HTTP status the
+ * same outcome of the view's transactions would have): 0000 → 0, 200; B000 (some failed) and FE00
+ * (cancelled, the rest not sent) → 4, 202; A801 (destination refused) → 4, 403; A900 and A701 (the
+ * Identifier refused) → 4, 400; A702 (none transferred) → 8, 409; aborted or failed → 8, 500.
+ */
+export function auditOutcome(status: number | 'aborted' | undefined): { outcome: EventOutcomeIndicator; httpStatus: number } {
+  switch (status) {
+    case RetrieveStatus.success:
+      return { outcome: 0, httpStatus: 200 };
+    case RetrieveStatus.someFailed:
+    case RetrieveStatus.cancel:
+      return { outcome: 4, httpStatus: 202 };
+    case RetrieveStatus.moveDestinationUnknown:
+      return { outcome: 4, httpStatus: 403 };
+    case RetrieveStatus.identifierDoesNotMatch:
+    case RetrieveStatus.unableToCalculateMatches:
+      return { outcome: 4, httpStatus: 400 };
+    case RetrieveStatus.unableToPerformSubOperations:
+      return { outcome: 8, httpStatus: 409 };
+    default:
+      return { outcome: 8, httpStatus: 500 };
+  }
+}
 
 /**
  * Runs the sub-operations (`send`) and answers the final response (PS3.4 C.4.2.1.4 / C.4.3.1.3): the
@@ -126,17 +218,28 @@ type RunOutcome = 'done' | 'cancelled' | 'broken';
 async function run<R extends CGetRequest | CMoveRequest>(
   op: Operation<R>,
   options: ResearchFaceOptions,
-  operation: 'C-GET' | 'C-MOVE',
+  record: RetrieveRecord,
   listed: readonly InstanceRef[],
   send: (subOps: SubOperations) => Promise<RunOutcome>,
 ): Promise<void> {
   const subOps = new SubOperations(listed.length);
+  record.subOps = subOps;
   const outcome = await send(subOps);
   const status = outcome === 'cancelled' ? RetrieveStatus.cancel : subOps.finalStatus();
+  record.status = outcome === 'broken' ? 'aborted' : status;
   if (outcome !== 'broken') op.respond(response(op.request, status, subOps, { remaining: outcome === 'cancelled' }));
-  const entry = { association: op.association, callingAe: op.caller.aeTitle, instances: listed.length, completed: subOps.completed, warning: subOps.warning, failed: subOps.failed };
-  if (outcome === 'broken') options.log.warn({ ...entry, status: 'aborted' }, `DIMSE ${operation} aborted the association`);
-  else options.log.info({ ...entry, status: statusHex(status) }, `DIMSE ${operation} done`);
+  const entry = {
+    association: op.association,
+    requestId: record.requestId,
+    callingAe: op.caller.aeTitle,
+    ...(record.operation === 'C-MOVE' ? { destination: record.destination } : {}),
+    instances: listed.length,
+    completed: subOps.completed,
+    warning: subOps.warning,
+    failed: subOps.failed,
+  };
+  if (outcome === 'broken') options.log.warn({ ...entry, status: 'aborted' }, `DIMSE ${record.operation} aborted the association`);
+  else options.log.info({ ...entry, status: statusHex(status) }, `DIMSE ${record.operation} done`);
 }
 
 /**
@@ -145,23 +248,27 @@ async function run<R extends CGetRequest | CMoveRequest>(
  * listing). A view that answers 404 lists nothing: an unknown, an original or another project's UID
  * retrieves nothing and is told nothing more (final 0000, zero sub-operations).
  */
-async function list<R extends CGetRequest | CMoveRequest>(op: Operation<R>, options: ResearchFaceOptions, operation: string): Promise<InstanceRef[] | undefined> {
+async function list<R extends CGetRequest | CMoveRequest>(op: Operation<R>, options: ResearchFaceOptions, record: RetrieveRecord): Promise<InstanceRef[] | undefined> {
   const model = String(op.request.getAffectedSopClassUid() ?? '');
+  const entry = { association: op.association, requestId: record.requestId, callingAe: op.caller.aeTitle, ...(record.operation === 'C-MOVE' ? { destination: record.destination } : {}) };
   const target = retrieveTarget(model, op.request.getDataset()?.getElements());
   if (!target) {
+    record.status = RetrieveStatus.identifierDoesNotMatch;
     op.respond(response(op.request, RetrieveStatus.identifierDoesNotMatch));
-    options.log.warn({ association: op.association, callingAe: op.caller.aeTitle, status: statusHex(RetrieveStatus.identifierDoesNotMatch) }, `DIMSE ${operation} refused`);
+    options.log.warn({ ...entry, status: statusHex(RetrieveStatus.identifierDoesNotMatch) }, `DIMSE ${record.operation} refused`);
     return undefined;
   }
   try {
     return await listInstances(op.caller, options, target, op.signal);
   } catch (error) {
     if (error instanceof TooManyInstances) {
+      record.status = RetrieveStatus.unableToCalculateMatches;
       op.respond(response(op.request, RetrieveStatus.unableToCalculateMatches));
-      options.log.warn({ association: op.association, callingAe: op.caller.aeTitle, max: MAX_SUB_OPERATIONS, status: statusHex(RetrieveStatus.unableToCalculateMatches) }, `DIMSE ${operation} refused`);
+      options.log.warn({ ...entry, max: MAX_SUB_OPERATIONS, status: statusHex(RetrieveStatus.unableToCalculateMatches) }, `DIMSE ${record.operation} refused`);
       return undefined;
     }
     if (op.signal.aborted) {
+      record.status = RetrieveStatus.cancel;
       op.respond(response(op.request, RetrieveStatus.cancel, new SubOperations(0)));
       return undefined;
     }

@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
 import { AssociationLostError, DestinationUnavailableError } from './errors.ts';
 import { PduGuard } from './pdu-guard.ts';
-import { channelOf, type DimseChannel } from './store-sender.ts';
+import { acceptablePeerMaxLength, channelOf, sendingMaxLength, type DimseChannel } from './store-sender.ts';
 
 const { Association } = dimse.association;
 const { PresentationContextResult } = dimse.constants;
@@ -122,6 +122,14 @@ export async function openStorageAssociation(options: StorageAssociationOptions)
     socket.destroy();
     throw error;
   }
+  // PS3.8 D.1: the A-ASSOCIATE-AC gave the destination's Maximum Length; below the floor nothing is sent.
+  const peerMaxPduLength = association.getMaxPduLength();
+  if (!acceptablePeerMaxLength(peerMaxPduLength)) {
+    network.sendAbort(0, 0);
+    close();
+    throw new DestinationUnavailableError('max-length');
+  }
+  association.setMaxPduLength(sendingMaxLength(peerMaxPduLength));
   accepted = true;
   network.on('networkError', () => socket.destroy());
   network.on('abort', () => socket.destroy());

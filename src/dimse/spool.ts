@@ -5,11 +5,16 @@
 //   studies/<key>/state.json     one open study of one caller: its pseudonym mode (and fresh salt), attempts
 //   studies/<key>/<random>.dcm   its originals, each renamed here (and the folder fsynced) before success
 //   studies/<key>/forwarded.log  the originals the destination confirmed in the batch under way (fsynced each)
-//   quarantine/<key>-<time>-<r>/ originals that could not be forwarded, with reason.json and a copy of the
-//                                state, kept for an operator, who may move them back (`restore`) to be sent again
+//   quarantine/<time>-<random>/  originals that could not be forwarded, with reason.json, a copy of the state
+//                                and study.key (the study they came from), kept for an operator, who may move
+//                                them back (`restore`) to be sent again
 //
 // A study's key is a hash of its calling AE title and StudyInstanceUID: no UID is ever a path, and a study
-// sent by two callers (each with its own pseudonym mode) is two spool entries. The quota covers all three
+// sent by two callers (each with its own pseudonym mode) is two spool entries. The key is never shown: a
+// quarantine folder's id (which GET /dimse/quarantine lists) is its time and 96 random bits, so whoever can
+// list the quarantine cannot confirm a guessed AE title and StudyInstanceUID by hashing them; the key it
+// goes back to is read from the folder's study.key. Folders of the earlier form (<key>-<time>-<r>) are
+// renamed to the new one when the spool opens. The quota covers all three
 // folders; past it a new instance is refused (A700) and nothing already acknowledged is touched.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -21,20 +26,29 @@ import { SpoolJournalError, SpoolStateError } from './errors.ts';
 const STATE = 'state.json';
 const JOURNAL = 'forwarded.log';
 const REASON = 'reason.json';
+const STUDY_KEY = 'study.key';
 const INSTANCE = /^[0-9a-f]{24}\.dcm$/;
 const PART = /^[0-9a-f]{24}\.part$/;
 const KEY = /^[0-9a-f]{32}$/;
-/** A quarantine folder: the study's key, the time (ISO 8601 basic, to the millisecond) and a random suffix. */
-const QUARANTINE_ID = /^([0-9a-f]{32})-[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$/;
+/** A quarantine folder: the time (ISO 8601 basic, to the millisecond) and 96 random bits; nothing of the study. */
+const QUARANTINE_ID = /^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{24}$/;
+/** The earlier form, which began with the study's key (an unkeyed hash of AE title and UID): renamed at open. */
+const LEGACY_QUARANTINE_ID = /^([0-9a-f]{32})-([0-9]{8}T[0-9]{9}Z)-[0-9a-f]{6}$/;
 
-/** The study key a quarantine id names, or undefined when it is not one (never a path: checked before any use). */
-export function quarantineKey(id: string): string | undefined {
-  return QUARANTINE_ID.exec(id)?.[1];
+/** A quarantine folder's id (never a path: checked before any use). */
+export function isQuarantineId(id: string): boolean {
+  return QUARANTINE_ID.test(id);
 }
 
-/** What a quarantine folder holds: its originals and, if it can be read, the study's state at the time. */
+function newQuarantineId(time: string): string {
+  return `${time}-${randomBytes(12).toString('hex')}`;
+}
+
+/** What a quarantine folder holds: its originals, the study it came from and, if it can be read, the study's state at the time. */
 export interface QuarantineHold {
   readonly names: readonly string[];
+  /** The study's key (study.key); undefined when it cannot be read. */
+  readonly key: string | undefined;
   readonly state: StudyState | undefined;
 }
 
@@ -147,8 +161,27 @@ export class Spool {
         if (name.endsWith('.tmp')) await rm(join(spool.studyDir(key), name), { force: true });
       }
     }
+    await spool.#renameLegacyQuarantine();
     spool.#usage = await treeSize(root);
     return spool;
+  }
+
+  /**
+   * Quarantine folders named by their study's key (the earlier form): the key is written into the folder,
+   * durably, then the folder takes a random id. A crash between the two leaves the old name, done again next time.
+   */
+  async #renameLegacyQuarantine(): Promise<void> {
+    let renamed = false;
+    for (const entry of await readdir(this.#quarantine, { withFileTypes: true })) {
+      const legacy = entry.isDirectory() ? LEGACY_QUARANTINE_ID.exec(entry.name) : null;
+      if (!legacy) continue;
+      const dir = join(this.#quarantine, entry.name);
+      await writeFileDurably(join(dir, STUDY_KEY), `${legacy[1]}\n`);
+      await syncDir(dir);
+      await rename(dir, join(this.#quarantine, newQuarantineId(legacy[2] as string)));
+      renamed = true;
+    }
+    if (renamed) await syncDir(this.#quarantine);
   }
 
   get #incoming(): string {
@@ -303,9 +336,12 @@ export class Spool {
    * and a copy of the study state; returns the folder's name. They stay there until an operator acts.
    */
   async quarantine(key: string, names: readonly string[], reason: object, now: Date): Promise<string> {
-    const folder = `${key}-${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+    const folder = newQuarantineId(now.toISOString().replace(/[-:.]/g, ''));
     const target = join(this.#quarantine, folder);
     await mkdir(target, { mode: 0o700 });
+    // First the study it belongs to (a retry needs it), then the originals.
+    await writeFileDurably(join(target, STUDY_KEY), `${key}\n`);
+    this.#usage += key.length + 1;
     for (const name of names) {
       if (INSTANCE.test(name)) await rename(join(this.studyDir(key), name), join(target, name));
     }
@@ -364,7 +400,7 @@ export class Spool {
     return out.sort((a, b) => (a.quarantinedAt ?? '').localeCompare(b.quarantinedAt ?? '') || a.id.localeCompare(b.id));
   }
 
-  /** A quarantine folder's originals and state (undefined: no such folder). */
+  /** A quarantine folder's originals, study key and state (undefined: no such folder). */
   async quarantined(id: string): Promise<QuarantineHold | undefined> {
     if (!QUARANTINE_ID.test(id)) return undefined;
     const dir = join(this.#quarantine, id);
@@ -376,7 +412,14 @@ export class Spool {
       throw error;
     }
     const state = await readStateFile(join(dir, STATE)).catch(() => undefined);
-    return { names, state };
+    return { names, key: await this.#quarantineKey(id), state };
+  }
+
+  /** The study key written in a quarantine folder, or undefined when it cannot be read or is not one. */
+  async #quarantineKey(id: string): Promise<string | undefined> {
+    const text = await readFile(join(this.#quarantine, id, STUDY_KEY), 'utf8').catch(() => '');
+    const key = text.trim();
+    return KEY.test(key) ? key : undefined;
   }
 
   /**
@@ -386,7 +429,7 @@ export class Spool {
    * listed until a retry finishes it.
    */
   async restore(id: string, key: string, opening: StudyState | undefined): Promise<number> {
-    if (quarantineKey(id) !== key || !KEY.test(key)) throw new Error('not a quarantine id of this study');
+    if (!QUARANTINE_ID.test(id) || !KEY.test(key) || (await this.#quarantineKey(id)) !== key) throw new Error('not a quarantine id of this study');
     const from = join(this.#quarantine, id);
     const dir = this.studyDir(key);
     const names = (await readdir(from)).filter((n) => INSTANCE.test(n));

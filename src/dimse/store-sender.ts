@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type dimse from 'dcmjs-dimse';
 import { encodeElementHeader } from '../dicom/part10-writer.ts';
 import { padValue } from '../dicom/vr.ts';
-import { AssociationLostError, StoreIncompleteError, StoreTimeoutError } from './errors.ts';
+import { AssociationLostError, PeerMaxLengthError, StoreIncompleteError, StoreTimeoutError, SubOperationError } from './errors.ts';
 
 const IMPLICIT_LE = { explicitVr: false, littleEndian: true } as const;
 /** PS3.7 E.1: CommandField C-STORE-RQ; CommandDataSetType other than 0101H: a dataset follows. */
@@ -21,6 +21,18 @@ const PDU_HEADER = 6;
 const PDV_HEADER = 6;
 /** A peer that sets no Maximum Length (0, PS3.8 D.1) still gets PDUs no longer than this. */
 export const UNLIMITED_PDU_FALLBACK = 256 * 1024;
+/**
+ * No PDU this gateway sends is longer than this, whatever the peer allows: a fragment is held in memory
+ * (two of them while one is sent), so a peer's Maximum Length of up to 4 GiB never becomes a buffer that large.
+ */
+export const MAX_PDU_SENT = 1024 * 1024;
+/**
+ * PS3.8 D.1 sets no minimum Maximum Length; a peer asking for less than this (other than 0, no limit) is
+ * refused at association (listener.ts, scu-association.ts): a 6-byte PDV header per few bytes of data
+ * would multiply every write, and below 8 no even fragment fits at all. 4 KiB is DCMTK's own floor
+ * (ASC_MINIMUMPDUSIZE) for what it offers; dcmjs-dimse loops without end below 7.
+ */
+export const MIN_PEER_MAX_LENGTH = 4096;
 
 /** One C-STORE-RQ's command fields (PS3.7 Table 9.3-1). */
 export interface StoreCommand {
@@ -71,15 +83,31 @@ export function pdvHeader(contextId: number, length: number, command: boolean, l
   return head;
 }
 
+/** The peer's Maximum Length (PS3.8 D.1) is one this gateway sends to: 0 (no limit), or at least MIN_PEER_MAX_LENGTH. */
+export function acceptablePeerMaxLength(peerMaxPduLength: number): boolean {
+  return Number.isSafeInteger(peerMaxPduLength) && (peerMaxPduLength === 0 || peerMaxPduLength >= MIN_PEER_MAX_LENGTH);
+}
+
 /**
  * The largest fragment a PDU to a peer may carry: its Maximum Length (PS3.8 D.1, the P-DATA-TF variable
- * field) less the PDV item header, rounded down to even (PS3.8 E.1: every fragment has an even number of
- * bytes; messages are even, PS3.5 7.1, so the last one is too); 0 means no limit, which still gets
- * UNLIMITED_PDU_FALLBACK.
+ * field; 0 means no limit, which gets UNLIMITED_PDU_FALLBACK), at most MAX_PDU_SENT, less the PDV item
+ * header, rounded down to even (PS3.8 E.1: every fragment has an even number of bytes; messages are even,
+ * PS3.5 7.1, so the last one is too). Plain arithmetic: the value is up to 2^32 - 1, past 32-bit bitwise
+ * operators. A Maximum Length the association should have refused (acceptablePeerMaxLength) throws.
  */
 export function maxFragmentBytes(peerMaxPduLength: number): number {
-  const max = peerMaxPduLength > 0 ? peerMaxPduLength : UNLIMITED_PDU_FALLBACK;
-  return Math.max(2, (max - PDV_HEADER) & ~1);
+  if (!acceptablePeerMaxLength(peerMaxPduLength)) throw new PeerMaxLengthError();
+  const fragment = Math.min(peerMaxPduLength > 0 ? peerMaxPduLength : UNLIMITED_PDU_FALLBACK, MAX_PDU_SENT) - PDV_HEADER;
+  return fragment - (fragment % 2);
+}
+
+/**
+ * The Maximum Length this gateway sends with on an association whose peer gave `peerMaxPduLength`: the
+ * longest PDU maxFragmentBytes allows. dcmjs-dimse's own sender (C-FIND, C-GET and C-MOVE responses)
+ * fragments by the association's value; given this one, its fragments are even and within both limits.
+ */
+export function sendingMaxLength(peerMaxPduLength: number): number {
+  return maxFragmentBytes(peerMaxPduLength) + PDV_HEADER;
 }
 
 export interface Fragment {
@@ -150,6 +178,18 @@ export function channelOf(network: object): DimseChannel {
 
 const messageIds = new WeakMap<object, number>();
 
+/** The C-STORE-RQ part-way out on each socket: settles once its last fragment is written (or it failed). */
+const partWay = new WeakMap<Socket, Promise<void>>();
+
+/**
+ * Resolves once no C-STORE-RQ is part-way out on `socket`: another message (a response the listener
+ * sends on its own, e.g. a refusal) waits for this boundary, as PDVs of two messages may not interleave
+ * (PS3.8 E.1).
+ */
+export function messageBoundary(socket: Socket): Promise<void> {
+  return partWay.get(socket) ?? Promise.resolve();
+}
+
 /** A Message ID for a request this gateway sends on `channel` (PS3.7 9.1.1.1: unique among its requests there). */
 export function nextMessageId(channel: DimseChannel): number {
   const next = ((messageIds.get(channel.socket) ?? 0) % 0xffff) + 1;
@@ -169,8 +209,9 @@ export interface StoreSendOptions {
  * go out one after another with nothing between them (PS3.8 E.1: no interleaving of messages): the only
  * other writer on the association is the operation that calls this, between sub-operations, as no
  * asynchronous operations are negotiated (PS3.7 D.3.3.3).
- * The first fragment is read before anything is sent: a source that fails (or is empty) that early
- * leaves the association as it was. A failure after the command went out (StoreIncompleteError,
+ * The first fragment is read before anything is sent: a source that fails that early, or is empty (no
+ * dataset: SubOperationError DIMSE_DATASET_EMPTY), leaves the association as it was and fails this
+ * sub-operation only. A failure after the command went out (StoreIncompleteError,
  * StoreTimeoutError, AssociationLostError) leaves a message half sent: the caller aborts the association.
  */
 export async function sendStore(channel: DimseChannel, command: StoreCommand, dataset: AsyncIterable<Buffer>, options: StoreSendOptions): Promise<number> {
@@ -178,7 +219,7 @@ export async function sendStore(channel: DimseChannel, command: StoreCommand, da
   const max = maxFragmentBytes(channel.association.getMaxPduLength());
   const pieces = fragments(dataset, max)[Symbol.asyncIterator]();
   let next = await pieces.next();
-  if (next.done) throw new StoreIncompleteError();
+  if (next.done) throw new SubOperationError('DIMSE_DATASET_EMPTY', 'the instance has no dataset after its File Meta');
   if (socket.destroyed) throw new AssociationLostError();
 
   let settle: { resolve(status: number): void; reject(error: Error): void } | undefined;
@@ -195,6 +236,14 @@ export async function sendStore(channel: DimseChannel, command: StoreCommand, da
   channel.pending.push(entry);
   socket.once('close', lost);
   let timer: NodeJS.Timeout | undefined;
+  let boundary: () => void = () => undefined;
+  const writing = new Promise<void>((resolve) => {
+    boundary = () => {
+      if (partWay.get(socket) === writing) partWay.delete(socket);
+      resolve();
+    };
+  });
+  partWay.set(socket, writing);
   try {
     const encoded = encodeStoreCommand(command);
     for (let at = 0; at < encoded.length; at += max) {
@@ -212,11 +261,13 @@ export async function sendStore(channel: DimseChannel, command: StoreCommand, da
       }
       if (next.done) throw new StoreIncompleteError();
     }
+    boundary();
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new StoreTimeoutError()), options.timeoutMs);
     });
     return await Promise.race([response, timeout]);
   } finally {
+    boundary();
     clearTimeout(timer);
     socket.off('close', lost);
     const at = channel.pending.indexOf(entry);

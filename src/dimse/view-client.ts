@@ -2,6 +2,7 @@
 // routes on its loopback listener, each with a token minted for the caller (auth/internal-token.ts):
 // the researcher role in the caller's project, subject `dimse:<calling AE>`. Every check of the HTTP
 // path applies, and every request is on the audit trail as that subject.
+import type { AddressInfo } from 'node:net';
 import type { InternalIssuer } from '../auth/internal-token.ts';
 import { createUpstream, type Upstream, type UpstreamResponse } from '../dicomweb/upstream.ts';
 import type { Researcher } from './callers.ts';
@@ -23,10 +24,14 @@ export interface ViewClientOptions {
   readonly timeoutMs: number;
 }
 
-/** A listener bound to every address is asked on loopback. */
-export function loopbackUrl(host: string, port: number, basePath: string): string {
-  const own = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
-  return `http://${own.includes(':') ? `[${own}]` : own}:${port}${basePath}`;
+/**
+ * The gateway's own DICOMweb base, from the address its HTTP server is bound to (`server.address()`), never
+ * from `server.host`: a DNS name there could resolve elsewhere and the minted tokens would go with it. A
+ * listener bound to every address is asked on loopback (0.0.0.0 → 127.0.0.1, :: → ::1).
+ */
+export function loopbackUrl(bound: Pick<AddressInfo, 'address' | 'port'>, basePath: string): string {
+  const own = bound.address === '0.0.0.0' || bound.address === '' ? '127.0.0.1' : bound.address === '::' ? '::1' : bound.address;
+  return `http://${own.includes(':') ? `[${own}]` : own}:${bound.port}${basePath}`;
 }
 
 export function createViewClient(options: ViewClientOptions): ViewClient {

@@ -14,6 +14,11 @@ export interface Caller {
   readonly role: Role;
   readonly subject: string | undefined;
   readonly projects: readonly string[];
+  /**
+   * A token this process minted for its DIMSE research face (subject `dimse:<calling AE>`), not an IdP's;
+   * an IdP token with such a subject is refused (http/auth.ts), so the audit trail's `dimse:` users are these.
+   */
+  readonly internal?: boolean;
 }
 
 export interface RequestState {

@@ -291,6 +291,8 @@ describe('DIMSE forwarding to a separate DICOMweb destination with its own crede
         const retry = (headers: Record<string, string>) => fetch(`${fixed.url}/dimse/quarantine/${id}/retry`, { method: 'POST', headers });
         assert.equal((await retry({})).status, 401);
         assert.equal((await retry({ authorization: 'Bearer wrong' })).status, 401);
+        // A JWT of another role than steward: 403 (a steward's is taken, test/unit/http/dimse-status.test.ts).
+        assert.equal((await retry({ authorization: `Bearer ${await fixed.token('researcher')}` })).status, 403);
         assert.equal((await fetch(`${fixed.url}/dimse/quarantine/not-an-id/retry`, { method: 'POST', headers: operator })).status, 404);
         const before = await orthancCount(platformPacs, 'instances');
         // Two retries at once: one moves the study back, the other finds it gone (404) or under way (409).

@@ -108,7 +108,11 @@ describe('the research face retrieves the de-identified view: C-GET and C-MOVE (
     destination = await startStoreScp('RESEARCH_PACS', work);
     implicitDestination = await startStoreScp('IMPLICIT_PACS', work, ['+xi']);
     const dimse = dimseBlock({
-      callers: [{ aeTitle: 'RESEARCH_WS', hosts: ['127.0.0.1'], role: 'researcher', project: 'all' }],
+      callers: [
+        { aeTitle: 'RESEARCH_WS', hosts: ['127.0.0.1'], role: 'researcher', project: 'all', moveDestinations: ['RESEARCH_PACS', 'IMPLICIT_PACS', 'OFFLINE_PACS'] },
+        // The same project, but no C-MOVE destination of its own (the default).
+        { aeTitle: 'OTHER_WS', hosts: ['127.0.0.1'], role: 'researcher', project: 'all' },
+      ],
       moveDestinations: [
         { aeTitle: 'RESEARCH_PACS', host: '127.0.0.1', port: destination.port },
         { aeTitle: 'IMPLICIT_PACS', host: '127.0.0.1', port: implicitDestination.port },
@@ -221,12 +225,16 @@ describe('the research face retrieves the de-identified view: C-GET and C-MOVE (
     retrieved.push(...implicitDestination.files());
   });
 
-  test('an unknown destination is refused with A801 before the view is asked; one that is down fails every sub-operation (A702)', async () => {
+  test('an unknown destination, or one the caller may not name, is refused with A801 before the view is asked; one that is down fails every sub-operation (A702)', async () => {
     const requests = () => gateway.logs().split('\n').filter((l) => l.includes('"msg":"request"')).length;
     const before = { requests: requests(), files: destination.files().length };
     const unknown = await movescu(port, ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${ctStudy}`], { destination: 'ELSEWHERE' });
     assert.equal(unknown.final?.status, DESTINATION_UNKNOWN);
     assert.equal(unknown.responses.length, 1);
+    // RESEARCH_PACS is in dimse.moveDestinations, but not in OTHER_WS's own list: the same answer.
+    const notOurs = await movescu(port, ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${ctStudy}`], { destination: 'RESEARCH_PACS', callingAe: 'OTHER_WS' });
+    assert.equal(notOurs.final?.status, DESTINATION_UNKNOWN);
+    assert.equal(notOurs.responses.length, 1);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(requests(), before.requests, 'no request to the view');
     assert.equal(destination.files().length, before.files);
@@ -285,20 +293,33 @@ describe('the research face retrieves the de-identified view: C-GET and C-MOVE (
     assert.ok(scan.clean, scan.report.slice(-3000));
   });
 
-  test('the audit trail has each retrieval as the subject dimse:RESEARCH_WS; the log names no UID', async () => {
+  test('the audit trail has each retrieval as the subject dimse:RESEARCH_WS, and one 110104 record per C-GET and C-MOVE naming where the instances went; the log names no UID', async () => {
     const steward = await gateway.token('steward');
-    const events: { userId: string }[] = [];
+    type Event = { userId: string; roleId: string; eventId: { code: string }; route: string; eventOutcomeIndicator: number; participantObjectId?: string; project?: string; numberOfInstances?: number; requestId?: string };
+    const events: Event[] = [];
     for (let after = ''; ; ) {
       const res = await fetch(`${gateway.url}/audit?limit=1000${after ? `&after=${after}` : ''}`, { headers: { authorization: `Bearer ${steward}` } });
       assert.equal(res.status, 200);
-      const page = (await res.json()) as { events: { userId: string }[]; next?: string };
+      const page = (await res.json()) as { events: Event[]; next?: string };
       events.push(...page.events);
       if (!page.next) break;
       after = page.next;
     }
     assert.ok(events.filter((e) => e.userId === 'dimse:RESEARCH_WS').length >= instances.length);
+    const retrievals = events.filter((e) => e.eventId.code === '110104' && e.route.startsWith('DIMSE C-'));
+    const moves = retrievals.filter((e) => e.route === 'DIMSE C-MOVE → WADO-RS');
+    const gets = retrievals.filter((e) => e.route === 'DIMSE C-GET → WADO-RS');
+    const ct = instances.filter((i) => i.study === ctStudy).length;
+    assert.ok(moves.some((e) => e.userId === 'dimse:RESEARCH_WS' && e.participantObjectId === 'RESEARCH_PACS' && e.project === 'all' && e.eventOutcomeIndicator === 0 && e.numberOfInstances === ct), 'the C-MOVE to RESEARCH_PACS');
+    assert.ok(moves.some((e) => e.participantObjectId === 'ELSEWHERE' && e.eventOutcomeIndicator === 4 && e.numberOfInstances === 0), 'the refused destination');
+    assert.ok(moves.some((e) => e.userId === 'dimse:OTHER_WS' && e.participantObjectId === 'RESEARCH_PACS' && e.eventOutcomeIndicator === 4), 'a destination not the caller\'s');
+    assert.ok(moves.some((e) => e.participantObjectId === 'OFFLINE_PACS' && e.eventOutcomeIndicator === 8 && e.numberOfInstances === 0), 'the destination down');
+    assert.ok(gets.length >= 4 && gets.every((e) => e.userId === 'dimse:RESEARCH_WS' && e.participantObjectId === 'RESEARCH_WS' && e.roleId === 'researcher'));
     const logs = gateway.logs().split('\n').filter((l) => l.includes('"msg":"DIMSE C-'));
     assert.ok(logs.some((l) => /"msg":"DIMSE C-GET done"/.test(l)) && logs.some((l) => /"msg":"DIMSE C-MOVE done"/.test(l)));
+    // Each record joins its log line, which has every count and names the destination.
+    const moved = moves.find((e) => e.participantObjectId === 'RESEARCH_PACS' && e.userId === 'dimse:RESEARCH_WS');
+    assert.ok(logs.some((l) => l.includes(`"requestId":"${moved?.requestId}"`) && l.includes('"destination":"RESEARCH_PACS"') && l.includes('"msg":"DIMSE C-MOVE done"')));
     for (const i of instances) assert.ok(!logs.some((l) => l.includes(i.sop) || l.includes(i.study)), 'no UID in the DIMSE log lines');
   });
 

@@ -14,6 +14,7 @@ describe('who may associate, and the C-STORE status of each refusal', () => {
     callers: [
       { aeTitle: 'CT_SCANNER', hosts: ['10.1.2.0/24'], role: 'uploader', profile: 'uploader' },
       { aeTitle: 'RESEARCH_WS', hosts: ['10.1.2.0/24'], role: 'researcher', profile: 'uploader', project: 'alpha' },
+      { aeTitle: 'MOVER', hosts: ['10.1.2.0/24'], role: 'researcher', profile: 'uploader', project: 'alpha', moveDestinations: [' RESEARCH_PACS '] },
       { aeTitle: 'PACS', hosts: ['192.0.2.7', '::1'], role: 'uploader', profile: 'uploader', pseudonyms: 'fresh' },
     ],
   });
@@ -22,7 +23,9 @@ describe('who may associate, and the C-STORE status of each refusal', () => {
     assert.deepEqual(check('DEID_GATEWAY', 'CT_SCANNER', '10.1.2.30'), { caller: { aeTitle: 'CT_SCANNER', role: 'uploader', profile: 'uploader', pseudonyms: 'keyed' } });
     assert.deepEqual(check(' DEID_GATEWAY ', 'PACS      ', '::ffff:192.0.2.7'), { caller: { aeTitle: 'PACS', role: 'uploader', profile: 'uploader', pseudonyms: 'fresh' } });
     assert.ok('caller' in check('DEID_GATEWAY', 'PACS', '::1'));
-    assert.deepEqual(check('DEID_GATEWAY', 'RESEARCH_WS', '10.1.2.9'), { caller: { aeTitle: 'RESEARCH_WS', role: 'researcher', project: 'alpha' } });
+    // A researcher may name no C-MOVE destination unless its entry lists some.
+    assert.deepEqual(check('DEID_GATEWAY', 'RESEARCH_WS', '10.1.2.9'), { caller: { aeTitle: 'RESEARCH_WS', role: 'researcher', project: 'alpha', moveDestinations: [] } });
+    assert.deepEqual(check('DEID_GATEWAY', 'MOVER', '10.1.2.9'), { caller: { aeTitle: 'MOVER', role: 'researcher', project: 'alpha', moveDestinations: ['RESEARCH_PACS'] } });
   });
 
   test('an unknown AE, a known AE from another address, a case variant and another called AE are rejected', () => {
@@ -72,5 +75,55 @@ describe('the dimse config block', () => {
     assert.ok(bad.some((p) => p.startsWith('dimse.callers.0.aeTitle')));
     assert.ok(bad.some((p) => p.startsWith('dimse.callers.1.hosts.0')));
     assert.ok(bad.some((p) => p.startsWith('dimse.callers:') && p.includes('listed once')));
+  });
+
+  const problems = (raw: unknown): string[] => {
+    try {
+      validateConfig(raw);
+      return [];
+    } catch (error) {
+      return [...(error as ConfigError).problems];
+    }
+  };
+
+  test('a researcher caller\'s move destinations each name an entry of dimse.moveDestinations; an uploader names none', () => {
+    const moveDestinations = [{ aeTitle: 'RESEARCH_PACS', host: '10.0.0.9', port: 104 }];
+    const researcher = { aeTitle: 'WS', hosts: ['10.0.0.1'], role: 'researcher', project: 'alpha' };
+    assert.deepEqual(problems({ ...base, dimse: { moveDestinations, callers: [{ ...researcher, moveDestinations: ['RESEARCH_PACS '] }] } }), []);
+    assert.equal(validateConfig({ ...base, dimse: { moveDestinations, callers: [researcher] } }).dimse.callers[0]?.moveDestinations, undefined, 'none by default');
+    assert.deepEqual(problems({ ...base, dimse: { moveDestinations, callers: [{ ...researcher, moveDestinations: ['RESEARCH_PACS', 'ELSEWHERE'] }] } }), [
+      'dimse.callers.0.moveDestinations.1: not an AE title of dimse.moveDestinations',
+    ]);
+    assert.deepEqual(problems({ ...base, dimse: { moveDestinations, callers: [{ aeTitle: 'CT', hosts: ['10.0.0.2'], moveDestinations: ['RESEARCH_PACS'] }] } }), [
+      'dimse.callers.0.moveDestinations: only a researcher caller names move destinations',
+    ]);
+  });
+
+  test('the forward destination and its token endpoint: http(s) without credentials, query or fragment; plain http to loopback only', () => {
+    const forward = (url: string, tokenUrl = 'https://idp.example.org/token') => ({
+      ...base,
+      dimse: { forward: { destination: { url, auth: { type: 'oauth2', tokenUrl, clientId: 'gw', clientSecret: { env: 'S' } } } } },
+    });
+    for (const ok of ['https://platform.example.org/dicom-web', 'http://127.0.0.1:8042/dicom-web', 'http://localhost/dicom-web', 'http://[::1]:8080/x', 'http://127.1/x']) {
+      assert.deepEqual(problems(forward(ok)), [], ok);
+    }
+    assert.deepEqual(problems(forward('https://platform.example.org/dicom-web', 'http://127.0.0.1:9000/token')), []);
+    for (const bad of [
+      'http://platform.example.org/dicom-web',
+      'http://10.0.0.5/dicom-web',
+      'http://127.0.0.1.example.org/dicom-web',
+      'https://user:pass@platform.example.org/dicom-web',
+      'https://platform.example.org/dicom-web?token=x',
+      'https://platform.example.org/dicom-web#x',
+      'ftp://platform.example.org/x',
+      'file:///etc/passwd',
+    ]) {
+      const found = problems(forward(bad));
+      assert.equal(found.length, 1, `${bad}: ${found.join('; ')}`);
+      assert.ok(found[0]?.startsWith('dimse.forward.destination.url'), found[0]);
+    }
+    const token = problems(forward('https://platform.example.org/dicom-web', 'http://idp.example.org/token'));
+    assert.deepEqual(token.length, 1);
+    assert.ok(token[0]?.startsWith('dimse.forward.destination.auth.tokenUrl'), token[0]);
   });
 });

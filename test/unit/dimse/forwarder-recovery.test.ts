@@ -83,8 +83,10 @@ describe('a spooled study whose state or journal cannot be read at start', () =>
       await settle(forwarder, audit);
       const [folder, ...others] = readdirSync(join(root, 'quarantine'));
       assert.deepEqual(others, []);
-      assert.match(folder as string, new RegExp(`^${key}-20260304T050607089Z-[0-9a-f]{6}$`));
+      // The id is the time and random bits: nothing of the study (no hash of its AE title and UID to confirm a guess by).
+      assert.match(folder as string, /^20260304T050607089Z-[0-9a-f]{24}$/);
       const held = join(root, 'quarantine', folder as string);
+      assert.equal(readFileSync(join(held, 'study.key'), 'utf8').trim(), key, 'the study it goes back to is kept inside');
       assert.deepEqual(readdirSync(held).filter((n) => n.endsWith('.dcm')).sort(), names);
       const reason = JSON.parse(readFileSync(join(held, 'reason.json'), 'utf8')) as Record<string, unknown>;
       assert.deepEqual(reason, { code: 'DIMSE_SPOOL_STATE_INVALID', file: 'state', err: 'SyntaxError', quarantinedAt: NOW.toISOString(), instances: 3 });
@@ -114,13 +116,37 @@ describe('a spooled study whose state or journal cannot be read at start', () =>
       );
       assert.equal(readdirSync(held).filter((n) => n.endsWith('.dcm')).length, 3, 'the originals stay in quarantine');
       // An id that is not one, or names no folder: 404, nothing to audit.
-      for (const id of ['../studies', `${key}-20260304T050607089Z-000000`]) {
+      for (const id of ['../studies', `${key}-20260304T050607089Z-000000`, `20260304T050607089Z-${'0'.repeat(24)}`]) {
         await assert.rejects(forwarder.retryQuarantined(id, { userId: 'x' }), (e: unknown) => e instanceof QuarantineError && e.code === 'DIMSE_QUARANTINE_NOT_FOUND');
       }
       assert.equal(audit.events.length, 2);
     } finally {
       await forwarder.close();
     }
+  });
+
+  test('a quarantine folder of the earlier form (named by its study key) takes a random id when the spool opens, and is restored into its study', async () => {
+    const root = join(work, 'legacy');
+    const key = studyKey('MODALITY', '1.2.826.0.1.3680043.10.9003');
+    const legacy = join(root, 'quarantine', `${key}-20260304T050607089Z-abcdef`);
+    mkdirSync(legacy, { recursive: true, mode: 0o700 });
+    const state = { version: 1, callingAe: 'MODALITY', profile: 'uploader', pseudonyms: 'keyed', openedAt: NOW.toISOString(), attempts: 0 } as const;
+    writeFileSync(join(legacy, 'state.json'), JSON.stringify(state));
+    writeFileSync(join(legacy, 'reason.json'), JSON.stringify({ code: 'DIMSE_FORWARD_FAILED', quarantinedAt: NOW.toISOString(), instances: 2 }));
+    for (const name of ['a'.repeat(24), 'b'.repeat(24)]) writeFileSync(join(legacy, `${name}.dcm`), 'original');
+    const spool = await Spool.open(root, 10 * 1024 * 1024);
+    const [listed, ...others] = await spool.listQuarantine();
+    assert.deepEqual(others, []);
+    const id = listed?.id as string;
+    assert.match(id, /^20260304T050607089Z-[0-9a-f]{24}$/);
+    assert.ok(!id.includes(key) && !readdirSync(join(root, 'quarantine')).some((n) => n.includes(key)), 'the key is no longer a name');
+    assert.deepEqual({ instances: listed?.instances, reason: listed?.reason }, { instances: 2, reason: { code: 'DIMSE_FORWARD_FAILED' } });
+    const held = await spool.quarantined(id);
+    assert.equal(held?.key, key);
+    await assert.rejects(spool.restore(id, studyKey('OTHER', '1.2.3'), state), /not a quarantine id of this study/);
+    assert.equal(await spool.restore(id, key, state), 2);
+    assert.deepEqual(await spool.instances(key), ['a'.repeat(24), 'b'.repeat(24)].map((n) => `${n}.dcm`));
+    assert.deepEqual(await spool.listQuarantine(), []);
   });
 
   test('a journal that cannot be read: not taken for empty (which would send again what was confirmed); quarantined with its reason and the caller named in the trail', async () => {

@@ -244,14 +244,20 @@ function operation(elements: NaturalDataset, model: string = QUERY_RETRIEVE.stud
   const controller = new AbortController();
   const responses: FindResponse[] = [];
   let notify: () => void = () => undefined;
+  /** What `drained()` waits on: resolved unless a test holds it (a peer that stopped reading). */
+  const socket = { room: Promise.resolve(), waits: 0 };
   const op: Operation<FindRequest> = {
-    caller: { aeTitle: 'RESEARCH_WS', role: 'researcher', project: 'alpha' },
+    caller: { aeTitle: 'RESEARCH_WS', role: 'researcher', project: 'alpha', moveDestinations: [] },
     association: 'assoc-test',
     request,
     signal: controller.signal,
     respond: (r) => {
       responses.push(...(Array.isArray(r) ? r : [r]));
       notify();
+    },
+    drained: () => {
+      socket.waits++;
+      return socket.room;
     },
   };
   /** Resolves once `n` responses were sent. */
@@ -261,7 +267,7 @@ function operation(elements: NaturalDataset, model: string = QUERY_RETRIEVE.stud
       notify();
     });
   const statuses = () => responses.map((r) => r.getStatus());
-  return { op, controller, responses, sent, statuses };
+  return { op, controller, responses, sent, statuses, socket };
 }
 
 const config = (maxFindResults = 10) => ({ aeTitle: 'DEID_GATEWAY', maxFindResults }) as GatewayConfig['dimse'];
@@ -286,6 +292,26 @@ describe('the research face C-FIND: responses as the view answers', () => {
       [['2.25.1'], ['2.25.2']],
     );
     assert.deepEqual(lines, [{ level: 'info', entry: { association: 'assoc-test', callingAe: 'RESEARCH_WS', level: 'STUDY', matches: 2, status: '0000' }, message: 'DIMSE C-FIND' }]);
+  });
+
+  test('back-pressure: while the association\'s socket has no room, the next match is not read from the view nor sent', async () => {
+    const view = scriptedView();
+    const find = operation({ QueryRetrieveLevel: 'STUDY', StudyInstanceUID: '' });
+    let room: () => void = () => undefined;
+    find.socket.room = new Promise<void>((resolve) => {
+      room = resolve;
+    });
+    const done = findOnView(find.op, { config: config(), client: view.client, log: recordingLog().log });
+    view.body.end(`[${['2.25.1', '2.25.2', '2.25.3'].map((u) => studyItem(u)).join(',')}]`);
+    await find.sent(1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(find.statuses(), [0xff00], 'one match sent, then it waits for the socket to drain');
+    assert.equal(find.socket.waits, 1);
+    find.socket.room = Promise.resolve();
+    room();
+    await done;
+    assert.deepEqual(find.statuses(), [0xff00, 0xff00, 0xff00, 0x0000]);
+    assert.equal(find.socket.waits, 3, 'after each match');
   });
 
   test('a C-CANCEL stops reading the view at once: its answer is destroyed and the final status is FE00', async () => {

@@ -2,8 +2,21 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import dimse from 'dcmjs-dimse';
-import { AssociationLostError, StoreIncompleteError, StoreTimeoutError } from '../../../src/dimse/errors.ts';
-import { channelOf, encodeStoreCommand, fragments, maxFragmentBytes, pdvHeader, sendStore, UNLIMITED_PDU_FALLBACK, type DimseChannel } from '../../../src/dimse/store-sender.ts';
+import { AssociationLostError, PeerMaxLengthError, StoreIncompleteError, StoreTimeoutError, SubOperationError } from '../../../src/dimse/errors.ts';
+import {
+  acceptablePeerMaxLength,
+  channelOf,
+  encodeStoreCommand,
+  fragments,
+  MAX_PDU_SENT,
+  maxFragmentBytes,
+  MIN_PEER_MAX_LENGTH,
+  pdvHeader,
+  sendingMaxLength,
+  sendStore,
+  UNLIMITED_PDU_FALLBACK,
+  type DimseChannel,
+} from '../../../src/dimse/store-sender.ts';
 
 // The library logs to the console; the listener silences it the same way.
 dimse.log.setLevel('silent');
@@ -148,6 +161,29 @@ describe('store-sender: a C-STORE-RQ streamed as PDVs (PS3.7 9.3.1.1, PS3.8 9.3.
     assert.equal(maxFragmentBytes(4097), 4090, 'fragments are even (PS3.8 E.1)');
   });
 
+  test('the fragment at the edges of the peer\'s Maximum Length (PS3.8 D.1): 0 is no limit, never past 1 MiB, always even; below the floor refused', () => {
+    assert.equal(maxFragmentBytes(0), UNLIMITED_PDU_FALLBACK - 6);
+    assert.equal(maxFragmentBytes(MIN_PEER_MAX_LENGTH), MIN_PEER_MAX_LENGTH - 6);
+    assert.equal(maxFragmentBytes(MIN_PEER_MAX_LENGTH + 1), MIN_PEER_MAX_LENGTH - 6);
+    assert.equal(maxFragmentBytes(MAX_PDU_SENT - 1), MAX_PDU_SENT - 8);
+    assert.equal(maxFragmentBytes(MAX_PDU_SENT), MAX_PDU_SENT - 6);
+    // Past 2^31, 32-bit bitwise arithmetic gave 2-byte (0x80000006) or ~2 GiB (0x7FFFFFFF) fragments.
+    for (const huge of [MAX_PDU_SENT + 1, 0x7ffffffe, 0x7fffffff, 0x80000000, 0x80000006, 0x80000007, 0xfffffffe, 0xffffffff]) {
+      assert.equal(maxFragmentBytes(huge), MAX_PDU_SENT - 6, `0x${huge.toString(16)}`);
+    }
+    for (const odd of [4097, 65_537, 0x7fffffff - 1_000_000]) assert.equal(maxFragmentBytes(odd) % 2, 0);
+    for (const refused of [1, 6, 7, 8, 12, MIN_PEER_MAX_LENGTH - 1, -1, 1.5, Number.NaN, 2 ** 53]) {
+      assert.equal(acceptablePeerMaxLength(refused), false, String(refused));
+      assert.throws(() => maxFragmentBytes(refused), PeerMaxLengthError);
+    }
+    // What the association sends with (dcmjs-dimse fragments by it): within the peer's limit and the cap, even fragments, stable.
+    for (const peer of [0, MIN_PEER_MAX_LENGTH, 4097, 16_384, MAX_PDU_SENT + 1, 0xffffffff]) {
+      const sending = sendingMaxLength(peer);
+      assert.ok(sending <= (peer || UNLIMITED_PDU_FALLBACK) && sending <= MAX_PDU_SENT && sending % 2 === 0, `${peer} → ${sending}`);
+      assert.equal(maxFragmentBytes(sending), maxFragmentBytes(peer));
+    }
+  });
+
   test('fragments: exactly the maximum each but the last, only the last marked, every byte once, whatever the input chunks', async () => {
     const data = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 31) & 0xff));
     for (const max of [8, 100, 4096, 10_000, 20_000]) {
@@ -212,6 +248,18 @@ describe('store-sender: a C-STORE-RQ streamed as PDVs (PS3.7 9.3.1.1, PS3.8 9.3.
       channel.socket.destroy();
     });
 
+    test('a peer that allows PDUs of 4 GiB still gets PDUs of at most 1 MiB: the sender holds two of them, not the instance', async () => {
+      const { channel, remote } = await pair(0xffffffff);
+      const seen = peer(remote, 0x0000, false);
+      const data = Buffer.alloc(3 * MAX_PDU_SENT + 10, 3);
+      assert.equal(await sendStore(channel, { messageId: 5, sopClassUid: CT, sopInstanceUid: SOP }, chunked(data, 64 * 1024), { contextId: 1, timeoutMs: 5_000 }), 0x0000);
+      await seen.done;
+      assert.equal(seen.datasetBytes, data.length);
+      assert.ok(seen.pduLengths.every((l) => l <= MAX_PDU_SENT), `largest PDU ${Math.max(...seen.pduLengths)}`);
+      assert.equal(seen.pduLengths.length, 1 + 4);
+      channel.socket.destroy();
+    });
+
     test('back-pressure: with a peer that stops reading, the source is not read ahead beyond the socket buffers', async (t) => {
       const { channel, remote } = await pair(16_384);
       remote.pause();
@@ -258,7 +306,13 @@ describe('store-sender: a C-STORE-RQ streamed as PDVs (PS3.7 9.3.1.1, PS3.8 9.3.
       await assert.rejects(sendStore(channel, { messageId: 1, sopClassUid: CT, sopInstanceUid: SOP }, early, { contextId: 1, timeoutMs: 1_000 }), /view failed/);
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(received, 0, 'not a byte on the wire');
-      await assert.rejects(sendStore(channel, { messageId: 2, sopClassUid: CT, sopInstanceUid: SOP }, chunked(Buffer.alloc(0), 1), { contextId: 1, timeoutMs: 1_000 }), StoreIncompleteError);
+      // No dataset at all: that sub-operation fails, nothing went out, the association stays usable.
+      await assert.rejects(
+        sendStore(channel, { messageId: 2, sopClassUid: CT, sopInstanceUid: SOP }, chunked(Buffer.alloc(0), 1), { contextId: 1, timeoutMs: 1_000 }),
+        (e: unknown) => e instanceof SubOperationError && e.code === 'DIMSE_DATASET_EMPTY',
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(received, 0, 'not a byte on the wire');
       const late = (async function* () {
         yield Buffer.alloc(50_000);
         throw new Error('view failed');
