@@ -7,9 +7,10 @@ import type { DeidPolicy, Decision } from './deidentify.ts';
 import type { PixelPolicyDescription } from './pixel-policy.ts';
 import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1 } from './profile-table.generated.ts';
 import { lookup } from '../dicom/dictionary.ts';
-import { PROFILE_OPTIONS, SUPPLEMENT_CLEAN, SUPPLEMENT_REMOVE, tableEntryFor } from './profile.ts';
+import { IOD_COUNT, PROFILE_OPTIONS, SEQUENCES_WITHOUT_DUMMY_ITEM, SUPPLEMENT_CLEAN, SUPPLEMENT_REMOVE, iodName, iodOfSopClass, iodTablePaths, iodTypeCodes, sopClassesOfIod, tableEntryFor, typeName } from './profile.ts';
 import type { ProfileOption } from './profile.ts';
 import { formatTag, parseTag, tagToHex } from '../dicom/tag.ts';
+import { TEXT_CLEANING_KEEPS, TEXT_CLEANING_REMOVES, TEXT_CLEANING_WHERE, jsonIdentitySource } from './text-clean.ts';
 import { TAG } from '../dicom/tags.ts';
 
 export interface ConformanceRow {
@@ -40,7 +41,7 @@ function categoryOf(effect: string): Category {
   if (effect === 'remove') return 'removed';
   if (effect === 'keep') return 'kept';
   if (effect.startsWith('empty')) return 'emptied';
-  if (effect.startsWith('shifted') || effect.startsWith('keep, profile applied')) return 'cleaned';
+  if (effect.startsWith('shifted') || effect.startsWith('keep, profile applied') || effect.startsWith(TEXT_CLEANED)) return 'cleaned';
   return 'replaced';
 }
 
@@ -55,6 +56,8 @@ function concreteTag(text: string): number {
 }
 
 function describe(decision: Decision, vr: string, sample: unknown): string {
+  // Text cleaning (text-clean.ts) gives back a sample that holds no identity as it was.
+  if (decision.op === 'replace' && typeof sample === 'string' && vr !== 'UI' && decision.value.length === 1 && decision.value[0] === sample) return TEXT_CLEANED;
   switch (decision.op) {
     case 'keep':
       return 'keep';
@@ -76,10 +79,15 @@ function describe(decision: Decision, vr: string, sample: unknown): string {
   }
 }
 
+const TEXT_CLEANED = 'text cleaned: identities removed, the rest kept (see Text cleaning)';
+/** A sample dataset's identity values, so that text cleaning shows as such (text-clean.ts). */
+const SAMPLE_IDENTITIES = jsonIdentitySource({ '00100010': { vr: 'PN', Value: [{ Alphabetic: 'DOE^JANE' }] } });
+
 /** One row per Table E.1-1 row (exact and repeating), plus the private rule, under `policy`. */
 export function describeProfile(policy: DeidPolicy): ConformanceRow[] {
   const session = createSession(policy, { fresh: false });
   session.beginDataset('SAMPLE');
+  session.setIdentities(SAMPLE_IDENTITIES);
   const rows: ConformanceRow[] = [];
   for (const [text, kind, basic, , keyword] of TABLE_E1_1) {
     if (kind === 'private') continue;
@@ -111,6 +119,7 @@ export function describeProfile(policy: DeidPolicy): ConformanceRow[] {
 function describeOtherAttributes(policy: DeidPolicy): ConformanceRow[] {
   const session = createSession(policy, { fresh: false });
   session.beginDataset('SAMPLE');
+  session.setIdentities(SAMPLE_IDENTITIES);
   const tags = new Set<number>([...SUPPLEMENT_REMOVE.keys(), ...SUPPLEMENT_CLEAN.keys()]);
   for (const tag of policy.profile.overrides.keys()) if (tableEntryFor(tag) === undefined) tags.add(tag);
   return [...tags].sort((a, b) => a - b).map((tag) => {
@@ -123,6 +132,79 @@ function describeOtherAttributes(policy: DeidPolicy): ConformanceRow[] {
     return { tag: formatTag(tag), keyword, vr, basic: '', action: rule.action, source: rule.source, effect, category: categoryOf(effect) };
   });
 }
+
+/** What an attribute whose action depends on the IOD becomes, per IOD (PS3.15 E.1.1). */
+export interface IodChoiceRow {
+  /** The tag path, enclosing sequences first: `(0008,1110)`, `(0040,0275)>(0008,1110)`. */
+  readonly path: string;
+  readonly keyword: string;
+  /** The Basic Profile code of Table E.1-1; `outside` for an attribute the table does not list (Note 1). */
+  readonly basic: string;
+  /** Each effect with the IODs it is taken in and the Type that chose it there (PS3.3, as dicom3tools gives it). */
+  readonly choices: readonly { readonly effect: string; readonly types: readonly string[]; readonly iods: readonly string[] }[];
+  /** The effect for an instance whose SOP Class the table does not know (and in IODs without the attribute). */
+  readonly otherwise: string;
+}
+
+/** An effect in a few words; a dummy item is named by its attributes. */
+function describeChoice(decision: Decision, vr: string, sample: unknown): string {
+  if (decision.op === 'replace' && vr === 'SQ' && decision.value.length > 0) {
+    return `dummy item (${Object.keys(decision.value[0] as Record<string, unknown>).map((hex) => lookup(Number.parseInt(hex, 16))?.keyword ?? hex).join(', ')})`;
+  }
+  return describe(decision, vr, sample);
+}
+
+/**
+ * PS3.15 E.1.1: for every attribute whose action depends on its Type in the IOD (compound codes, D on a
+ * sequence, X or Z by VR outside the table; profile.ts ruleInIod), the effect per IOD, asked of the
+ * decision function with an instance of each IOD (one of its SOP Classes). Memoised per policy.
+ */
+export function describeIodChoices(policy: DeidPolicy): IodChoiceRow[] {
+  const known = iodChoices.get(policy);
+  if (known !== undefined) return known;
+  const session = createSession(policy, { fresh: false });
+  const keys = [...iodTablePaths()];
+  const paths = keys.map((p) => p.split('>').map((h) => Number.parseInt(h, 16)));
+  const codes = keys.map(iodTypeCodes);
+  /** The effect at each of `indices` (into paths) for an instance of `sopClass`. */
+  const decideAt = (sopClass: string | undefined, indices: readonly number[]): Map<number, string> => {
+    session.beginDataset('SAMPLE', undefined, sopClass);
+    return new Map(indices.map((i) => {
+      const path = paths[i]!;
+      const tag = path.at(-1)!;
+      const vr = lookup(tag)?.vrs.at(-1) ?? 'UN';
+      const sample = vr === 'SQ' ? undefined : SAMPLE[vr];
+      return [i, describeChoice(session.decide({ tag, vr, path: path.slice(0, -1) }, sample === undefined ? undefined : [sample]), vr, sample)];
+    }));
+  };
+  const otherwise = decideAt(undefined, paths.map((_, i) => i));
+  const choices = paths.map(() => new Map<string, { types: Set<string>; iods: string[] }>());
+  const presentIn: number[][] = Array.from({ length: IOD_COUNT }, () => []);
+  codes.forEach((types, i) => {
+    for (let iod = 0; iod < IOD_COUNT; iod++) if (types[iod] !== '.') presentIn[iod]!.push(i);
+  });
+  for (let iod = 0; iod < IOD_COUNT; iod++) {
+    const present = presentIn[iod]!;
+    const sop = sopClassesOfIod(iod)[0];
+    if (present.length === 0 || sop === undefined || iodOfSopClass(sop) !== iod) continue;
+    for (const [i, effect] of decideAt(sop, present)) {
+      const choice = choices[i]!.get(effect) ?? { types: new Set<string>(), iods: [] };
+      choice.types.add(typeName(codes[i]![iod]!));
+      choice.iods.push(iodName(iod));
+      choices[i]!.set(effect, choice);
+    }
+  }
+  const rows: IodChoiceRow[] = paths.map((path, i) => ({
+    path: path.map(formatTag).join('>'),
+    keyword: path.map((t) => lookup(t)?.keyword ?? formatTag(t)).join('>'),
+    basic: tableEntryFor(path.at(-1)!)?.basic ?? 'outside',
+    choices: [...choices[i]!].sort(([, a], [, b]) => b.iods.length - a.iods.length).map(([effect, c]) => ({ effect, types: [...c.types].sort(), iods: c.iods })),
+    otherwise: otherwise.get(i)!,
+  }));
+  iodChoices.set(policy, rows);
+  return rows;
+}
+const iodChoices = new WeakMap<DeidPolicy, IodChoiceRow[]>();
 
 /** One attribute of the reviewed safe list (identity-safe-list.ts) and what the policy does with it. */
 interface SafeListRow {
@@ -149,6 +231,50 @@ function describeSafeList(policy: DeidPolicy): SafeListRow[] {
     const effect = describe(session.decide({ tag, vr, path: [] }, sample === undefined ? undefined : [sample]), vr, sample);
     return { tag: text, keyword, vr, category, reason: note === undefined ? SAFE_CATEGORIES[category] : `${SAFE_CATEGORIES[category]}; ${note}`, effect };
   }).sort((a, b) => (a.tag < b.tag ? -1 : a.tag > b.tag ? 1 : 0));
+}
+
+/** Issue 17: what the options whose C cleans text remove and keep (text-clean.ts), under this policy. */
+export interface TextCleaningStatement {
+  /** The options in effect that clean text, each with the attributes whose text it cleans (Table E.1-1 rows and the supplement). */
+  readonly options: readonly { readonly option: ProfileOption; readonly attributes: readonly string[] }[];
+  /** Inside sequences those options clean item by item. */
+  readonly inSequences: readonly string[];
+  readonly removes: readonly string[];
+  readonly keeps: readonly string[];
+  readonly where: readonly string[];
+}
+
+/** The text cleaning section: asked of the decision function, like the rows (the `cleaned text` effect). */
+function textCleaningStatement(rows: readonly ConformanceRow[], policy: DeidPolicy): TextCleaningStatement {
+  const o = policy.options;
+  const byOption = new Map<ProfileOption, string[]>();
+  for (const row of rows) {
+    if (row.effect !== TEXT_CLEANED) continue;
+    const option = (row.source === 'supplement' ? 'cleanStructuredContent' : row.source) as ProfileOption;
+    byOption.set(option, [...(byOption.get(option) ?? []), row.keyword]);
+  }
+  const inSequences = [
+    ...(o.cleanGraphics ? ['Clean Graphics (E.3.3): Unformatted Text Value (0070,0006) of the text objects in Graphic Annotation Sequence (0070,0001) > Text Object Sequence (0070,0008); the graphics themselves are kept, Overlay Data and its group removed'] : []),
+    ...(o.cleanStructuredContent
+      ? ['Clean Structured Content (E.3.5): Text Value (0040,A160) of TEXT content items at any depth, and Unformatted Text Value in Waveform Annotation Sequence (0040,B020); PNAME items get the dummy, DATE/DATETIME items are shifted (Modified Dates) or dummies, UIDREF items keyed UIDs; CODE and NUM items are kept']
+      : []),
+  ];
+  return { options: [...byOption].map(([option, attributes]) => ({ option, attributes })), inSequences, removes: TEXT_CLEANING_REMOVES, keeps: TEXT_CLEANING_KEEPS, where: TEXT_CLEANING_WHERE };
+}
+
+function textCleaningMarkdown(t: TextCleaningStatement): string[] {
+  const out = ['## Text cleaning (Clean options, PS3.15 E.3.3, E.3.5, E.3.11)', ''];
+  if (t.options.length === 0 && t.inSequences.length === 0) return [...out, 'No option in effect cleans text: text the profile does not keep is removed, emptied or replaced by a dummy.', ''];
+  for (const { option, attributes } of t.options) out.push(`- ${option}: ${attributes.join(', ')}`);
+  for (const line of t.inSequences) out.push(`- ${line}`);
+  out.push('', 'Removed from that text:', '');
+  for (const line of t.removes) out.push(`- ${line}`);
+  out.push('', 'Kept:', '');
+  for (const line of t.keeps) out.push(`- ${line}`);
+  out.push('', 'Where the identity values are known:', '');
+  for (const line of t.where) out.push(`- ${line}`);
+  out.push('');
+  return out;
 }
 
 /** What the gateway adds to its deployment of the profile for one role (not part of the policy). */
@@ -187,8 +313,14 @@ export interface ConformanceStatement {
   readonly otherAttributes: readonly ConformanceRow[];
   /** Table E.1-1 Note 1: attributes outside the table kept although their VR can carry identity. */
   readonly identitySafeList: readonly SafeListRow[];
+  /** PS3.15 E.1.1: per IOD, the choice each compound action (and each D on a sequence) took. */
+  readonly iodChoices: readonly IodChoiceRow[];
+  /** Sequences D empties instead of giving them a dummy item, with the reason. */
+  readonly sequencesWithoutDummyItem: readonly { readonly keyword: string; readonly reason: string }[];
   /** The pixel policy in force (PS3.15 E.3.1 Clean Pixel Data; deid/pixel-policy.ts). */
   readonly pixels: PixelStatement;
+  /** Issue 17: what the Clean options remove from text and keep. */
+  readonly textCleaning: TextCleaningStatement;
 }
 
 export interface PixelStatement {
@@ -250,6 +382,8 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
       '. Attributes of other VRs (codes, numbers, times, UIDs) are kept; their sequences go through the profile',
     'Options keep only the attributes their Table E.1-1 column names: e.g. Retain Device Identity does not keep Device ID (0018,1003), which the table does not list. A keep override keeps any attribute',
     'Attributes in no dictionary: removed',
+    `Compound codes (X/Z, X/D, Z/D, X/Z/D, X/Z/U*) are chosen by the attribute's Type in the instance's IOD (PS3.15 E.1.1; PS3.3 Types from David Clunie's dicom3tools tables, ${IOD_COUNT} composite IODs): Type 3 removes (X; Z/D empties), Type 2 empties (Z; X/D gives a dummy), Type 1 gives a dummy (D; X/Z empties); X/Z/U* keeps the references with keyed UIDs (U) wherever the IOD has them as Type 1 or 2. 1C and 2C count as required (their value goes either way). The rows above show the choice for an instance of a SOP Class the tables do not know, the one valid whatever the Type; the section on IODs below gives the choice per IOD`,
+    'A sequence the profile replaces (D) is removed where the IOD has it as Type 3, else given one dummy item with the attributes its macro requires (dummies of their VRs, enumerated values where the IOD checks them, keyed UIDs); nothing of the original items is used. Standard attributes outside Table E.1-1 that their VR would remove or empty are given a dummy where the IOD has them as Type 1 and are emptied where Type 2',
     'Sequences that are kept or cleaned: the profile applies to every item, at every depth (E.1.1)',
     'Overlay group (60xx): when Overlay Data is removed, the whole group goes with it (PS3.3 C.9.2)',
     'Values the engine cannot read safely (truncation, bad lengths, unknown encodings): the whole object is refused, never passed on',
@@ -285,7 +419,10 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
     attributes,
     otherAttributes,
     identitySafeList: describeSafeList(policy),
+    iodChoices: describeIodChoices(policy),
+    sequencesWithoutDummyItem: [...SEQUENCES_WITHOUT_DUMMY_ITEM].map(([keyword, reason]) => ({ keyword, reason })),
     pixels: pixelStatement(policy),
+    textCleaning: textCleaningStatement([...attributes, ...otherAttributes], policy),
   };
 }
 
@@ -314,6 +451,23 @@ function pixelMarkdown(p: PixelStatement): string[] {
 
 const cell = (text: string): string => text.replace(/\|/g, '\\|');
 
+/** The per-IOD choices: the most common effect with its count, the others with their IODs. */
+function iodChoicesMarkdown(s: ConformanceStatement): string[] {
+  const out = [`## Choices by IOD (PS3.15 E.1.1) (${s.iodChoices.length})`, ''];
+  out.push('Compound codes, D on sequences and attributes outside Table E.1-1 (basic `outside`) per IOD, by the attribute\'s Type there (nested attributes by their sequence path). Types: PS3.3 as the dicom3tools tables give them.', '');
+  out.push('| path | keyword | Basic | Types | IODs | per IOD (Type) | SOP Class not known |', '|---|---|---|---|---|---|---|');
+  for (const r of s.iodChoices) {
+    const types = [...new Set(r.choices.flatMap((c) => c.types))].sort().join(', ');
+    const count = r.choices.reduce((n, c) => n + c.iods.length, 0);
+    const per = r.choices.map((c) => `${c.effect} (${c.types.join('/')}): ${c.iods.length > 6 ? `${c.iods.length} IODs` : c.iods.join(', ')}`);
+    out.push(`| ${cell(r.path)} | ${cell(r.keyword)} | ${r.basic} | ${types} | ${count} | ${cell(per.join('; '))} | ${cell(r.otherwise)} |`);
+  }
+  out.push('', 'Sequences D empties rather than giving them a dummy item:', '');
+  for (const x of s.sequencesWithoutDummyItem) out.push(`- ${x.keyword}: ${x.reason}`);
+  out.push('');
+  return out;
+}
+
 /** The statement as a markdown document (for people); `conformanceStatement` itself is the JSON form. */
 export function statementMarkdown(s: ConformanceStatement): string {
   const out: string[] = [];
@@ -333,6 +487,7 @@ export function statementMarkdown(s: ConformanceStatement): string {
   out.push('', '## Attributes added to every dataset', '', '| tag | keyword | value |', '|---|---|---|');
   for (const a of s.attributesAdded) out.push(`| ${a.tag} | ${a.keyword} | ${cell(a.value)} |`);
   out.push('', ...pixelMarkdown(s.pixels));
+  out.push(...textCleaningMarkdown(s.textCleaning));
   out.push('## Overrides from the configuration', '');
   if (s.overrides.length === 0) out.push('None.');
   else {
@@ -359,6 +514,6 @@ export function statementMarkdown(s: ConformanceStatement): string {
   out.push('PS3.15 Table E.1-1 Note 1: the table is not exhaustive. Every other standard attribute it does not list whose VR can carry identity is removed (see the general rules). These were reviewed one by one as technical values that cannot identify anyone in practice.', '');
   out.push('| tag | keyword | VR | why | effect |', '|---|---|---|---|---|');
   for (const r of s.identitySafeList) out.push(`| ${r.tag} | ${r.keyword} | ${r.vr} | ${cell(r.reason)} | ${cell(r.effect)} |`);
-  out.push('');
+  out.push('', ...iodChoicesMarkdown(s));
   return out.join('\n');
 }

@@ -8,10 +8,12 @@ import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError, PixelWithhe
 import { IDENTITY_VRS } from './identity-safe-list.ts';
 import { checkPixelPolicy } from './pixel-policy.ts';
 import type { AttributeReader, PixelPolicy, PixelPolicyConfig, PixelPolicyContext, PixelVerdict } from './pixel-policy.ts';
-import { CompiledProfile, checkProfileInput, isStandardSequenceTag, normalizeCreator } from './profile.ts';
+import { CompiledProfile, checkProfileInput, dummyItemTemplate, iodOfSopClass, isStandardSequenceTag, normalizeCreator } from './profile.ts';
 import type { ProfileOption, ProfileOptions, TagRule } from './profile.ts';
-import { Pseudonymizer, identityAttribute, patientNameBasis, scopedSecret } from './pseudonym.ts';
+import { Pseudonymizer, identityAttribute, keyedUid, patientNameBasis, scopedSecret } from './pseudonym.ts';
 import type { IdentityKind, PseudonymPair } from './pseudonym.ts';
+import { cleanText, collectIdentities, jsonIdentitySource, textCleaningOf } from './text-clean.ts';
+import type { IdentitySet, IdentitySource } from './text-clean.ts';
 import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
 import { elementOf, formatTag, groupOf, isPrivate, makeTag, parseTag, tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
@@ -153,6 +155,7 @@ const DUMMY_BY_VR: Readonly<Record<string, string | number>> = {
   UR: 'ANONYMIZED', UT: 'ANONYMIZED', DS: 0, IS: 0, US: 0, SS: 0, UL: 0, SL: 0, FL: 0, FD: 0, SV: 0, UV: 0,
 };
 const PATIENT_ID_KEY = tagToHex(TAG.PatientID);
+const SOP_CLASS_KEY = tagToHex(TAG.SOPClassUID);
 const BURNED_IN_ANNOTATION = 0x00280301;
 const PHOTOMETRIC_INTERPRETATION = 0x00280004;
 
@@ -190,8 +193,15 @@ export class DeidSession {
   readonly #pseudonyms: Pseudonymizer;
   readonly #offsets = new Map<string, number>();
   #patientId: string | undefined;
+  /** The current dataset's IOD (profile.ts iodOfSopClass); undefined when its SOP Class is not known. */
+  #iod: number | undefined;
+  /** The UIDs of dummy items, by place (#dummyItem): one HMAC each per session. */
+  readonly #dummyUids = new Map<string, string>();
   /** The current dataset's pixels are redacted by a rule (beginDataset's verdict). */
   #redacted = false;
+  /** The current dataset's identity values (setIdentities), read once when its first text is cleaned. */
+  #identitySource: IdentitySource | undefined;
+  #identities: IdentitySet | undefined;
 
   /** @internal use createSession */
   constructor(policy: DeidPolicy, options: SessionOptions) {
@@ -210,12 +220,29 @@ export class DeidSession {
    * (the rewriter parses the header first; PatientName (0010,0010) comes before PatientID (0010,0020)).
    * `verdict` is the dataset's pixel verdict (pixelVerdict): `redact` makes this dataset's decisions
    * say so (see #redactedHeader and attributesToAdd); `keep` or none changes nothing; `withhold` throws
-   * PixelWithheldError, so a withheld instance is never begun (fail closed).
+   * PixelWithheldError, so a withheld instance is never begun (fail closed). `sopClassUid`, the dataset's
+   * SOP Class UID (0008,0016), chooses compound actions by the IOD (PS3.15 E.1.1, profile.ts ruleInIod);
+   * absent or unknown, each compound code takes the choice valid whatever the Type.
    */
-  beginDataset(originalPatientId: string | undefined, verdict?: PixelVerdict): void {
+  beginDataset(originalPatientId: string | undefined, verdict?: PixelVerdict, sopClassUid?: string): void {
     if (verdict?.action === 'withhold') throw new PixelWithheldError(verdict.reason, verdict.detail);
     this.#patientId = (originalPatientId ?? '').trim();
+    this.#iod = iodOfSopClass(sopClassUid);
     this.#redacted = verdict?.action === 'redact';
+    this.#identitySource = undefined; // until setIdentities: the Clean options' text gets the dummy
+    this.#identities = undefined;
+  }
+
+  /**
+   * The identity values of the whole dataset just begun (text-clean.ts IdentitySource), read before any
+   * of its text is decided, for the Clean options' text cleaning. Without them that text is replaced by
+   * the VR's dummy (fail closed: a caller holding only part of the dataset, e.g. a QIDO result, cannot
+   * know every identity its text may hold).
+   */
+  setIdentities(source: IdentitySource): void {
+    if (this.#patientId === undefined) throw new DeidStateError('setIdentities called before beginDataset');
+    this.#identitySource = source;
+    this.#identities = undefined;
   }
 
   /** The policy's pixel verdict for one instance, from its top-level header (pixel-policy.ts). */
@@ -233,7 +260,8 @@ export class DeidSession {
    *      table does not list, its VR (Table E.1-1 Note 1, profile.ts outsideTableRule: X when the VR
    *      can carry identity unless on the safe list, K otherwise) or, for a tag in no dictionary, X.
    *      The VR the element is encoded with counts as well as PS3.6's.
-   *   3. Compound codes resolved (see resolveCompoundCode in profile.ts).
+   *   3. Compound codes resolved by the attribute's Type in the dataset's IOD at this path, D on a sequence
+   *      and X / Z by VR outside the table likewise (profile.ts ruleInIod, resolveCompoundCode).
    *   4. The action applied by VR: X remove; K keep (SQ: recurse); Z zero length (identity attributes:
    *      keyed pseudonym); D dummy of the VR (identity: pseudonym; UI: keyed UID; SQ/binary: zero
    *      length); U keyed UID (SQ: recurse); C see #clean.
@@ -250,7 +278,9 @@ export class DeidSession {
     if (rule.action === 'K' && rule.source !== 'override' && rule.tableCode === undefined && IDENTITY_VRS.has(ref.vr)) {
       rule = profile.outsideTableRule(ref.tag, ref.vr);
     }
-    const decision = this.#apply(rule, ref, value);
+    rule = profile.ruleInIod(rule, ref, this.#iod);
+    // C on text under a Clean option (and the text objects inside a sequence one cleans): text-clean.ts.
+    const decision = textCleaningOf(rule, ref, profile.options) !== undefined ? this.#cleanText(ref, value) : this.#apply(rule, ref, value);
     if (this.#redacted && ref.path.length === 0) {
       const redacted = this.#redactedHeader(ref, value, decision);
       if (redacted !== undefined) return redacted;
@@ -371,7 +401,7 @@ export class DeidSession {
       }
       case 'D': {
         const kind = identityAttribute(ref.tag)?.kind;
-        return kind !== undefined ? this.#identity(kind, ref, value) : this.#dummy(ref, value);
+        return kind !== undefined ? this.#identity(kind, ref, value) : this.#dummy(ref, value, 'dummyItem' in rule ? rule.dummyItem : undefined);
       }
       case 'U':
         if (vr === 'SQ') return RECURSE; // X/Z/U*: keep the items, replace the UIDs inside
@@ -393,8 +423,9 @@ export class DeidSession {
    *    TimezoneOffsetFromUTC becomes +0000.
    * 2. A sequence is cleaned by applying the profile to its items (E.1.1).
    * 3. Binary values (Overlay Data, Maker Note, …) and curves (50xx) cannot be cleaned: removed.
-   * 4. Anything else has no cleaning implementation here (no free-text scrubbing): it is replaced by
-   *    the VR's dummy value, which contains no identifying information.
+   * 4. Text under Clean Descriptors, Clean Structured Content or Clean Graphics does not get here: decide
+   *    sends it to #cleanText (text-clean.ts textCleaningOf). Anything else (CS, PN, AE …) has no
+   *    cleaning implementation here: it is replaced by the VR's dummy value.
    */
   #clean(rule: TagRule, ref: ElementRef, value: ElementValue): Decision {
     const { vr } = ref;
@@ -408,13 +439,77 @@ export class DeidSession {
     return this.#dummy(ref, value);
   }
 
-  /** D: a dummy of the VR. SQ: zero items; binary: zero length (no dummy item or bytes is invented). */
-  #dummy(ref: ElementRef, value: ElementValue): Decision {
+  /**
+   * D: a dummy of the VR. SQ: the dummy item of `item` (profile.ts ruleInIod), else zero items; binary:
+   * zero length (no bytes are invented).
+   */
+  #dummy(ref: ElementRef, value: ElementValue, item?: number): Decision {
     const { vr } = ref;
+    if (vr === 'SQ' && item !== undefined) return replace([this.#dummyItem(item, [...ref.path, ref.tag].map(tagToHex).join('>'))]);
     if (vr === 'UI') return this.#uids(ref, value);
     if (vr === 'PN') return replace([{ Alphabetic: 'ANONYMIZED' }]);
     const dummy = DUMMY_BY_VR[vr];
     return replace(dummy === undefined ? [] : [dummy]);
+  }
+
+  /**
+   * PS3.15 E.1.1 D on a sequence: one item with the attributes its macro requires (profile.ts
+   * dummyItemTemplate), each a dummy of its VR, an enumerated value where the IOD checks one, or present
+   * and empty (Type 2). Nothing of the original items is used. UIDs are keyed on the attribute's place
+   * (`where`), so all dummy references of a scope are one UID; they stand for no original, so no pair is
+   * made for them.
+   */
+  #dummyItem(index: number, where: string): JsonDataset {
+    const item: JsonDataset = {};
+    for (const [tag, vr, count, fixed, nested] of dummyItemTemplate(index)) {
+      const at = `${where}>${tag}`;
+      if (count === 0) item[tag] = { vr };
+      else if (vr === 'SQ') item[tag] = { vr, Value: [this.#dummyItem(nested ?? -1, at)] };
+      else {
+        const one = vr === 'UI' ? this.#dummyUid(at) : vr === 'PN' ? { Alphabetic: 'ANONYMIZED' } : fixed !== '' ? (NUMBER_VRS.has(vr) ? Number(fixed) : fixed) : DUMMY_BY_VR[vr];
+        item[tag] = { vr, Value: Array<JsonValue>(count).fill(one as JsonValue) };
+      }
+    }
+    return item;
+  }
+
+  /**
+   * C on text (PS3.15 E.3.3, E.3.5, E.3.11): the text kept, the identity values of the dataset and the
+   * patterns that identify removed, dates shifted under Modified Dates (text-clean.ts cleanText). Without
+   * the dataset's identity values (setIdentities), or without the value itself: the VR's dummy.
+   */
+  #cleanText(ref: ElementRef, lazy: ElementValue): Decision {
+    const identities = this.#identitySet();
+    const value = identities === undefined ? undefined : valuesOf(lazy);
+    if (identities === undefined || value === undefined) return this.#dummy(ref, lazy);
+    const shiftDays = this.policy.options.retainLongitudinalTemporalModifiedDates ? this.#dayOffset() : undefined;
+    return replace(value.map((v) => {
+      if (v === null) return null;
+      if (typeof v !== 'string') throw this.#unsupported(ref, 'text value is not a string');
+      return cleanText(v, identities, shiftDays === undefined ? { vr: ref.vr } : { vr: ref.vr, shiftDays });
+    }));
+  }
+
+  #identitySet(): IdentitySet | undefined {
+    if (this.#identities === undefined && this.#identitySource !== undefined) {
+      const profile = this.policy.profile;
+      // Under Modified Dates a date in text is shifted, unless the profile removes that date (PS3.15 E.3.6).
+      const fixedDate = (tag: number): boolean => {
+        const rule = profile.ruleFor(tag);
+        return !(rule.action === 'C' && rule.source === 'retainLongitudinalTemporalModifiedDates');
+      };
+      this.#identities = collectIdentities(this.#identitySource, this.policy.options.retainLongitudinalTemporalModifiedDates ? { fixedDate } : {});
+    }
+    return this.#identities;
+  }
+
+  #dummyUid(at: string): string {
+    let uid = this.#dummyUids.get(at);
+    if (uid === undefined) {
+      uid = keyedUid(this.#secret, `dummy ${at}`, this.#salt);
+      this.#dummyUids.set(at, uid);
+    }
+    return uid;
   }
 
   #uids(ref: ElementRef, lazy: ElementValue): Decision {
@@ -544,6 +639,12 @@ export interface DeidentifyJsonOptions {
    * PixelWithheldError.
    */
   readonly pixelVerdict?: PixelVerdict;
+  /**
+   * The dataset is one whole instance (WADO-RS metadata): its identity values are read from it before
+   * its text is cleaned (Clean options, text-clean.ts). Default false: a dataset that holds only some
+   * attributes (a QIDO result) gets the VR's dummy for that text instead (fail closed).
+   */
+  readonly wholeInstance?: boolean;
 }
 
 /**
@@ -554,7 +655,9 @@ export interface DeidentifyJsonOptions {
 export function deidentifyJson(target: DeidPolicy | DeidSession, dataset: DicomJsonDataset, options: DeidentifyJsonOptions = {}): DicomJsonDataset {
   const session = target instanceof DeidSession ? target : createSession(target);
   const patientId = dataset[PATIENT_ID_KEY]?.Value?.[0];
-  session.beginDataset(typeof patientId === 'string' ? patientId : undefined, options.pixelVerdict);
+  const sopClass = dataset[SOP_CLASS_KEY]?.Value?.[0];
+  session.beginDataset(typeof patientId === 'string' ? patientId : undefined, options.pixelVerdict, typeof sopClass === 'string' ? sopClass : undefined);
+  if (options.wholeInstance === true) session.setIdentities(jsonIdentitySource(dataset));
   const out = walk(session, dataset, [], options);
   if (options.addMethodAttributes !== false) {
     for (const [key, element] of Object.entries(session.attributesToAdd())) out[key] = element;

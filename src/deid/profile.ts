@@ -2,10 +2,11 @@
 // any subset of its ten options, compiled from Table E.1-1 (generated, see profile-table.generated.ts)
 // into a per-tag lookup, with per-tag overrides from config on top.
 import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
-import { elementOf, formatTag, groupOf, isPrivate, parseTag } from '../dicom/tag.ts';
+import { elementOf, formatTag, groupOf, isPrivate, parseTag, tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { DeidPolicyError } from './errors.ts';
 import { IDENTITY_VRS, identitySafeEntry } from './identity-safe-list.ts';
+import { DUMMY_ITEMS, IODS, IOD_TYPES, NO_DUMMY_ITEM } from './iod-table.generated.ts';
 import { SAFE_PRIVATE_ATTRIBUTES, TABLE_E1_1, TABLE_E1_1_OPTION_COLUMNS } from './profile-table.generated.ts';
 
 /** The ten option names, as PS3.15 Table E.1-1 columns and dcm4chee name them. */
@@ -34,37 +35,121 @@ type RuleSource =
   | 'dictionary'
   | 'unknown';
 
-/** What the profile does to one tag. `replace`/`hash` only come from overrides. */
+/**
+ * What the profile does to one tag. `replace`/`hash` only come from overrides. `iodType`: the attribute's
+ * Type code in the instance's IOD (iod-table.generated.ts) when it chose the action; `dummyItem`: the
+ * DUMMY_ITEMS index of the item a sequence replaced by D gets.
+ */
 export type TagRule =
-  | { readonly action: ActionCode; readonly source: RuleSource; readonly tableCode?: TableCode }
+  | { readonly action: ActionCode; readonly source: RuleSource; readonly tableCode?: TableCode; readonly iodType?: string; readonly dummyItem?: number }
   | { readonly action: 'replace'; readonly value: string; readonly source: 'override'; readonly tableCode?: TableCode }
   | { readonly action: 'hash'; readonly source: 'override'; readonly tableCode?: TableCode };
 
 /**
- * Compound codes depend on the Type of the attribute in the IOD (Table E.1-1a). This de-identifier
- * does not look up IOD Types per SOP Class, so it resolves each compound code to the alternative
- * that keeps a dataset valid whatever the Type (Type 1 > Type 2 > Type 3):
- *   1. X/Z    -> Z  (a Type 2 attribute must stay present; zero length is allowed)
- *   2. X/D    -> D  (a Type 1 attribute needs a non-zero dummy)
- *   3. X/Z/D  -> D
- *   4. Z/D    -> D
- *   5. X/Z/U* -> U  (sequences of UID references: keep the items, replace the instance UIDs in them)
+ * PS3.15 E.1.1, Table E.1-1a: a compound code's choice "depends on the type of the attribute in the IOD".
+ * `type` is the attribute's Type code in the instance's IOD (iod-table.generated.ts: 1, 2, 3; A/a = 1C,
+ * B/b = 2C). The choice:
+ *   1. Type 3: X where the code allows it (Z/D: Z);
+ *   2. Type 2 or 2C: Z (present, zero length; X/D has no Z: D);
+ *   3. Type 1 or 1C: D (X/Z: Z);
+ *   4. X/Z/U* (references to other instances) where Type 1, 1C, 2 or 2C: U, the items kept with their
+ *      instance UIDs replaced. E.1-1a allows U where it "is required to be consistent with the IOD": a
+ *      Type 2 reference emptied would leave a Common Instance Reference Module (PS3.3 C.12.2) naming
+ *      instances the object no longer references (dciodvfy: "ReferencedSeriesSequence present but
+ *      Instance does not reference Instances", e.g. Source Image Sequence in a Segmentation's
+ *      Derivation Image Sequence).
+ * 1C and 2C count as required: a condition the table cannot decide from the attribute alone is taken to
+ * hold (keeping the attribute present is never a leak, as its value goes). No type (an unknown SOP Class,
+ * or an attribute the IOD does not have): the alternative that keeps a dataset valid whatever the Type
+ * (Type 1 > Type 2 > Type 3): X/Z -> Z, X/D -> D, X/Z/D -> D, Z/D -> D, X/Z/U* -> U.
  * Keeping an attribute present never keeps its original value: Z empties it, D replaces it with a
  * dummy of the VR (or a keyed pseudonym for PatientID etc., see deidentify.ts), U with a keyed UID.
  */
-export function resolveCompoundCode(code: TableCode): ActionCode {
+export function resolveCompoundCode(code: TableCode, type?: string): ActionCode {
+  const need = type === undefined ? 1 : type === '3' ? 3 : '2Bb'.includes(type) ? 2 : 1;
   switch (code) {
     case 'X/Z':
-      return 'Z';
+      return need === 3 ? 'X' : 'Z';
     case 'X/D':
-    case 'X/Z/D':
+      return need === 3 ? 'X' : 'D';
     case 'Z/D':
-      return 'D';
+      return need === 1 ? 'D' : 'Z';
+    case 'X/Z/D':
+      return need === 3 ? 'X' : need === 2 ? 'Z' : 'D';
     case 'X/Z/U*':
-      return 'U';
+      return need === 3 ? 'X' : 'U';
     default:
       return code;
   }
+}
+
+// --- the instance's IOD (PS3.15 E.1.1; iod-table.generated.ts, from dicom3tools) ------------------
+
+const iodBySopClass = new Map<string, number>();
+IODS.forEach(([, uids], index) => {
+  for (const uid of uids.split(' ')) if (uid !== '' && !iodBySopClass.has(uid)) iodBySopClass.set(uid, index);
+});
+/** One row of IOD_TYPES, with the rules ruleInIod made from it (per input rule, per IOD and SQ or not). */
+interface IodRow {
+  readonly types: string;
+  readonly dummies: readonly string[];
+  readonly made: WeakMap<TagRule, TagRule[]>;
+}
+const iodTypes = new Map<string, IodRow>(); // by path, `ggggeeee>ggggeeee`
+const iodTopLevel = new Map<number, IodRow>(); // the rows of top-level attributes, by tag: no key to build
+const iodLeaves = new Set<number>();
+for (const [path, types, dummies] of IOD_TYPES) {
+  const row: IodRow = { types, dummies: dummies.split(' '), made: new WeakMap() };
+  iodTypes.set(path, row);
+  const tag = Number.parseInt(path.slice(-8), 16);
+  iodLeaves.add(tag);
+  if (path.length === 8) iodTopLevel.set(tag, row);
+}
+
+/** The IOD (an index into IODS) of a SOP Class UID; undefined for a SOP Class the tables do not know. */
+export function iodOfSopClass(sopClassUid: string | undefined): number | undefined {
+  return sopClassUid === undefined ? undefined : iodBySopClass.get(sopClassUid.replace(/[\0 ]+$/, '').trim());
+}
+
+/** The SOP Class UIDs of an IOD. */
+export function sopClassesOfIod(iod: number): readonly string[] {
+  return (IODS[iod]?.[1] ?? '').split(' ').filter((uid) => uid !== '');
+}
+
+/** The Type codes (one per IOD, see IOD_TYPES) of the attribute at a path of iodTablePaths. */
+export function iodTypeCodes(path: string): string {
+  return iodTypes.get(path)?.types ?? '';
+}
+
+/** The IOD's name, e.g. CTImage. */
+export function iodName(iod: number): string {
+  return IODS[iod]?.[0] ?? '';
+}
+
+/** The number of IODs the table knows. */
+export const IOD_COUNT = IODS.length;
+
+/** One attribute of a dummy item; see DUMMY_ITEMS. */
+export type DummyAttribute = (typeof DUMMY_ITEMS)[number][number];
+
+/** The attributes of a dummy item (DUMMY_ITEMS). */
+export function dummyItemTemplate(index: number): readonly DummyAttribute[] {
+  return DUMMY_ITEMS[index] ?? [];
+}
+
+/** Sequences D empties rather than giving a dummy item, with the reason (conformance statement). */
+export const SEQUENCES_WITHOUT_DUMMY_ITEM: ReadonlyMap<string, string> = new Map(NO_DUMMY_ITEM);
+
+/** The tag paths the IOD table has a Type for, as `ggggeeee>ggggeeee` (conformance statement). */
+export function iodTablePaths(): IterableIterator<string> {
+  return iodTypes.keys();
+}
+
+const TYPE_NAMES: Readonly<Record<string, string>> = { '1': '1', '2': '2', '3': '3', A: '1C', a: '1C', B: '2C', b: '2C' };
+
+/** A Type code of the IOD table as PS3.3 prints it (1, 1C, 2, 2C, 3). */
+export function typeName(code: string): string {
+  return TYPE_NAMES[code] ?? '';
 }
 
 const TABLE_CODES = new Set<string>(['X', 'Z', 'D', 'K', 'C', 'U', 'Z/D', 'X/Z', 'X/D', 'X/Z/D', 'X/Z/U*']);
@@ -264,6 +349,53 @@ export class CompiledProfile {
     this.overrides = overrides;
     this.#isKnownTag = input.isKnownTag ?? isStandardTag;
     Object.freeze(this);
+  }
+
+  /**
+   * PS3.15 E.1.1: `rule` (ruleFor, or outsideTableRule for the element) made for one element of an instance
+   * of IOD `iod` (iodOfSopClass), at `ref.path` (the enclosing sequences' tags). The attribute's Type there
+   * decides:
+   *   1. a compound code of the Basic Profile: resolveCompoundCode with that Type;
+   *   2. D on a sequence: removed (X) where Type 3, else replaced by one dummy item that satisfies the
+   *      item's macro (DUMMY_ITEMS; none is made for SEQUENCES_WITHOUT_DUMMY_ITEM: zero items);
+   *   3. an attribute outside Table E.1-1 that its VR removes or empties (Note 1, outsideTableRule): D
+   *      where Type 1, Z where Type 2 (and 1C / 2C whose condition holds whenever it is present), so the
+   *      IOD stays valid; the original value goes either way.
+   * Options and overrides are not touched (an option's K or C, an override's action stand), nor is any
+   * rule when the IOD is unknown or does not have the attribute at that path: the rule stands.
+   */
+  ruleInIod(rule: TagRule, ref: { readonly tag: number; readonly vr: string; readonly path: readonly number[] }, iod: number | undefined): TagRule {
+    if (iod === undefined) return rule;
+    // Cheapest tests first: most elements are kept outside the table or have a simple code.
+    const code = rule.tableCode;
+    const basic = rule.source === 'basic' && code !== undefined && (code.length > 1 || code === 'D');
+    const outside = rule.source === 'dictionary' && (rule.action === 'X' || rule.action === 'Z');
+    if ((!basic && !outside) || !iodLeaves.has(ref.tag)) return rule;
+    const row = ref.path.length === 0 ? iodTopLevel.get(ref.tag) : iodTypes.get(`${ref.path.map(tagToHex).join('>')}>${tagToHex(ref.tag)}`);
+    const type = row?.types[iod];
+    if (row === undefined || type === undefined || type === '.') return rule;
+    let made = row.made.get(rule);
+    if (made === undefined) {
+      made = [];
+      row.made.set(rule, made);
+    }
+    const slot = ref.vr === 'SQ' ? 2 * iod + 1 : 2 * iod;
+    const hit = made[slot];
+    if (hit !== undefined) return hit;
+    let out: TagRule = rule;
+    if (basic && code?.includes('/')) {
+      out = { action: resolveCompoundCode(code as TableCode, type), source: rule.source, tableCode: code, iodType: type };
+    } else if (basic && code === 'D' && rule.action === 'D') {
+      out = { action: type === '3' ? 'X' : 'D', source: rule.source, tableCode: code, iodType: type };
+    } else if (outside && '12ab'.includes(type)) {
+      out = { action: '1a'.includes(type) ? 'D' : 'Z', source: rule.source, iodType: type };
+    }
+    if (out !== rule && out.action === 'D' && ref.vr === 'SQ') {
+      const index = row.dummies.length === 1 ? row.dummies[0] : row.dummies[iod];
+      if (index !== undefined && index !== '') out = { ...out, dummyItem: Number(index) };
+    }
+    made[slot] = out;
+    return out;
   }
 
   /**

@@ -22,15 +22,24 @@ import type { Decision, ElementRef, ElementValue } from './deidentify.ts';
 import { PixelWithheldError } from './errors.ts';
 import { KEEP, type AttributeReader, type PixelVerdict, type Rectangle } from './pixel-policy.ts';
 import { normalizeCreator } from './profile.ts';
+import type { IdentitySource } from './text-clean.ts';
 
 /** What the rewriter needs from a policy session; DeidSession (deidentify.ts) satisfies it. */
 export interface Part10Policy {
-  /** `verdict` is the instance's pixel verdict (KEEP when the policy has no pixelVerdict). */
-  beginDataset(originalPatientId: string | undefined, verdict?: PixelVerdict): void;
+  /**
+   * `verdict` is the instance's pixel verdict (KEEP when the policy has no pixelVerdict); `sopClassUid` its
+   * SOP Class UID (0008,0016), which chooses compound actions by the IOD (PS3.15 E.1.1).
+   */
+  beginDataset(originalPatientId: string | undefined, verdict?: PixelVerdict, sopClassUid?: string): void;
   /** The pixel policy's decision for this instance from its top-level header (pixel-policy.ts); absent: keep. */
   pixelVerdict?(read: AttributeReader): PixelVerdict;
   decide(ref: ElementRef, value: ElementValue): Decision;
   attributesToAdd(): Record<string, { vr: string; Value?: unknown[] }>;
+  /**
+   * The identity values of the dataset just begun, from its whole parsed header (text-clean.ts; the
+   * Clean options' text cleaning). Absent: that text gets the VR's dummy (deidentify.ts, fail closed).
+   */
+  setIdentities?(source: IdentitySource): void;
 }
 
 export interface RewriteOptions extends Part10ReaderOptions {
@@ -46,6 +55,28 @@ export interface RewriteOptions extends Part10ReaderOptions {
 function jsonValues(el: DataElement, charset: CharacterSet, le: boolean): unknown[] | undefined {
   if (el.vr === 'SQ' || el.items || el.fragments) return undefined;
   return elementToJsonValue(el, charset, le).Value;
+}
+
+/**
+ * The identity values of a whole header, at every depth, each item in its own character set: the header
+ * is parsed (under maxHeaderBytes) before any element of it is decided, so text that precedes Patient
+ * Name in tag order (Study Description) is still cleaned of it. Only the elements asked for are decoded.
+ * Elements after Pixel Data (the trailer: Digital Signatures, padding, private groups) are not read.
+ */
+function headerIdentities(dataset: readonly DataElement[], le: boolean): IdentitySource {
+  return (visit, wants) => {
+    const walk = (level: readonly DataElement[], inherited: CharacterSet): void => {
+      const charset = characterSetOf(level, inherited);
+      for (const el of level) {
+        if (el.items) for (const item of el.items) walk(item, charset);
+        else if (el.value && wants(el.tag, el.vr)) {
+          const values = jsonValues(el, charset, le);
+          if (values) visit(el.tag, el.vr, values);
+        }
+      }
+    };
+    walk(dataset, []);
+  };
 }
 
 /** Re-encodes this level's text values (and items that inherit its character set) in UTF-8. */
@@ -231,7 +262,8 @@ async function* deidentifyEvents(events: AsyncIterable<Part10Event>, policy: Par
       const verdict = policy.pixelVerdict?.(read) ?? KEEP;
       if (verdict.action === 'withhold') throw new PixelWithheldError(verdict.reason, verdict.detail);
       if (verdict.action === 'redact') plan = planRedaction(read, header, verdict.rectangles);
-      policy.beginDataset(asciiValueOrUndefined(header.dataset, rootCharset), verdict);
+      policy.beginDataset(asciiValueOrUndefined(header.dataset, rootCharset), verdict, asciiValue(header.dataset, TAG.SOPClassUID));
+      policy.setIdentities?.(headerIdentities(header.dataset, le));
       const dataset = applyPolicy(header.dataset, [], le, policy, []);
       if (options.addMethodAttributes !== false) addAttributes(dataset, policy, characterSetOf(dataset, []), le);
       const meta = rewriteMeta(header, dataset, policy);

@@ -155,6 +155,7 @@ async function metadata(view: DeidentifiedView, req: IncomingMessage, res: Serve
         // A redacted instance's Pixel Data is served by its frames only: no BulkDataURI for it (every one given resolves).
         bulkDataURI: (uri, ref) => (redacted && isPixelData([...ref.path, ref.tag]) ? undefined : bulkUriFor(uri, ref, view.policy)),
         ...(verdict !== undefined ? { pixelVerdict: verdict } : {}),
+        wholeInstance: true, // one instance's whole header: its text is cleaned of its identities (Clean options)
       });
       fixBulkDataUris(deidentified, r.publicBase);
       await flush(); // PS3.15 pseudonyms are saved before the caller can see them
@@ -643,9 +644,10 @@ function boundPolicy(session: DeidSession, known: KnownVerdicts): Part10Policy &
       last = strictestVerdict(session.pixelVerdict(read), before);
       return last;
     },
-    beginDataset: (originalPatientId, verdict) => session.beginDataset(originalPatientId, verdict),
+    beginDataset: (originalPatientId, verdict, sopClassUid) => session.beginDataset(originalPatientId, verdict, sopClassUid),
     decide: (ref, value) => session.decide(ref, value),
     attributesToAdd: () => session.attributesToAdd(),
+    setIdentities: (source) => session.setIdentities(source),
   };
 }
 

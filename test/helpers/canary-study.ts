@@ -31,6 +31,7 @@ import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts'
 import { padValue } from '../../src/dicom/vr.ts';
 import { IDENTITY_VRS, identitySafeEntry } from '../../src/deid/identity-safe-list.ts';
 import { TABLE_E1_1_OPTION_COLUMNS } from '../../src/deid/profile-table.generated.ts';
+import { IOD_TYPES, IODS } from '../../src/deid/iod-table.generated.ts';
 
 const STANDARD = path.resolve(import.meta.dirname, '../../../shared/standard');
 
@@ -59,7 +60,7 @@ interface SafePrivateRow {
 }
 
 export type ScanKind = 'text' | 'uid' | 'date' | 'time' | 'ds' | 'is' | 'as' | 'binary' | 'none';
-export type Placement = 'top' | 'depth-3' | 'sequence-item' | 'charset-item' | 'private-safe' | 'private-unsafe' | 'overlay' | 'curve' | 'misencoded';
+export type Placement = 'top' | 'depth-3' | 'sequence-item' | 'charset-item' | 'private-safe' | 'private-unsafe' | 'overlay' | 'curve' | 'misencoded' | 'in-text';
 
 export interface CanaryEntry {
   /** The searched form (regex family key), unique per canary. */
@@ -357,6 +358,14 @@ export function makeCanaryStudy(): CanaryStudy {
     top.push(el(tagNumber(t), vr, value(vr, { path: t, placement: 'curve', row: curveRow.tag, keyword: d.keyword ?? '', basic: curveRow.basic, options: optionsOf(curveRow), ...outside })));
   }
 
+  // 9. Identities inside text (issue 17): Study and Series Description, Protocol Name, Image Comments, an SR
+  //    TEXT content item and a graphic annotation text object hold, beside their own canary and clinical
+  //    words, the canaries of this dataset's names, IDs, institution and dates in other spellings
+  //    (lowercase, with a separator, "15/06/1234": each such form a needle of the canary it comes from),
+  //    and identities no attribute holds (telephone, e-mail, a labelled record number: placement 'in-text').
+  //    A Clean option keeps the text around them and must remove every one; without one the text goes.
+  embedIdentities(top, canaries);
+
   // 7. The image: a CT-like 16x16 MONOCHROME2 frame (PS3.3 C.7.6.3), values 0..255 (no canary bytes).
   const rows = 16;
   const pixels = Buffer.alloc(rows * rows * 2);
@@ -408,6 +417,60 @@ export function makeCanaryStudy(): CanaryStudy {
   return { instances, canaries, studyInstanceUID: text(0x0020000d), sopInstanceUIDs: sopUids, skipped, outsideTable: outsideTable.map((d) => d.tag), outsideTableSkipped };
 }
 
+/** Section 9 of makeCanaryStudy: canaries of the dataset's own identities embedded in its text. */
+function embedIdentities(top: Dataset, canaries: CanaryEntry[]): void {
+  const at = (tag: string): DataElement => {
+    const found = top.find((e) => e.tag === tagNumber(tag));
+    if (found === undefined) throw new Error(`canary study: no top-level ${tag}`);
+    return found;
+  };
+  const text = (tag: string): string => (at(tag).value ?? Buffer.alloc(0)).toString('latin1').replace(/[\0 ]+$/, '');
+  const entry = (tag: string): CanaryEntry => {
+    const found = canaries.find((c) => c.path === tag && c.placement === 'top');
+    if (found === undefined) throw new Error(`canary study: no top-level canary at ${tag}`);
+    return found;
+  };
+  /** `form` of the canary at `tag`, registered as a needle of that canary. */
+  const form = (tag: string, written: string): string => {
+    (entry(tag).needles as Buffer[]).push(Buffer.from(written, 'latin1'));
+    return written;
+  };
+  /** An identity no attribute holds, found by `needle`. */
+  const own = (carrier: string, id: string, written: string, needle: string): string => {
+    const c = entry(carrier);
+    canaries.push({ id, vr: c.vr, path: c.path, placement: 'in-text', row: c.row, keyword: c.keyword, basic: c.basic, options: c.options, scan: 'text', needles: [Buffer.from(needle, 'latin1')] });
+    return written;
+  };
+  const name = text('(0010,0010)');
+  const pid = text('(0010,0020)');
+  const birth = text('(0010,0030)'); // yyyy0615
+  const study = text('(0008,0020)');
+  const [by, sy] = [birth.slice(0, 4), study.slice(0, 4)];
+  const set = (tag: string, vr: string, value: string): void => {
+    const i = top.findIndex((e) => e.tag === tagNumber(tag));
+    top[i] = { tag: tagNumber(tag), vr, value: padValue(Buffer.from(value, 'latin1'), vr) };
+  };
+  // LO: 64 characters at most.
+  set('(0008,1030)', 'LO', `${text('(0008,1030)')} AX T1 ${form('(0010,0010)', name.toLowerCase())} ${form('(0010,0020)', `${pid.slice(0, 6)}-${pid.slice(6)}`)}`);
+  set('(0008,103E)', 'LO', `${text('(0008,103E)')} MPRAGE POST ${text('(0008,0050)')} ${text('(0010,1000)')}`);
+  set('(0018,1030)', 'LO', `${text('(0018,1030)')} DWI ${text('(0008,0080)')} ${text('(0008,1070)')}`);
+  set('(0020,4000)', 'LT', [
+    `${text('(0020,4000)')} lesion 12 mm, ${form('(0008,0090)', text('(0008,0090)').toLowerCase())}`,
+    `born ${form('(0010,0030)', `15/06/${by}`)}, seen ${form('(0010,0030)', `15 Jun ${by}`)} and ${form('(0008,0020)', `June 15, ${sy}`)}`,
+    `tel ${own('(0020,4000)', 'in-text phone', '+44 20 7946 0958', '7946 0958')}, ${own('(0020,4000)', 'in-text e-mail', 'quokka.canary@example.org', 'quokka.canary')}`,
+    `${own('(0020,4000)', 'in-text MRN', 'MRN: 7301946', '7301946')}`,
+  ].join('\r\n'));
+  // An SR TEXT content item (PS3.3 C.17.3) and a graphic annotation text object (C.10.5), each a second
+  // item beside the one every sequence row gets.
+  const textItem: Dataset = [
+    { tag: 0x0040a040, vr: 'CS', value: padValue(Buffer.from('TEXT', 'latin1'), 'CS') },
+    { tag: 0x0040a160, vr: 'UT', value: padValue(Buffer.from(`no acute findings; patient ${name} (${pid}), DOB ${form('(0010,0030)', `${by}-06-15`)}, referred by ${text('(0008,0090)')}`, 'latin1'), 'UT') },
+  ];
+  (at('(0040,A730)').items as Dataset[]).push(textItem);
+  const textObject: Dataset = [{ tag: 0x00700006, vr: 'ST', value: padValue(Buffer.from(`arrow: lesion of ${name.toLowerCase()} ${pid}`, 'latin1'), 'ST') }];
+  (at('(0070,0001)').items as Dataset[]).push([{ tag: 0x00700008, vr: 'SQ', items: [textObject] }]);
+}
+
 // --- finding canaries in bytes ------------------------------------------------------------------
 
 const FAMILIES: readonly RegExp[] = [
@@ -436,7 +499,9 @@ export function findCanaries(bytes: Buffer, canaries: readonly CanaryEntry[]): C
  * The canaries a profile keeps by design, derived from the table row of each canary (not from the
  * engine): PS3.15 E.1.1 — an option's cell overrides the Basic Profile (C over K when two apply).
  *   - K keeps the value; U, D, Z, X and the compound codes replace or remove it;
- *   - C replaces it, except that Modified Dates keeps times of day (TM: E.3.6 shifts dates only);
+ *   - C replaces it, except that Modified Dates keeps times of day (TM: E.3.6 shifts dates only), and C on
+ *     text from a Clean option keeps the text but for the dataset's identities (issue 17), so a canary
+ *     standing alone in it stays (an embedded identity, placement 'in-text' or a needle, never does);
  *   - the private row is X; Retain Safe Private keeps the attributes of Table E.3.10-1 (safe block);
  *   - inside the item of a listed sequence, the value can only survive when the profile recurses into
  *     that sequence (its code K, C, U or X/Z/U*) and the value's own action keeps it;
@@ -444,30 +509,55 @@ export function findCanaries(bytes: Buffer, canaries: readonly CanaryEntry[]): C
  *     under Full Dates; never when encoded with a VR PS3.6 does not give the attribute.
  */
 export function keptByDesign(c: CanaryEntry, options: readonly OptionColumn[]): boolean {
-  if (c.placement === 'private-unsafe' || c.placement === 'overlay' || c.placement === 'curve' || c.placement === 'misencoded') return false;
+  if (c.placement === 'private-unsafe' || c.placement === 'overlay' || c.placement === 'curve' || c.placement === 'misencoded' || c.placement === 'in-text') return false;
   if (c.placement === 'private-safe') return options.includes('retainSafePrivate');
   if (c.enclosing) {
     const outer = effectiveCode(c.enclosing.basic, c.enclosing.options, options);
     if (!['K', 'C', 'U', 'X/Z/U*'].includes(outer)) return false;
+    // PS3.15 E.1.1 (issue 17): a compound code takes X where the sequence is Type 3 in the study's IOD (CT Image).
+    // Deeper (the sequence inside another's item) the table gives no Type: today's choice, kept.
+    if (outer === 'X/Z/U*' && c.path === `${c.enclosing.row}>${c.row}` && ctImageType(c.enclosing.row) === '3') return false;
   }
-  const code = effectiveCode(c.basic, c.options, options);
+  const { code, option } = effectiveRule(c.basic, c.options, options);
   if (code === 'K') return true;
   if (code === 'C' && c.vr === 'TM' && options.includes('retainLongitudinalTemporalModifiedDates') && c.options.retainLongitudinalTemporalModifiedDates === 'C') return true;
+  // Issue 17: C on text from a Clean option (or Retain Patient Characteristics) keeps the text and removes
+  // the identities in it; a canary on its own is not one of the dataset's identities, so it stays. Text
+  // Value (outside the table, C by the gateway's supplement) likewise under Clean Structured Content.
+  if (code === 'C' && CLEANED_TEXT_VRS.has(c.vr)) {
+    if (option !== undefined && TEXT_CLEANING.includes(option)) return true;
+    if (option === undefined && c.row === TEXT_VALUE && options.includes('cleanStructuredContent')) return true;
+  }
   return false;
 }
 
+const CLEANED_TEXT_VRS = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC']);
+
+/** A top-level attribute's Type in the CT Image IOD (dicom3tools' tables, as generated), '.' when not in it. */
+function ctImageType(row: string): string {
+  const ct = IODS.findIndex(([, sopClasses]) => sopClasses.split(' ').includes(CT_IMAGE_STORAGE));
+  const hex = row.replace(/[(),]/g, '').toUpperCase();
+  return IOD_TYPES.find(([path]) => path === hex)?.[1][ct] ?? '.';
+}
+const TEXT_CLEANING: readonly OptionColumn[] = ['cleanDescriptors', 'cleanStructuredContent', 'cleanGraphics', 'retainPatientCharacteristics'];
+
 function effectiveCode(basic: string, cells: Readonly<Partial<Record<OptionColumn, 'K' | 'C'>>>, options: readonly OptionColumn[]): string {
+  return effectiveRule(basic, cells, options).code;
+}
+
+/** The code in effect and the option it comes from (none: the Basic Profile). */
+function effectiveRule(basic: string, cells: Readonly<Partial<Record<OptionColumn, 'K' | 'C'>>>, options: readonly OptionColumn[]): { code: string; option: OptionColumn | undefined } {
   let code = basic;
-  let fromOption = false;
+  let option: OptionColumn | undefined;
   for (const o of OPTION_COLUMNS) {
     const cell = cells[o];
     if (!options.includes(o) || cell === undefined) continue;
-    if (!fromOption || (cell === 'C' && code === 'K')) {
+    if (option === undefined || (cell === 'C' && code === 'K')) {
       code = cell;
-      fromOption = true;
+      option = o;
     }
   }
-  return code;
+  return { code, option };
 }
 
 /** `CANARY…` at `(0010,0010)` style lines for assertion messages. */

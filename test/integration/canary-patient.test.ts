@@ -6,6 +6,9 @@
 // Issue 13, finding 5 (Table E.1-1 Note 1): every PS3.6 attribute outside the table whose VR can carry
 // identity holds a canary too; only those on the reviewed safe list (src/deid/identity-safe-list.ts),
 // and dates under Full Dates, may appear, and the safe ones must (the positive control).
+// Issue 17: the study's descriptions, Image Comments, an SR text item and a graphic text object hold its
+// own name, ID, institution and date canaries in other spellings, and a telephone number, an e-mail address
+// and a labelled record number; under the Clean options the text around them is kept and none of them is.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +40,11 @@ const OPTION_SETS: readonly { name: string; options: OptionColumn[]; rendered: b
   { name: 'Basic', options: [], rendered: true },
   { name: 'Basic + Retain Device Identity + Retain Safe Private', options: ['retainDeviceIdentity', 'retainSafePrivate'], rendered: false },
   { name: 'Basic + Retain Longitudinal Full Dates', options: ['retainLongitudinalTemporalFullDates'], rendered: false },
+  {
+    name: 'Basic + Clean Descriptors + Clean Structured Content + Clean Graphics + Modified Dates',
+    options: ['cleanDescriptors', 'cleanStructuredContent', 'cleanGraphics', 'retainLongitudinalTemporalModifiedDates'],
+    rendered: false,
+  },
 ];
 
 describe('the canary patient: no canary of Table E.1-1 reaches a researcher or the PACS unless an option keeps it', () => {
@@ -70,7 +78,7 @@ describe('the canary patient: no canary of Table E.1-1 reaches a researcher or t
     const scannable = study.canaries.filter((c) => c.scan !== 'none');
     const found = new Set(findCanaries(Buffer.concat([...study.instances]), study.canaries));
     assert.deepEqual(scannable.filter((c) => !found.has(c)), []);
-    for (const placement of ['top', 'depth-3', 'sequence-item', 'charset-item', 'private-safe', 'private-unsafe', 'overlay', 'curve', 'misencoded']) {
+    for (const placement of ['top', 'depth-3', 'sequence-item', 'charset-item', 'private-safe', 'private-unsafe', 'overlay', 'curve', 'misencoded', 'in-text']) {
       assert.ok(study.canaries.some((c) => c.placement === placement), placement);
     }
     assert.equal(study.canaries.filter((c) => c.scan === 'none').every((c) => c.vr === 'US'), true, 'only US values go unscanned');
@@ -130,7 +138,14 @@ describe('the canary patient: no canary of Table E.1-1 reaches a researcher or t
         for (const se of series) await json(`/studies/${s}/series/${first(se, '0020000E')}/instances?includefield=all`);
 
         // PS3.18 10.4 metadata, retrieval, frames, bulkdata, rendered.
-        await json(`/studies/${s}/metadata`);
+        const metadata = await json(`/studies/${s}/metadata`);
+        if (set.options.includes('cleanDescriptors')) {
+          // Cleaned where the whole instance is known (metadata, Part 10); the dummy in search results,
+          // which hold only some attributes (fail closed).
+          assert.match(first(metadata[0], '00081030'), /^CANARY\d{5} AX T1 \[REMOVED\]$/);
+          assert.match(first(metadata[0], '0008103E'), /^CANARY\d{5} MPRAGE POST \[REMOVED\]$/);
+          assert.deepEqual(series.map((se) => first(se, '0008103E')), ['ANONYMIZED', 'ANONYMIZED']);
+        }
         const retrieved: Buffer[] = [];
         const part10 = async (route: string, accept: string) => {
           const { res, body } = await get(route, accept);

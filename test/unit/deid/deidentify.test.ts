@@ -101,7 +101,7 @@ test('a viewer can still list and open the study: identity attributes stay prese
   assert.match(out['0020000D']!.Value![0] as string, /^2\.25\.\d{1,39}$/);
   assert.deepEqual(out['00080020'], { vr: 'DA' }); // Z: present, zero length
   assert.deepEqual(out['00200010'], { vr: 'SH' });
-  assert.deepEqual(out['00080080'], { vr: 'LO', Value: ['ANONYMIZED'] }); // X/Z/D -> D dummy
+  assert.equal(out['00080080'], undefined); // X/Z/D, Type 3 in the CT Image IOD -> X (PS3.15 E.1.1)
   assert.equal(out['00080060']!.Value![0], 'CT'); // not in the table: kept
   assert.equal(out['00101000'], undefined); // OtherPatientIDs X
   assert.equal(out['00089999'], undefined); // in no dictionary: removed (Note 1)
@@ -154,7 +154,8 @@ test('every pseudonym made is returned as a pair for the caller to persist', () 
   deidentifyJson(session, sampleDataset());
   const kinds = new Map(session.pairs().map((p) => [p.original, p.kind]));
   assert.equal(kinds.get(UID.study), 'uid');
-  assert.equal(kinds.get(UID.referenced), 'uid');
+  assert.equal(kinds.get(UID.referenced), undefined); // Referenced Image Sequence: X/Z/U*, Type 3 in the CT Image IOD -> X
+  assert.equal(kinds.get(UID.deep), 'uid'); // Source Image Sequence in a functional group: U
   assert.equal(kinds.get('MRN-0042'), 'patientId');
   assert.equal(kinds.get('PatientID=MRN-0042'), 'patientName'); // the name's pseudonym stands for the patient
   assert.equal(kinds.get('ACC778899'), 'accessionNumber');
