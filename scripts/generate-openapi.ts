@@ -167,18 +167,26 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
   paths['/audit'] = {
     get: {
       operationId: 'readAuditTrail',
-      summary: 'Steward only: the audit trail (PS3.15 A.5), oldest first; reading it is itself recorded (A.5.3.2 Audit Log Used)',
+      summary: 'Steward only: the audit trail (PS3.15 A.5), filtered by who, what, when and outcome, oldest first unless asked otherwise; reading it is itself recorded (A.5.3.2 Audit Log Used)',
       tags: ['Steward'],
       security: [{ bearer: [] }],
       parameters: [
         { name: 'since', in: 'query', required: false, description: 'Records at or after this EventDateTime', schema: { type: 'string', format: 'date-time' } },
-        { name: 'after', in: 'query', required: false, description: 'Records after this id (paging)', schema: { type: 'string', pattern: '^[0-9]{1,18}$' } },
+        { name: 'until', in: 'query', required: false, description: 'Records before this EventDateTime', schema: { type: 'string', format: 'date-time' } },
+        { name: 'after', in: 'query', required: false, description: 'Records after this id in the order asked (paging: pass `next`)', schema: { type: 'string', pattern: '^[0-9]{1,18}$' } },
         {
           name: 'limit',
           in: 'query',
           required: false,
           schema: { type: 'integer', minimum: 1, maximum: AUDIT_PAGE_MAX, default: AUDIT_PAGE_DEFAULT },
         },
+        { name: 'order', in: 'query', required: false, description: 'asc: oldest first; desc: newest first', schema: { type: 'string', enum: ['asc', 'desc'], default: 'asc' } },
+        { name: 'user', in: 'query', required: false, description: 'Who: the ActiveParticipant UserID (the token `sub`), exactly', schema: { type: 'string', maxLength: 256 } },
+        { name: 'role', in: 'query', required: false, description: 'The RoleIDCode, exactly', schema: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' } },
+        { name: 'event', in: 'query', required: false, description: 'What: an EventID code (PS3.16 CID 400, e.g. 110112) or EventTypeCode code (e.g. REIDENTIFY)', schema: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } },
+        { name: 'object', in: 'query', required: false, description: 'The ParticipantObjectID (a pseudonym or pseudonymous UID), exactly', schema: { type: 'string', maxLength: 256 } },
+        { name: 'project', in: 'query', required: false, description: 'The project (or `upload`) the event concerns', schema: { type: 'string' } },
+        { name: 'outcome', in: 'query', required: false, description: 'EventOutcomeIndicator', schema: { type: 'integer', enum: [0, 4, 8, 12] } },
       ],
       responses: {
         '200': {
@@ -311,15 +319,21 @@ export function buildOpenApi(basePath = '/dicom-web'): object {
 }
 
 /**
- * The DIMSE ingress's operator routes (src/http/dimse-status.ts; served when `dimse.enabled`), guarded as
- * /metrics is: the metrics bearer token when `metrics.auth` sets one, else loopback callers only.
+ * The DIMSE ingress's operator routes (src/http/dimse-status.ts; served when `dimse.enabled`): the metrics
+ * bearer token when `metrics.auth` sets one, else loopback callers not behind a proxy; the quarantine's two
+ * routes also take a steward's JWT, and the retry never the loopback fallback.
  */
 function dimseOperatorPaths(): Record<string, Record<string, object>> {
-  const guard = 'Guarded as /metrics is: the metrics bearer token when metrics.auth sets one, else loopback callers only (403 AUTH_LOOPBACK_ONLY)';
-  const operator = (operationId: string, summary: string, rest: object) => ({ operationId, summary: `${summary}. ${guard}`, tags: ['DIMSE'], security: [{ bearer: [] }, {}], ...rest });
+  const loopback =
+    'else loopback callers only, and never a request with a Forwarded, X-Forwarded-*, X-Real-IP or Via header or from a server.trustedProxies peer (403 AUTH_LOOPBACK_ONLY)';
+  const guard = `Guarded as /metrics is: the metrics bearer token when metrics.auth sets one, ${loopback}`;
+  const quarantineGuard = `The metrics bearer token when metrics.auth sets one, or a steward's JWT (403 AUTH_ROLE_FORBIDDEN for another role), ${loopback}`;
+  const retryGuard =
+    "The metrics bearer token when metrics.auth sets one, or a steward's JWT (403 AUTH_ROLE_FORBIDDEN for another role; the audit record's userId is its subject); never the loopback fallback (401 without a credential)";
+  const operator = (operationId: string, summary: string, rest: object, rule = guard) => ({ operationId, summary: `${summary}. ${rule}`, tags: ['DIMSE'], security: [{ bearer: [] }, {}], ...rest });
   const json = (description: string, schema: object) => ({ description, content: { 'application/json': { schema } } });
   const count = { type: 'integer', minimum: 0 };
-  const id = { type: 'string', pattern: '^[0-9a-f]{32}-[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$', description: 'A quarantine folder: a hash of the calling AE title and study (never a UID), the time, a random suffix' };
+  const id = { type: 'string', pattern: '^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{24}$', description: 'A quarantine folder: the time and 96 random bits (nothing of the study or the caller)' };
   return {
     '/dimse/status': {
       get: operator('dimseStatus', 'The DIMSE ingress queue, counts only (no UID, AE title or path)', {
@@ -361,7 +375,7 @@ function dimseOperatorPaths(): Record<string, Record<string, object>> {
           '401': error,
           '403': error,
         },
-      }),
+      }, quarantineGuard),
     },
     '/dimse/quarantine/{id}/retry': {
       post: operator(
@@ -381,6 +395,7 @@ function dimseOperatorPaths(): Record<string, Record<string, object>> {
             },
           },
         },
+        retryGuard,
       ),
     },
   };

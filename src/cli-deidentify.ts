@@ -1,24 +1,41 @@
 // `deid-gateway deidentify`: the gateway's engine, offline, over files and folders, as gdcmanon or CTP
-// would be used. Each file streams reader -> policy -> writer (rewrite-part10.ts) into a temporary
-// name that is renamed only when the whole file rewrote cleanly, so a refused file leaves no output.
-import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+// would be used, for batches of any size: a progress bar (or lines), a report of every input's outcome,
+// a summary table, the pseudonym pairs as JSON lines and as MIDI-B crosswalks, and resume. The pieces
+// are in cli/: input-tree (what to do), file-rewrite (one file), batch-report, pair-files, progress.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { createPolicy, createSession, type DeidPolicy } from './deid/deidentify.ts';
+import {
+  journalOf,
+  readEarlierRun,
+  REPORT_FORMAT,
+  settingsDiffer,
+  startJournal,
+  summarize,
+  summaryTable,
+  totalsOf,
+  writeReport,
+  type BatchSettings,
+  type FileEntry,
+  type Journal,
+} from './cli/batch-report.ts';
+import { outputMatches, rewriteFile, type RewriteContext } from './cli/file-rewrite.ts';
+import { UsageError } from './cli/errors.ts';
+import { listJobs, type Job } from './cli/input-tree.ts';
+import { openPairFiles, PAIRS_FORMATS, type PairFiles, type PairsFormat } from './cli/pair-files.ts';
+import { createProgress, type ProgressCounts, type ProgressMode } from './cli/progress.ts';
+import { createPolicy, type DeidPolicy } from './deid/deidentify.ts';
 import { DeidError, PixelWithheldError } from './deid/errors.ts';
 import type { PixelPolicyConfig } from './deid/pixel-policy.ts';
 import { parseProfileList } from './deid/profile-options.ts';
 import { PROFILE_OPTIONS } from './deid/profile.ts';
-import type { PseudonymPair } from './deid/pseudonym.ts';
-import { rewritePart10 } from './deid/rewrite-part10.ts';
 import { DicomError } from './dicom/errors.ts';
 import { formatTag } from './dicom/tag.ts';
 
-const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--pixels-config F] [--secret-file F] [--fresh] [--jobs N] [--pairs] IN… --out DIR
+const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--pixels-config F] [--secret-file F] [--fresh] [--jobs N]
+                              [--pairs [--pairs-format jsonl|csv|both]] [--report F] [--progress MODE] IN… --out DIR
 
   De-identifies DICOM files and folders (recursively) into DIR with the PS3.15 Annex E Basic Profile
   plus the options named, mirroring each input folder's tree. Files that are not DICOM are reported
@@ -34,92 +51,25 @@ const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--pi
   --pixels-config  YAML or JSON file holding a profile's \`pixels\` block, as in config/gateway.yaml
                    (enabled, risky, filters, rules, ctpScripts; a CTP script is read relative to this file)
   --secret-file    file holding the pseudonym/date-shift key (else env DEID_GATEWAY_SECRET); required
-  --fresh          random pseudonyms for this run (consistent within the run, unlinkable across runs)
+  --fresh          random pseudonyms for this run (consistent within the run, unlinkable across runs;
+                   such a run is never resumed: its salt is not kept)
   --jobs N         files in flight at once (default 2)
-  --pairs          also write the pseudonym/original pairs to DIR/pseudonyms.jsonl (mode 0600)
+  --pairs          also write the pseudonym/original pairs into DIR (mode 0600), as --pairs-format says:
+                   jsonl (default): pseudonyms.jsonl, one { kind, pseudonym, original } a line;
+                   csv: the MIDI-B validator's crosswalks uid_mapping.csv and patid_mapping.csv (id_old,id_new);
+                   both
+  --report F       JSON: every input's outcome and reason, each output's size and SHA-256, a summary
+                   (mode 0600; F.journal while the run goes). Run again with the same F, input and DIR to
+                   resume: outputs that still have the recorded size and SHA-256 (and inputs, withheld
+                   or skipped, that kept their size and time) are not done again; refused ones are
+  --progress MODE  auto (default: a bar on a terminal, else lines), bar, lines or none (on stderr)
+  --progress-interval S  seconds between progress lines (default 10)
   --out DIR        output folder
 
   Exit status: 0 every file de-identified or withheld by the pixel policy (a policy outcome, not an
-  error), 1 some refused, 2 usage error.
+  error), 1 some refused, 2 usage error, 130 / 143 stopped by SIGINT / SIGTERM (the report says which
+  files are pending; run again to resume).
 `;
-
-const PAIRS_FILE = 'pseudonyms.jsonl';
-const READ_CHUNK = 256 * 1024;
-
-interface Job {
-  readonly input: string;
-  /** What the report shows: the path relative to the input folder (or the file as given). */
-  readonly label: string;
-  readonly output: string;
-}
-
-class UsageError extends Error {}
-
-function isInside(path: string, folder: string): boolean {
-  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
-}
-
-/** Files under each input, in a stable order; folders map onto `out` one to one. Symlinks are not followed. */
-async function listJobs(inputs: readonly string[], out: string, skipped: { label: string; reason: string }[]): Promise<Job[]> {
-  const jobs: Job[] = [];
-  for (const input of inputs) {
-    const root = resolve(input);
-    let info: Stats;
-    try {
-      info = await lstat(root);
-    } catch {
-      throw new UsageError(`input not found: ${input}`);
-    }
-    if (info.isFile()) {
-      jobs.push({ input: root, label: input, output: join(out, basename(root)) });
-      continue;
-    }
-    if (!info.isDirectory()) throw new UsageError(`input is neither a file nor a folder: ${input}`);
-    const walk = async (dir: string): Promise<void> => {
-      const entries = await readdir(dir, { withFileTypes: true });
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      for (const entry of entries) {
-        const full = join(dir, entry.name);
-        if (isInside(full, out)) continue; // an output folder inside the input is not input
-        const rel = relative(root, full);
-        if (entry.isDirectory()) await walk(full);
-        else if (entry.isFile()) jobs.push({ input: full, label: join(input, rel), output: join(out, rel) });
-        else skipped.push({ label: join(input, rel), reason: 'not a regular file' });
-      }
-    };
-    await walk(root);
-  }
-  const seen = new Map<string, string>();
-  for (const job of jobs) {
-    if (job.output === job.input) throw new UsageError(`output would overwrite its input: ${job.label}`);
-    const other = seen.get(job.output);
-    if (other !== undefined) throw new UsageError(`two inputs map to one output (${other}, ${job.label}): give them separately`);
-    seen.set(job.output, job.label);
-  }
-  return jobs;
-}
-
-/** Streams one file through the engine into a temporary name, renamed on success. Returns its pairs. */
-async function deidentifyFile(policy: DeidPolicy, job: Job, salt: Uint8Array | undefined, made: Map<string, Promise<unknown>>): Promise<readonly PseudonymPair[]> {
-  const session = createSession(policy, salt ? { fresh: true, salt } : { fresh: false });
-  const dir = dirname(job.output);
-  const partial = join(dir, `.${basename(job.output)}.${randomBytes(6).toString('hex')}.partial`);
-  let folder = made.get(dir); // one mkdir per output folder, not per file
-  if (folder === undefined) {
-    folder = mkdir(dir, { recursive: true });
-    made.set(dir, folder);
-  }
-  await folder;
-  try {
-    const { output } = rewritePart10(createReadStream(job.input, { highWaterMark: READ_CHUNK }), session);
-    await pipeline(output, createWriteStream(partial, { mode: 0o600 }));
-    await rename(partial, job.output);
-    return session.pairs();
-  } catch (error) {
-    await rm(partial, { force: true });
-    throw error;
-  }
-}
 
 /** The refusal as printed: a code and, where known, the tag; never a value or a message. */
 function describeError(error: unknown): string {
@@ -134,10 +84,13 @@ function describeError(error: unknown): string {
  * the text of each CTP script it names, read relative to the file (an unreadable one is an issue of the
  * policy, reported by createPolicy with its key).
  */
-async function readPixelsConfig(file: string): Promise<{ config: PixelPolicyConfig; scripts: Map<string, string | { error: string }> }> {
+async function readPixelsConfig(file: string): Promise<{ config: PixelPolicyConfig; scripts: Map<string, string | { error: string }>; sha256: string }> {
   let config: unknown;
+  const hash = createHash('sha256');
   try {
-    config = parseYaml(await readFile(file, 'utf8')) ?? {};
+    const text = await readFile(file, 'utf8');
+    hash.update(text);
+    config = parseYaml(text) ?? {};
   } catch (error) {
     throw new UsageError(`--pixels-config: cannot read ${file} as YAML or JSON (${(error as { code?: string }).code ?? (error as Error).name})`);
   }
@@ -147,12 +100,14 @@ async function readPixelsConfig(file: string): Promise<{ config: PixelPolicyConf
   for (const name of Array.isArray(named) ? named : []) {
     if (typeof name !== 'string') continue;
     try {
-      scripts.set(name, await readFile(resolve(dirname(resolve(file)), name), 'utf8'));
+      const script = await readFile(resolve(dirname(resolve(file)), name), 'utf8');
+      hash.update(`\u0000${name}\u0000${script}`);
+      scripts.set(name, script);
     } catch (error) {
       scripts.set(name, { error: `cannot read ${name} (${(error as { code?: string }).code ?? 'error'})` });
     }
   }
-  return { config: config as PixelPolicyConfig, scripts };
+  return { config: config as PixelPolicyConfig, scripts, sha256: hash.digest('hex') };
 }
 
 async function readSecret(file: string | undefined): Promise<string | undefined> {
@@ -181,6 +136,10 @@ function parseOptions(argv: string[]) {
         jobs: { type: 'string', default: '2' },
         out: { type: 'string', short: 'o' },
         pairs: { type: 'boolean', default: false },
+        'pairs-format': { type: 'string' },
+        report: { type: 'string' },
+        progress: { type: 'string', default: 'auto' },
+        'progress-interval': { type: 'string', default: '10' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -189,91 +148,263 @@ function parseOptions(argv: string[]) {
   }
 }
 
-/** `deid-gateway deidentify …`. Returns the exit code: 0 all done (withheld files included), 1 some refused, 2 usage error. */
-export async function deidentifyCommand(argv: string[]): Promise<number> {
-  const stdout = (line: string): void => void process.stdout.write(`${line}\n`);
-  const stderr = (line: string): void => void process.stderr.write(`${line}\n`);
+/** Everything a run needs, from a command line that made sense. */
+interface Run {
+  readonly policy: DeidPolicy;
+  readonly settings: BatchSettings;
+  readonly jobs: readonly Job[];
+  /** Inputs that are neither files nor folders: skipped without being read. */
+  readonly unreadable: ReadonlyArray<{ job: Job; reason: string }>;
+  readonly jobCount: number;
+  readonly pairs: PairsFormat | undefined;
+  readonly report: string | undefined;
+  readonly progress: ProgressMode;
+  readonly progressInterval: number;
+}
+
+/** The command line → a Run (every UsageError before anything is written but DIR itself). */
+async function prepare(argv: string[], io: CommandIo): Promise<Run | 'help'> {
+  const { values, positionals } = parseOptions(argv);
+  if (values.help) return 'help';
+  if (values.out === undefined) throw new UsageError('--out DIR is required');
+  if (positionals.length === 0) throw new UsageError('no input files or folders');
+  const jobCount = Number(values.jobs);
+  if (!Number.isInteger(jobCount) || jobCount < 1 || jobCount > 64) throw new UsageError('--jobs: an integer from 1 to 64');
+  const pairsFormat = values['pairs-format'];
+  if (pairsFormat !== undefined && !(PAIRS_FORMATS as readonly string[]).includes(pairsFormat)) throw new UsageError(`--pairs-format: one of ${PAIRS_FORMATS.join(', ')}`);
+  if (pairsFormat !== undefined && !values.pairs) throw new UsageError('--pairs-format goes with --pairs');
+  const progress = values.progress === 'auto' ? (io.isTTY ? 'bar' : 'lines') : values.progress;
+  if (!['bar', 'lines', 'none'].includes(progress)) throw new UsageError('--progress: auto, bar, lines or none');
+  const progressInterval = Number(values['progress-interval']);
+  if (!(progressInterval >= 0.05 && progressInterval <= 86_400)) throw new UsageError('--progress-interval: seconds, from 0.05');
+  const profile = parseProfileList(values.profile);
+  if (profile.unknown.length > 0) throw new UsageError(`--profile: not a PS3.15 option: ${profile.unknown.join(', ')}`);
+  const secret = await readSecret(values['secret-file']);
+  if (secret === undefined) throw new UsageError('a secret is required: --secret-file F or DEID_GATEWAY_SECRET');
+  const pixels = values['pixels-config'] === undefined ? undefined : await readPixelsConfig(values['pixels-config']);
   let policy: DeidPolicy;
-  let jobs: Job[];
-  let out: string;
-  let jobCount: number;
-  let fresh: boolean;
-  let writePairs: boolean;
-  const skipped: { label: string; reason: string }[] = [];
   try {
-    const { values, positionals } = parseOptions(argv);
-    if (values.help) {
-      process.stdout.write(USAGE);
+    policy = createPolicy({
+      secret,
+      profile: profile.options,
+      pseudonymMode: values.fresh ? 'fresh' : 'deterministic',
+      ...(pixels ? { pixels: pixels.config, pixelScripts: pixels.scripts } : {}),
+    });
+  } catch (error) {
+    // DeidPolicyError issues name keys and limits, never the secret.
+    throw new UsageError(error instanceof DeidError && 'issues' in error ? (error.issues as string[]).join('; ') : 'invalid policy');
+  }
+  const out = resolve(values.out);
+  const report = values.report === undefined ? undefined : resolve(values.report);
+  const pairs = values.pairs ? ((pairsFormat ?? 'jsonl') as PairsFormat) : undefined;
+  const settings: BatchSettings = {
+    out,
+    profile: Object.keys(profile.options).sort(),
+    pseudonyms: values.fresh ? 'fresh' : 'keyed',
+    pixels: pixels ? `sha256:${pixels.sha256}` : 'product defaults',
+    pairs: pairs ?? 'none',
+    // Tells two secrets apart without revealing one (as any keyed pseudonym does already).
+    secretCheck: createHmac('sha256', secret).update('deid-gateway deidentify: resume check').digest('hex').slice(0, 16),
+  };
+  const unreadable: Array<{ job: Job; reason: string }> = [];
+  const jobs = await listJobs(positionals, out, unreadable, new Set(report ? [report, journalOf(report)] : []));
+  await mkdir(out, { recursive: true });
+  if (report) await mkdir(dirname(report), { recursive: true });
+  return { policy, settings, jobs, unreadable, jobCount, pairs, report, progress: progress as ProgressMode, progressInterval };
+}
+
+/**
+ * What an earlier run with this report did, for resume: undefined to start over (no report, or a
+ * --fresh run: its salt is not kept). Other settings are a usage error: resuming would mix two
+ * de-identifications in one folder.
+ */
+async function earlierEntries(run: Run, note: (line: string) => void): Promise<Map<string, FileEntry> | undefined> {
+  if (!run.report) return undefined;
+  let earlier: Awaited<ReturnType<typeof readEarlierRun>>;
+  try {
+    earlier = await readEarlierRun(run.report);
+  } catch (error) {
+    throw new UsageError(`--report: ${run.report} is not a report this command wrote (${(error as { code?: string }).code ?? (error as Error).name}); give another file`);
+  }
+  if (!earlier) return undefined;
+  if (run.settings.pseudonyms === 'fresh' || earlier.settings.pseudonyms === 'fresh') {
+    note('a --fresh run is not resumed (its salt is never kept): every file is done again');
+    return undefined;
+  }
+  const differ = settingsDiffer(earlier.settings, run.settings);
+  if (differ.length > 0) {
+    throw new UsageError(`--report: ${run.report} was made with other settings (${differ.join(', ')}); resuming would mix them: give another --report, or remove it to start over`);
+  }
+  return earlier.entries;
+}
+
+/** Withheld by the pixel policy, or not DICOM: a policy outcome; anything else is refused. */
+function failedEntry(base: Pick<FileEntry, 'input' | 'inputBytes' | 'inputMtimeMs'>, error: unknown): FileEntry {
+  // PS3.10 7.1: no preamble/"DICM" and no recognisable dataset: not a DICOM file at all.
+  if (error instanceof DicomError && error.code === 'DICOM_NOT_DICOM') return { ...base, outcome: 'skipped', reason: error.code };
+  // The pixel policy's outcome, not a failure: its reason and the criterion or filter (never a value).
+  if (error instanceof PixelWithheldError) return { ...base, outcome: 'withheld', reason: `${error.reason} (${error.detail})` };
+  return { ...base, outcome: 'refused', reason: describeError(error) };
+}
+
+/** Where the command writes: the process's stdout and stderr, or a test's. */
+export interface CommandIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  /** stderr is a terminal: `--progress auto` draws a bar. */
+  readonly isTTY: boolean;
+  readonly columns: () => number;
+}
+
+const PROCESS_IO: CommandIo = {
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+  isTTY: process.stderr.isTTY === true,
+  columns: () => process.stderr.columns || 80,
+};
+
+/** `deid-gateway deidentify …`. Returns the exit code: 0 all done (withheld files included), 1 some refused, 2 usage error, 130/143 stopped. */
+export async function deidentifyCommand(argv: string[], io: CommandIo = PROCESS_IO): Promise<number> {
+  const stdout = (line: string): void => io.out(`${line}\n`);
+  const stderr = (line: string): void => io.err(`${line}\n`);
+  let run: Run;
+  let earlier: Map<string, FileEntry> | undefined;
+  try {
+    const prepared = await prepare(argv, io);
+    if (prepared === 'help') {
+      io.out(USAGE);
       return 0;
     }
-    if (values.out === undefined) throw new UsageError('--out DIR is required');
-    if (positionals.length === 0) throw new UsageError('no input files or folders');
-    jobCount = Number(values.jobs);
-    if (!Number.isInteger(jobCount) || jobCount < 1 || jobCount > 64) throw new UsageError('--jobs: an integer from 1 to 64');
-    const profile = parseProfileList(values.profile);
-    if (profile.unknown.length > 0) throw new UsageError(`--profile: not a PS3.15 option: ${profile.unknown.join(', ')}`);
-    const secret = await readSecret(values['secret-file']);
-    if (secret === undefined) throw new UsageError('a secret is required: --secret-file F or DEID_GATEWAY_SECRET');
-    fresh = values.fresh;
-    writePairs = values.pairs;
-    const pixels = values['pixels-config'] === undefined ? undefined : await readPixelsConfig(values['pixels-config']);
-    try {
-      policy = createPolicy({
-        secret,
-        profile: profile.options,
-        pseudonymMode: fresh ? 'fresh' : 'deterministic',
-        ...(pixels ? { pixels: pixels.config, pixelScripts: pixels.scripts } : {}),
-      });
-    } catch (error) {
-      // DeidPolicyError issues name keys and limits, never the secret.
-      throw new UsageError(error instanceof DeidError && 'issues' in error ? (error.issues as string[]).join('; ') : 'invalid policy');
-    }
-    out = resolve(values.out);
-    jobs = await listJobs(positionals, out, skipped);
-    await mkdir(out, { recursive: true });
+    run = prepared;
+    earlier = await earlierEntries(run, (line) => stderr(`deidentify: ${line}`));
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     stderr(`deidentify: ${error.message}`);
-    process.stderr.write(USAGE);
+    io.err(USAGE);
     return 2;
   }
+  const startedAt = new Date();
+  let pairFiles: PairFiles | undefined;
+  if (run.pairs) {
+    pairFiles = await openPairFiles(run.settings.out, run.pairs, earlier !== undefined);
+    if (pairFiles.missing.length > 0) {
+      // The pairs of the files already done are gone with the file: do them again to write their pairs.
+      stderr(`deidentify: ${pairFiles.missing.join(', ')} missing: not resuming, every file is done again`);
+      pairFiles.close();
+      earlier = undefined;
+      pairFiles = await openPairFiles(run.settings.out, run.pairs, false);
+    }
+  }
+  const inputs = new Set(run.jobs.map((j) => j.input));
+  const journal: Journal | undefined = run.report
+    ? await startJournal(run.report, run.settings, [...(earlier?.values() ?? [])].filter((e) => inputs.has(e.input)))
+    : undefined;
 
   // Fresh mode: one salt for the run, so the files of one study stay linked to each other.
-  const salt = fresh ? randomBytes(16) : undefined;
-  const refused: { label: string; reason: string }[] = [];
-  const withheld: { label: string; reason: string }[] = [];
-  const pairs = new Map<string, PseudonymPair>();
-  const folders = new Map<string, Promise<unknown>>();
-  let done = 0;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let job = jobs[next++]; job !== undefined; job = jobs[next++]) {
-      try {
-        for (const p of await deidentifyFile(policy, job, salt, folders)) pairs.set(`${p.kind}\u0000${p.original}`, p);
-        done++;
-      } catch (error) {
-        // PS3.10 7.1: no preamble/"DICM" and no recognisable dataset: not a DICOM file at all.
-        if (error instanceof DicomError && error.code === 'DICOM_NOT_DICOM') skipped.push({ label: job.label, reason: error.code });
-        // The pixel policy's outcome, not a failure: its reason and the criterion or filter (never a value).
-        else if (error instanceof PixelWithheldError) withheld.push({ label: job.label, reason: `${error.reason} (${error.detail})` });
-        else refused.push({ label: job.label, reason: describeError(error) });
-      }
+  const context: RewriteContext = { policy: run.policy, salt: run.settings.pseudonyms === 'fresh' ? randomBytes(16) : undefined, folders: new Map() };
+  const entries = new Map<string, FileEntry>();
+  const counts = { done: 0, total: run.jobs.length + run.unreadable.length, bytes: 0, processed: 0, refused: 0, withheld: 0, resumed: 0 };
+  const finished = (entry: FileEntry, processedBytes: number | undefined): void => {
+    entries.set(entry.input, entry);
+    journal?.record(entry);
+    counts.done++;
+    if (processedBytes !== undefined) {
+      counts.processed++;
+      counts.bytes += processedBytes;
+    }
+    if (entry.resumed) counts.resumed++;
+    if (entry.outcome === 'refused') counts.refused++;
+    if (entry.outcome === 'withheld') counts.withheld++;
+  };
+  for (const { job, reason } of run.unreadable) finished({ input: job.input, outcome: 'skipped', reason }, undefined);
+
+  const processJob = async (job: Job): Promise<void> => {
+    const info = await stat(job.input).catch((error: unknown) => error as Error);
+    if (info instanceof Error) return finished({ input: job.input, outcome: 'refused', reason: describeError(info) }, undefined);
+    const base = { input: job.input, inputBytes: info.size, inputMtimeMs: info.mtimeMs };
+    const previous = earlier?.get(job.input);
+    if (previous && previous.inputBytes === info.size && previous.inputMtimeMs === info.mtimeMs) {
+      const done =
+        previous.outcome === 'withheld' ||
+        previous.outcome === 'skipped' ||
+        (previous.outcome === 'deidentified' &&
+          previous.output === job.output &&
+          previous.outputBytes !== undefined &&
+          previous.outputSha256 !== undefined &&
+          (await outputMatches(job.output, previous.outputBytes, previous.outputSha256)));
+      if (done) return finished({ ...previous, resumed: true }, undefined);
+    }
+    try {
+      const { pairs, outputBytes, outputSha256 } = await rewriteFile(context, job.input, info.size, job.output);
+      pairFiles?.add(pairs); // before the journal says done: a resumed run finds the pairs of what it skips
+      finished({ ...base, outcome: 'deidentified', output: job.output, outputBytes, outputSha256 }, info.size);
+    } catch (error) {
+      finished(failedEntry(base, error), info.size);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(jobCount, Math.max(jobs.length, 1)) }, worker));
 
-  const byLabel = (a: { label: string }, b: { label: string }): number => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
-  for (const s of skipped.sort(byLabel)) stderr(`skipped ${s.label}: ${s.reason}`);
-  for (const w of withheld.sort(byLabel)) stderr(`withheld ${w.label}: ${w.reason}`);
-  for (const r of refused.sort(byLabel)) stderr(`refused ${r.label}: ${r.reason}`);
-  if (writePairs) {
-    const file = join(out, PAIRS_FILE);
-    const partial = `${file}.${randomBytes(6).toString('hex')}.partial`;
-    const lines = [...pairs.values()].map((p) => JSON.stringify({ kind: p.kind, pseudonym: p.pseudonym, original: p.original }));
-    await writeFile(partial, lines.length > 0 ? `${lines.join('\n')}\n` : '', { mode: 0o600 });
-    await rename(partial, file);
+  const progress = createProgress({
+    mode: run.progress,
+    write: io.err,
+    now: () => Date.now(),
+    intervalSeconds: run.progressInterval,
+    columns: io.columns,
+  });
+  const snapshot = (): ProgressCounts => ({ ...counts });
+  progress.render(snapshot());
+  const timer = run.progress === 'none' ? undefined : setInterval(() => progress.render(snapshot()), run.progress === 'bar' ? 100 : run.progressInterval * 1000);
+  // SIGINT / SIGTERM: no new file is started; those in flight finish; the report lists the rest as pending.
+  let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
+  const stop = (signal: 'SIGINT' | 'SIGTERM') => () => {
+    stoppedBy = signal;
+  };
+  const onInt = stop('SIGINT');
+  const onTerm = stop('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let job = run.jobs[next++]; job !== undefined && stoppedBy === undefined; job = run.jobs[next++]) await processJob(job);
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(run.jobCount, Math.max(run.jobs.length, 1)) }, worker));
+  } finally {
+    clearInterval(timer);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    pairFiles?.close();
+    journal?.close();
   }
-  const withheldText = withheld.length > 0 ? `, ${withheld.length} withheld by the pixel policy` : '';
-  stdout(`${done} de-identified${withheldText}, ${refused.length} refused${skipped.length > 0 ? `, ${skipped.length} skipped (not DICOM)` : ''}`);
-  return refused.length > 0 ? 1 : 0;
+  progress.finish(snapshot());
+  for (const job of run.jobs) if (!entries.has(job.input)) entries.set(job.input, { input: job.input, outcome: 'pending' });
+
+  const labelOf = new Map([...run.jobs, ...run.unreadable.map((u) => u.job)].map((j) => [j.input, j.label]));
+  const listed = [...entries.values()].filter((e) => !e.resumed && e.outcome !== 'deidentified' && e.outcome !== 'pending');
+  for (const outcome of ['skipped', 'withheld', 'refused'] as const) {
+    const lines = listed.filter((e) => e.outcome === outcome).map((e) => `${outcome} ${labelOf.get(e.input)}: ${e.reason}`);
+    for (const line of lines.sort()) stderr(line);
+  }
+  const summary = summarize(entries.values());
+  const totals = totalsOf(summary);
+  if (run.report) {
+    await writeReport(run.report, {
+      format: REPORT_FORMAT,
+      version: 1,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      interrupted: stoppedBy !== undefined,
+      settings: run.settings,
+      totals,
+      summary,
+      files: [...entries.values()].sort((a, b) => (a.input < b.input ? -1 : a.input > b.input ? 1 : 0)),
+    });
+  }
+  stdout(summaryTable(summary));
+  const withheldText = totals.withheld > 0 ? `, ${totals.withheld} withheld by the pixel policy` : '';
+  const skippedText = totals.skipped > 0 ? `, ${totals.skipped} skipped (not DICOM)` : '';
+  const resumedText = totals.resumed > 0 ? `, ${totals.resumed} already done (checked)` : '';
+  const pendingText = totals.pending > 0 ? `, ${totals.pending} pending (stopped by ${stoppedBy})` : '';
+  stdout(`${totals.deidentified} de-identified${withheldText}, ${totals.refused} refused${skippedText}${resumedText}${pendingText}`);
+  if (stoppedBy) return stoppedBy === 'SIGINT' ? 130 : 143;
+  return totals.refused > 0 ? 1 : 0;
 }

@@ -2,10 +2,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { resolve } from 'node:path';
+import { createDiscoveredKeys } from './auth/discovery.ts';
 import { createTokenVerifier, type TokenVerifier } from './auth/token.ts';
 import { addressMatcher, parseAddressRange, type AddressRange } from './config/address-range.ts';
 import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
-import type { GatewayConfig } from './config/schema.ts';
+import { usesDiscovery, type GatewayConfig } from './config/schema.ts';
 import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
 import type { DeidPolicy } from './deid/deidentify.ts';
 import { projectViews } from './dicomweb/project-view.ts';
@@ -17,11 +18,12 @@ import { scopedPseudonyms, type PseudonymStore } from './store/pseudonym-store.t
 import type { ProjectStore } from './store/project-store.ts';
 import { openSqliteStore } from './store/sqlite-store.ts';
 import type { AuditTrail } from './store/audit-trail.ts';
-import { withAuditFile } from './store/audit-file.ts';
+import { withAuditExports } from './store/audit-export.ts';
+import { auditExportMetrics } from './http/audit-export-metrics.ts';
 import { createRateLimiter } from './http/token-bucket.ts';
 import { createApp, type AppOptions } from './http/app.ts';
 import { stowFailureReason } from './http/error-mapping.ts';
-import { viewerInstalled } from './http/viewer.ts';
+import { viewerInstalled, type ViewerOidc } from './http/viewer.ts';
 import { createMetrics, startMetricsListener, type GatewayMetrics, type MetricsListener } from './http/metrics.ts';
 import { withTiming } from './store/timed-store.ts';
 import { createLogger, type Logger } from './http/logging.ts';
@@ -64,12 +66,12 @@ export async function startGateway(
   // 2. What the gateway talks to: metrics, the PACS, the token verifier.
   const metrics = config.metrics.enabled ? createMetrics() : undefined;
   const upstream = upstreamFor(resolved, metrics);
-  const verify = verifierFor(resolved);
+  const verify = verifierFor(resolved, logger);
   // 3. Storage: STOW parts wait in <dataDir>/tmp (0700), never in the shared system temp directory; then
   // the pseudonym store and its audit trail.
   const stowTempDir = resolve(config.dataDir, 'tmp');
   if (config.deid) await prepareTempDir(stowTempDir);
-  const { store, audit, projects } = await openStore(config, secrets.storePassword);
+  const { store, audit, projects, closeExports } = await openStore(config, secrets, logger, metrics);
   // The config's projects, created in the store where it has none of that name (never overwritten).
   await bootstrapProjects(projects, config.projects, logger);
   // 4. The express app over the de-identified views; the DIMSE ingress (dimse.enabled) stores through the
@@ -88,7 +90,7 @@ export async function startGateway(
         timeoutMs: config.upstream.headersTimeoutMs + config.upstream.bodyTimeoutMs,
       })
     : undefined;
-  const research = viewClient ? createResearchFace({ config: config.dimse, client: viewClient, log: logger }) : undefined;
+  const research = viewClient ? createResearchFace({ config: config.dimse, client: viewClient, log: logger, audit }) : undefined;
   const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens });
   const dimse =
     config.dimse.enabled && parts.upload
@@ -102,8 +104,10 @@ export async function startGateway(
   // 5. The HTTP server in front of it, listening; the metrics listener beside it when it has its own port.
   const server = createHttpServer(config.server, app, logger);
   await listen(server, config.server.port, config.server.host);
-  const { port } = server.address() as AddressInfo;
-  ownBase = loopbackUrl(config.server.host, port, config.server.basePath);
+  const bound = server.address() as AddressInfo;
+  const { port } = bound;
+  // The research face asks the address the server is bound to, never `server.host` (a name could resolve elsewhere).
+  ownBase = loopbackUrl(bound, config.server.basePath);
   const metricsListener: MetricsListener | undefined =
     metrics && config.metrics.port !== undefined
       ? await startMetricsListener(metrics, { host: config.metrics.host, port: config.metrics.port, token: secrets.metricsToken, logger })
@@ -126,6 +130,7 @@ export async function startGateway(
         server.closeAllConnections();
       });
       await upstream.close();
+      await closeExports();
       await store.close();
     },
   };
@@ -152,8 +157,31 @@ function upstreamFor({ config, secrets }: ResolvedConfig, metrics: GatewayMetric
   });
 }
 
-function verifierFor({ config, secrets, publicKeys }: ResolvedConfig): TokenVerifier {
+/**
+ * The token verifier over the configured key sources. With OpenID Connect discovery (`auth.discovery`) the
+ * provider's configuration is read now, without waiting: a provider that does not answer yet is logged,
+ * and tokens are refused (503 AUTH_ISSUER_UNAVAILABLE) until it does; the process starts either way.
+ */
+function verifierFor({ config, secrets, publicKeys }: ResolvedConfig, logger: Logger): TokenVerifier {
+  const discovered = usesDiscovery(config.auth)
+    ? createDiscoveredKeys({
+        issuer: config.auth.issuer as string, // one issuer: the schema checks it
+        cacheMaxAgeMs: config.auth.jwksCacheMaxAgeMs,
+        cooldownMs: config.auth.jwksCooldownMs,
+        allowHttp: config.auth.allowHttp,
+        observe: (outcome) => {
+          if (outcome.ok) logger.info({ key: 'auth.issuer', jwksUri: outcome.jwksUri }, 'OpenID Connect discovery: the provider names its JWKS');
+          else {
+            const cause = outcome.error.cause instanceof Error ? outcome.error.cause.message : undefined;
+            logger.warn({ key: 'auth.issuer', code: outcome.error.code, cause }, 'OpenID Connect discovery failed: tokens are refused (503) until the provider answers');
+          }
+        },
+      })
+    : undefined;
+  discovered?.load().catch(() => undefined); // observed above; requests retry after auth.jwksCooldownMs
   return createTokenVerifier({
+    ...(discovered ? { discovered: discovered.getKey } : {}),
+    ...(config.auth.authorizedParties ? { authorizedParties: [...config.auth.authorizedParties] } : {}),
     issuer: [...[config.auth.issuer].flat()],
     audience: [...[config.auth.audience].flat()],
     algorithms: [...config.auth.algorithms],
@@ -165,6 +193,13 @@ function verifierFor({ config, secrets, publicKeys }: ResolvedConfig): TokenVeri
     publicKeys: [...publicKeys],
     sharedSecret: secrets.sharedSecret,
   });
+}
+
+/** `viewer.oidc` for OHIF: the provider is `auth.issuer` (one https URL: the schema checks it). */
+function viewerOidc({ auth, viewer }: GatewayConfig): ViewerOidc | undefined {
+  if (!viewer.oidc) return undefined;
+  const { clientId, scope, resource, extraQueryParams, connectOrigins } = viewer.oidc;
+  return { authority: auth.issuer as string, clientId, scope, connectOrigins, ...(resource ? { resource } : {}), ...(extraQueryParams ? { extraQueryParams } : {}) };
 }
 
 /** Step 4's options: the views for the restricted roles (the store timed when metrics are on) and the routes' settings. */
@@ -211,7 +246,7 @@ function appOptions(
       maxItems: config.reidentify.rateLimit.burst,
     },
     queryLimiter: config.qido.rateLimit ? createRateLimiter(config.qido.rateLimit) : undefined,
-    viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: parts.viewerDemoTokens } : undefined,
+    viewer: config.viewer.enabled ? { dir: resolve(config.viewer.dir), demoTokens: parts.viewerDemoTokens, oidc: viewerOidc(config) } : undefined,
     // The steward's project API: profiles are checked by building them, so it needs the deid section.
     projects: deid ? { projects: parts.projects, store, scopedPolicy: deid.scopedPolicy, demoToken: parts.viewerDemoTokens?.['steward'] } : undefined,
   };
@@ -265,8 +300,11 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 /** The configured backend behind the read-through cache, and the audit trail and projects it also keeps. */
 async function openStore(
   config: GatewayConfig,
-  password: string | undefined,
-): Promise<{ store: PseudonymStore; audit: AuditTrail; projects: ProjectStore }> {
+  secrets: ResolvedConfig['secrets'],
+  logger: Logger,
+  metrics: GatewayMetrics | undefined,
+): Promise<{ store: PseudonymStore; audit: AuditTrail; projects: ProjectStore; closeExports(): Promise<void> }> {
+  const password = secrets.storePassword;
   const c = config.store;
   // pg is loaded only where it is used (about 15 MB of RSS the embedded default does not need).
   const backend =
@@ -274,8 +312,14 @@ async function openStore(
       ? await (await import('./store/postgres-store.ts')).openPostgresStore({ url: c.url as string, password, poolMax: c.poolMax })
       : openSqliteStore(resolve(config.dataDir, c.file));
   const store = withCache(backend, { maxKeys: c.cacheMaxKeys, ttlSeconds: c.cacheTtlSeconds });
-  const audit = config.audit.file ? withAuditFile(backend, resolve(config.dataDir, config.audit.file)) : backend;
-  return { store, audit, projects: backend };
+  // The trail's exports (a JSON-lines file, syslog) run after the store has each record: it stays the source of truth.
+  const exports = withAuditExports(backend, config.audit, {
+    dataDir: config.dataDir,
+    tls: secrets.auditSyslogTls,
+    log: logger,
+    observe: metrics ? auditExportMetrics(metrics.registry) : undefined,
+  });
+  return { store, audit: exports.audit, projects: backend, closeExports: exports.close };
 }
 
 /** Every project's view, each request reading its project from the store (dicomweb/project-view.ts). */

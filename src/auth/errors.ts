@@ -1,5 +1,11 @@
 /** Token and role failures. Messages never echo the token or its claims' values. */
-export type AuthErrorCode = 'AUTH_TOKEN_MISSING' | 'AUTH_TOKEN_INVALID' | 'AUTH_NO_ROLE' | 'AUTH_ROLE_FORBIDDEN' | 'AUTH_LOOPBACK_ONLY';
+export type AuthErrorCode =
+  | 'AUTH_TOKEN_MISSING'
+  | 'AUTH_TOKEN_INVALID'
+  | 'AUTH_NO_ROLE'
+  | 'AUTH_ROLE_FORBIDDEN'
+  | 'AUTH_LOOPBACK_ONLY'
+  | 'AUTH_ISSUER_UNAVAILABLE';
 
 export class AuthError extends Error {
   override name = 'AuthError';
@@ -26,6 +32,22 @@ export class TokenInvalidError extends AuthError {
     options?: { cause?: unknown },
   ) {
     super('AUTH_TOKEN_INVALID', `the token is invalid (${reason})`, options);
+  }
+}
+/**
+ * The keys to check a token with cannot be had just now: the provider's OpenID Connect configuration or
+ * its JWKS does not answer, or answers with something unusable (another issuer, a non-https `jwks_uri`,
+ * not JSON). Nothing is verified, so nothing is served: 503, with the seconds until the gateway asks the
+ * provider again. The reason names the step (`discovery`, `jwks`), never a URL's answer.
+ */
+export class IssuerUnavailableError extends AuthError {
+  override name = 'IssuerUnavailableError';
+  constructor(
+    readonly reason: string,
+    readonly retryAfterSec: number,
+    options?: { cause?: unknown },
+  ) {
+    super('AUTH_ISSUER_UNAVAILABLE', `the token issuer's keys are unavailable (${reason}); try again later`, options);
   }
 }
 /** A valid token that maps to no gateway role: 403. */

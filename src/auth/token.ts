@@ -7,7 +7,8 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose';
-import { TokenInvalidError, TokenMissingError } from './errors.ts';
+import { availableOrRefused } from './discovery.ts';
+import { AuthError, IssuerUnavailableError, TokenInvalidError, TokenMissingError } from './errors.ts';
 
 export interface TokenVerifierOptions {
   issuer: string | string[];
@@ -16,6 +17,10 @@ export interface TokenVerifierOptions {
   clockToleranceSec: number;
   maxTokenBytes: number;
   jwksUrl?: string;
+  /** The JWKS found through OpenID Connect Discovery (auth/discovery.ts), instead of a jwksUrl. */
+  discovered?: JWTVerifyGetKey;
+  /** `auth.authorizedParties`: the token's `azp`, else its `client_id`, must be one of these. */
+  authorizedParties?: readonly string[];
   /** Local public keys as JWKs (key files are read and converted by `config/public-key-file.ts`). */
   publicKeys?: JWK[];
   /** Shared secret for HS* (only honoured for HS* algorithms in the allow-list). */
@@ -40,13 +45,18 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const keySets: JWTVerifyGetKey[] = [];
   if (options.jwksUrl) {
     // jose caches the set and refetches on an unknown `kid` (after the cooldown).
+    // The IdP not answering is 503 (IssuerUnavailableError), a key it does not list is 401.
     keySets.push(
-      createRemoteJWKSet(new URL(options.jwksUrl), {
-        cooldownDuration: options.jwksCooldownMs ?? 30_000,
-        cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
-      }),
+      availableOrRefused(
+        createRemoteJWKSet(new URL(options.jwksUrl), {
+          cooldownDuration: options.jwksCooldownMs ?? 30_000,
+          cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
+        }),
+        1,
+      ),
     );
   }
+  if (options.discovered) keySets.push(options.discovered);
   if (options.publicKeys && options.publicKeys.length > 0) keySets.push(createLocalJWKSet({ keys: options.publicKeys }));
   const secret = options.sharedSecret ? new TextEncoder().encode(options.sharedSecret) : undefined;
 
@@ -72,20 +82,37 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         return (await jwtVerify(token, secret, { ...common, algorithms: symmetric })).payload;
       }
       let lastError: unknown = new TokenInvalidError('no verification key configured');
+      // A provider that does not answer lets the local keys still try; if none verifies, it is the answer (503).
+      let unavailable: IssuerUnavailableError | undefined;
       for (const keySet of keySets) {
         try {
-          return (await jwtVerify(token, keySet, { ...common, algorithms: asymmetric })).payload;
+          return authorizedParty((await jwtVerify(token, keySet, { ...common, algorithms: asymmetric })).payload, options.authorizedParties);
         } catch (error) {
+          if (error instanceof IssuerUnavailableError) {
+            unavailable = error;
+            continue;
+          }
           lastError = error;
           if (!(error instanceof joseErrors.JWKSNoMatchingKey)) break;
         }
       }
-      throw lastError;
+      throw unavailable && (lastError instanceof joseErrors.JWKSNoMatchingKey || lastError instanceof TokenInvalidError) ? unavailable : lastError;
     } catch (error) {
-      if (error instanceof TokenInvalidError) throw error;
+      if (error instanceof AuthError) throw error;
       throw new TokenInvalidError(reasonOf(error), { cause: error });
     }
   };
+}
+
+/**
+ * OpenID Connect Core 1.0 §2 `azp` (the client the token was issued to: Keycloak, Entra ID v2), else RFC 9068
+ * §2.2 `client_id`: one of `parties`, when the config names any.
+ */
+function authorizedParty(payload: JWTPayload, parties: readonly string[] | undefined): JWTPayload {
+  if (!parties) return payload;
+  const party = payload['azp'] ?? payload['client_id'];
+  if (typeof party !== 'string' || !parties.includes(party)) throw new TokenInvalidError('claim azp failed');
+  return payload;
 }
 
 function headerAlgorithm(token: string): string | undefined {

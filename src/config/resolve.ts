@@ -39,6 +39,8 @@ export interface ResolvedConfig {
     readonly destinationAuthorization: string | undefined;
     /** The OAuth 2.0 client secret of `dimse.forward.destination` with `auth.type: oauth2` (RFC 6749 2.3.1). */
     readonly destinationClientSecret: string | undefined;
+    /** `audit.syslog.tls`: the PEM texts of the receiver's CA, our certificate and our key, read at start. */
+    readonly auditSyslogTls: { readonly ca?: string; readonly cert?: string; readonly key?: string } | undefined;
   };
   /** `auth.publicKeyFiles`, read and converted to public JWKs. */
   readonly publicKeys: readonly JWK[];
@@ -146,6 +148,7 @@ interface Parts {
   metricsToken?: string;
   destinationAuthorization?: string;
   destinationClientSecret?: string;
+  auditSyslogTls?: { ca?: string; cert?: string; key?: string };
   publicKeys: JWK[];
   policies?: Record<RestrictedRole, DeidPolicy>;
   deidSecret?: string;
@@ -175,6 +178,7 @@ function finish(config: GatewayConfig, parts: Parts): ResolvedConfig {
       metricsToken: parts.metricsToken,
       destinationAuthorization: parts.destinationAuthorization,
       destinationClientSecret: parts.destinationClientSecret,
+      auditSyslogTls: parts.auditSyslogTls && Object.freeze(parts.auditSyslogTls),
     }),
     publicKeys: Object.freeze(parts.publicKeys),
     deid:
@@ -235,6 +239,7 @@ function resolveParts(source: unknown, env: NodeJS.ProcessEnv, baseDir: string):
   if (at(source, 'store.type') === 'postgres') parts.storePassword = secret('store.password');
   if (at(source, 'metrics.auth.type') === 'bearer') parts.metricsToken = secret('metrics.auth.token');
   resolveDestination(source, secret, parts);
+  resolveAuditSyslogTls(source, secret, parts);
 
   const keyFiles = at(source, 'auth.publicKeyFiles');
   if (Array.isArray(keyFiles)) {
@@ -295,6 +300,29 @@ function resolveDestination(source: unknown, secret: (key: string) => string | u
     if (/^[\x20-\x7e]+$/.test(clientSecret)) parts.destinationClientSecret = clientSecret;
     else parts.problems.push('dimse.forward.destination.auth.clientSecret: printable ASCII only (RFC 6749 A.2 VSCHAR)');
   }
+}
+
+/** `audit.syslog.tls`: the CA and certificate files and the key (a secret reference), read now, as PEM. */
+function resolveAuditSyslogTls(source: unknown, secret: (key: string) => string | undefined, parts: Parts): void {
+  if (at(source, 'audit.syslog.transport') !== 'tls') return;
+  const tls: { ca?: string; cert?: string; key?: string } = {};
+  for (const name of ['ca', 'cert'] as const) {
+    const file = at(source, `audit.syslog.tls.${name}`);
+    if (typeof file !== 'string' || file === '') continue;
+    try {
+      const pem = readFileSync(file, 'utf8');
+      if (/-----BEGIN CERTIFICATE-----/.test(pem)) tls[name] = pem;
+      else parts.problems.push(`audit.syslog.tls.${name}: ${file} holds no PEM certificate`);
+    } catch (cause) {
+      parts.problems.push(`audit.syslog.tls.${name}: cannot read file ${file} (${(cause as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const key = at(source, 'audit.syslog.tls.key') === undefined ? undefined : secret('audit.syslog.tls.key');
+  if (key !== undefined) {
+    if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) tls.key = key;
+    else parts.problems.push('audit.syslog.tls.key: not a PEM private key');
+  }
+  parts.auditSyslogTls = tls;
 }
 
 /** Each bootstrap project: its definition (projects/project.ts) and its own profile, if any. */

@@ -87,11 +87,58 @@ const SYMMETRIC = ['HS256', 'HS384', 'HS512'] as const;
 const ALGORITHMS = [...ASYMMETRIC, ...SYMMETRIC] as const;
 const isSymmetric = (alg: string): boolean => alg.startsWith('HS');
 
+/**
+ * Keys travel only over https, or http to a loopback host (a provider on this machine, the tests), or with
+ * `auth.allowHttp` (an explicit choice: anyone on the path could then swap the keys).
+ */
+export function secureTransport(url: URL, allowHttp: boolean): boolean {
+  if (url.protocol === 'https:') return true;
+  if (url.protocol !== 'http:') return false;
+  return allowHttp || url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
+}
+
+/** Whether `issuer` can name a provider to discover (OpenID Connect Discovery 1.0 §2: https, no query or fragment). */
+function discoverableIssuer(issuer: string | readonly string[], allowHttp: boolean): boolean {
+  if (typeof issuer !== 'string' || !URL.canParse(issuer)) return false;
+  const url = new URL(issuer);
+  return secureTransport(url, allowHttp) && !url.search && !url.hash && !url.username && !url.password;
+}
+
+/**
+ * Whether the gateway finds its keys through OpenID Connect Discovery: `auth.discovery`, which by default is
+ * on exactly when no other key source (jwksUrl, publicKeyFiles, sharedSecret) is configured.
+ */
+export function usesDiscovery(auth: { discovery?: boolean | undefined; jwksUrl?: string | undefined; publicKeyFiles: readonly string[]; sharedSecret?: unknown }): boolean {
+  return auth.discovery ?? (!auth.jwksUrl && auth.publicKeyFiles.length === 0 && !auth.sharedSecret);
+}
+
 /** PS3.5 6.2 AE: up to 16 characters of the Default Character Repertoire, no backslash or control character, not only spaces. */
 const aeTitle = z
   .string()
   .regex(/^[\x20-\x5b\x5d-\x7e]{1,16}$/, 'an AE title: 1 to 16 printable ASCII characters, no backslash')
   .refine((t) => t.trim() !== '', 'an AE title is not only spaces');
+
+/** A loopback host as the WHATWG URL parser gives it (`127.1` and `0x7f.1` arrive as 127.0.0.1): `localhost`, 127.0.0.0/8, [::1]. */
+const isLoopbackHost = (hostname: string): boolean => hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+
+/**
+ * A URL the DIMSE ingress sends credentials or studies to: http(s), without userinfo, query or fragment
+ * (as `server.publicUrl`), and plain http only to a loopback host (a token or a client secret never
+ * crosses a network in clear).
+ */
+const serviceUrl = z.string().superRefine((text, ctx) => {
+  // One problem per URL, the first that applies.
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  const problem =
+    url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')
+      ? 'an http(s) URL'
+      : url.username || url.password || url.search || url.hash
+        ? 'an http(s) URL without credentials, query or fragment'
+        : url.protocol === 'http:' && !isLoopbackHost(url.hostname)
+          ? 'https, or http to a loopback host (localhost, 127.0.0.0/8, [::1]) only'
+          : undefined;
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /**
  * The DICOM (DIMSE) listener, off by default: C-ECHO and C-STORE from the callers listed, each instance
@@ -123,11 +170,14 @@ const dimse = z
             pseudonyms: z.enum(['keyed', 'fresh']).optional(),
             /** A researcher caller: the project whose view it queries and retrieves (as a token naming that one project). */
             project: z.string().regex(PROJECT_NAME, 'a project name').optional(),
+            /** A researcher caller: the `moveDestinations` (by AE title) its C-MOVE may name; none by default (any other: A801). */
+            moveDestinations: z.array(aeTitle).optional(),
           })
           .strict()
           .superRefine((c, ctx) => {
             if (c.role === 'researcher' && c.project === undefined) ctx.addIssue({ code: 'custom', path: ['project'], message: 'a researcher caller names its project' });
             if (c.role === 'uploader' && c.project !== undefined) ctx.addIssue({ code: 'custom', path: ['project'], message: 'only a researcher caller names a project' });
+            if (c.role === 'uploader' && c.moveDestinations !== undefined) ctx.addIssue({ code: 'custom', path: ['moveDestinations'], message: 'only a researcher caller names move destinations' });
           }),
       )
       .default([])
@@ -176,7 +226,7 @@ const dimse = z
          */
         destination: z
           .object({
-            url: z.string().url(),
+            url: serviceUrl,
             auth: z
               .discriminatedUnion('type', [
                 z.object({ type: z.literal('none') }).strict(),
@@ -184,7 +234,7 @@ const dimse = z
                 z
                   .object({
                     type: z.literal('oauth2'),
-                    tokenUrl: z.string().url(),
+                    tokenUrl: serviceUrl,
                     clientId: z.string().min(1),
                     clientSecret: secretRef,
                     scope: z.string().min(1).optional(),
@@ -207,6 +257,13 @@ const dimse = z
   .strict()
   .superRefine((d, ctx) => {
     if (d.enabled && d.callers.length === 0) ctx.addIssue({ code: 'custom', path: ['callers'], message: 'list at least one caller when dimse.enabled' });
+    // Each caller's move destinations name entries of dimse.moveDestinations (PS3.5 6.2: AE titles compared without padding).
+    const destinations = new Set(d.moveDestinations.map((m) => m.aeTitle.trim()));
+    for (const [i, c] of d.callers.entries()) {
+      for (const [j, title] of (c.moveDestinations ?? []).entries()) {
+        if (!destinations.has(title.trim())) ctx.addIssue({ code: 'custom', path: ['callers', i, 'moveDestinations', j], message: 'not an AE title of dimse.moveDestinations' });
+      }
+    }
   })
   .prefault({});
 
@@ -267,7 +324,21 @@ export const configSchema = z
       .object({
         issuer: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
         audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
-        jwksUrl: z.url().optional(),
+        /**
+         * OpenID Connect Discovery 1.0: the JWKS is the one `<issuer>/.well-known/openid-configuration` names
+         * (`jwks_uri`), once the document repeats the issuer exactly. Default: on when no jwksUrl, publicKeyFiles
+         * or sharedSecret is set; it needs one https issuer. Refreshed as the JWKS is (jwksCacheMaxAgeMs).
+         */
+        discovery: z.boolean().optional(),
+        jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+        /** http (not https) to a host that is not loopback, for jwksUrl, the discovery document and its jwks_uri. */
+        allowHttp: z.boolean().default(false),
+        /**
+         * When set, a token must also have been requested by one of these clients: its `azp` (Keycloak, Entra ID
+         * v2), or without one its `client_id` (RFC 9068 JWT access tokens). Absent: any client of the issuer whose
+         * token carries the audience.
+         */
+        authorizedParties: z.array(z.string().min(1)).min(1).optional(),
         /** After a JWKS fetch, an unknown `kid` refetches only once this has passed (limits refetch storms). */
         jwksCooldownMs: z.number().int().min(0).max(600_000).default(30_000),
         /** How long a fetched JWKS is trusted; a key removed by the IdP keeps verifying until then. */
@@ -301,8 +372,24 @@ export const configSchema = z
       })
       .strict()
       .superRefine((auth, ctx) => {
-        if (!auth.jwksUrl && auth.publicKeyFiles.length === 0 && !auth.sharedSecret) {
-          ctx.addIssue({ code: 'custom', message: 'configure jwksUrl, publicKeyFiles or sharedSecret', path: [] });
+        const otherKeys = Boolean(auth.jwksUrl) || auth.publicKeyFiles.length > 0 || Boolean(auth.sharedSecret);
+        if (auth.discovery === true && auth.jwksUrl) {
+          ctx.addIssue({ code: 'custom', path: ['discovery'], message: 'the JWKS comes from jwksUrl or from discovery, not both' });
+        }
+        if (usesDiscovery(auth) && !discoverableIssuer(auth.issuer, auth.allowHttp)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['issuer'],
+            message: otherKeys
+              ? 'discovery needs one issuer that is an https URL (http only on loopback or with allowHttp), without query or fragment'
+              : 'not one https URL (http only on loopback or with allowHttp) to discover the keys from (OpenID Connect Discovery); or configure jwksUrl, publicKeyFiles or sharedSecret',
+          });
+        }
+        if (auth.discovery === false && !otherKeys) {
+          ctx.addIssue({ code: 'custom', message: 'with discovery off, configure jwksUrl, publicKeyFiles or sharedSecret', path: [] });
+        }
+        if (auth.jwksUrl && !secureTransport(new URL(auth.jwksUrl), auth.allowHttp)) {
+          ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'not https (http only to a loopback host, or with allowHttp: true)' });
         }
         const symmetric = auth.algorithms.filter(isSymmetric);
         if (symmetric.length > 0 && !auth.sharedSecret) {
@@ -429,9 +516,40 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    /** The audit trail (IHE ATNA vocabulary) is kept in the store; optionally also as JSON lines in a file. */
+    /**
+     * The audit trail (IHE ATNA vocabulary) is kept in the store, the source of truth; each record can
+     * also be exported, after the store has it, as JSON lines in a file and as syslog (store/audit-syslog.ts).
+     */
     audit: z
-      .object({ /** Relative to `dataDir`; every record is appended as one JSON line. */ file: z.string().min(1).optional() })
+      .object({
+        /** Relative to `dataDir`; every record is appended as one JSON line. */
+        file: z.string().min(1).optional(),
+        /** RFC 5424 messages over UDP (RFC 5426), TCP (RFC 6587 octet counting) or TLS (RFC 5425, ATNA's). */
+        syslog: z
+          .object({
+            transport: z.enum(['udp', 'tcp', 'tls']),
+            host: z.string().min(1),
+            /** Default 514 (UDP, TCP) or 6514 (TLS). */
+            port: z.number().int().min(1).max(65535).optional(),
+            /** The HOSTNAME field; default this machine's name. */
+            hostname: z.string().regex(/^[\x21-\x7e]{1,255}$/, 'printable ASCII, no space (RFC 5424 6.2.4)').optional(),
+            /** RFC 5424 facility; 10 (security/authorization) as IHE ATNA asks. */
+            facility: z.number().int().min(0).max(23).default(10),
+            /** Larger messages lose their query description, then are not sent (the store keeps them). */
+            maxMessageBytes: z.number().int().min(480).max(65_000).default(8_192),
+            /** TCP/TLS: records held while the receiver is away; past it the oldest are dropped (and counted). */
+            queueMax: z.number().int().positive().default(10_000),
+            /** TLS: the receiver's CA (PEM file; default the system's), and our certificate and key for mutual authentication. */
+            tls: z
+              .object({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: secretRef.optional(), servername: z.string().min(1).optional() })
+              .strict()
+              .refine((t) => Boolean(t.cert) === Boolean(t.key), { message: 'give cert and key together' })
+              .optional(),
+          })
+          .strict()
+          .refine((s) => s.transport === 'tls' || s.tls === undefined, { path: ['tls'], message: 'only with transport: tls' })
+          .optional(),
+      })
       .strict()
       .prefault({}),
     /**
@@ -459,7 +577,33 @@ export const configSchema = z
       .prefault({}),
     /** The OHIF viewer at /viewer: the prebuilt dist that scripts/setup.sh unpacks (relative to the working directory). */
     viewer: z
-      .object({ enabled: z.boolean().default(false), dir: z.string().min(1).default('.viewer/dist') })
+      .object({
+        enabled: z.boolean().default(false),
+        dir: z.string().min(1).default('.viewer/dist'),
+        /**
+         * Sign in through the provider `auth.issuer` (OHIF's own `oidc`: authorization code with PKCE,
+         * redirect URI `<origin>/viewer/callback`) instead of pasting a token. Absent: the paste page.
+         */
+        oidc: z
+          .object({
+            /** A public client at the provider (no secret), allowed the redirect URI `<origin>/viewer/callback`. */
+            clientId: z.string().min(1),
+            scope: z.string().min(1).default('openid'),
+            /** RFC 8707 resource indicator to ask for, where the provider makes the access token's `aud` from it. */
+            resource: z.url().optional(),
+            /** Added to the authorization request, e.g. Auth0's `{ audience: … }`. */
+            extraQueryParams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.string()).optional(),
+            /**
+             * Origins the browser may reach besides the issuer's (the viewer's CSP `connect-src`): a provider whose
+             * token or revocation endpoint is on another host (Google's is). Origins only, https.
+             */
+            connectOrigins: z
+              .array(z.url({ protocol: /^https$/ }).refine((u) => new URL(u).origin === u.replace(/\/$/, ''), 'an origin such as https://oauth2.example.org, without a path'))
+              .default([]),
+          })
+          .strict()
+          .optional(),
+      })
       .strict()
       .prefault({}),
     dimse,
@@ -469,6 +613,8 @@ export const configSchema = z
   .strict()
   .superRefine((c, ctx) => {
     // DIMSE callers' studies are de-identified with the uploader's policy: no deid section, no listener (fail closed).
+    // The browser discovers the provider from the issuer itself (OpenID Connect Discovery), as the gateway does.
+    if (c.viewer.oidc && !discoverableIssuer(c.auth.issuer, c.auth.allowHttp)) ctx.addIssue({ code: 'custom', path: ['viewer', 'oidc'], message: 'needs auth.issuer to be one https URL (the provider the viewer signs in with)' });
     if (c.dimse.enabled && !c.deid) ctx.addIssue({ code: 'custom', path: ['dimse', 'enabled'], message: 'needs the deid section (the uploader policy de-identifies what DIMSE callers send)' });
   });
 

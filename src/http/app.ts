@@ -73,8 +73,9 @@ export interface AppOptions {
   /** The OHIF viewer at /viewer (config `viewer.enabled`); absent: not served. */
   viewer?: Omit<ViewerOptions, 'dicomwebBase'>;
   /**
-   * `GET /dimse/status` (config `dimse.enabled`), guarded as `/metrics` (its token, else loopback only); absent: not served.
-   * With `quarantine`, also `GET /dimse/quarantine` and `POST /dimse/quarantine/{id}/retry`, behind the same guard.
+   * `GET /dimse/status` (config `dimse.enabled`), guarded as `/metrics` (its token, else loopback peers not
+   * behind a proxy); absent: not served. With `quarantine`, also `GET /dimse/quarantine` and
+   * `POST /dimse/quarantine/{id}/retry`, which also take a steward's JWT (the retry never the loopback fallback).
    */
   dimseStatus?: { status: DimseStatusSource; token: string | undefined; quarantine?: DimseQuarantineSource };
 }
@@ -94,8 +95,9 @@ export function createApp(options: AppOptions): Express {
     if (options.metrics.serve) app.get('/metrics', metricsRoute(options.metrics.metrics, options.metrics.token));
   }
   app.use(healthRoutes(options.upstream));
-  if (options.dimseStatus) app.get(DIMSE_STATUS_PATH, dimseStatusRoute(options.dimseStatus.status, options.dimseStatus.token));
-  if (options.dimseStatus?.quarantine) app.use(dimseQuarantineRoutes(options.dimseStatus.quarantine, options.dimseStatus.token));
+  const dimseAccess = { token: options.dimseStatus?.token, trustedProxy: options.trustedProxy, steward: { verify: options.verify, roles: options.roles } };
+  if (options.dimseStatus) app.get(DIMSE_STATUS_PATH, dimseStatusRoute(options.dimseStatus.status, dimseAccess));
+  if (options.dimseStatus?.quarantine) app.use(dimseQuarantineRoutes(options.dimseStatus.quarantine, dimseAccess));
   app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload, audit: options.audit }));
   if (options.audit) {
     app.use(auditRoutes({ verify: options.verify, roles: options.roles, audit: options.audit }));

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { AuthError, LoopbackOnlyError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
+import { AuthError, IssuerUnavailableError, LoopbackOnlyError, NoRoleError, RoleForbiddenError } from '../auth/errors.ts';
 import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
 import {
@@ -50,6 +50,8 @@ export function mapError(error: unknown): MappedError {
   if (error instanceof NoRoleError || error instanceof RoleForbiddenError || error instanceof LoopbackOnlyError) {
     return { status: 403, code: error.code, message: error.message };
   }
+  // The provider's keys cannot be had (OpenID Connect discovery, JWKS): nothing was verified; retry later.
+  if (error instanceof IssuerUnavailableError) return { status: 503, code: error.code, message: error.message, headers: { 'retry-after': String(error.retryAfterSec) } };
   if (error instanceof AuthError) {
     // RFC 6750 3: the challenge names the error class, never the token.
     const description = error.message.replace(/"/g, "'");

@@ -9,10 +9,27 @@ const ASSETS = new URL('./steward-page/', import.meta.url);
 const asset = (name: string) => readFileSync(new URL(name, ASSETS));
 
 /**
+ * The page's own Content-Security-Policy, stricter than helmet's default: its three files and calls to
+ * this origin, nothing else (no inline script or style, no frames, no form posts: the forms are handled
+ * by the script, which calls the JSON API).
+ */
+export const STEWARD_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/**
  * `GET /steward`: a plain page of our own assets over the steward's JSON API (http/projects.ts,
- * `POST /reidentify`): projects and their counts, a project's studies, withdrawals, re-identification.
- * It holds no authority of its own: the steward pastes a token, and every call carries it. Scripts are
- * files, never inline (helmet's Content-Security-Policy, `script-src 'self'`).
+ * `POST /reidentify`, `GET /audit`): re-identification of a pasted pseudonym, the audit trail with
+ * filters a page at a time, projects and their counts, a project's studies, withdrawals. It holds no
+ * authority of its own: the steward pastes a token, and every call carries it. Scripts are files, never
+ * inline (STEWARD_CSP).
  * `GET /steward/demo-token.json`: the demo's steward token (only `deid-gateway demo` passes one), to a
  * loopback Host only, as the viewer's demo tokens are.
  */
@@ -23,6 +40,7 @@ export function stewardPageRoutes(options: { demoToken?: string }): Router {
   const css = asset('style.css');
   router.use(STEWARD_PATH, (_req, res, next) => {
     setRoute(res, STEWARD_PATH);
+    res.setHeader('content-security-policy', STEWARD_CSP);
     next();
   });
   router.get(STEWARD_PATH, (_req, res) => {

@@ -34,6 +34,24 @@ export interface ViewerOptions {
    * and the viewer opens on the plain DICOMweb base.
    */
   access?: { verify: TokenVerifier; roles: RoleOptions };
+  /**
+   * `viewer.oidc`: OHIF signs in through the provider itself (its `oidc` configuration: authorization code
+   * with PKCE, redirect URI `/viewer/callback`), and sends the access token on every DICOMweb request.
+   */
+  oidc?: ViewerOidc;
+}
+
+/** OHIF's `oidc` settings that the config chooses (`viewer.oidc`, the authority being `auth.issuer`). */
+export interface ViewerOidc {
+  /** The provider's issuer (`auth.issuer`): OHIF discovers it from `<authority>/.well-known/openid-configuration`. */
+  authority: string;
+  clientId: string;
+  scope: string;
+  /** RFC 8707 resource indicator, where the provider makes `aud` from it. */
+  resource?: string;
+  extraQueryParams?: Readonly<Record<string, string>>;
+  /** Origins besides the issuer's that the browser must reach (a token endpoint on another host). */
+  connectOrigins: readonly string[];
 }
 
 /**
@@ -71,6 +89,20 @@ export const VIEWER_CSP = [
  */
 export const VIEWER_WORKER_CSP = VIEWER_CSP.replace("script-src 'self' 'wasm-unsafe-eval'", "script-src 'self' 'unsafe-eval'");
 
+/**
+ * The page's policy when OHIF signs in through the provider: `connect-src` adds the issuer's origin (OHIF
+ * reads the discovery document and exchanges the code for tokens there, RFC 7636 4.5) and the origins the
+ * config lists, nothing else. Going to the provider's sign-in page is a navigation, which the CSP does not
+ * govern; its silent-renewal iframe is not allowed (`frame-src` stays `'self'`), so a provider that issues
+ * no refresh token sends the tab back to sign-in when the access token expires. Workers fetch only from the
+ * gateway and keep VIEWER_WORKER_CSP.
+ */
+export function viewerCspFor(oidc: ViewerOidc | undefined): string {
+  if (!oidc) return VIEWER_CSP;
+  const origins = [...new Set([new URL(oidc.authority).origin, ...oidc.connectOrigins.map((o) => new URL(o).origin)])];
+  return `${VIEWER_CSP}; connect-src 'self' ${origins.join(' ')}`;
+}
+
 /** Whether `dir` holds an unpacked OHIF dist (scripts/setup.sh puts one in `.viewer/dist`). */
 export function viewerInstalled(dir: string): boolean {
   return existsSync(join(resolve(dir), 'index.html'));
@@ -98,18 +130,21 @@ interface Rewritten {
 export function viewerRoutes(options: ViewerOptions): Router {
   const router = Router({ caseSensitive: true, strict: false });
   const dir = resolve(options.dir);
-  const signIn = { html: asset('index.html'), js: asset('app.js'), css: asset('style.css') };
+  const page = asset('index.html');
+  // The sign-in page says which way in it offers: a pasted token, or the provider (then it only chooses projects).
+  const signIn = { html: options.oidc ? Buffer.from(page.toString('utf8').replace('<body>', '<body data-sign-in="oidc">')) : page, js: asset('app.js'), css: asset('style.css') };
+  const csp = viewerCspFor(options.oidc);
   // The reading roles only: never the uploader's or the steward's token.
   const demoTokens = options.demoTokens
     ? JSON.stringify(Object.fromEntries(Object.entries(options.demoTokens).filter(([label]) => label === 'clinician' || /^researcher(-|$)/.test(label))))
     : undefined;
-  const appConfig = Buffer.from(appConfigScript(options.dicomwebBase));
+  const appConfig = Buffer.from(appConfigScript(options.dicomwebBase, options.oidc));
   const rewritten = new Map<string, Rewritten | null>();
 
   router.use((req, res, next) => {
     setRoute(res, VIEWER_PATH);
     const dest = req.headers['sec-fetch-dest'];
-    res.setHeader('Content-Security-Policy', dest === 'worker' || dest === 'sharedworker' ? VIEWER_WORKER_CSP : VIEWER_CSP);
+    res.setHeader('Content-Security-Policy', dest === 'worker' || dest === 'sharedworker' ? VIEWER_WORKER_CSP : csp);
     res.vary('Sec-Fetch-Dest'); // the same chunk can be a worker's script or not: never cache one policy for both
     next();
   });
@@ -263,9 +298,28 @@ export function rewriteStyle(css: string): string {
  * Thumbnails: `thumbnailRendering: 'wadors'` renders them in the browser from the same frames the
  * viewer shows, so they go through the same de-identified pixel path; `/thumbnail` and `/rendered`
  * (server-rendered, refused to researchers unless `deid.researcherRendered`) are never asked for.
+ *
+ * With `oidc`, OHIF signs in itself (its `oidc` configuration, oidc-client-ts: authorization code with
+ * PKCE S256, redirect URI `/viewer/callback`): a tab without a user goes to the provider, and OHIF sends
+ * the access token it got. The project is still chosen on the gateway's sign-in page: once OHIF has the
+ * token (its userAuthenticationService.setUser), a tab with no project chosen goes there with that token,
+ * which asks the gateway what it grants, as for a pasted token, and comes back. A 401 or 403 forgets the
+ * provider's user in this tab and goes to the sign-in page, which says why (never straight back to the
+ * provider: a token the gateway always refuses must not loop).
  */
-export function appConfigScript(dicomwebBase: string): string {
+export function appConfigScript(dicomwebBase: string, oidc?: ViewerOidc): string {
   const signIn = `${VIEWER_PATH}/sign-in`;
+  // OHIF's `oidc` entry (platform/app/src/utils/OpenIdConnectRoutes.tsx): paths relative to routerBasename.
+  const oidcEntry = oidc && {
+    authority: oidc.authority,
+    client_id: oidc.clientId,
+    redirect_uri: '/callback',
+    post_logout_redirect_uri: '/',
+    response_type: 'code',
+    scope: oidc.scope,
+    ...(oidc.resource ? { resource: oidc.resource } : {}),
+    ...(oidc.extraQueryParams ? { extraQueryParams: oidc.extraQueryParams } : {}),
+  };
   const [projectBefore, projectAfter] = projectBaseUrl(dicomwebBase, dicomwebBase, '\u0000').split('\u0000') as [string, string];
   return `// Generated by deid-gateway (src/http/viewer.ts); replaces the app-config.js shipped with OHIF.
 'use strict';
@@ -275,13 +329,22 @@ export function appConfigScript(dicomwebBase: string): string {
   var PROJECT_KEY = ${JSON.stringify(PROJECT_KEY)};
   var PROJECT_NAME = new RegExp(${JSON.stringify(PROJECT_NAME.source)});
   var SIGN_IN = ${JSON.stringify(signIn)};
+  var OIDC = ${oidcEntry ? JSON.stringify(oidcEntry) : 'null'};
+  // Where oidc-client-ts keeps the signed-in user (its default store: this tab's sessionStorage).
+  var OIDC_USER_KEY = OIDC ? 'oidc.user:' + OIDC.authority + ':' + OIDC.client_id : '';
+  var SUBJECT_KEY = 'deid-gateway.subject';
+  // Set once the tab is leaving for the sign-in page: answers to requests already under way change nothing.
+  var leaving = false;
   function back(reason) {
+    leaving = true;
     var next = location.pathname + location.search;
     location.replace(SIGN_IN + '?next=' + encodeURIComponent(next) + (reason ? '&reason=' + reason : ''));
   }
   function signIn(reason) {
+    if (leaving) return;
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(PROJECT_KEY);
+    if (OIDC) sessionStorage.removeItem(OIDC_USER_KEY);
     back(reason);
   }
   function expired(token) {
@@ -292,16 +355,44 @@ export function appConfigScript(dicomwebBase: string): string {
       return true;
     }
   }
-  var token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token || expired(token)) {
-    signIn(token ? 'expired' : '');
-    return;
-  }
   // '' for the plain base; a project name for a researcher (the sign-in page asked the gateway which).
   var project = sessionStorage.getItem(PROJECT_KEY);
-  if (project === null || (project !== '' && !PROJECT_NAME.test(project))) {
-    back('project');
-    return;
+  // After the provider's sign-in (OIDC): the sign-in page chooses the project with OHIF's new token, then
+  // opens \`next\` (where OHIF was going: its 'ohif-redirect-to', relative to routerBasename).
+  function chooseProject(token, next) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    leaving = true;
+    location.replace(SIGN_IN + '?next=' + encodeURIComponent(next) + '&reason=project');
+  }
+  function ohifRedirectTo() {
+    var to = {};
+    try {
+      to = JSON.parse(sessionStorage.getItem('ohif-redirect-to') || '{}') || {};
+    } catch (e) {}
+    var path = typeof to.pathname === 'string' && to.pathname.charAt(0) === '/' ? to.pathname : '/';
+    return ${JSON.stringify(VIEWER_PATH)} + path + (typeof to.search === 'string' ? to.search : '');
+  }
+  if (OIDC) {
+    // No user yet: OHIF goes to the provider, and comes back to /viewer/callback.
+    var user = null;
+    try {
+      user = JSON.parse(sessionStorage.getItem(OIDC_USER_KEY) || 'null');
+    } catch (e) {}
+    if (location.pathname !== ${JSON.stringify(`${VIEWER_PATH}/callback`)} && user && user.access_token && !expired(user.access_token) && project === null) {
+      chooseProject(user.access_token, location.pathname + location.search);
+      return;
+    }
+    if (project !== null && project !== '' && !PROJECT_NAME.test(project)) project = null;
+  } else {
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token || expired(token)) {
+      signIn(token ? 'expired' : '');
+      return;
+    }
+    if (project === null || (project !== '' && !PROJECT_NAME.test(project))) {
+      back('project');
+      return;
+    }
   }
   window.PUBLIC_URL = ${JSON.stringify(`${VIEWER_PATH}/`)};
   window.browserImportFunction = function (name) {
@@ -311,7 +402,26 @@ export function appConfigScript(dicomwebBase: string): string {
   var auth = {
     id: 'deid-gateway.auth',
     preRegistration: function (hooks) {
-      hooks.servicesManager.services.userAuthenticationService.setServiceImplementation({
+      var service = hooks.servicesManager.services.userAuthenticationService;
+      if (OIDC) {
+        // OHIF's OpenIdConnectRoutes set the header and the provider's sign-in; this only watches for the
+        // token (at sign-in and at each renewal) and sends a tab with no project chosen to choose one.
+        var setUser = service.setUser.bind(service);
+        service.setUser = function (user) {
+          var token = user && user.access_token;
+          // Another person signing in in this tab chooses again: the project chosen was the last one's.
+          var subject = user && user.profile && typeof user.profile.sub === 'string' ? user.profile.sub : '';
+          if (token && sessionStorage.getItem(SUBJECT_KEY) !== subject) {
+            sessionStorage.removeItem(PROJECT_KEY);
+            sessionStorage.setItem(SUBJECT_KEY, subject);
+          }
+          if (token) sessionStorage.setItem(TOKEN_KEY, token);
+          setUser(user);
+          if (token && sessionStorage.getItem(PROJECT_KEY) === null) chooseProject(token, ohifRedirectTo());
+        };
+        return;
+      }
+      service.setServiceImplementation({
         getAuthorizationHeader: function () {
           var current = sessionStorage.getItem(TOKEN_KEY);
           return current ? { Authorization: 'Bearer ' + current } : {};
@@ -364,6 +474,7 @@ export function appConfigScript(dicomwebBase: string): string {
       else if (error && error.status === 403) signIn('forbidden');
     },
   };
+  if (OIDC) window.config.oidc = [OIDC];
   // A small badge: who is signed in, in which project, and a way to switch (back to the sign-in page).
   document.addEventListener('DOMContentLoaded', function () {
     var badge = document.createElement('a');

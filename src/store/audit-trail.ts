@@ -102,9 +102,49 @@ export interface AuditRecord extends AuditEvent {
 export interface AuditQuery {
   /** Records whose EventDateTime is at or after this. */
   readonly since?: Date;
-  /** Records after this id (paging). */
+  /** Records whose EventDateTime is before this. */
+  readonly until?: Date;
+  /** Records after this id in the order asked (paging): a larger id oldest first, a smaller one newest first. */
   readonly afterId?: string;
+  /** Who: the ActiveParticipant UserID (the token's `sub`), exactly. */
+  readonly userId?: string;
+  /** Who, by role: RoleIDCode, exactly. */
+  readonly roleId?: string;
+  /** What: the EventID code (`110112`) or the EventTypeCode code (`REIDENTIFY`). */
+  readonly eventCode?: string;
+  /** What, by object: ParticipantObjectID (a pseudonym), exactly. */
+  readonly participantObjectId?: string;
+  readonly project?: string;
+  readonly outcome?: EventOutcomeIndicator;
+  /** Oldest first (default) or newest first. */
+  readonly newestFirst?: boolean;
   readonly limit: number;
+}
+
+/**
+ * The WHERE and ORDER BY of a trail query, for either SQL backend: `param` binds one value and returns
+ * its placeholder (typed where the backend wants it). Coded values are stored as `code^scheme^meaning`,
+ * so a code matches the text before the first `^`.
+ */
+export function auditQuerySql(
+  q: AuditQuery,
+  param: (value: string | number, type: 'timestamptz' | 'bigint' | 'text' | 'int') => string,
+): string {
+  const where: string[] = [];
+  if (q.since) where.push(`event_date_time >= ${param(q.since.toISOString(), 'timestamptz')}`);
+  if (q.until) where.push(`event_date_time < ${param(q.until.toISOString(), 'timestamptz')}`);
+  if (q.afterId !== undefined) where.push(`id ${q.newestFirst ? '<' : '>'} ${param(q.afterId, 'bigint')}`);
+  if (q.userId !== undefined) where.push(`user_id = ${param(q.userId, 'text')}`);
+  if (q.roleId !== undefined) where.push(`role_id = ${param(q.roleId, 'text')}`);
+  if (q.participantObjectId !== undefined) where.push(`participant_object_id = ${param(q.participantObjectId, 'text')}`);
+  if (q.project !== undefined) where.push(`project = ${param(q.project, 'text')}`);
+  if (q.outcome !== undefined) where.push(`event_outcome_indicator = ${param(q.outcome, 'int')}`);
+  if (q.eventCode !== undefined) {
+    const prefix = `${q.eventCode}^`;
+    const code = (column: string) => `substr(${column}, 1, ${param(prefix.length, 'int')}) = ${param(prefix, 'text')}`;
+    where.push(`(${code('event_id')} OR ${code('event_type_code')})`);
+  }
+  return `${where.length > 0 ? `WHERE ${where.join(' AND ')} ` : ''}ORDER BY id ${q.newestFirst ? 'DESC' : 'ASC'} LIMIT ${param(q.limit, 'int')}`;
 }
 
 export interface AuditTrail {

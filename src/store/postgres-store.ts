@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
+import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditQuerySql, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
 import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
 import type { NewProject, ProjectStore } from './project-store.ts';
@@ -185,13 +185,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         throw new StoreError('STORE_AUDIT_WRITE_FAILED', 'the audit trail could not be written', { cause });
       }
     },
-    async list({ since, afterId, limit }) {
+    async list(query) {
       try {
-        const { rows } = await pool.query<AuditRow>(
-          `SELECT * FROM audit_event WHERE ($1::timestamptz IS NULL OR event_date_time >= $1) AND ($2::bigint IS NULL OR id > $2)
-           ORDER BY id LIMIT $3`,
-          [since?.toISOString() ?? null, afterId ?? null, limit],
-        );
+        const values: Array<string | number> = [];
+        const sql = auditQuerySql(query, (value, type) => {
+          values.push(value);
+          return `$${values.length}::${type === 'int' ? 'integer' : type}`;
+        });
+        const { rows } = await pool.query<AuditRow>(`SELECT * FROM audit_event ${sql}`, values);
         return rows.map(auditRecordOf);
       } catch (cause) {
         throw new StoreError('STORE_READ_FAILED', 'the audit trail could not be read', { cause });

@@ -6,7 +6,7 @@ import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
 import type { NewProject, ProjectStore } from './project-store.ts';
 import { projectOfRow, projectValues, UNSCOPED, type ProjectRow } from './project-rows.ts';
-import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditRecordOf, auditValues, type AuditRow, type AuditTrail } from './audit-trail.ts';
+import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditQuerySql, auditRecordOf, auditValues, type AuditQuery, type AuditRow, type AuditTrail } from './audit-trail.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS scoped_pseudonym (
@@ -119,10 +119,8 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail & Pro
         throw new StoreError('STORE_AUDIT_WRITE_FAILED', 'the audit trail could not be written', { cause });
       }
     },
-    async list({ since, afterId, limit }) {
-      const from = since?.toISOString() ?? null;
-      const after = afterId ?? null;
-      return listAudit.all(from, from, after, after, limit).map(auditRecordOf);
+    async list(query) {
+      return listAudit(query).map(auditRecordOf);
     },
     async close() {
       db.close();
@@ -271,11 +269,21 @@ function auditStatements(db: Database.Database) {
   const appendAudit = db.prepare(
     `INSERT INTO audit_event (${AUDIT_COLUMNS.join(', ')}) VALUES (${AUDIT_COLUMNS.map(() => '?').join(', ')})`,
   );
-  // ISO 8601 UTC text sorts as time, so `since` compares as text.
-  const listAudit = db.prepare<[string | null, string | null, string | null, string | null, number], AuditRow>(
-    `SELECT * FROM audit_event WHERE (? IS NULL OR event_date_time >= ?) AND (? IS NULL OR id > CAST(? AS INTEGER))
-     ORDER BY id LIMIT ?`,
-  );
+  // ISO 8601 UTC text sorts as time, so `since` and `until` compare as text. One statement per filter shape.
+  const shapes = new Map<string, Database.Statement<Array<string | number>, AuditRow>>();
+  const listAudit = (query: AuditQuery): AuditRow[] => {
+    const values: Array<string | number> = [];
+    const sql = `SELECT * FROM audit_event ${auditQuerySql(query, (value, type) => {
+      values.push(value);
+      return type === 'bigint' ? 'CAST(? AS INTEGER)' : '?';
+    })}`;
+    let statement = shapes.get(sql);
+    if (!statement) {
+      statement = db.prepare<Array<string | number>, AuditRow>(sql);
+      shapes.set(sql, statement);
+    }
+    return statement.all(...values);
+  };
   return { appendAudit, listAudit };
 }
 

@@ -45,4 +45,27 @@ describe('the PostgreSQL audit trail', () => {
       await store.close();
     }
   });
+
+  test('the trail is filtered by who, what, when and outcome, and pages newest first (GET /audit)', async () => {
+    const store = await openPostgresStore({ url: db.url });
+    try {
+      const at = (day: number) => new Date(`2024-02-0${day}T00:00:00.000Z`);
+      await store.append({ ...QUERY_EVENT, eventDateTime: at(1), userId: 's-1', roleId: 'steward', eventTypeCode: { code: 'REIDENTIFY', codingScheme: '99DEIDGW', meaning: 'Re-identification' }, eventId: { code: '110110', codingScheme: 'DCM', meaning: 'Patient Record' } });
+      await store.append({ ...QUERY_EVENT, eventDateTime: at(2), userId: 's-1', roleId: 'steward', eventOutcomeIndicator: 4, httpStatus: 404 });
+      await store.append({ ...QUERY_EVENT, eventDateTime: at(3), userId: 'r-9', project: 'trial' });
+      const ids = async (q: Omit<Parameters<typeof store.list>[0], 'limit'>) => (await store.list({ limit: 100, ...q })).map((e) => e.eventDateTime.toISOString().slice(0, 10));
+      assert.deepEqual(await ids({ userId: 's-1' }), ['2024-02-01', '2024-02-02']);
+      assert.deepEqual(await ids({ eventCode: 'REIDENTIFY' }), ['2024-02-01']);
+      assert.deepEqual(await ids({ eventCode: '110110' }), ['2024-02-01']);
+      assert.deepEqual(await ids({ outcome: 4, roleId: 'steward' }), ['2024-02-02']);
+      assert.deepEqual(await ids({ project: 'trial', participantObjectId: '2.25.1' }), ['2024-02-03']);
+      assert.deepEqual(await ids({ since: at(2), until: at(3) }), ['2024-02-02']);
+      const newest = await store.list({ limit: 2, newestFirst: true, since: at(1) });
+      assert.deepEqual(newest.map((e) => e.userId), ['r-9', 's-1']);
+      const older = await store.list({ limit: 2, newestFirst: true, since: at(1), afterId: newest[1]?.id as string });
+      assert.deepEqual(older.map((e) => e.eventDateTime.toISOString().slice(0, 10)), ['2024-02-01']);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -1,5 +1,5 @@
 // The steward's page: a thin client of the steward's JSON API (GET/POST /projects…, POST /withdrawals,
-// POST /reidentify). The token stays in this tab (sessionStorage) and goes only to this gateway, on each
+// POST /reidentify, GET /audit). The token stays in this tab (sessionStorage) and goes only to this gateway, on each
 // call as `Authorization: Bearer`. Text from the API is only ever set as textContent. No framework, no CDN.
 'use strict';
 (function () {
@@ -87,6 +87,7 @@
         tbody.appendChild(tr);
       });
       document.body.dataset.projects = String(answer.projects.length);
+      scopes(answer.projects.map(function (p) { return p.name; }));
       return answer.projects;
     });
   }
@@ -201,12 +202,13 @@
       .catch(fail);
   });
 
-  $('reidentify-form').addEventListener('submit', function (event) {
-    event.preventDefault();
-    if (!current) return;
-    var out = $('reidentify-result');
+  // One pseudonym back to its original, in a project's scope or the uploads'; the API records it first.
+  function reidentify(scope, kind, pseudonym, out) {
     out.textContent = '';
-    api('POST', 'reidentify', { project: current.name, kind: $('reidentify-kind').value, pseudonym: $('reidentify-value').value.trim() })
+    var body = scope === 'uploads' ? { uploads: true } : { project: scope };
+    body.kind = kind;
+    body.pseudonym = pseudonym;
+    return api('POST', 'reidentify', body)
       .then(function (r) {
         var code = document.createElement('code');
         code.textContent = r.original;
@@ -214,7 +216,117 @@
         out.appendChild(code);
         say('Re-identified (recorded on the audit trail).', true);
       })
-      .catch(fail);
+      .catch(function (error) {
+        out.textContent = 'No original shown.';
+        fail(error);
+      });
+  }
+
+  $('reidentify-form').addEventListener('submit', function (event) {
+    event.preventDefault();
+    if (!current) return;
+    reidentify(current.name, $('reidentify-kind').value, $('reidentify-value').value.trim(), $('reidentify-result'));
+  });
+
+  // The lookup's scopes: every project, then the uploads; the choice survives a reload of the list.
+  function scopes(names) {
+    var select = $('lookup-scope');
+    var chosen = select.value;
+    select.textContent = '';
+    names.concat(['uploads']).forEach(function (name) {
+      var option = document.createElement('option');
+      option.value = name;
+      option.textContent = name === 'uploads' ? 'the uploads' : 'project ' + name;
+      select.appendChild(option);
+    });
+    if (chosen && names.concat(['uploads']).indexOf(chosen) >= 0) select.value = chosen;
+  }
+
+  // A pseudonym's shape says what it is: dots make a UID; a keyed code (16 of A–Z, 2–7) is not one.
+  $('lookup-value').addEventListener('input', function () {
+    var v = $('lookup-value').value.trim();
+    if (/^\d+(\.\d+)+$/.test(v)) $('lookup-kind').value = 'uid';
+    else if (/^[A-Z2-7]{16}$/.test(v) && $('lookup-kind').value === 'uid') $('lookup-kind').value = 'patientId';
+  });
+
+  $('lookup-form').addEventListener('submit', function (event) {
+    event.preventDefault();
+    reidentify($('lookup-scope').value, $('lookup-kind').value, $('lookup-value').value.trim(), $('lookup-result'));
+  });
+
+  // The audit trail, a page at a time: `pages` holds the cursor (`after`) of each page shown so far.
+  var OUTCOME = { 0: 'success', 4: 'minor failure', 8: 'serious failure', 12: 'major failure' };
+  var ACTION = { C: 'create', R: 'read', U: 'update', D: 'delete', E: 'execute' };
+  var pages = [];
+  var nextCursor = null;
+
+  function auditQuery(after) {
+    var q = new URLSearchParams();
+    [['user', 'audit-user'], ['object', 'audit-object'], ['project', 'audit-project'], ['role', 'audit-role'], ['event', 'audit-event'], ['outcome', 'audit-outcome']]
+      .forEach(function (f) {
+        var v = $(f[1]).value.trim();
+        if (v) q.set(f[0], v);
+      });
+    [['since', 'audit-since'], ['until', 'audit-until']].forEach(function (f) {
+      var v = $(f[1]).value;
+      if (v && !Number.isNaN(new Date(v).getTime())) q.set(f[0], new Date(v).toISOString());
+    });
+    q.set('order', $('audit-order').value);
+    q.set('limit', $('audit-limit').value);
+    if (after) q.set('after', after);
+    return q.toString();
+  }
+
+  function loadAudit() {
+    var after = pages[pages.length - 1];
+    return api('GET', 'audit?' + auditQuery(after)).then(function (answer) {
+      var tbody = $('audit').querySelector('tbody');
+      tbody.textContent = '';
+      answer.events.forEach(function (e) {
+        var tr = document.createElement('tr');
+        tr.dataset.id = e.id;
+        cell(tr, e.eventDateTime.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), 'mono');
+        cell(tr, e.userId, 'mono');
+        cell(tr, e.roleId);
+        cell(tr, (e.eventTypeCode ? e.eventTypeCode.meaning : e.eventId.meaning) + ' (' + (ACTION[e.eventActionCode] || e.eventActionCode) + ')');
+        cell(tr, e.route, 'mono');
+        cell(tr, (OUTCOME[e.eventOutcomeIndicator] || String(e.eventOutcomeIndicator)) + ' · ' + e.httpStatus, 'outcome-' + e.eventOutcomeIndicator);
+        cell(tr, e.participantObjectId || '', 'mono');
+        cell(tr, e.project || '');
+        tbody.appendChild(tr);
+      });
+      nextCursor = answer.next || null;
+      $('audit-next').disabled = !nextCursor;
+      $('audit-prev').disabled = pages.length <= 1;
+      $('audit-first').disabled = pages.length <= 1;
+      $('audit-page').textContent = 'Page ' + pages.length + ' · ' + answer.events.length + ' record(s)';
+      $('audit-caption').textContent = answer.events.length === 0 ? 'No record matches.' : 'The records that match, ' + ($('audit-order').value === 'desc' ? 'newest' : 'oldest') + ' first.';
+      document.body.dataset.auditPage = String(pages.length);
+      say('Audit trail: page ' + pages.length + ', ' + answer.events.length + ' record(s).', true);
+    });
+  }
+
+  $('audit-form').addEventListener('submit', function (event) {
+    event.preventDefault();
+    pages = [null];
+    loadAudit().catch(fail);
+  });
+  $('audit-next').addEventListener('click', function () {
+    if (!nextCursor) return;
+    pages.push(nextCursor);
+    loadAudit().catch(function (error) {
+      pages.pop();
+      fail(error);
+    });
+  });
+  $('audit-prev').addEventListener('click', function () {
+    if (pages.length <= 1) return;
+    pages.pop();
+    loadAudit().catch(fail);
+  });
+  $('audit-first').addEventListener('click', function () {
+    pages = [null];
+    loadAudit().catch(fail);
   });
 
   // In `deid-gateway demo` only, the gateway offers its steward token; elsewhere this answers 404.

@@ -10,6 +10,8 @@
   var PROJECT_KEY = 'deid-gateway.project';
   var VIEWER = '/viewer/';
   var params = new URLSearchParams(location.search);
+  // viewer.oidc: OHIF signs in through the identity provider; this page only chooses a project for its token.
+  var oidc = document.body.dataset.signIn === 'oidc';
 
   // Only a path inside the viewer: never an open redirect to another origin.
   var next = params.get('next');
@@ -44,6 +46,10 @@
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(ROLE_KEY);
     sessionStorage.removeItem(PROJECT_KEY);
+    // The provider's user as OHIF's oidc-client-ts keeps it in this tab (its session at the provider stays).
+    Object.keys(sessionStorage).forEach(function (key) {
+      if (key.indexOf('oidc.user:') === 0) sessionStorage.removeItem(key);
+    });
     document.getElementById('current').hidden = true;
   }
   // The token this tab holds, its role and its project, with a way on (or out).
@@ -101,7 +107,8 @@
           return;
         }
         sessionStorage.setItem(TOKEN_KEY, token);
-        sessionStorage.setItem(ROLE_KEY, role || rolesOf(token) || 'signed in');
+        // The gateway's reading of the token first: claim paths and role maps are its business.
+        sessionStorage.setItem(ROLE_KEY, access.role || role || rolesOf(token) || 'signed in');
         sessionStorage.removeItem(PROJECT_KEY); // until chosen: the viewer sends the tab back here
         showCurrent();
         if (access.role !== 'researcher') go('');
@@ -111,6 +118,12 @@
       .catch(function () {
         say('unavailable');
       });
+  }
+
+  if (oidc) {
+    document.getElementById('token-form').hidden = true;
+    document.getElementById('provider-sign-in').href = next;
+    document.getElementById('provider').hidden = false;
   }
 
   var reason = params.get('reason');

@@ -45,6 +45,26 @@ describe('re-identification requests and audit queries', () => {
     }
   });
 
+  test('audit queries filter by who, what, when and outcome, newest first if asked; each once, each checked', () => {
+    const q = (s: string) => parseAuditQuery(new URLSearchParams(s));
+    assert.deepEqual(q('user=steward-1&role=steward&event=REIDENTIFY&object=2.25.12&project=trial&outcome=4&until=2026-11-26&order=desc&after=9'), {
+      userId: 'steward-1',
+      roleId: 'steward',
+      eventCode: 'REIDENTIFY',
+      participantObjectId: '2.25.12',
+      project: 'trial',
+      outcome: 4,
+      until: new Date('2026-11-26'),
+      newestFirst: true,
+      afterId: '9',
+      limit: 100,
+    });
+    for (const bad of ['outcome=2', 'outcome=', 'role=Steward', 'event=110112%5E', 'user=a%0Ab', 'object=', 'project=Trial', 'order=up', 'until=soon', 'user=a&user=b']) {
+      assert.throws(() => q(bad), refused('AUDIT_BAD_QUERY'), bad);
+    }
+    assert.throws(() => q('patientName=DOE'), (e: Error) => !e.message.includes('patientName'), 'an unknown name is not echoed');
+  });
+
   test('the steward: no DICOMweb, and by default never chosen over researcher or uploader', () => {
     for (const c of ['search', 'retrieve', 'store'] as const) assert.throws(() => treatmentFor('steward', c), RoleForbiddenError);
     const { auth } = validateConfig({ upstream: { url: 'http://pacs/dicom-web' }, auth: { issuer: 'i', audience: 'a', publicKeyFiles: ['k'] } });

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { TokenInvalidError, TokenMissingError } from '../../../src/auth/errors.ts';
+import { IssuerUnavailableError, TokenInvalidError, TokenMissingError } from '../../../src/auth/errors.ts';
 import { createTokenVerifier } from '../../../src/auth/token.ts';
 import { loadPublicKeyFile } from '../../../src/config/public-key-file.ts';
 import { makeKeys } from '../../helpers/gateway.ts';
@@ -89,5 +89,27 @@ describe('token verification', () => {
     assert.ok(await withSecret(`Bearer ${hs}`));
     const asymmetricOnly = createTokenVerifier({ ...common, algorithms: ['ES256'], sharedSecret: secret });
     await assert.rejects(asymmetricOnly(`Bearer ${hs}`), /algorithm not allowed/);
+  });
+
+  test('authorizedParties: the token\'s azp, else its client_id, must be listed; absent, any client is taken', async () => {
+    const key = await keyPair('k1');
+    const verify = createTokenVerifier({ ...common, algorithms: ['ES256'], publicKeys: [key.jwk], authorizedParties: ['ohif', 'research-app'] });
+    assert.ok(await verify(`Bearer ${await sign(key.privateKey, 'k1', { azp: 'ohif' })}`));
+    assert.ok(await verify(`Bearer ${await sign(key.privateKey, 'k1', { client_id: 'research-app' })}`));
+    for (const claims of [{ azp: 'other' }, { client_id: 'other' }, {}, { azp: ['ohif'] }, { azp: 'other', client_id: 'ohif' }]) {
+      await assert.rejects(verify(`Bearer ${await sign(key.privateKey, 'k1', claims)}`), (e: unknown) => e instanceof TokenInvalidError && e.reason === 'claim azp failed', JSON.stringify(claims));
+    }
+    const anyClient = createTokenVerifier({ ...common, algorithms: ['ES256'], publicKeys: [key.jwk] });
+    assert.ok(await anyClient(`Bearer ${await sign(key.privateKey, 'k1', { azp: 'other' })}`));
+  });
+
+  test('a JWKS URL that does not answer is IssuerUnavailableError (503), a key it does not list a bad token (401)', async () => {
+    const key = await keyPair('k1');
+    jwks = { keys: [key.jwk] };
+    const verify = createTokenVerifier({ ...common, algorithms: ['ES256'], jwksUrl: 'http://127.0.0.1:1/certs', jwksCooldownMs: 0 });
+    await assert.rejects(verify(`Bearer ${await sign(key.privateKey, 'k1')}`), (e: unknown) => e instanceof IssuerUnavailableError && e.reason === 'jwks');
+    const stranger = await keyPair('k9');
+    const served = createTokenVerifier({ ...common, algorithms: ['ES256'], jwksUrl, jwksCooldownMs: 0 });
+    await assert.rejects(served(`Bearer ${await sign(stranger.privateKey, 'k9')}`), (e: unknown) => e instanceof TokenInvalidError && e.reason === 'unknown key');
   });
 });

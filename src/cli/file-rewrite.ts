@@ -1,0 +1,85 @@
+// One input through the engine (reader -> policy -> writer, deid/rewrite-part10.ts) into a temporary
+// name beside its output, renamed only when the whole file rewrote cleanly, so a refused file leaves no
+// output. The output's size and SHA-256 are taken as it is written (the report keeps them for resume).
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createSession, type DeidPolicy } from '../deid/deidentify.ts';
+import type { PseudonymPair } from '../deid/pseudonym.ts';
+import { rewritePart10 } from '../deid/rewrite-part10.ts';
+
+const READ_CHUNK = 256 * 1024;
+/** Inputs up to this size are read in one call (a stream's set-up costs more than a small file's bytes). */
+const WHOLE_FILE_BYTES = READ_CHUNK;
+
+/** Temporary names: this process's random prefix and a count (a random draw per file costs a system call). */
+const RUN = randomBytes(6).toString('hex');
+let made = 0;
+
+export interface Rewritten {
+  readonly pairs: readonly PseudonymPair[];
+  readonly outputBytes: number;
+  readonly outputSha256: string;
+}
+
+export interface RewriteContext {
+  readonly policy: DeidPolicy;
+  /** Fresh mode's salt for the run (files of one study stay linked within it); none: keyed pseudonyms. */
+  readonly salt: Uint8Array | undefined;
+  /** One mkdir per output folder, not per file. */
+  readonly folders: Map<string, Promise<unknown>>;
+}
+
+/** Streams `input` (of `size` bytes) through the engine into `output`. Engine errors propagate as they are. */
+export async function rewriteFile(context: RewriteContext, input: string, size: number, output: string): Promise<Rewritten> {
+  const session = createSession(context.policy, context.salt ? { fresh: true, salt: context.salt } : { fresh: false });
+  const dir = dirname(output);
+  const partial = join(dir, `.${basename(output)}.${RUN}-${(made++).toString(36)}.partial`);
+  let folder = context.folders.get(dir);
+  if (folder === undefined) {
+    folder = mkdir(dir, { recursive: true });
+    context.folders.set(dir, folder);
+  }
+  await folder;
+  const hash = createHash('sha256');
+  let outputBytes = 0;
+  try {
+    if (size <= WHOLE_FILE_BYTES) {
+      // A small file: read whole, its output gathered and written in one call (no streams to set up).
+      const chunks: Buffer[] = [];
+      for await (const chunk of rewritePart10([await readFile(input)], session).output) {
+        hash.update(chunk);
+        outputBytes += chunk.length;
+        chunks.push(chunk);
+      }
+      await writeFile(partial, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), { mode: 0o600 });
+    } else {
+      const { output: rewritten } = rewritePart10(createReadStream(input, { highWaterMark: READ_CHUNK }), session);
+      const measured = async function* () {
+        for await (const chunk of rewritten) {
+          hash.update(chunk);
+          outputBytes += chunk.length;
+          yield chunk;
+        }
+      };
+      await pipeline(measured, createWriteStream(partial, { mode: 0o600 }));
+    }
+    await rename(partial, output);
+    return { pairs: session.pairs(), outputBytes, outputSha256: hash.digest('hex') };
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
+/** Whether `file` is there with this size and SHA-256 (what an earlier run recorded for its output). */
+export async function outputMatches(file: string, bytes: number, sha256: string): Promise<boolean> {
+  const info = await stat(file).catch(() => undefined);
+  if (!info?.isFile() || info.size !== bytes) return false;
+  const hash = createHash('sha256');
+  if (bytes <= WHOLE_FILE_BYTES) hash.update(await readFile(file));
+  else for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
+  return hash.digest('hex') === sha256;
+}
