@@ -222,6 +222,14 @@ async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet
       empty = true; // absent or empty for the researcher: no key value matches it (PS3.4 C.2.2.2)
       continue;
     }
+    // Replaced by a constant (the VR's dummy, whatever the original held): a key the constant does not
+    // match finds nothing, and the PACS is not asked (PS3.4 C.2.2.2; issue 20: no paging through the
+    // archive for an answer known in advance). One the constant matches is matched here, on each result
+    // (the attribute may be absent from some).
+    if (matchKey !== undefined && decision.op === 'replace' && replacedByConstant(probe, tag, vr, value, decision) && !matchesKey(matchKey, matchValues({ vr, Value: decision.value as never[] }))) {
+      empty = true;
+      continue;
+    }
     if (uids) {
       // UID list matching (PS3.4 C.2.2.2.2): each pseudonym back to its original; unknown ones drop out.
       const originals: string[] = [];
@@ -260,6 +268,19 @@ async function plan(view: DeidentifiedView, query: string, reserved: ReadonlySet
   // Membership and the hierarchy are checked per result by its study (project-view.ts, requireStudy).
   upstreamParams.append('includefield', STUDY_UID);
   return { upstreamParams, gatewaySide, limit, offset, empty, derived };
+}
+
+/** Text VRs: any string is a valid value, so probing with two others than the key's says whether the replacement depends on the value. */
+const FREE_TEXT_VRS: ReadonlySet<string> = new Set(['LO', 'SH', 'ST', 'LT', 'UT', 'UC']);
+
+/** The profile replaces this text attribute with the same value whatever it held (a dummy, not a pseudonym or cleaned text). */
+function replacedByConstant(probe: ReturnType<typeof createSession>, tag: number, vr: string, value: string, decision: ReturnType<ReturnType<typeof createSession>['decide']>): boolean {
+  if (decision.op !== 'replace' || !FREE_TEXT_VRS.has(vr)) return false;
+  const same = (other: string) => {
+    const d = probe.decide({ tag, vr, path: [] }, [other]);
+    return d.op === 'replace' && JSON.stringify(d.value) === JSON.stringify(decision.value);
+  };
+  return same(`${value}A`) && same('B');
 }
 
 /** PS3.4 C.2.2.2 on the de-identified values (src/dicom/matching.ts: linear in the key's length). */
