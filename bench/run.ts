@@ -4,7 +4,10 @@
 //
 //   node --import tsx bench/run.ts [--study-mb 1024] [--rounds 3] [--memory-factor 4] [--latency-requests 60] [--dimse-instances 1000] [--dimse-rounds 2] [--cine-copies 16] [--only S,S] [--cpu-prof]
 //
-// 1. WADO-RS study retrieval, Orthanc direct / gateway as clinician / gateway as researcher, 1 and 8 clients.
+// 1. WADO-RS study retrieval, Orthanc direct / nginx in front of the same Orthanc (the anchor, bench/nginx.ts:
+//    installed when missing) / gateway as clinician / gateway as researcher, 1 and 8 clients, rounds
+//    interleaved; and each proxy's CPU seconds per GB served (nginx master + worker, the gateway process),
+//    with Orthanc's own beside them, from /proc/<pid>/stat before and after each measured retrieval.
 // 2. Series metadata and QIDO latency, p50/p99, and the gateway's overhead over direct.
 // 3. Peak gateway RSS while streaming the study at 1x and at `memory-factor`x size (a fresh gateway
 //    process for each, so each peak is its own).
@@ -40,6 +43,7 @@ import { samplesDir } from '../src/demo/samples.ts';
 import { storescu } from '../test/helpers/dcmtk.ts';
 import { dimseBlock, forwarded, spawnDimseGateway } from '../test/helpers/dimse.ts';
 import { makeKeys, memoryOf, signToken, spawnGateway, TEST_PROJECT, type TestKeys } from '../test/helpers/gateway.ts';
+import { cpuSeconds, type NginxProcess, startNginx } from './nginx.ts';
 import { benchNativeBlanking, benchPixelCodecs } from './pixel-codecs.ts';
 import { CT_INSTANCE_BYTES, syntheticCtStudy, syntheticSeriesUid, syntheticStudyUid } from './synthetic.ts';
 
@@ -142,21 +146,61 @@ const instancesOf: Record<number, number> = {};
 
 // --- 1. retrieval throughput ----------------------------------------------------------------------
 
-async function retrieval(orthanc: OrthancProcess, c: Clients, pid: number, instances: number): Promise<void> {
-  const pseudonym = (await pseudonymOf(c, 'studies', STUDY.main)).study;
+/**
+ * The gateway of sections 1-2-4, replaced by a fresh process (same keys and secret, so the same pseudonyms)
+ * if one dies under the retrieval rounds: undici 7's `assert(!this.paused)` (nodejs/undici#5360) kills the
+ * process when Orthanc closes a study response's connection (it always does: `Connection: close`, the body
+ * ends at EOF) while the gateway holds the upstream paused under back-pressure. Each crash is counted and
+ * reported; the rounds it broke are left out.
+ */
+interface GatewayHandle {
+  c: Clients;
+  pid: number;
+  crashes: number;
+  /** Replaces the process if it has exited; true if it did. */
+  revive(): Promise<boolean>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function retrieval(orthanc: OrthancProcess, gw: GatewayHandle, instances: number, nginx: NginxProcess | Error): Promise<void> {
+  const pseudonym = (await pseudonymOf(gw.c, 'studies', STUDY.main)).study;
   const original = syntheticStudyUid(STUDY.main);
-  const rssBefore = (await memoryOf(pid)).rss;
+  let rssBefore = (await memoryOf(gw.pid)).rss;
   const aborted: Record<string, number> = {};
+  const anchor = nginx instanceof Error ? undefined : nginx;
+  if (nginx instanceof Error) rows.push(`| nginx anchor | not measured: ${nginx.message.replace(/\s+/g, ' ').slice(0, 200)} | |`);
+  type Target = readonly [name: string, url: () => string, headers: () => Record<string, string>, proxyPids: (() => number[]) | undefined];
+  const targets: Target[] = [
+    ['direct', () => `${orthanc.dicomWebUrl}/studies/${original}`, () => ACCEPT, undefined],
+    ...(anchor ? [['nginx', () => `${anchor.url}/dicom-web/studies/${original}`, () => ACCEPT, () => anchor.pids()] as const] : []),
+    ['clinician', () => `${gw.c.base}/studies/${original}`, () => ({ ...ACCEPT, ...gw.c.clinician }), () => [gw.pid]],
+    ['researcher', () => `${gw.c.base}/studies/${pseudonym}`, () => ({ ...ACCEPT, ...gw.c.researcher }), () => [gw.pid]],
+  ];
+  const orthancPid = orthanc.pid;
   for (const concurrency of [1, 8]) {
-    const rates: Record<string, number[]> = { direct: [], clinician: [], researcher: [] };
-    for (let r = 0; r < ROUNDS; r++) {
-      for (const [name, url, headers] of [
-        ['direct', `${orthanc.dicomWebUrl}/studies/${original}`, ACCEPT],
-        ['clinician', `${c.base}/studies/${original}`, { ...ACCEPT, ...c.clinician }],
-        ['researcher', `${c.base}/studies/${pseudonym}`, { ...ACCEPT, ...c.researcher }],
-      ] as const) {
+    const rates: Record<string, number[]> = Object.fromEntries(targets.map(([name]) => [name, []]));
+    // CPU seconds and bytes of each measured retrieval: the proxy's (nginx master + worker, or the gateway
+    // process) and Orthanc's, from /proc/<pid>/stat before and after.
+    const cpu: Record<string, { proxy: number[]; orthanc: number[]; bytes: number[] }> = Object.fromEntries(targets.map(([name]) => [name, { proxy: [], orthanc: [], bytes: [] }]));
+    // Round -1 (1 client only) warms every path up (connections, lazy code, Orthanc's caches) and is not counted.
+    for (let r = concurrency === 1 ? -1 : 0; r < ROUNDS; r++) {
+      for (const [name, urlOf, headersOf, proxyPids] of targets) {
+        if (await gw.revive()) rssBefore = (await memoryOf(gw.pid)).rss;
+        const url = urlOf();
+        const headers = headersOf();
         let bytes = 0;
         let failed = 0;
+        const pids = proxyPids?.() ?? [];
+        const proxyBefore = cpuSeconds(pids);
+        const orthancBefore = orthancPid === undefined ? 0 : cpuSeconds([orthancPid]);
         const s = await seconds(async () => {
           const sizes = await Promise.all(
             Array.from({ length: concurrency }, () =>
@@ -169,19 +213,58 @@ async function retrieval(orthanc: OrthancProcess, c: Clients, pid: number, insta
           );
           bytes = sizes.reduce((a, b) => a + b, 0);
         });
+        const proxyCpu = cpuSeconds(pids) - proxyBefore;
+        const orthancCpu = orthancPid === undefined ? Number.NaN : cpuSeconds([orthancPid]) - orthancBefore;
+        if (r < 0) continue;
         aborted[name] = (aborted[name] ?? 0) + failed;
-        if (failed === 0) rates[name]?.push(bytes / MB / s);
+        if (failed > 0) continue;
+        rates[name]?.push(bytes / MB / s);
+        cpu[name]?.proxy.push(proxyCpu);
+        cpu[name]?.orthanc.push(orthancCpu);
+        cpu[name]?.bytes.push(bytes);
       }
     }
     const m = (k: string) => median(rates[k] as number[]);
-    results[`retrieval-${concurrency}`] = { instances, rates, researcherOverClinician: m('researcher') / m('clinician'), clinicianOverDirect: m('clinician') / m('direct') };
+    // CPU per GB over all measured rounds together (one /proc tick is 10 ms: a sum is steadier than per-round figures).
+    const perGB = (k: string, of: 'proxy' | 'orthanc') => {
+      const x = cpu[k];
+      if (!x || x.bytes.length === 0) return Number.NaN;
+      return x[of].reduce((a, b) => a + b, 0) / (x.bytes.reduce((a, b) => a + b, 0) / (MB * 1024));
+    };
+    const counts = Object.values(rates).map((x) => x.length);
+    const n = counts.every((k) => k === counts[0]) ? `${counts[0]} rounds` : `rounds ${counts.join(' / ')}`;
+    const clients = `${concurrency} client${concurrency > 1 ? 's' : ''}`;
+    const ratios = {
+      researcherOverClinician: m('researcher') / m('clinician'),
+      clinicianOverDirect: m('clinician') / m('direct'),
+      ...(anchor ? { clinicianOverNginx: m('clinician') / m('nginx'), nginxOverDirect: m('nginx') / m('direct') } : {}),
+    };
+    const cpuPerGB = Object.fromEntries(targets.map(([name]) => [name, { proxy: name === 'direct' ? 0 : perGB(name, 'proxy'), orthanc: perGB(name, 'orthanc') }]));
+    results[`retrieval-${concurrency}`] = { instances, rounds: ROUNDS, rates, ...ratios, cpuSecondsPerGB: cpuPerGB, cpu };
+    const names = targets.map(([name]) => name);
     rows.push(
-      `| WADO-RS study (${instances} CT, ${concurrency} client${concurrency > 1 ? 's' : ''}): MB/s direct / clinician / researcher | ${m('direct').toFixed(0)} / ${m('clinician').toFixed(0)} / ${m('researcher').toFixed(0)} | researcher/clinician **${(m('researcher') / m('clinician')).toFixed(2)}** (goal ≥ 0.9), clinician/direct **${(m('clinician') / m('direct')).toFixed(2)}** (goal ≥ 0.95) |`,
+      `| WADO-RS study (${instances} CT, ${clients}, ${n}): MB/s ${names.join(' / ')} | ${names.map((k) => m(k).toFixed(0)).join(' / ')} | ${
+        anchor ? `clinician/nginx **${(m('clinician') / m('nginx')).toFixed(2)}** (goal ≥ 1.0), nginx/direct **${(m('nginx') / m('direct')).toFixed(2)}**, ` : ''
+      }researcher/clinician **${(m('researcher') / m('clinician')).toFixed(2)}** (goal ≥ 0.9), clinician/direct ${(m('clinician') / m('direct')).toFixed(2)} |`,
     );
-    const peak = (await memoryOf(pid)).peak; // VmHWM only grows: after the 1-client rounds it is theirs
+    const proxies = names.filter((k) => k !== 'direct');
+    const g = (k: string, of: 'proxy' | 'orthanc') => (cpuPerGB[k]?.[of] ?? Number.NaN).toFixed(2);
+    rows.push(
+      `| proxy CPU s per GB served (${clients}): ${proxies.join(' · ')} (Orthanc's own: direct · ${proxies.join(' · ')}) | ${proxies.map((k) => g(k, 'proxy')).join(' · ')} (${names.map((k) => g(k, 'orthanc')).join(' · ')}) | ${
+        anchor ? `clinician/nginx **${(perGB('clinician', 'proxy') / perGB('nginx', 'proxy')).toFixed(2)}** (goal ≤ 1.2), ` : ''
+      }researcher/clinician **${(perGB('researcher', 'proxy') / perGB('clinician', 'proxy')).toFixed(2)}** (goal ≤ 1.3) |`,
+    );
+    if (await gw.revive()) rssBefore = (await memoryOf(gw.pid)).rss;
+    const peak = (await memoryOf(gw.pid)).peak; // VmHWM only grows: after the 1-client rounds it is theirs
     results[`memory-retrieval-${concurrency}`] = { rssBeforeMB: rssBefore / MB, peakMB: peak / MB };
     rows.push(`| gateway peak RSS, up to ${concurrency} concurrent researcher stream${concurrency > 1 ? 's' : ''} | ${(rssBefore / MB).toFixed(0)} MB before, ${(peak / MB).toFixed(0)} MB peak | growth ${((peak - rssBefore) / MB).toFixed(0)} MB |`);
   }
+  if (anchor) {
+    results['nginx'] = { version: anchor.version, responsesBufferedToTempFile: anchor.bufferedToTempFile() };
+    rows.push(`| nginx ${anchor.version} (1 worker, keepalive upstream, default buffering): responses it buffered to a temp file | ${anchor.bufferedToTempFile()} | |`);
+  }
+  results['gatewayCrashes'] = gw.crashes;
+  if (gw.crashes > 0) rows.push(`| gateway process crashes during retrieval (undici assert(!this.paused), nodejs/undici#5360; see stderr) | ${gw.crashes} | a fresh process replaced each; peak RSS above is the last process's |`);
   results['abortedResponses'] = aborted;
   if (Object.values(aborted).some((n) => n > 0)) rows.push(`| aborted responses (see stderr) | ${JSON.stringify(aborted)} | rounds with one are left out |`);
 }
@@ -575,10 +658,32 @@ try {
   await load(orthanc, STUDY.main, instances);
   await load(orthanc, STUDY.latency, 20);
   if (runs('retrieval') || runs('latency') || runs('anonymize')) {
-    const gateway = await spawnGateway(orthanc.dicomWebUrl, keys, PRODUCT);
+    let gateway = await spawnGateway(orthanc.dicomWebUrl, keys, PRODUCT);
     try {
-      const c = await clientsFor(keys, gateway.base);
-      if (runs('retrieval')) await retrieval(orthanc, c, gateway.pid, instances);
+      let c = await clientsFor(keys, gateway.base);
+      const gw: GatewayHandle = {
+        c,
+        pid: gateway.pid,
+        crashes: 0,
+        async revive() {
+          if (alive(gw.pid)) return false;
+          gw.crashes++;
+          await gateway.stop();
+          gateway = await spawnGateway(orthanc.dicomWebUrl, keys, PRODUCT);
+          c = gw.c = await clientsFor(keys, gateway.base);
+          gw.pid = gateway.pid;
+          return true;
+        },
+      };
+      if (runs('retrieval')) {
+        const nginx = await startNginx(orthanc.httpUrl).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+        if (nginx instanceof Error) process.stderr.write(`bench: nginx anchor not measured: ${nginx.message}\n`);
+        try {
+          await retrieval(orthanc, gw, instances, nginx);
+        } finally {
+          if (!(nginx instanceof Error)) await nginx.stop();
+        }
+      }
       if (runs('latency')) await latency(orthanc, c);
       if (runs('anonymize')) await orthancAnonymize(orthanc, c);
     } finally {
