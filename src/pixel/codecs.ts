@@ -59,25 +59,21 @@ export function initializeCodecs(): Promise<void> {
   return ready;
 }
 
-/** Interleaved (R1G1B1…) to planar (R…G…B…) for 1-, 2- or 4-byte samples. */
-function toPlanar(src: Buffer, g: FrameGeometry): Buffer {
+/**
+ * Between interleaved (R1G1B1…) and planar (R…G…B…) sample order, 1-, 2- or 4-byte samples:
+ * `toPlanar` true reads interleaved and writes planar, false the reverse.
+ */
+function reorderSamples(src: Buffer, g: FrameGeometry, toPlanar: boolean): Buffer {
   const bps = g.bitsAllocated / 8;
   const pixels = g.rows * g.columns;
   const out = Buffer.allocUnsafe(src.length);
   for (let s = 0; s < g.samplesPerPixel; s++) {
-    const planeBase = s * pixels * bps;
-    for (let p = 0; p < pixels; p++) src.copy(out, planeBase + p * bps, (p * g.samplesPerPixel + s) * bps, (p * g.samplesPerPixel + s + 1) * bps);
-  }
-  return out;
-}
-
-function toInterleaved(src: Buffer, g: FrameGeometry): Buffer {
-  const bps = g.bitsAllocated / 8;
-  const pixels = g.rows * g.columns;
-  const out = Buffer.allocUnsafe(src.length);
-  for (let s = 0; s < g.samplesPerPixel; s++) {
-    const planeBase = s * pixels * bps;
-    for (let p = 0; p < pixels; p++) src.copy(out, (p * g.samplesPerPixel + s) * bps, planeBase + p * bps, planeBase + (p + 1) * bps);
+    for (let p = 0; p < pixels; p++) {
+      const planar = (s * pixels + p) * bps;
+      const interleaved = (p * g.samplesPerPixel + s) * bps;
+      const from = toPlanar ? interleaved : planar;
+      src.copy(out, toPlanar ? planar : interleaved, from, from + bps);
+    }
   }
   return out;
 }
@@ -245,7 +241,6 @@ export function decodeFrameSync(codec: CodecName, encoded: Uint8Array, geometry:
   const expected = frameByteLength(geometry);
   if (decoded.bytes.length !== expected) throw new PixelDecodeError(`${codec} frame ${frame} decoded to ${decoded.bytes.length} bytes, expected ${expected}`, frame);
   const wantPlanar = geometry.samplesPerPixel > 1 && geometry.planarConfiguration === 1;
-  if (wantPlanar && !decoded.planar) return toPlanar(decoded.bytes, geometry);
-  if (!wantPlanar && decoded.planar) return toInterleaved(decoded.bytes, geometry);
+  if (wantPlanar !== decoded.planar) return reorderSamples(decoded.bytes, geometry, wantPlanar);
   return decoded.bytes;
 }
