@@ -3,7 +3,7 @@ import type { DatasetEncoding } from './dataset.ts';
 import { DicomUnsupportedTransferSyntaxError } from './errors.ts';
 import { TAG } from './tags.ts';
 
-const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
+export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99';
 const EXPLICIT_VR_BIG_ENDIAN = '1.2.840.10008.1.2.2';

@@ -10,7 +10,7 @@ import dimse from 'dcmjs-dimse';
 import type { DeidPolicy } from '../deid/deidentify.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
 import { encodeFileMeta } from '../dicom/part10-writer.ts';
-import { transferSyntax } from '../dicom/transfer-syntax.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, transferSyntax } from '../dicom/transfer-syntax.ts';
 import { callerCheck, type Caller, type Uploader } from './callers.ts';
 import { SopClassNotAcceptedError } from './errors.ts';
 import type { DimseLog, Forwarder } from './forwarder.ts';
@@ -91,7 +91,7 @@ function drained(socket: Socket, signal: AbortSignal): Promise<void> {
 }
 
 /** PS3.5 A.1, A.2: Implicit and Explicit VR Little Endian, the syntaxes a Query/Retrieve context is accepted in. */
-const IDENTIFIER_SYNTAXES: ReadonlySet<string> = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
+const IDENTIFIER_SYNTAXES: ReadonlySet<string> = new Set([IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN]);
 
 /** The engine reads it (PS3.5 Annex A; dicom/transfer-syntax.ts refuses the rest). */
 function engineReads(uid: string): boolean {

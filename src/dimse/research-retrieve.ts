@@ -19,7 +19,8 @@ import { isStorageSopClass } from './listener.ts';
 import type { GetChannel, Operation, ResearchFaceOptions } from './research-face.ts';
 import { RetrieveStatus, SubOperations, subOutcomeOf, type SubOutcome } from './retrieve-status.ts';
 import { instancePath, instanceSearches, patientStudiesSearch, QIDO_PAGE, retrieveTarget, type RetrieveTarget, type Search } from './retrieve-target.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, openStorageAssociation, storageContexts, type StorageContext } from './scu-association.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.ts';
+import { openStorageAssociation, storageContexts, type StorageContext } from './scu-association.ts';
 import { channelOf, nextMessageId, sendStore, type DimseChannel } from './store-sender.ts';
 import { statusHex } from './store-status.ts';
 

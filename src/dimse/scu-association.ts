@@ -4,6 +4,7 @@
 // C-STORE-RQs. What the peer sends is watched by the listener's PduGuard before the library buffers it.
 import { connect, type Socket } from 'node:net';
 import dimse from 'dcmjs-dimse';
+import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.ts';
 import { AssociationLostError, DestinationUnavailableError } from './errors.ts';
 import { PduGuard } from './pdu-guard.ts';
 import { acceptablePeerMaxLength, channelOf, sendingMaxLength, type DimseChannel } from './store-sender.ts';
@@ -12,9 +13,6 @@ const { Association } = dimse.association;
 const { PresentationContextResult } = dimse.constants;
 type AssociationType = InstanceType<typeof Association>;
 
-/** PS3.5 Table A-1. */
-export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
-export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 /** PS3.8 9.3.2.2: Presentation Context IDs are odd integers 1-255, so at most 128 contexts. */
 export const MAX_PRESENTATION_CONTEXTS = 128;
 

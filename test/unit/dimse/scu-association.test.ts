@@ -6,7 +6,8 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { after, before, describe, test } from 'node:test';
 import dimse from 'dcmjs-dimse';
 import { DestinationUnavailableError } from '../../../src/dimse/errors.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN, openStorageAssociation } from '../../../src/dimse/scu-association.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN } from '../../../src/dicom/transfer-syntax.ts';
+import { openStorageAssociation } from '../../../src/dimse/scu-association.ts';
 import { MAX_PDU_SENT } from '../../../src/dimse/store-sender.ts';
 
 dimse.log.setLevel('silent');
