@@ -27,7 +27,6 @@ import dimse from 'dcmjs-dimse';
 import { lookup } from '../dicom/dictionary.ts';
 import type { JsonDataset, JsonElement } from '../dicom/json-model.ts';
 import { formatTag, groupOf, isPrivate, parseTag, tagToHex, type Tag } from '../dicom/tag.ts';
-import { transferSyntax } from '../dicom/transfer-syntax.ts';
 import { isVr, vrInfo } from '../dicom/vr.ts';
 import { jsonArrayItems } from '../dicomweb/json-array-stream.ts';
 import { QUERY_RETRIEVE, type Operation, type ResearchFaceOptions } from './research-face.ts';
@@ -425,19 +424,11 @@ export async function findOnView(op: Operation<CFindRequest>, options: Pick<Rese
     if (comment) response.setErrorComment(comment.slice(0, 64));
     op.respond(response);
   };
+  // The Identifier's transfer syntax is Implicit or Explicit VR Little Endian: the listener accepts a
+  // Query/Retrieve context in no other (the ones dcmjs-dimse reads), and serves a C-FIND only on one.
   const dataset = request.getDataset();
   const syntax = dataset?.getTransferSyntaxUid() ?? '';
-  // dcmjs-dimse reads and writes an Identifier only in the uncompressed encodings, not the deflated one.
-  const deflated = (() => {
-    try {
-      return transferSyntax(syntax).deflated;
-    } catch {
-      return true;
-    }
-  })();
-  const planned = deflated
-    ? refuse(FindStatus.unableToProcess, 'DIMSE_FIND_TRANSFER_SYNTAX', 'the Identifier transfer syntax is not supported')
-    : planFind(dataset?.getElements(), String(request.getAffectedSopClassUid() ?? ''), config.maxFindResults);
+  const planned = planFind(dataset?.getElements(), String(request.getAffectedSopClassUid() ?? ''), config.maxFindResults);
   if ('refusal' in planned) {
     const { status, reason, comment } = planned.refusal;
     final(status, comment);
