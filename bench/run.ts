@@ -148,10 +148,9 @@ const instancesOf: Record<number, number> = {};
 
 /**
  * The gateway of sections 1-2-4, replaced by a fresh process (same keys and secret, so the same pseudonyms)
- * if one dies under the retrieval rounds: undici 7's `assert(!this.paused)` (nodejs/undici#5360) kills the
- * process when Orthanc closes a study response's connection (it always does: `Connection: close`, the body
- * ends at EOF) while the gateway holds the upstream paused under back-pressure. Each crash is counted and
- * reported; the rounds it broke are left out.
+ * if one dies under the retrieval rounds (as undici 7's `assert(!this.paused)`, nodejs/undici#5360, did
+ * before the PACS client moved to node:http). Each crash is counted and reported; the rounds it broke are
+ * left out.
  */
 interface GatewayHandle {
   c: Clients;
@@ -264,7 +263,7 @@ async function retrieval(orthanc: OrthancProcess, gw: GatewayHandle, instances: 
     rows.push(`| nginx ${anchor.version} (1 worker, keepalive upstream, default buffering): responses it buffered to a temp file | ${anchor.bufferedToTempFile()} | |`);
   }
   results['gatewayCrashes'] = gw.crashes;
-  if (gw.crashes > 0) rows.push(`| gateway process crashes during retrieval (undici assert(!this.paused), nodejs/undici#5360; see stderr) | ${gw.crashes} | a fresh process replaced each; peak RSS above is the last process's |`);
+  if (gw.crashes > 0) rows.push(`| gateway process crashes during retrieval (see stderr) | ${gw.crashes} | a fresh process replaced each; peak RSS above is the last process's |`);
   results['abortedResponses'] = aborted;
   if (Object.values(aborted).some((n) => n > 0)) rows.push(`| aborted responses (see stderr) | ${JSON.stringify(aborted)} | rounds with one are left out |`);
 }

@@ -1,8 +1,8 @@
 // One caller's exchange and every PACS request made for it share one lifetime. When the caller goes
 // away before its response is complete, every upstream request still open is aborted and no new one is
 // made; when the transaction fails, what is still open upstream is destroyed with the cause (STYLE habit
-// 7, as undici's one `destroy()` helper does). WADO, QIDO (each page of gateway-side paging), the
-// clinician's relay, STOW and the upload page all take their signal from here.
+// 7). WADO, QIDO (each page of gateway-side paging), the clinician's relay, STOW and the upload page all
+// take their signal from here.
 import type { ServerResponse } from 'node:http';
 import { ClientGoneError } from './errors.ts';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
@@ -10,7 +10,7 @@ import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts'
 export interface StreamLifetime {
   /**
    * Aborted when the caller leaves before its response is complete (the reason: a `ClientGoneError`,
-   * which undici passes on as the error of the request or its body), or when the transaction fails.
+   * which the PACS client passes on as the error of the request or its body), or when the transaction fails.
    */
   readonly signal: AbortSignal;
   /** Whether the caller went away before its response was complete. */

@@ -10,7 +10,7 @@
 // once for all requests waiting on it, and dropped when the destination answers 401 to it (the forwarder
 // then sends that instance once more, with a new one). The secret and the tokens are never logged; the
 // token endpoint's answer is read for its RFC 6749 5.2 error code only.
-import { Agent, errors as undiciErrors, request } from 'undici';
+import { Readable } from 'node:stream';
 import { createUpstream, type Upstream, type UpstreamRequest } from '../dicomweb/upstream.ts';
 import { DestinationAuthError, OAUTH_ERRORS, type OAuthErrorCode } from './errors.ts';
 import type { DimseLog } from './forwarder.ts';
@@ -166,12 +166,9 @@ export function clientCredentials(options: {
   readonly observe?: TokenObserver;
 }): Authorizer {
   const now = options.now ?? Date.now;
-  const agent = new Agent({
-    connect: { timeout: options.connectTimeoutMs },
-    headersTimeout: options.headersTimeoutMs,
-    bodyTimeout: options.bodyTimeoutMs,
-    connections: 2,
-  });
+  // The token endpoint through the same HTTP client as the destination itself (dicomweb/upstream.ts).
+  const endpoint = new URL(options.tokenUrl);
+  const client = createUpstream({ url: endpoint.origin, connectTimeoutMs: options.connectTimeoutMs, headersTimeoutMs: options.headersTimeoutMs, bodyTimeoutMs: options.bodyTimeoutMs });
   // RFC 6749 2.3.1 (client_secret_basic): each part form-urlencoded, then "id:secret" in base64 (RFC 7617).
   const basic = `Basic ${Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString('base64')}`;
   const form = new URLSearchParams({ grant_type: 'client_credentials' });
@@ -204,11 +201,11 @@ export function clientCredentials(options: {
     let statusCode: number;
     let text: string;
     try {
-      const res = await request(options.tokenUrl, {
-        dispatcher: agent,
+      const res = await client.send({
         method: 'POST',
-        headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body,
+        pathAndQuery: `${endpoint.pathname}${endpoint.search}`,
+        headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+        body: Readable.from([Buffer.from(body)]),
       });
       statusCode = res.statusCode;
       text = await readCapped(res.body, TOKEN_ANSWER_MAX_BYTES);
@@ -254,7 +251,7 @@ export function clientCredentials(options: {
       if (token?.authorization === value) token = undefined;
       return true;
     },
-    close: () => agent.close(),
+    close: () => client.close(),
   };
 }
 
@@ -279,14 +276,14 @@ function oauthErrorOf(text: string): OAuthErrorCode | undefined {
   return (OAUTH_ERRORS as readonly unknown[]).includes(error) ? (error as OAuthErrorCode) : undefined;
 }
 
-/** A network failure's code for the log (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, …), never its message. */
+/** A network failure's code for the log (ECONNREFUSED, UPSTREAM_TIMEOUT, …): the innermost one, never a message. */
 function networkCode(error: unknown): string {
-  if (error instanceof undiciErrors.UndiciError && /^[A-Z0-9_]{1,48}$/.test(error.code)) return error.code;
+  let found = 'NETWORK_ERROR';
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[A-Z0-9_]{1,48}$/.test(code)) return code;
+    if (typeof code === 'string' && /^[A-Z0-9_]{1,48}$/.test(code)) found = code;
   }
-  return 'NETWORK_ERROR';
+  return found;
 }
 
 /** Reads a small body as text, up to `max` bytes; a longer one is cut (and so is not valid JSON). */

@@ -347,7 +347,7 @@ async function readJson(res: UpstreamResponse): Promise<unknown> {
   }
 }
 
-/** Lets go of a view answer, read or not: undici reports a body dropped unread as an error, which is expected here. */
+/** Lets go of a view answer, read or not: a body destroyed unread may report an error, which is expected here. */
 function release(res: UpstreamResponse): void {
   res.body.on('error', () => undefined);
   if (!res.body.destroyed) res.body.destroy();
