@@ -301,7 +301,7 @@ export async function deidentifyCommand(argv: string[], io: CommandIo = PROCESS_
     : undefined;
 
   // Fresh mode: one salt for the run, so the files of one study stay linked to each other.
-  const context: RewriteContext = { policy: run.policy, salt: run.settings.pseudonyms === 'fresh' ? randomBytes(16) : undefined, folders: new Map() };
+  const context: RewriteContext = { policy: run.policy, salt: run.settings.pseudonyms === 'fresh' ? randomBytes(16) : undefined, folders: new Map(), hashOutputs: run.report !== undefined };
   const entries = new Map<string, FileEntry>();
   const counts = { done: 0, total: run.jobs.length + run.unreadable.length, bytes: 0, processed: 0, refused: 0, withheld: 0, resumed: 0 };
   const finished = (entry: FileEntry, processedBytes: number | undefined): void => {
@@ -337,7 +337,7 @@ export async function deidentifyCommand(argv: string[], io: CommandIo = PROCESS_
     try {
       const { pairs, outputBytes, outputSha256 } = await rewriteFile(context, job.input, info.size, job.output);
       pairFiles?.add(pairs); // before the journal says done: a resumed run finds the pairs of what it skips
-      finished({ ...base, outcome: 'deidentified', output: job.output, outputBytes, outputSha256 }, info.size);
+      finished({ ...base, outcome: 'deidentified', output: job.output, outputBytes, ...(outputSha256 === undefined ? {} : { outputSha256 }) }, info.size);
     } catch (error) {
       finished(failedEntry(base, error), info.size);
     }

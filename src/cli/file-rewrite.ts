@@ -1,18 +1,25 @@
 // One input through the engine (reader -> policy -> writer, deid/rewrite-part10.ts) into a temporary
 // name beside its output, renamed only when the whole file rewrote cleanly, so a refused file leaves no
-// output. The output's size and SHA-256 are taken as it is written (the report keeps them for resume).
+// output. The output's size, and with a report its SHA-256, are taken as it is written (the report keeps
+// them for resume). A file of up to WHOLE_FILE_BYTES (a CT or MR slice, most instances) is read and written
+// in one call each, so memory per file in flight stays bounded by that size whatever the input; a larger
+// one is streamed.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createSession, type DeidPolicy } from '../deid/deidentify.ts';
 import type { PseudonymPair } from '../deid/pseudonym.ts';
 import { rewritePart10 } from '../deid/rewrite-part10.ts';
 
-const READ_CHUNK = 256 * 1024;
-/** Inputs up to this size are read in one call (a stream's set-up costs more than a small file's bytes). */
-const WHOLE_FILE_BYTES = READ_CHUNK;
+const READ_CHUNK = 1024 * 1024;
+/**
+ * Inputs up to this size are read in one call and their output written in one: a stream's set-up and
+ * its round trips through the thread pool cost more than such a file's bytes (issue 20: the CLI against
+ * gdcmanon). With `--jobs N`, at most N such files are held at once.
+ */
+const WHOLE_FILE_BYTES = 8 * 1024 * 1024;
 
 /** Temporary names: this process's random prefix and a count (a random draw per file costs a system call). */
 const RUN = randomBytes(6).toString('hex');
@@ -21,7 +28,8 @@ let made = 0;
 export interface Rewritten {
   readonly pairs: readonly PseudonymPair[];
   readonly outputBytes: number;
-  readonly outputSha256: string;
+  /** Taken only when `RewriteContext.hashOutputs` (a report is kept). */
+  readonly outputSha256: string | undefined;
 }
 
 export interface RewriteContext {
@@ -30,6 +38,8 @@ export interface RewriteContext {
   readonly salt: Uint8Array | undefined;
   /** One mkdir per output folder, not per file. */
   readonly folders: Map<string, Promise<unknown>>;
+  /** Whether each output's SHA-256 is taken (for the report's resume check; a tenth of the time otherwise). */
+  readonly hashOutputs: boolean;
 }
 
 /** Streams `input` (of `size` bytes) through the engine into `output`. Engine errors propagate as they are. */
@@ -43,23 +53,29 @@ export async function rewriteFile(context: RewriteContext, input: string, size: 
     context.folders.set(dir, folder);
   }
   await folder;
-  const hash = createHash('sha256');
+  const hash = context.hashOutputs ? createHash('sha256') : undefined;
   let outputBytes = 0;
   try {
     if (size <= WHOLE_FILE_BYTES) {
       // A small file: read whole, its output gathered and written in one call (no streams to set up).
       const chunks: Buffer[] = [];
       for await (const chunk of rewritePart10([await readFile(input)], session).output) {
-        hash.update(chunk);
+        hash?.update(chunk);
         outputBytes += chunk.length;
         chunks.push(chunk);
       }
-      await writeFile(partial, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), { mode: 0o600 });
+      // Gathered, not concatenated: the pixel data is written from the input's own buffer.
+      const handle = await open(partial, 'w', 0o600);
+      try {
+        await handle.writev(chunks);
+      } finally {
+        await handle.close();
+      }
     } else {
       const { output: rewritten } = rewritePart10(createReadStream(input, { highWaterMark: READ_CHUNK }), session);
       const measured = async function* () {
         for await (const chunk of rewritten) {
-          hash.update(chunk);
+          hash?.update(chunk);
           outputBytes += chunk.length;
           yield chunk;
         }
@@ -67,7 +83,7 @@ export async function rewriteFile(context: RewriteContext, input: string, size: 
       await pipeline(measured, createWriteStream(partial, { mode: 0o600 }));
     }
     await rename(partial, output);
-    return { pairs: session.pairs(), outputBytes, outputSha256: hash.digest('hex') };
+    return { pairs: session.pairs(), outputBytes, outputSha256: hash?.digest('hex') };
   } catch (error) {
     await rm(partial, { force: true });
     throw error;

@@ -7,12 +7,17 @@
 // JPEG 2000 and HTJ2K always return interleaved samples; JPEG-LS returns the layout of the stream's
 // interleave mode (ILV none: planar). The library logs only through its loglevel logger, and only when
 // logCodecsInfo/Trace is set: both are off and the logger is silenced, so nothing reaches stdout.
+//
+// The library is loaded on first use, not at start (about 7 MB of resident memory that a gateway whose
+// policy never decodes a frame does not spend: issue 20's idle memory).
 import { inflateRawSync } from 'node:zlib';
-import dcmjsCodecs from 'dcmjs-codecs';
+import type dcmjsCodecs from 'dcmjs-codecs';
 import { PixelDecodeError, PixelUnsupportedError } from './errors.ts';
 import { frameByteLength, type FrameGeometry } from './geometry.ts';
 
-const { Context, NativeCodecs, log } = dcmjsCodecs;
+type Codecs = typeof dcmjsCodecs;
+/** The library once `initializeCodecs()` has loaded it. */
+let codecs: Codecs | undefined;
 
 export type CodecName = 'rle' | 'jpeg' | 'jpeg-ls' | 'jpeg2000' | 'htj2k' | 'deflate';
 
@@ -50,8 +55,10 @@ let ready: Promise<void> | undefined;
 /** Loads the WebAssembly module once per thread. */
 export function initializeCodecs(): Promise<void> {
   ready ??= (async () => {
-    log.setLevel('silent');
-    await NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+    const loaded = (await import('dcmjs-codecs')).default;
+    loaded.log.setLevel('silent');
+    await loaded.NativeCodecs.initializeAsync({ logCodecsInfo: false, logCodecsTrace: false });
+    codecs = loaded;
   })();
   ready.catch(() => {
     ready = undefined;
@@ -108,8 +115,14 @@ function checkRleHeader(encoded: Uint8Array, g: FrameGeometry, frame: number): v
   }
 }
 
-function contextFor(encoded: Uint8Array, g: FrameGeometry): InstanceType<typeof Context> {
-  return new Context({
+/** The loaded library; a decode before `initializeCodecs()` has resolved is a programming error. */
+function loaded(): Codecs {
+  if (!codecs) throw new Error('initializeCodecs() must be awaited before a frame is decoded');
+  return codecs;
+}
+
+function contextFor(encoded: Uint8Array, g: FrameGeometry): InstanceType<Codecs['Context']> {
+  return new (loaded().Context)({
     width: g.columns,
     height: g.rows,
     bitsAllocated: g.bitsAllocated,
@@ -193,22 +206,23 @@ function checkCodestreamSize(codec: CodecName, encoded: Uint8Array, g: FrameGeom
 function decodeNow(codec: CodecName, encoded: Uint8Array, g: FrameGeometry, frame: number): { bytes: Buffer; planar: boolean } {
   const multi = g.samplesPerPixel > 1;
   checkCodestreamSize(codec, encoded, g, frame);
+  if (codec === 'deflate') {
+    const bytes = inflateRawSync(encoded, { maxOutputLength: frameByteLength(g) + 1 });
+    return { bytes, planar: multi && g.planarConfiguration === 1 };
+  }
+  const native = loaded().NativeCodecs;
   switch (codec) {
-    case 'deflate': {
-      const bytes = inflateRawSync(encoded, { maxOutputLength: frameByteLength(g) + 1 });
-      return { bytes, planar: multi && g.planarConfiguration === 1 };
-    }
     case 'rle':
       checkRleHeader(encoded, g, frame);
-      return { bytes: toBuffer(NativeCodecs.decodeRle(contextFor(encoded, g), {}).getDecodedBuffer()), planar: multi && g.planarConfiguration === 1 };
+      return { bytes: toBuffer(native.decodeRle(contextFor(encoded, g), {}).getDecodedBuffer()), planar: multi && g.planarConfiguration === 1 };
     case 'jpeg':
-      return { bytes: toBuffer(NativeCodecs.decodeJpeg(contextFor(encoded, g), { convertColorspaceToRgb: false }).getDecodedBuffer()), planar: false };
+      return { bytes: toBuffer(native.decodeJpeg(contextFor(encoded, g), { convertColorspaceToRgb: false }).getDecodedBuffer()), planar: false };
     case 'jpeg-ls':
-      return { bytes: toBuffer(NativeCodecs.decodeJpegLs(contextFor(encoded, g), {}).getDecodedBuffer()), planar: multi && jpegLsInterleave(encoded) === 0 };
+      return { bytes: toBuffer(native.decodeJpegLs(contextFor(encoded, g), {}).getDecodedBuffer()), planar: multi && jpegLsInterleave(encoded) === 0 };
     case 'jpeg2000':
-      return { bytes: toBuffer(NativeCodecs.decodeJpeg2000(contextFor(encoded, g), {}).getDecodedBuffer()), planar: false };
+      return { bytes: toBuffer(native.decodeJpeg2000(contextFor(encoded, g), {}).getDecodedBuffer()), planar: false };
     case 'htj2k':
-      return { bytes: toBuffer(NativeCodecs.decodeHtJpeg2000(contextFor(encoded, g), {}).getDecodedBuffer()), planar: false };
+      return { bytes: toBuffer(native.decodeHtJpeg2000(contextFor(encoded, g), {}).getDecodedBuffer()), planar: false };
   }
 }
 
