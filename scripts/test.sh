@@ -5,7 +5,7 @@
 # two cores with them. Every group runs even when another fails; the exit status says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-SERIAL=(ohif-viewer upload-page query-cost streaming stream-lifetime upstream-faults http-abuse uploader-stow metrics token-attacks replicas-postgres dimse-durability dimse-ingress dimse-destination oidc-provider steward-page audit-export)
+SERIAL=(ocr-redaction ohif-viewer upload-page upload-redaction query-cost streaming stream-lifetime upstream-faults http-abuse uploader-stow metrics token-attacks replicas-postgres dimse-durability dimse-ingress dimse-destination oidc-provider steward-page audit-export)
 serial=()
 parallel=()
 for file in $(find test/integration -name '*.test.ts' | sort); do

@@ -28,10 +28,10 @@ import { createMetrics, startMetricsListener, type GatewayMetrics, type MetricsL
 import { withTiming } from './store/timed-store.ts';
 import { createLogger, type Logger } from './http/logging.ts';
 import { originForm } from './http/request-target.ts';
-import { startDimseIngress } from './dimse/ingress.ts';
-import { createResearchFace } from './dimse/research.ts';
 import { createViewClient, loopbackUrl } from './dimse/view-client.ts';
 import { createInternalIssuer } from './auth/internal-token.ts';
+import { TextDetectionError, type TextDetector, type TextDetectorOptions } from './pixel/text-detection.ts';
+import { textRegionSource, type TextRegionSource } from './dicomweb/text-regions.ts';
 
 export interface RunningGateway {
   readonly url: string;
@@ -90,14 +90,22 @@ export async function startGateway(
         timeoutMs: config.upstream.headersTimeoutMs + config.upstream.bodyTimeoutMs,
       })
     : undefined;
-  const research = viewClient ? createResearchFace({ config: config.dimse, client: viewClient, log: logger, audit }) : undefined;
-  const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens });
+  // The DIMSE modules (and dcmjs-dimse, about 13 MB resident) are loaded only when the listener is on.
+  const research = viewClient ? (await import('./dimse/research.ts')).createResearchFace({ config: config.dimse, client: viewClient, log: logger, audit }) : undefined;
+  // The OCR detector (issue 18): one pool for every project and the upload page, its workers started at the
+  // first detection (idle memory), never when no policy asks for OCR.
+  const textDetector = config.deid ? lazyTextDetector(config.ocr) : undefined;
+  const textRegions = textDetector
+    ? textRegionSource(textDetector, config.ocr, metrics?.observeOcr ?? {})
+    : undefined;
+  const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens, textRegions });
   const dimse =
     config.dimse.enabled && parts.upload
-      ? await startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry, secrets, ...(research ? { research } : {}) })
+      ? await (await import('./dimse/ingress.ts')).startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry, secrets, ...(research ? { research } : {}) })
       : undefined;
   const app = createApp({
     ...parts,
+    ...(textDetector ? { textDetector } : {}),
     ...(internal ? { internalTokens: internal } : {}),
     ...(dimse ? { dimseStatus: { status: dimse.status, token: secrets.metricsToken, quarantine: dimse.quarantine } } : {}),
   });
@@ -130,8 +138,40 @@ export async function startGateway(
         server.closeAllConnections();
       });
       await upstream.close();
+      await textDetector?.close();
       await closeExports();
       await store.close();
+    },
+  };
+}
+
+/**
+ * The OCR detector (pixel/text-detector.ts, tesseract.js in worker threads), created and its module loaded
+ * only at the first detection; a creation that fails fails that detection (TEXT_DETECTION_FAILED: the
+ * instance stays withheld) and is tried again at the next. `close` stops it if it was started.
+ */
+function lazyTextDetector(options: TextDetectorOptions): TextDetector {
+  let started: Promise<TextDetector> | undefined;
+  let closed = false;
+  const open = (): Promise<TextDetector> => {
+    started ??= import('./pixel/text-detector.ts')
+      .then((m) => m.createTextDetector({ workers: options.workers, timeoutMs: options.timeoutMs, marginPx: options.marginPx, maxQueue: options.maxQueue }))
+      .catch((cause: unknown) => {
+        started = undefined;
+        throw new TextDetectionError('TEXT_DETECTION_FAILED', 'the text detector could not be started', { cause });
+      });
+    return started;
+  };
+  return {
+    async detect(frame, detectOptions) {
+      if (closed) throw new TextDetectionError('TEXT_DETECTION_ABORTED', 'the text detector is closed');
+      return (await open()).detect(frame, detectOptions);
+    },
+    async close() {
+      closed = true;
+      const running = started;
+      started = undefined;
+      if (running) await (await running.catch(() => undefined))?.close();
     },
   };
 }
@@ -215,11 +255,12 @@ function appOptions(
     logger: Logger;
     stowTempDir: string;
     viewerDemoTokens: Readonly<Record<string, string>> | undefined;
+    textRegions: TextRegionSource | undefined;
   },
 ): AppOptions {
   const { upstream, store, metrics, logger } = parts;
   const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
-  const deidentified = deid ? researcherViews(config, deid, upstream, timedStore, parts.projects) : undefined;
+  const deidentified = deid ? researcherViews(config, deid, upstream, timedStore, parts.projects, parts.textRegions) : undefined;
   const upload = deid
     ? uploadView(config, deid.policies.uploader, upstream, timedStore, { tempDir: parts.stowTempDir, observeRefusal: metrics?.observeStowRefusal, log: logger })
     : undefined;
@@ -323,7 +364,14 @@ async function openStore(
 }
 
 /** Every project's view, each request reading its project from the store (dicomweb/project-view.ts). */
-function researcherViews(config: GatewayConfig, deid: NonNullable<ResolvedConfig['deid']>, upstream: Upstream, store: PseudonymStore, projects: ProjectStore) {
+function researcherViews(
+  config: GatewayConfig,
+  deid: NonNullable<ResolvedConfig['deid']>,
+  upstream: Upstream,
+  store: PseudonymStore,
+  projects: ProjectStore,
+  textRegions: TextRegionSource | undefined,
+) {
   const settings = config.deid as NonNullable<GatewayConfig['deid']>;
   const views = projectViews({
     upstream,
@@ -333,6 +381,7 @@ function researcherViews(config: GatewayConfig, deid: NonNullable<ResolvedConfig
     maxHeaderBytes: settings.maxHeaderBytes,
     maxJsonDatasetBytes: settings.maxJsonDatasetBytes,
     allowRendered: settings.researcherRendered,
+    ...(textRegions ? { textRegions } : {}),
   });
   return { ...views, policy: deid.policies.researcher, allowRendered: settings.researcherRendered, store };
 }

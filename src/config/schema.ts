@@ -60,8 +60,36 @@ export const pixelsSchema = z
     rules: z.array(z.object({ name: z.string().min(1), match, rectangles: z.array(rectangle).min(1) }).strict()).optional(),
     /** RSNA CTP DicomPixelAnonymizer scripts, relative to the config file's directory. */
     ctpScripts: z.array(z.string().min(1)).optional(),
+    /**
+     * Issue 18: a risky instance no rule covers is OCR-redacted (text regions found by the top-level `ocr`
+     * engine, blanked in every frame) instead of withheld; if OCR fails, it stays withheld. Default false.
+     */
+    ocr: z.boolean().optional(),
   })
   .strict();
+
+/**
+ * The OCR engine (issue 18; pixel/text-detector.ts, dicomweb/text-regions.ts), shared by every profile and
+ * project whose `pixels.ocr` is true. Nothing of it is started until the first detection.
+ */
+export const ocrSchema = z
+  .object({
+    /** Worker threads, each holding one OCR engine: the most frames read at once. */
+    workers: z.number().int().min(1).max(16).default(1),
+    /** The longest one frame may take, queueing included; past it the instance is withheld. */
+    timeoutMs: z.number().int().min(1).max(600_000).default(20_000),
+    /** Pixels added on every side of each text region found. */
+    marginPx: z.number().int().min(0).max(256).default(4),
+    /** Frames waiting for a worker beyond which a detection is refused at once (the instance withheld). */
+    maxQueue: z.number().int().min(0).max(10_000).default(32),
+    /** Frames read: the first and every Nth (widened so that at most maxSampledFrames spread over the whole instance). */
+    sampleEvery: z.number().int().min(1).max(10_000).default(10),
+    maxSampledFrames: z.number().int().min(1).max(256).default(8),
+    /** How long the regions found for a series (and layout) are reused; 0: never reused. */
+    cacheTtlSeconds: z.number().int().min(0).max(86_400).default(600),
+  })
+  .strict();
+export type OcrConfig = z.infer<typeof ocrSchema>;
 export type PixelsConfig = z.infer<typeof pixelsSchema>;
 
 /** PS3.15 E.3: the Basic Profile plus any of the ten options (named as Table E.1-1's columns), and per-tag overrides. */
@@ -607,6 +635,8 @@ export const configSchema = z
       .strict()
       .prefault({}),
     dimse,
+    /** The OCR engine of `pixels.ocr` (issue 18): its limits; started lazily, at the first detection. */
+    ocr: ocrSchema.prefault({}),
     /** The SQLite store, the audit file and `tmp/` (STOW parts in flight, 0700, swept of leftovers at start): one gateway process per dataDir. */
     dataDir: z.string().min(1).default('./data'),
   })

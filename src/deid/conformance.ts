@@ -335,6 +335,8 @@ export interface PixelStatement {
   readonly rules: PixelPolicyDescription['rules'];
   /** How a redacted instance is written. */
   readonly redaction: readonly string[];
+  /** Issue 18: whether OCR redacts risky instances no rule covers (`pixels.ocr`), and what it can and cannot find. */
+  readonly ocr: { readonly enabled: boolean; readonly statements: readonly string[] };
 }
 
 /** What the gateway does to an instance a rule redacts; the same for every policy. */
@@ -346,6 +348,17 @@ export const REDACTION_STATEMENTS: readonly string[] = [
   'Blank value 0 in every sample (YBR: Y = 0, Cb = Cr = mid-scale, i.e. black)',
   'A redacted instance gets Burned In Annotation (0028,0301) NO and CID 7050 code 113101 Clean Pixel Data Option in the De-identification Method Code Sequence; nothing else changes',
   'A withheld instance is not sent at all: absent from search results and retrieval, refused with its reason on upload',
+];
+
+/** What OCR-assisted redaction (issue 18, `pixels.ocr: true`) does and does not do; the same for every policy. */
+export const OCR_STATEMENTS: readonly string[] = [
+  'A risky instance no rule covers, of a layout the gateway can blank, is OCR-redacted instead of withheld: text regions are found by OCR (tesseract.js, English LSTM model, run in worker threads on this host, no network), and every region holding any alphanumeric text is blanked, with a margin, in every frame',
+  'Frames read: the first and every Nth (`ocr.sampleEvery`), at most `ocr.maxSampledFrames` spread over the instance; the union of the regions found on them is blanked in every frame. Text that appears only on frames not read is missed',
+  'Regions are found once per series and layout (Manufacturer, Manufacturer\'s Model Name, Rows, Columns, Samples per Pixel, Bits Allocated, Photometric Interpretation) and reused for `ocr.cacheTtlSeconds`: an instance of that series with text elsewhere than the one read is not read again',
+  'OCR does not find faces or other recognizable features, handwriting, text in low contrast against its background, text that crosses anatomy or lies over a textured image, very small or rotated text, or non-Latin scripts. Recognizable Visual Features (0028,0302) YES stays a reason to withhold unless the configuration allows it',
+  'Fail closed: if OCR times out (`ocr.timeoutMs` per frame), its queue is full, a frame cannot be retrieved or decoded, or the layout has no luminance OCR can read (PALETTE COLOR, YBR_PARTIAL), the instance stays withheld. Burned In Annotation (0028,0301) NO is set only on an instance whose regions OCR found, every one of them blanked',
+  'Searches list an instance OCR may redact without running OCR (it is counted as present); retrieval then redacts it, or withholds it if OCR fails. Its server-rendered pixels (rendered, thumbnail) and its Pixel Data bulkdata are refused (403): the PACS would give its unredacted pixels',
+  'Recognised text is never logged, stored, cached or returned: only the rectangles leave the OCR worker',
 ];
 
 const ADDED_KEYWORDS = ['PatientIdentityRemoved', 'DeidentificationMethod', 'DeidentificationMethodCodeSequence', 'LongitudinalTemporalInformationModified'] as const;
@@ -428,7 +441,15 @@ export function conformanceStatement(policy: DeidPolicy, context: StatementConte
 
 function pixelStatement(policy: DeidPolicy): PixelStatement {
   const d = policy.pixels.describe();
-  return { enabled: policy.pixels.active, withheld: d.risky, allowed: d.allowed, filters: d.filters, rules: d.rules, redaction: REDACTION_STATEMENTS };
+  return {
+    enabled: policy.pixels.active,
+    withheld: d.risky,
+    allowed: d.allowed,
+    filters: d.filters,
+    rules: d.rules,
+    redaction: REDACTION_STATEMENTS,
+    ocr: { enabled: d.ocr, statements: OCR_STATEMENTS },
+  };
 }
 
 /** The pixel policy section of the markdown statement. */
@@ -439,6 +460,9 @@ function pixelMarkdown(p: PixelStatement): string[] {
   out.push(`- Allowed by the configuration: ${p.allowed.length > 0 ? p.allowed.join(', ') : 'none'}`);
   out.push(`- Series filters (withheld): ${p.filters.length > 0 ? p.filters.map(cell).join('; ') : 'none'}`);
   for (const r of p.redaction) out.push(`- ${r}`);
+  out.push('', '### OCR-assisted redaction', '');
+  out.push(p.ocr.enabled ? 'On (`pixels.ocr: true`):' : 'Off (`pixels.ocr: false`): a risky instance no rule covers is withheld. When on:', '');
+  for (const r of p.ocr.statements) out.push(`- ${r}`);
   out.push('', '### Redaction rules', '');
   if (p.rules.length === 0) out.push('None.');
   else {

@@ -10,9 +10,10 @@ import { parseCtpPixelScript } from './ctp-pixel-script.ts';
 import { DeidPolicyError } from './errors.ts';
 import { compileMatch, compileRectangle, numberOf, valueTexts, type Predicate } from './redaction-rules.ts';
 import { tagForKeyword } from '../dicom/dictionary.ts';
-import type { AttributeReader, PixelVerdict, Rectangle, WithholdReason } from './pixel-verdict.ts';
+import { OCR_RULE, type AttributeReader, type PixelVerdict, type Rectangle, type WithholdReason } from './pixel-verdict.ts';
 
 export type { AttributeReader, PixelVerdict, Rectangle, WithholdReason } from './pixel-verdict.ts';
+export { OCR_RULE } from './pixel-verdict.ts';
 
 export const KEEP: PixelVerdict = Object.freeze({ action: 'keep' });
 
@@ -22,6 +23,8 @@ export interface PixelPolicyDescription {
   readonly allowed: readonly string[];
   readonly filters: readonly string[];
   readonly rules: readonly { readonly name: string; readonly source: string; readonly match: string; readonly rectangles: readonly Rectangle[] }[];
+  /** Issue 18: whether a risky instance no rule covers is OCR-redacted instead of withheld (`pixels.ocr`). */
+  readonly ocr: boolean;
 }
 
 export interface PixelPolicy {
@@ -29,6 +32,8 @@ export interface PixelPolicy {
   readonly active: boolean;
   /** Every tag `verdict` reads (a QIDO census asks the PACS for these, plus the frame geometry). */
   readonly attributeTags: readonly number[];
+  /** Issue 18 (`pixels.ocr`): some verdicts may be withholds that OCR can replace (their `ocr` is true). */
+  readonly ocr: boolean;
   verdict(read: AttributeReader): PixelVerdict;
   describe(): PixelPolicyDescription;
 }
@@ -39,7 +44,8 @@ export interface PixelPolicy {
  * of their rectangles. A source that lies or lags can therefore only make the outcome stricter.
  */
 export function strictestVerdict(a: PixelVerdict, b: PixelVerdict): PixelVerdict {
-  if (a.action === 'withhold') return a;
+  // Of two withholds, one OCR may not replace (a filter, an unredactable layout) beats one it may.
+  if (a.action === 'withhold') return b.action === 'withhold' && a.ocr === true && b.ocr !== true ? b : a;
   if (b.action === 'withhold') return b;
   if (a.action === 'keep') return b;
   if (b.action === 'keep') return a;
@@ -47,12 +53,33 @@ export function strictestVerdict(a: PixelVerdict, b: PixelVerdict): PixelVerdict
   return { action: 'redact', rule: `${a.rule} + ${b.rule}`, rectangles: [...a.rectangles, ...b.rectangles] };
 }
 
+/**
+ * Issue 18: the verdict once OCR has found the text regions of an instance's pixels (every region found,
+ * margin included, on the frames sampled). A withhold whose `ocr` is true (a risky instance no rule
+ * covers, of a blankable layout, under `pixels.ocr: true`) becomes a redaction of exactly those regions,
+ * rule `ocr` (none found: a redaction of nothing, Burned In Annotation NO all the same, since OCR ran and
+ * found no text); any other verdict is returned as it is. Callers apply it to each view of the instance
+ * before strictestVerdict, so a rule's rectangles and OCR's are unioned. It is the only path from
+ * `withhold` to `redact`, and only a caller that has the regions takes it: without them (OCR failed,
+ * timed out, was not run) the withhold stands. PS3.15 E.3.1 (Clean Pixel Data Option).
+ */
+export function withTextRegions(verdict: PixelVerdict, regions: readonly Rectangle[]): PixelVerdict {
+  if (verdict.action !== 'withhold' || verdict.ocr !== true) return verdict;
+  return redactVerdict(OCR_RULE, regions);
+}
+
+/** Whether OCR may replace this verdict (a withhold whose `ocr` is true): see withTextRegions. */
+export function ocrMayRedact(verdict: PixelVerdict): boolean {
+  return verdict.action === 'withhold' && verdict.ocr === true;
+}
+
 /** The policy that keeps everything (no criteria, filters or rules): `active` is false. */
 export const KEEP_ALL: PixelPolicy = Object.freeze({
   active: false,
   attributeTags: Object.freeze([]) as readonly number[],
+  ocr: false,
   verdict: () => KEEP,
-  describe: () => ({ risky: [], allowed: [], filters: [], rules: [] }),
+  describe: () => ({ risky: [], allowed: [], filters: [], rules: [], ocr: false }),
 });
 
 // --- configuration (a profile's `pixels` block) --------------------------------------------------
@@ -97,6 +124,8 @@ export interface PixelPolicyConfig {
   readonly rules?: readonly PixelRuleConfig[];
   /** CTP DicomPixelAnonymizer scripts, by the name the config gives (config/resolve.ts reads them). */
   readonly ctpScripts?: readonly string[];
+  /** Issue 18: a risky instance no rule covers is OCR-redacted instead of withheld. Default false. */
+  readonly ocr?: boolean;
 }
 
 export interface PixelPolicyContext {
@@ -349,18 +378,22 @@ function compileScripts(input: unknown, scripts: PixelPolicyContext['scripts'], 
 export function checkPixelPolicy(config: PixelPolicyConfig | undefined, context: PixelPolicyContext = {}): { policy: PixelPolicy | undefined; issues: string[] } {
   const issues: string[] = [];
   const input: Record<string, unknown> = config === undefined || !isRecord(config) ? {} : config;
-  if (config !== undefined && !isRecord(config)) issues.push('pixels: { enabled, risky, filters, rules, ctpScripts }');
-  for (const k of Object.keys(input)) if (!['enabled', 'risky', 'filters', 'rules', 'ctpScripts'].includes(k)) issues.push(`pixels.${k}: not a pixels field (enabled, risky, filters, rules, ctpScripts)`);
+  if (config !== undefined && !isRecord(config)) issues.push('pixels: { enabled, risky, filters, rules, ctpScripts, ocr }');
+  for (const k of Object.keys(input)) if (!PIXELS_FIELDS.includes(k)) issues.push(`pixels.${k}: not a pixels field (${PIXELS_FIELDS.join(', ')})`);
   const enabled = input['enabled'] ?? true;
   if (typeof enabled !== 'boolean') issues.push('pixels.enabled: true or false');
+  const ocr = input['ocr'] ?? false;
+  if (typeof ocr !== 'boolean') issues.push('pixels.ocr: true or false');
   const risky = compileRisky(input['risky'], issues);
   const filters = compileFilters(input['filters'], context.cleanStructuredContent === true, issues);
   const names = new Set<string>();
   const rules = [...compileRules(input['rules'], names, issues), ...compileScripts(input['ctpScripts'], context.scripts, names, issues)];
   if (issues.length > 0 || risky === undefined) return { policy: undefined, issues };
   if (enabled === false) return { policy: KEEP_ALL, issues };
-  return { policy: new CompiledPixelPolicy(risky, filters, rules), issues };
+  return { policy: new CompiledPixelPolicy(risky, filters, rules, ocr === true), issues };
 }
+
+const PIXELS_FIELDS: readonly string[] = ['enabled', 'risky', 'filters', 'rules', 'ctpScripts', 'ocr'];
 
 /** checkPixelPolicy, throwing DeidPolicyError with every issue. */
 export function compilePixelPolicy(config: PixelPolicyConfig | undefined, context: PixelPolicyContext = {}): PixelPolicy {
@@ -374,18 +407,21 @@ export function compilePixelPolicy(config: PixelPolicyConfig | undefined, contex
  *   1. a series filter that matches: withheld (`filtered`);
  *   2. the first redaction rule that matches (config rules, then CTP signatures): redacted, unless
  *      the gateway cannot blank that layout (`unredactable`: withheld, fail closed);
- *   3. a risky criterion in force that holds: withheld (`risky`);
+ *   3. a risky criterion in force that holds: withheld (`risky`); under `ocr: true`, and when the layout
+ *      is one the gateway can blank, that withhold is marked `ocr` (withTextRegions may replace it);
  *   4. kept, pixels byte-identical.
  */
 class CompiledPixelPolicy implements PixelPolicy {
   readonly active = true;
   readonly attributeTags: readonly number[];
+  readonly ocr: boolean;
   readonly #risky: Risky;
   readonly #filters: readonly CompiledFilter[];
   readonly #rules: readonly CompiledRule[];
   readonly #riskyVerdicts = new Map<string, PixelVerdict>();
 
-  constructor(risky: Risky, filters: readonly CompiledFilter[], rules: readonly CompiledRule[]) {
+  constructor(risky: Risky, filters: readonly CompiledFilter[], rules: readonly CompiledRule[], ocr: boolean) {
+    this.ocr = ocr;
     this.#risky = risky;
     this.#filters = filters;
     this.#rules = rules;
@@ -405,10 +441,13 @@ class CompiledPixelPolicy implements PixelPolicy {
     }
     const detail = riskyDetail(this.#risky, read);
     if (detail === undefined) return KEEP;
-    let v = this.#riskyVerdicts.get(detail);
+    // Issue 18: OCR may replace the withhold only where the gateway can blank the layout.
+    const ocr = this.ocr && unredactable(read) === undefined;
+    const key = `${ocr ? 'ocr' : ''}\u0000${detail}`;
+    let v = this.#riskyVerdicts.get(key);
     if (v === undefined) {
-      v = withheld('risky', detail);
-      if (this.#riskyVerdicts.size < 1024) this.#riskyVerdicts.set(detail, v);
+      v = ocr ? Object.freeze({ action: 'withhold', reason: 'risky', detail, ocr: true }) : withheld('risky', detail);
+      if (this.#riskyVerdicts.size < 1024) this.#riskyVerdicts.set(key, v);
     }
     return v;
   }
@@ -420,6 +459,7 @@ class CompiledPixelPolicy implements PixelPolicy {
       allowed: criteria.filter((c) => !c.withhold).map((c) => c.name),
       filters: this.#filters.map((f) => `${f.name}: ${f.condition.text}`),
       rules: this.#rules.map((r) => ({ name: r.name, source: r.source, match: r.condition.text, rectangles: r.verdict.rectangles })),
+      ocr: this.ocr,
     };
   }
 }

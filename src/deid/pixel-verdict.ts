@@ -24,5 +24,13 @@ export type WithholdReason = 'risky' | 'filtered' | 'unredactable';
 export type PixelVerdict =
   | { readonly action: 'keep' }
   | { readonly action: 'redact'; readonly rule: string; readonly rectangles: readonly Rectangle[] }
-  /** `detail` names the criterion or filter (e.g. `BurnedInAnnotation`, `Modality US`, `filter sr`): never an identity value. */
-  | { readonly action: 'withhold'; readonly reason: WithholdReason; readonly detail: string };
+  /**
+   * `detail` names the criterion or filter (e.g. `BurnedInAnnotation`, `Modality US`, `filter sr`): never an
+   * identity value. `ocr` (issue 18): present and true only on a `risky` withhold that no rule covers, of a
+   * layout the gateway can blank, under a policy with `ocr: true`: text regions found by OCR may replace it
+   * (pixel-policy.ts `withTextRegions`); until they are found, and whenever they cannot be, it stands.
+   */
+  | { readonly action: 'withhold'; readonly reason: WithholdReason; readonly detail: string; readonly ocr?: true };
+
+/** The rule name of a redaction whose rectangles OCR found (issue 18). */
+export const OCR_RULE = 'ocr';

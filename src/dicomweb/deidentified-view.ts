@@ -5,6 +5,7 @@ import type { JsonDataset } from '../dicom/json-model.ts';
 import type { Condition } from '../projects/project.ts';
 import type { ProjectRecord } from '../store/project-store.ts';
 import type { CensusSource, PixelObserver } from './pixel-census.ts';
+import type { TextRegionSource } from './text-regions.ts';
 import { ClientGoneError, UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
 import { encodeSegment, isPathIdentifier } from './routes.ts';
 import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
@@ -22,6 +23,8 @@ export interface DeidentifiedView {
   readonly allowRendered: boolean;
   /** The pixel census (pixel-census.ts), shared by every project; read only when `policy.pixels.active`. */
   readonly census: CensusSource;
+  /** OCR's text regions (issue 18), shared by every project; absent: no instance is OCR-redacted (they stay withheld). */
+  readonly textRegions?: TextRegionSource;
   /** Told how many instances a response withheld or redacted (metrics, audit trail); set per request by http/. */
   readonly observePixels?: PixelObserver;
 }

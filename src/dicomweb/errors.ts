@@ -55,6 +55,7 @@ export type DicomwebErrorCode =
   | 'DICOMWEB_NO_FRAMES'
   | 'DICOMWEB_INSTANCE_WITHHELD'
   | 'DICOMWEB_NOT_ACCEPTABLE'
+  | 'DICOMWEB_TEXT_REGIONS_UNAVAILABLE'
   | 'CLIENT_GONE';
 
 export class DicomwebError extends Error {
@@ -121,6 +122,21 @@ export class InstanceWithheldError extends DicomwebError {
     options?: { cause?: unknown },
   ) {
     super('DICOMWEB_INSTANCE_WITHHELD', 'the instance is withheld by the pixel policy', options);
+  }
+}
+/**
+ * OCR could not give an instance's text regions (issue 18, text-regions.ts): the instance stays withheld,
+ * so this is only ever the cause of an InstanceWithheldError. `reason` is a stable code for the log and the
+ * metric: a TextDetectionError code (TEXT_DETECTION_TIMEOUT …), a PixelError code (PIXEL_UNSUPPORTED …),
+ * OCR_FRAMES_UNAVAILABLE (the PACS did not give the sampled frames), OCR_NO_DETECTOR, OCR_TOO_MANY_REGIONS.
+ */
+export class TextRegionsUnavailableError extends DicomwebError {
+  override name = 'TextRegionsUnavailableError';
+  constructor(
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super('DICOMWEB_TEXT_REGIONS_UNAVAILABLE', `text regions unavailable: ${reason}`, options);
   }
 }
 /** No representation in a media type the caller's Accept allows: 406 (RFC 9110 15.5.7, PS3.18 8.7.7). */

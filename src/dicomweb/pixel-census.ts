@@ -13,7 +13,7 @@ import { tagForAttributeId } from '../dicom/dictionary.ts';
 import type { JsonDataset } from '../dicom/json-model.ts';
 import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
-import type { AttributeReader, PixelPolicy, PixelVerdict, WithholdReason } from '../deid/pixel-policy.ts';
+import { ocrMayRedact, type AttributeReader, type PixelPolicy, type PixelVerdict, type WithholdReason } from '../deid/pixel-policy.ts';
 import { PIXEL_TAG } from '../pixel/geometry.ts';
 import { boundedCache } from '../store/cached-store.ts';
 import { UnknownResourceError, UpstreamUnusableError } from './errors.ts';
@@ -230,9 +230,15 @@ export function jsonReader(dataset: JsonDataset): AttributeReader {
 
 /** What remains of a series or study for the researcher, and what was taken out. */
 export interface PixelSummary {
-  /** Instances shown (kept or redacted). */
+  /**
+   * Instances shown (kept, redacted, or OCR-eligible). An OCR-eligible instance (a withhold OCR may replace,
+   * issue 18) is counted as shown without OCR being run during a search: retrieval redacts it, or, if OCR
+   * fails then, withholds it (a count may thus be one too many; it never shows an identity value).
+   */
   readonly shown: number;
   readonly redacted: number;
+  /** Instances whose verdict is a withhold OCR may replace (counted in `shown`, not in `withheld`). */
+  readonly ocrEligible: number;
   readonly withheld: number;
   /** Withheld instances by reason. */
   readonly withheldBy: ReadonlyMap<WithholdReason, number>;
@@ -254,6 +260,8 @@ export interface StudyPixels {
   readerOf(series: string, sop: string): AttributeReader | undefined;
   seriesSummary(series: string): PixelSummary | undefined;
   readonly study: PixelSummary;
+  /** Issue 18: the instances (of one series, or of the study) whose verdict is a withhold OCR may replace. */
+  ocrCandidates(series?: string): readonly CensusInstance[];
 }
 
 export function studyPixels(policy: PixelPolicy, instances: readonly CensusInstance[]): StudyPixels {
@@ -275,19 +283,22 @@ export function studyPixels(policy: PixelPolicy, instances: readonly CensusInsta
     readerOf: (s, sop) => byKey.get(`${s}/${sop}`)?.instance.read,
     seriesSummary: (uid) => summaries.get(uid),
     study: study.summary(),
+    ocrCandidates: (s) => [...byKey.values()].filter((e) => ocrMayRedact(e.verdict) && (s === undefined || e.instance.series === s)).map((e) => e.instance),
   };
 }
 
 class Tally {
   shown = 0;
   redacted = 0;
+  ocrEligible = 0;
   withheld = 0;
   seriesShown = 0;
   readonly withheldBy = new Map<WithholdReason, number>();
   readonly modalities = new Set<string>();
   readonly sopClasses = new Set<string>();
   add(instance: CensusInstance, verdict: PixelVerdict): void {
-    if (verdict.action === 'withhold') {
+    if (ocrMayRedact(verdict)) this.ocrEligible++;
+    else if (verdict.action === 'withhold') {
       this.withheld++;
       this.withheldBy.set(verdict.reason, (this.withheldBy.get(verdict.reason) ?? 0) + 1);
       return;
@@ -303,6 +314,7 @@ class Tally {
     return {
       shown: this.shown,
       redacted: this.redacted,
+      ocrEligible: this.ocrEligible,
       withheld: this.withheld,
       withheldBy: this.withheldBy,
       seriesShown: this.seriesShown,

@@ -21,6 +21,7 @@ import { UpstreamUnusableError } from './errors.ts';
 import { censusSource } from './pixel-census.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import type { Upstream } from './upstream.ts';
+import type { TextRegionSource } from './text-regions.ts';
 
 const STUDY_UID = tagToHex(TAG.StudyInstanceUID);
 const SERIES_UID = tagToHex(TAG.SeriesInstanceUID);
@@ -41,6 +42,8 @@ export interface ProjectViewOptions {
   readonly allowRendered: boolean;
   /** How long facts about a study (its PatientID, the attributes conditions name) are trusted. */
   readonly factsTtlSeconds?: number;
+  /** OCR's text regions (issue 18) for the projects whose pixel policy enables OCR. */
+  readonly textRegions?: TextRegionSource;
 }
 
 export interface ProjectViews {
@@ -228,6 +231,7 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
         maxJsonDatasetBytes: options.maxJsonDatasetBytes,
         allowRendered: options.allowRendered,
         census,
+        ...(options.textRegions ? { textRegions: options.textRegions } : {}),
         membership,
       };
     },

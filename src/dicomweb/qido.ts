@@ -36,7 +36,7 @@ import { withStreamLifetime, type StreamLifetime } from './stream-lifetime.ts';
 import { isUid } from '../dicom/uid.ts';
 import { UID_LIST_CHUNK } from './project-view.ts';
 import { DERIVED_TAGS, recomputeDerived, studiesPixels, studyPixels, type PixelObserver, type StudyPixels } from './pixel-census.ts';
-import type { PixelVerdict } from '../deid/pixel-policy.ts';
+import { ocrMayRedact, type PixelVerdict } from '../deid/pixel-policy.ts';
 
 type QueryLevel = 'study' | 'series' | 'instance';
 
@@ -331,6 +331,10 @@ function pixelsOf(item: DicomJsonDataset, level: QueryLevel, censuses: ReadonlyM
   if (level === 'instance') {
     const verdict = typeof series === 'string' && typeof sop === 'string' ? census.verdictOf(series, sop) : undefined;
     if (verdict === undefined) return UNLISTED;
+    // Issue 18: an instance OCR may redact is listed without OCR being run during a search (pixel-census.ts
+    // PixelSummary.shown); retrieval redacts it, or withholds it if OCR fails. Its result is de-identified
+    // without a redact verdict: it claims no redaction that has not happened.
+    if (ocrMayRedact(verdict)) return { dropped: false, withheld: new Map(), redacted: 0 };
     if (verdict.action === 'withhold') return { dropped: true, verdict, withheld: new Map([[verdict.reason, 1]]), redacted: 0 };
     return { dropped: false, verdict, withheld: new Map(), redacted: verdict.action === 'redact' ? 1 : 0 };
   }

@@ -11,8 +11,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
+import { KEEP, strictestVerdict, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { savingSession, type SavingSession } from './deidentified-view.ts';
-import { rewritePart10 } from '../deid/rewrite-part10.ts';
+import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
 import { asciiValue } from '../dicom/dataset.ts';
 import { lookup } from '../dicom/dictionary.ts';
 import { MultipartError } from '../dicom/errors.ts';
@@ -113,9 +114,47 @@ export interface PartSource {
   contentType?: string;
 }
 
+/** The rule name a manual redaction carries in the verdict (and in `strictestVerdict`'s union). */
+export const MANUAL_RULE = 'manual';
+
+/**
+ * Rectangles a person drew for this instance (the /upload page, issue 18 part 2), chosen from its
+ * top-level header once it is read (its Series Instance UID, its Rows × Columns). Throwing refuses the
+ * whole request (the caller's input is wrong), not just this part.
+ */
+export type ManualRectangles = (read: AttributeReader) => readonly Rectangle[];
+
+/**
+ * The session's policy with the manual rectangles joined to its pixel verdict as a `redact` verdict of
+ * rule `manual`, by `strictestVerdict`: withhold still wins, a rule's rectangles are unioned with the
+ * manual ones, and the instance is then treated exactly as a rule-redacted one (Burned In Annotation NO,
+ * Clean Pixel Data in the method codes: the person who drew them vouches for them as a rule's author does).
+ */
+export function withManualRectangles(session: DeidSession, manual: ManualRectangles, onError: (error: unknown) => void): Part10Policy {
+  return {
+    beginDataset: (patientId, verdict, sopClass) => session.beginDataset(patientId, verdict, sopClass),
+    decide: (ref, value) => session.decide(ref, value),
+    attributesToAdd: () => session.attributesToAdd(),
+    setIdentities: (source) => session.setIdentities(source),
+    pixelVerdict: (read) => {
+      let rectangles: readonly Rectangle[];
+      try {
+        rectangles = manual(read);
+      } catch (error) {
+        onError(error);
+        throw error;
+      }
+      const extra: PixelVerdict = rectangles.length > 0 ? { action: 'redact', rule: MANUAL_RULE, rectangles } : KEEP;
+      return strictestVerdict(session.pixelVerdict(read), extra);
+    },
+  };
+}
+
 /**
  * De-identifies one part into a temporary file and, if that succeeds and the study matches the target,
- * stores it upstream. Returns the reference for the response; never throws for a bad part.
+ * stores it upstream. Returns the reference for the response; never throws for a bad part. `manual`:
+ * rectangles blanked in every frame besides what the pixel policy decides (withManualRectangles); an
+ * error it throws is the caller's and is rethrown.
  */
 export async function storePart(
   view: StowView,
@@ -123,6 +162,7 @@ export async function storePart(
   part: PartSource,
   targetStudy: string | undefined,
   signal?: AbortSignal,
+  manual?: ManualRectangles,
 ): Promise<{ stored?: StoredRef; failed?: FailedRef }> {
   const file = join(view.tempDir, `deid-stow-${randomBytes(12).toString('hex')}.dcm`);
   // The rewriter may stop reading early (a bad file); the rest of the part is then drained here, so
@@ -131,8 +171,10 @@ export async function storePart(
   const guarded: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next: () => body.next() }) };
   // What the Failed SOP Sequence item names, once known.
   let named: { sopClass?: string; sopInstance?: string } = {};
+  let callersError: unknown;
+  const policy = manual ? withManualRectangles(saving.session, manual, (error) => (callersError = error)) : saving.session;
   try {
-    const { output } = rewritePart10(guarded, saving.session, { maxHeaderBytes: view.maxHeaderBytes });
+    const { output } = rewritePart10(guarded, policy, { maxHeaderBytes: view.maxHeaderBytes });
     await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
     const ids = await identifiersOf(file, view.maxHeaderBytes);
     const original = originalsOf(saving.session, ids);
@@ -150,6 +192,7 @@ export async function storePart(
     return { stored: ids };
   } catch (error) {
     if (signal?.aborted) throw new ClientGoneError({ cause: error });
+    if (callersError !== undefined && error === callersError) throw error;
     // A network failure fails the whole request (502/504); a store's own, even one caused by a reset
     // connection to its database, is this part's Failure Reason, never "the PACS could not be reached".
     const classified = error instanceof StoreError ? error : classify(error);

@@ -16,11 +16,18 @@
 //     with the verdict (Burned In Annotation NO, Photometric Interpretation as decoded); each frame goes
 //     through pixel/ and leaves native (or as pixel/ re-encodes it); Pixel Data bulkdata and rendered
 //     images are refused (403), since the PACS would give the unredacted pixels.
+//
+// OCR-assisted redaction (issue 18), under `pixels.ocr: true`: an instance whose verdict is a withhold OCR may
+// replace (`ocr` true: risky, no rule, a blankable layout) has its text regions found (text-regions.ts: per
+// series and layout, cached, single flight) before anything of it is sent, and its verdict becomes a
+// redaction of those regions (deid/ withTextRegions), carried out as a rule's is, on every route above.
+// If the regions cannot be had, it stays withheld. Rendered images and the Pixel Data bulkdata of such an
+// instance are refused (403) without OCR being run: the PACS would give the unredacted pixels.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSession, deidentifyJson, type DeidPolicy, type DeidSession, type DicomJsonDataset, type ElementRef } from '../deid/deidentify.ts';
 import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
-import { strictestVerdict, type AttributeReader, type PixelVerdict } from '../deid/pixel-policy.ts';
+import { OCR_RULE, ocrMayRedact, strictestVerdict, withTextRegions, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { redactFrame } from '../pixel/frame-redaction.ts';
 import { PixelError } from '../pixel/errors.ts';
 import { DEFAULT_MAX_FRAME_BYTES, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
@@ -46,9 +53,11 @@ import {
   NoFramesError,
   NotAcceptableError,
   ResourceRefusedError,
+  TextRegionsUnavailableError,
   UnknownResourceError,
   UpstreamUnusableError,
 } from './errors.ts';
+import { FRAMES_AS_STORED, FRAMES_NATIVE, layoutKey } from './text-regions.ts';
 import type { UpstreamResponse } from './upstream.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { endBody, writeChunk } from './response-writer.ts';
@@ -132,9 +141,15 @@ async function metadata(view: DeidentifiedView, req: IncomingMessage, res: Serve
   // Each dataset's verdict is the strictest of its own attributes and its study's census: what QIDO
   // hides is hidden here too, and an instance no census lists is withheld.
   let census: StudyPixels | undefined;
+  let regions: TextRegionsByInstance = new Map();
   if (pixelPolicy.active) {
-    if (original.instance !== undefined) refuseWithheld(view, (await instancePixels(view, lifetime, original, { ownMetadata: false })).verdict);
+    if (original.instance !== undefined) {
+      const { verdict } = await instancePixels(view, lifetime, original, { ownMetadata: false, ocr: false });
+      if (!ocrMayRedact(verdict)) refuseWithheld(view, verdict);
+    }
     census = await studyCensus(view, lifetime, original);
+    // Issue 18: OCR's regions for the instances in scope it may redact (found once per series and layout).
+    if (pixelPolicy.ocr) regions = await scopeTextRegions(view, lifetime, original, census);
   }
   const upstreamRes = await fetchUpstream(view, req, lifetime, `${uidPath(original)}/metadata`, 'application/dicom+json');
   const { session, flush, makeDurable } = savingSession(view);
@@ -144,7 +159,13 @@ async function metadata(view: DeidentifiedView, req: IncomingMessage, res: Serve
       requireStudy(original, (item as DicomJsonDataset)[tagToHex(TAG.StudyInstanceUID)]?.Value?.[0]);
       view.membership.learn(item as DicomJsonDataset); // frames and bulkdata of it need not be located again
       // The verdict from the dataset itself (every attribute the policy reads is in it): omitted when withheld.
-      const verdict = census && strictestVerdict(pixelPolicy.verdict(jsonReader(item as DicomJsonDataset)), censusVerdictOf(census, item as DicomJsonDataset));
+      const found = regionsOfDataset(regions, item as DicomJsonDataset);
+      const verdict =
+        census &&
+        strictestVerdict(
+          withRegions(pixelPolicy.verdict(jsonReader(item as DicomJsonDataset)), found),
+          withRegions(censusVerdictOf(census, item as DicomJsonDataset), found),
+        );
       if (verdict?.action === 'withhold') {
         refuseWithheld(view, verdict, original.instance === undefined);
         continue;
@@ -286,17 +307,22 @@ async function instances(view: DeidentifiedView, req: IncomingMessage, res: Serv
   // what was decided before it (boundPolicy): withheld in QIDO, withheld here.
   const pixelPolicy = view.policy.pixels;
   let known: KnownVerdicts | undefined;
+  let regions: TextRegionsByInstance = new Map();
   if (pixelPolicy.active) {
     let mayRedact: boolean;
     if (original.instance !== undefined) {
-      const { verdict } = await instancePixels(view, lifetime, original, { ownMetadata: true });
+      const { verdict, regions: found } = await instancePixels(view, lifetime, original, { ownMetadata: true });
       refuseWithheld(view, verdict);
       mayRedact = verdict.action === 'redact';
+      if (found !== undefined) regions = new Map([[`${original.series}/${original.instance}`, found]]);
       known = (series, sop) => (series === original.series && sop === original.instance ? verdict : undefined);
     } else {
       const census = await studyCensus(view, lifetime, original);
-      mayRedact = ((original.series === undefined ? census.study : census.seriesSummary(original.series))?.redacted ?? 0) > 0;
-      known = (series, sop) => census.verdictOf(series, sop);
+      const summary = original.series === undefined ? census.study : census.seriesSummary(original.series);
+      mayRedact = (summary?.redacted ?? 0) + (summary?.ocrEligible ?? 0) > 0;
+      // Issue 18: OCR's regions for the instances in scope it may redact, before anything is sent.
+      if (pixelPolicy.ocr) regions = await scopeTextRegions(view, lifetime, original, census);
+      known = (series, sop) => withRegions(census.verdictOf(series, sop), regions.get(`${series}/${sop}`));
     }
     // A redacted encapsulated instance is written native (Explicit VR Little Endian): a caller who accepts
     // no native syntax gets 406 before any byte.
@@ -314,6 +340,7 @@ async function instances(view: DeidentifiedView, req: IncomingMessage, res: Serv
   const responseType = (written: string | undefined) =>
     known === undefined ? withBoundary(contentType, boundary) : `multipart/related; type="application/dicom"${written ? `; transfer-syntax=${written}` : ''}; boundary=${boundary}`;
   let redactions = 0;
+  let ocrRedactions = 0;
   let started = false;
   try {
     for await (const part of readMultipart(upstreamRes.body, boundaryFrom(contentType))) {
@@ -322,7 +349,7 @@ async function instances(view: DeidentifiedView, req: IncomingMessage, res: Serv
       if (!acceptsPart(ranges, partType)) throw new NotAcceptableError(partType);
       const body = drainable(part.body);
       const mark = session.pairCount;
-      const policy = known === undefined ? undefined : boundPolicy(session, known);
+      const policy = known === undefined ? undefined : boundPolicy(session, known, regions);
       const { output } = rewritePart10(body.source, policy ?? session, {
         maxHeaderBytes: view.maxHeaderBytes,
         admitStudy: (uid) => requireStudy(original, uid),
@@ -358,11 +385,18 @@ async function instances(view: DeidentifiedView, req: IncomingMessage, res: Serv
         await body.drain();
         continue;
       }
-      if (policy?.verdict?.action === 'redact') redactions++;
+      if (policy?.verdict?.action === 'redact') {
+        if (byOcr(policy.verdict)) ocrRedactions++;
+        else redactions++;
+      }
       await writeChunk(res, PART_END);
     }
     await makeDurable();
     if (redactions > 0) view.observePixels?.('redacted', 'rule', redactions);
+    if (ocrRedactions > 0) {
+      view.observePixels?.('redacted', OCR_RULE, ocrRedactions);
+      view.textRegions?.observe.outcome?.('redacted', OCR_RULE, ocrRedactions);
+    }
   } catch (error) {
     throw unusable(error);
   }
@@ -395,7 +429,10 @@ async function pixels(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   const original = await originalPath(view, r.path);
   const pixelPolicy = view.policy.pixels;
   if (pixelPolicy.active) {
-    const { verdict, read } = await instancePixels(view, lifetime, original, { ownMetadata: true });
+    // The Pixel Data bulkdata of an instance OCR may redact is refused as a redacted one's is, without OCR.
+    const pixelBulk = tags !== undefined && isPixelData(tags);
+    const { verdict, read } = await instancePixels(view, lifetime, original, { ownMetadata: true, ocr: !pixelBulk });
+    if (pixelBulk && ocrMayRedact(verdict)) throw new ResourceRefusedError('DEID_BULKDATA_REDACTED', 'the Pixel Data of a redacted instance is served as frames only');
     refuseWithheld(view, verdict);
     if (verdict.action === 'redact') {
       if (r.bulk === undefined) return redactedFrames(view, req, res, r, lifetime, original, verdict, read);
@@ -536,7 +573,9 @@ async function rendered(view: DeidentifiedView, req: IncomingMessage, res: Serve
   // The PACS renders from the stored pixels: never relayed for an instance redacted or withheld.
   if (view.policy.pixels.active) {
     if (original.instance !== undefined) {
-      const { verdict } = await instancePixels(view, lifetime, original, { ownMetadata: true });
+      // An instance OCR may redact: refused as a redacted one is, without OCR (the PACS renders the stored pixels).
+      const { verdict } = await instancePixels(view, lifetime, original, { ownMetadata: true, ocr: false });
+      if (ocrMayRedact(verdict)) throw new ResourceRefusedError('DEID_RENDERED_REDACTED', 'rendered images of a redacted instance are not offered');
       refuseWithheld(view, verdict);
       if (verdict.action === 'redact') throw new ResourceRefusedError('DEID_RENDERED_REDACTED', 'rendered images of a redacted instance are not offered');
     } else {
@@ -577,8 +616,8 @@ async function instancePixels(
   view: DeidentifiedView,
   lifetime: StreamLifetime,
   original: ResourcePath,
-  { ownMetadata }: { ownMetadata: boolean },
-): Promise<{ verdict: PixelVerdict; read: AttributeReader }> {
+  { ownMetadata, ocr = true }: { ownMetadata: boolean; ocr?: boolean },
+): Promise<{ verdict: PixelVerdict; read: AttributeReader; regions?: readonly Rectangle[] }> {
   const policy = view.policy.pixels;
   const { study, series, instance } = original;
   if (study === undefined || series === undefined || instance === undefined) throw new UnknownResourceError('instance');
@@ -588,11 +627,85 @@ async function instancePixels(
     const found = instances.find((i) => i.series === series && i.sop === instance);
     if (!found) continue;
     const listed = policy.verdict(found.read);
-    if (!ownMetadata || listed.action === 'withhold') return { verdict: listed, read: found.read };
-    const read = await view.census.instanceAttributes({ study, series, sop: instance }, policy.attributeTags, send);
-    return { verdict: strictestVerdict(listed, policy.verdict(read)), read };
+    const views = [listed];
+    let read = found.read;
+    // A withhold OCR may replace is checked against the instance's own metadata too (it may be stricter).
+    if (ownMetadata && (listed.action !== 'withhold' || ocrMayRedact(listed))) {
+      read = await view.census.instanceAttributes({ study, series, sop: instance }, policy.attributeTags, send);
+      views.push(policy.verdict(read));
+    }
+    const verdict = views.reduce(strictestVerdict);
+    // Issue 18: the regions are applied to each view before they are combined (a rule's and OCR's unioned).
+    if (!ocr || !ocrMayRedact(verdict)) return { verdict, read };
+    const regions = await textRegionsOf(view, lifetime, { study, series, sop: instance }, read);
+    if (regions === undefined) return { verdict, read };
+    return { verdict: views.map((v) => withTextRegions(v, regions)).reduce(strictestVerdict), read, regions };
   }
   throw new UnknownResourceError('instance');
+}
+
+/** OCR's regions by `series/sop` (original UIDs), for the instances that have them. */
+type TextRegionsByInstance = ReadonlyMap<string, readonly Rectangle[]>;
+
+/** A verdict with OCR's regions applied (deid/ withTextRegions), when there are regions. */
+function withRegions<V extends PixelVerdict | undefined>(verdict: V, regions: readonly Rectangle[] | undefined): V {
+  return (verdict === undefined || regions === undefined ? verdict : withTextRegions(verdict, regions)) as V;
+}
+
+function regionsOfDataset(regions: TextRegionsByInstance, dataset: DicomJsonDataset): readonly Rectangle[] | undefined {
+  const series = dataset[tagToHex(TAG.SeriesInstanceUID)]?.Value?.[0];
+  const sop = dataset[tagToHex(TAG.SOPInstanceUID)]?.Value?.[0];
+  return typeof series === 'string' && typeof sop === 'string' ? regions.get(`${series}/${sop}`) : undefined;
+}
+
+/** Whether a redaction's rectangles are (or include) OCR's. */
+function byOcr(verdict: PixelVerdict): boolean {
+  return verdict.action === 'redact' && verdict.rule.split(' + ').includes(OCR_RULE);
+}
+
+/**
+ * Issue 18: OCR's regions of one instance (original UIDs; `read` its layout and geometry), or undefined when
+ * they cannot be had (no detector, a timeout, a full queue, frames the PACS does not give or that cannot be
+ * decoded): the instance then stays withheld (fail closed), and the failure is counted by its code.
+ */
+async function textRegionsOf(
+  view: DeidentifiedView,
+  lifetime: StreamLifetime,
+  uids: { study: string; series: string; sop: string },
+  read: AttributeReader,
+): Promise<readonly Rectangle[] | undefined> {
+  try {
+    if (view.textRegions === undefined) throw new TextRegionsUnavailableError('OCR_NO_DETECTOR');
+    return await view.textRegions.regionsOf(uids, read, (request) => lifetime.send(view.upstream, request));
+  } catch (error) {
+    const reason = error instanceof TextRegionsUnavailableError ? error.reason : 'OCR_FRAMES_UNAVAILABLE';
+    view.textRegions?.observe.outcome?.('withheld', reason, 1);
+    return undefined;
+  }
+}
+
+/**
+ * OCR's regions for every instance in scope (the path's study, series or instance) whose census verdict is
+ * a withhold OCR may replace, one after the other; a layout whose detection failed is not tried again for
+ * this request. An instance without regions is absent: it stays withheld.
+ */
+async function scopeTextRegions(view: DeidentifiedView, lifetime: StreamLifetime, original: ResourcePath, census: StudyPixels): Promise<TextRegionsByInstance> {
+  const out = new Map<string, readonly Rectangle[]>();
+  const study = original.study;
+  if (study === undefined) return out;
+  const failed = new Set<string>();
+  for (const candidate of census.ocrCandidates(original.series)) {
+    if (original.instance !== undefined && candidate.sop !== original.instance) continue;
+    const key = layoutKey(candidate.series, candidate.read);
+    if (failed.has(key)) {
+      view.textRegions?.observe.outcome?.('withheld', 'OCR_LAYOUT_FAILED', 1);
+      continue;
+    }
+    const regions = await textRegionsOf(view, lifetime, { study, series: candidate.series, sop: candidate.sop }, candidate.read);
+    if (regions === undefined) failed.add(key);
+    else out.set(`${candidate.series}/${candidate.sop}`, regions);
+  }
+  return out;
 }
 
 /** The census of the study a path names, under the view's pixel policy. */
@@ -627,7 +740,7 @@ type KnownVerdicts = (series: string, sop: string) => PixelVerdict | undefined;
  * header's (the session's pixelVerdict) and the one decided before, looked up by the file's own UIDs; a
  * file the lookup does not know is withheld (UNLISTED). `verdict`: the last one given (this part's).
  */
-function boundPolicy(session: DeidSession, known: KnownVerdicts): Part10Policy & { readonly verdict: PixelVerdict | undefined } {
+function boundPolicy(session: DeidSession, known: KnownVerdicts, regions: TextRegionsByInstance): Part10Policy & { readonly verdict: PixelVerdict | undefined } {
   let last: PixelVerdict | undefined;
   const text = (read: AttributeReader, tag: number) => {
     const v = read(tag)?.[0];
@@ -641,7 +754,9 @@ function boundPolicy(session: DeidSession, known: KnownVerdicts): Part10Policy &
       const series = text(read, TAG.SeriesInstanceUID);
       const sop = text(read, TAG.SOPInstanceUID);
       const before = (series !== undefined && sop !== undefined ? known(series, sop) : undefined) ?? UNLISTED;
-      last = strictestVerdict(session.pixelVerdict(read), before);
+      // Issue 18: OCR's regions found for this instance apply to its own header's verdict too.
+      const found = series !== undefined && sop !== undefined ? regions.get(`${series}/${sop}`) : undefined;
+      last = strictestVerdict(withRegions(session.pixelVerdict(read), found), before);
       return last;
     },
     beginDataset: (originalPatientId, verdict, sopClassUid) => session.beginDataset(originalPatientId, verdict, sopClassUid),
@@ -718,10 +833,6 @@ function drainable(body: AsyncIterable<Buffer>): { source: AsyncIterable<Buffer>
   };
 }
 
-/** The frames the PACS sends to be redacted: each in its stored transfer syntax (PS3.18 8.7.3.5.2 `*`). */
-const FRAMES_AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
-/** The frames decoded by the PACS (PS3.18 8.7.3.3.2), when it cannot send them as stored. */
-const FRAMES_NATIVE = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
 /** What a redacted frame answer is (its parts name their own transfer syntax). */
 const REDACTED_FRAMES_TYPE = 'multipart/related; type="application/octet-stream"';
 
@@ -806,7 +917,8 @@ async function redactedFrames(
     throw unusable(error);
   }
   if (!started) throw new UpstreamUnusableError('no parts');
-  view.observePixels?.('redacted', 'rule', 1);
+  view.observePixels?.('redacted', byOcr(verdict) ? OCR_RULE : 'rule', 1);
+  if (byOcr(verdict)) view.textRegions?.observe.outcome?.('redacted', OCR_RULE, 1);
   endBody(res, closeDelimiter(boundary));
 }
 

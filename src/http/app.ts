@@ -35,6 +35,7 @@ import { conformanceRoute } from './conformance.ts';
 import { metricsRoute, type GatewayMetrics } from './metrics.ts';
 import { DIMSE_STATUS_PATH, dimseQuarantineRoutes, dimseStatusRoute, type DimseQuarantineSource, type DimseStatusSource } from './dimse-status.ts';
 import { transactionOversight } from './transaction-oversight.ts';
+import type { TextDetector } from '../pixel/text-detection.ts';
 
 export interface AppOptions {
   /** Each project's de-identified view for researchers; absent: they are refused (fail closed). */
@@ -78,6 +79,12 @@ export interface AppOptions {
    * `POST /dimse/quarantine/{id}/retry`, which also take a steward's JWT (the retry never the loopback fallback).
    */
   dimseStatus?: { status: DimseStatusSource; token: string | undefined; quarantine?: DimseQuarantineSource };
+  /**
+   * The shared OCR detector (issue 18; pixel/, worker threads, bounded), started at its first use. The
+   * researcher views reach it through their text regions (dicomweb/text-regions.ts); the upload page's
+   * preview through its router. Absent: nothing is OCR-redacted (such instances stay withheld).
+   */
+  textDetector?: TextDetector;
 }
 
 const OPENAPI = new URL('../../openapi/openapi.json', import.meta.url);
@@ -98,7 +105,7 @@ export function createApp(options: AppOptions): Express {
   const dimseAccess = { token: options.dimseStatus?.token, trustedProxy: options.trustedProxy, steward: { verify: options.verify, roles: options.roles } };
   if (options.dimseStatus) app.get(DIMSE_STATUS_PATH, dimseStatusRoute(options.dimseStatus.status, dimseAccess));
   if (options.dimseStatus?.quarantine) app.use(dimseQuarantineRoutes(options.dimseStatus.quarantine, dimseAccess));
-  app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload, audit: options.audit }));
+  app.use(uploadRoutes({ verify: options.verify, roles: options.roles, view: options.upload, audit: options.audit, textDetector: options.textDetector }));
   if (options.audit) {
     app.use(auditRoutes({ verify: options.verify, roles: options.roles, audit: options.audit }));
     if (options.reidentify) app.use(reidentifyRoutes({ verify: options.verify, roles: options.roles, audit: options.audit, ...options.reidentify }));

@@ -9,7 +9,7 @@ import type { StoreErrorCode } from '../store/errors.ts';
 import type { ProjectErrorCode } from '../projects/errors.ts';
 
 /** A request to an HTTP-only route (not DICOMweb) that cannot be understood: 400. */
-export type HttpRequestCode = 'UPLOAD_BAD_FORM' | 'CONFORMANCE_BAD_ROLE' | 'CONFORMANCE_BAD_FORMAT';
+export type HttpRequestCode = 'UPLOAD_BAD_FORM' | 'UPLOAD_BAD_REDACTIONS' | 'UPLOAD_PREVIEW_NO_FILE' | 'UPLOAD_PREVIEW_UNREADABLE' | 'CONFORMANCE_BAD_ROLE' | 'CONFORMANCE_BAD_FORMAT';
 
 /** What `error-mapping.ts` answers for an error that carries none of our codes (multer, express, a bug). */
 type HttpFallbackCode = 'UPLOAD_TOO_LARGE' | 'UPLOAD_BAD_FORM' | 'HTTP_BAD_REQUEST' | 'INTERNAL';

@@ -60,11 +60,22 @@ export interface GatewayMetrics {
    * resource (search, metadata, instances, pixels, rendered, store), outcome and reason.
    */
   readonly observePixels: (role: string, resource: string, outcome: 'withheld' | 'redacted', reason: string, count: number) => void;
+  /**
+   * OCR-assisted redaction (issue 18; dicomweb/text-regions.ts TextRegionObserver): instances OCR-redacted,
+   * instances left withheld because OCR failed (by the failure's code), seconds per frame read, cache hits.
+   */
+  readonly observeOcr: {
+    outcome(outcome: 'redacted' | 'withheld', reason: string, count: number): void;
+    frame(ms: number): void;
+    cacheHit(): void;
+  };
 }
 
 /** The label values `observePixels` keeps; anything else is counted as `other` (labels never carry data). */
 const PIXEL_RESOURCES = new Set(['search', 'metadata', 'instances', 'pixels', 'rendered', 'store']);
-const PIXEL_REASONS = new Set(['risky', 'filtered', 'unredactable', 'unlisted', 'rule']);
+const PIXEL_REASONS = new Set(['risky', 'filtered', 'unredactable', 'unlisted', 'rule', 'ocr']);
+/** OCR frame durations (seconds): tesseract reads a small frame in a fraction of a second, a large one in seconds. */
+const OCR_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60];
 
 export function createMetrics(options: { querySeriesCap?: number } = {}): GatewayMetrics {
   const querySeriesCap = options.querySeriesCap ?? QUERY_SERIES_CAP;
@@ -158,9 +169,38 @@ export function createMetrics(options: { querySeriesCap?: number } = {}): Gatewa
     next();
   };
 
+  const ocrInstances = new Counter({
+    name: 'deid_gateway_ocr_instances_total',
+    help: 'Instances OCR may redact (issue 18): redacted by the regions OCR found, or withheld because OCR failed (reason: the failure code)',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [registry],
+  });
+  const ocrFrameSeconds = new Histogram({
+    name: 'deid_gateway_ocr_frame_seconds',
+    help: 'Time to find the text regions of one sampled frame, queueing for a worker included',
+    buckets: OCR_BUCKETS,
+    registers: [registry],
+  });
+  const ocrCacheHits = new Counter({
+    name: 'deid_gateway_ocr_cache_hits_total',
+    help: 'Text regions reused for a series and layout (cached, or found by a detection another request waited on) instead of running OCR',
+    registers: [registry],
+  });
+
   return {
     registry,
     middleware,
+    observeOcr: {
+      outcome(outcome, reason, count) {
+        if (count > 0) ocrInstances.inc({ outcome, reason: CODE.test(reason) || reason === 'ocr' ? reason : 'OTHER' }, count);
+      },
+      frame(ms) {
+        ocrFrameSeconds.observe(ms / 1000);
+      },
+      cacheHit() {
+        ocrCacheHits.inc();
+      },
+    },
     observeError(error, mapped, wasAborted) {
       const code = deidErrorCode(error, mapped);
       if (code !== undefined) deidErrors.inc({ code, aborted: String(wasAborted) });

@@ -39,6 +39,9 @@ describe('the browser upload page', () => {
       join(samplesDir(), 'edge-cases/MR_truncated.dcm'),
     ]);
     await page.click('#send');
+    // Nothing is sent before the review is confirmed (issue 18 part 2).
+    await page.waitForSelector('body[data-review="ready"]');
+    await page.click('#confirm');
     await page.waitForSelector('body[data-done="true"]', { timeout: 30_000 });
     const rows = await page.$$eval('#results tbody tr', (trs) =>
       trs.map((tr) => ({ outcome: (tr as HTMLElement).dataset['outcome'], study: (tr as HTMLElement).dataset['study'], text: tr.textContent ?? '' })),

@@ -1,7 +1,7 @@
 // The `pixels` block of a profile (issue 16): shape by the schema, meaning by the policy, CTP scripts read
 // at start from the config file's directory; every problem at once, named by its key.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -106,5 +106,26 @@ describe('the pixels block', () => {
       'deid.profiles.uploader.pixels.risky.modality.ULTRASOUND-LONG-CODE: a code string of 1 to 16 characters',
       'projects.p1.profile.pixels.rules.0.match.Rows.between: not a test (equals, equalsIgnoreCase, contains, containsIgnoreCase, startsWith, endsWith, matches, present, lessThan, greaterThan)',
     ].sort());
+  });
+});
+
+describe('OCR-assisted redaction (issue 18): pixels.ocr per profile and project, the top-level ocr engine block', () => {
+  test('pixels.ocr is off by default and on where a profile or project says so; the engine block has its defaults', () => {
+    const resolved = loadResolvedConfig(
+      config('    researcher: { options: [], pixels: { ocr: true } }', "projects:\n  plain: { membership: { all: true }, profile: { options: [], pixels: { ocr: false } } }"),
+      ENV,
+    );
+    assert.equal(resolved.deid?.policies.researcher.pixels.ocr, true);
+    assert.equal(resolved.deid?.policies.uploader.pixels.ocr, false);
+    assert.deepEqual(resolved.config.ocr, { workers: 1, timeoutMs: 20_000, marginPx: 4, maxQueue: 32, sampleEvery: 10, maxSampledFrames: 8, cacheTtlSeconds: 600 });
+  });
+
+  test('unknown keys and bad values are refused, each named by its key', () => {
+    const file = config('    researcher: { options: [], pixels: { ocr: "yes" } }');
+    writeFileSync(file, `${readFileSync(file, 'utf8')}ocr: { workers: 0, sampleEvry: 5 }\n`);
+    const problems = problemsOf(() => loadResolvedConfig(file, ENV)).join('\n');
+    assert.match(problems, /pixels\.ocr/);
+    assert.match(problems, /ocr\.workers/);
+    assert.match(problems, /sampleEvry/);
   });
 });

@@ -11,13 +11,14 @@ const MODALITY = 0x00080060;
 const policy: PixelPolicy = {
   active: true,
   attributeTags: [MODALITY],
+  ocr: false,
   verdict(read: AttributeReader): PixelVerdict {
     const modality = read(MODALITY)?.[0];
     if (modality === 'PR') return { action: 'withhold', reason: 'filtered', detail: 'filter pr' };
     if (modality === 'US') return { action: 'redact', rule: 'us', rectangles: [{ x: 0, y: 0, width: 1, height: 1 }] };
     return { action: 'keep' };
   },
-  describe: () => ({ risky: [], allowed: [], filters: [], rules: [] }),
+  describe: () => ({ risky: [], allowed: [], filters: [], rules: [], ocr: false }),
 };
 const instance = (series: string, sop: string, modality: string): CensusInstance => ({
   series,
@@ -37,6 +38,23 @@ test('a study census gives each instance its verdict and counts only what is sho
   assert.deepEqual(pixels.study.modalities, ['CT', 'US']);
   assert.equal(pixels.seriesSummary('s2')?.shown, 0);
   assert.equal(pixels.study.withheldBy.get('filtered'), 1);
+});
+
+test('an instance OCR may redact (issue 18) counts as shown, not withheld, and is listed as an OCR candidate of its series', () => {
+  const ocrPolicy: PixelPolicy = {
+    ...policy,
+    ocr: true,
+    verdict: (read) => (read(MODALITY)?.[0] === 'XC' ? { action: 'withhold', reason: 'risky', detail: 'Modality XC', ocr: true } : policy.verdict(read)),
+  };
+  const pixels = studyPixels(ocrPolicy, [instance('s1', 'i1', 'CT'), instance('s2', 'i2', 'XC'), instance('s2', 'i3', 'PR')]);
+  assert.deepEqual(
+    { shown: pixels.study.shown, withheld: pixels.study.withheld, ocr: pixels.study.ocrEligible, series: pixels.study.seriesShown },
+    { shown: 2, withheld: 1, ocr: 1, series: 2 },
+  );
+  assert.deepEqual(pixels.study.modalities, ['CT', 'XC']);
+  assert.deepEqual(pixels.ocrCandidates().map((i) => i.sop), ['i2']);
+  assert.deepEqual(pixels.ocrCandidates('s2').map((i) => i.sop), ['i2']);
+  assert.deepEqual(pixels.ocrCandidates('s1'), []);
 });
 
 test('derived attributes are recomputed where the result holds them or the caller named them, and nowhere else', () => {

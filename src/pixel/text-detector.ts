@@ -1,0 +1,469 @@
+// The OCR text-region detector of issue 18 (contract: text-detection.ts): a bounded pool of tesseract.js
+// engines. Compute only, no policy: it reports where alphanumeric text is; deid/ decides what to do.
+//
+// Off the event loop: tesseract.js in Node runs each engine in its own worker_thread (its
+// src/worker/node/spawnWorker.js: `new Worker(workerPath)`); recognition is WebAssembly in that thread.
+// The pool adds the bounds: at most `workers` frames in recognition, at most `maxQueue` waiting (beyond:
+// TEXT_DETECTION_BUSY at once), a deadline per frame counting its queue time (TEXT_DETECTION_TIMEOUT; a
+// recognition cannot be cancelled, so the engine busy with it is terminated and replaced), abort
+// (TEXT_DETECTION_ABORTED, the engine likewise replaced), engine failure (TEXT_DETECTION_FAILED).
+// Engines start on first use: an idle gateway holds none (each costs ~30 MB and a second to start).
+//
+// No network, ever (read from tesseract.js 7.0.0's code, src/worker-script/index.js loadLanguage and
+// src/worker-script/node/getCore.js):
+//   - the language data is read from `langPath` when it is set and is not a URL (is-url); only an unset
+//     langPath falls back to the jsdelivr CDN. We set it to the directory of the npm package
+//     @tesseract.js-data/eng (resolved through node_modules, so an absolute file path, never a URL), and
+//     `gzip: true` as that package ships eng.traineddata.gz;
+//   - `cacheMethod: 'none'` skips the read of and the write to the cache (`./eng.traineddata` in the
+//     working directory by default);
+//   - the WebAssembly core is `require('tesseract.js-core/…')` from node_modules in Node: corePath is
+//     not consulted there;
+//   - images are passed as bytes (a PGM in memory), so loadImage never fetches or reads a path.
+// (A worker whose langPath were a URL would call fetch; with a file path it calls fs.readFile only.)
+//
+// Preprocessing (prepare: top-hats, upscaling) runs on the calling thread: ~50–150 ms for a 1024 × 768
+// frame; moving it into a worker of its own is a follow-up.
+//
+// The words read never leave detect(): only their boxes are kept; nothing is logged (logger and
+// errorHandler are silent), and error messages carry the code and sizes only.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { Worker as NodeWorker } from 'node:worker_threads';
+import tesseract from 'tesseract.js';
+import { type GrayFrame, TextDetectionError, type TextDetectionErrorCode, type TextDetector, type TextDetectorOptions, type TextRegion } from './text-detection.ts';
+
+const { createWorker, OEM, PSM } = tesseract;
+type Engine = Awaited<ReturnType<typeof createWorker>>;
+
+/**
+ * @tesseract.js-data/eng 1.0.0 ships 4.0.0/ (legacy + LSTM models, 10.9 MB gz) and 4.0.0_best_int/ (LSTM
+ * only, 2.9 MB gz). We run the LSTM engine only (OEM.LSTM_ONLY), for which tesseract.js itself picks
+ * best_int: smaller, faster to load.
+ */
+const LANG_PATH = join(dirname(createRequire(import.meta.url).resolve('@tesseract.js-data/eng/package.json')), '4.0.0_best_int');
+
+/**
+ * Preprocessing and filtering, chosen by measurement on the frames of test/helpers/text-frames.ts
+ * (seeds 1 and 2, 16–24 text frames and 10 text-free; bench/ocr.ts reports the larger set):
+ *   - plain frame + inverted frame (tesseract's own binarisation): recall 0.67, false blank up to 0.48;
+ *   - top-hats (below), grey: recall 0.95, false blank up to 0.97 (speckle read as "words");
+ *   - top-hats thresholded at 48 grey levels: recall 0.97–0.985, faster (binary pages), false blank
+ *     ≤ 0.08 on CT, MR, NM, SC and screens but 0.45–0.9 on ultrasound speckle;
+ *   - runs of words kept from 2 alphanumeric characters: recall 0.985 (vs 0.94 from 3, which brings
+ *     ultrasound false blank down to ≤ 0.25): recall wins, withholding is the alternative.
+ * On bench/ocr.ts's seed 2026 (60 text frames, 155 strings, 12 text-free): recall 0.955 (short of the
+ * 0.98 goal: misses are mostly 11–14 px text over ultrasound and synthetic speckle); false blank CT 4 %,
+ * MR 5 %, NM 0.1 %, synthetic 3 %, SC photo 45 %, ultrasound 77 % (max 91 %).
+ */
+const TUNING = Object.freeze({
+  /** Half-size of the square structuring element of the top-hats, frame pixels: strokes up to 2r+1 wide survive. */
+  radius: 4,
+  /** Top-hat response (grey levels) from which a pixel is ink: text 70+ levels off its ground stays. */
+  threshold: 48,
+  /** Frames narrower than this are read at ×2 (bilinear): 9–10 px text becomes 18–20 px. */
+  upscaleBelow: 700,
+  /** Words taller than this (frame pixels) are image blobs, not overlay text. */
+  maxTextHeight: 64,
+  /** A run of words is kept from this many alphanumeric characters. */
+  minAlnum: 2,
+});
+const MAX_SIDE = 4096;
+
+/** A frame as binary PGM (Netpbm P5), which leptonica reads. */
+function pgm(data: Uint8Array, width: number, height: number): Buffer {
+  // tesseract.js's setImage scans the first 500 bytes for an EXIF orientation pattern
+  // (/1 18 0 3 0 0 0 1 0 (\d)/ over the decimal bytes) and would rotate the image if pixel values
+  // happened to match it: a comment pads the header past 500 bytes of printable ASCII.
+  const header = Buffer.from(`P5\n#${' '.repeat(512)}\n${width} ${height}\n255\n`, 'latin1');
+  return Buffer.concat([header, data]);
+}
+
+/**
+ * Running min (or max) over a centred window of 2r+1 samples of `line` (length n), outside samples
+ * ignored: van Herk / Gil-Werman, three comparisons per sample whatever r (blocks of 2r+1, a prefix
+ * extreme g and a suffix extreme h per block; a window spans two blocks: op(h[a], g[b])).
+ */
+function runningExtreme(line: Uint8Array, n: number, r: number, max: boolean, out: Uint8Array, pad: Uint8Array, g: Uint8Array, h: Uint8Array): void {
+  const k = 2 * r + 1;
+  const m = n + 2 * r;
+  const identity = max ? 0 : 255;
+  pad.fill(identity, 0, r);
+  pad.set(line.subarray(0, n), r);
+  pad.fill(identity, r + n, m);
+  for (let i = 0; i < m; i++) {
+    const v = pad[i] as number;
+    if (i % k === 0) g[i] = v;
+    else {
+      const p = g[i - 1] as number;
+      g[i] = max ? Math.max(v, p) : Math.min(v, p);
+    }
+  }
+  for (let i = m - 1; i >= 0; i--) {
+    const v = pad[i] as number;
+    if (i % k === k - 1 || i === m - 1) h[i] = v;
+    else {
+      const p = h[i + 1] as number;
+      h[i] = max ? Math.max(v, p) : Math.min(v, p);
+    }
+  }
+  for (let x = 0; x < n; x++) {
+    const a = h[x] as number;
+    const b = g[x + 2 * r] as number;
+    out[x] = max ? Math.max(a, b) : Math.min(a, b);
+  }
+}
+
+/**
+ * Grey erosion (max false) or dilation (max true) by a (2r+1)² square: along rows, then along columns
+ * with the same van Herk / Gil-Werman scheme applied to whole rows at once (contiguous memory).
+ */
+function squareFilter(src: Uint8Array, w: number, h: number, r: number, max: boolean): Uint8Array {
+  const rows = new Uint8Array(w * h);
+  const result = new Uint8Array(w);
+  const pad = new Uint8Array(w + 2 * r);
+  const g = new Uint8Array(w + 2 * r);
+  const hh = new Uint8Array(w + 2 * r);
+  for (let y = 0; y < h; y++) {
+    runningExtreme(src.subarray(y * w, y * w + w), w, r, max, result, pad, g, hh);
+    rows.set(result, y * w);
+  }
+  // Columns: padded row index i in 0..h+2r-1 holds source row i-r (rows outside are the identity).
+  const k = 2 * r + 1;
+  const m = h + 2 * r;
+  const identity = max ? 0 : 255;
+  const row = (i: number): Uint8Array | undefined => (i >= r && i < r + h ? rows.subarray((i - r) * w, (i - r + 1) * w) : undefined);
+  const prefix = new Uint8Array(w * m);
+  const suffix = new Uint8Array(w * m);
+  for (let i = 0; i < m; i++) {
+    const v = row(i);
+    const at = i * w;
+    if (i % k === 0) {
+      if (v) prefix.set(v, at);
+      else prefix.fill(identity, at, at + w);
+    } else if (v) {
+      for (let x = 0; x < w; x++) prefix[at + x] = max ? Math.max(v[x] as number, prefix[at - w + x] as number) : Math.min(v[x] as number, prefix[at - w + x] as number);
+    } else prefix.copyWithin(at, at - w, at);
+  }
+  for (let i = m - 1; i >= 0; i--) {
+    const v = row(i);
+    const at = i * w;
+    if (i % k === k - 1 || i === m - 1) {
+      if (v) suffix.set(v, at);
+      else suffix.fill(identity, at, at + w);
+    } else if (v) {
+      for (let x = 0; x < w; x++) suffix[at + x] = max ? Math.max(v[x] as number, suffix[at + w + x] as number) : Math.min(v[x] as number, suffix[at + w + x] as number);
+    } else suffix.copyWithin(at, at + w, at + 2 * w);
+  }
+  const out = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const a = y * w;
+    const b = (y + 2 * r) * w;
+    for (let x = 0; x < w; x++) out[a + x] = max ? Math.max(suffix[a + x] as number, prefix[b + x] as number) : Math.min(suffix[a + x] as number, prefix[b + x] as number);
+  }
+  return out;
+}
+
+/**
+ * Text strokes as black ink on white: the white top-hat (frame − opening) keeps bright strokes narrower
+ * than the structuring element, the black top-hat (closing − frame) dark ones; anatomy, gradients and
+ * panels wider than it vanish, whatever their level. Tesseract's page layout then sees text on a clean
+ * page, whichever polarity and contrast the device drew it with.
+ */
+function topHats(frame: GrayFrame, r: number, threshold: number): [Uint8Array, Uint8Array] {
+  const { width: w, height: h, data } = frame;
+  const opening = squareFilter(squareFilter(data, w, h, r, false), w, h, r, true);
+  const closing = squareFilter(squareFilter(data, w, h, r, true), w, h, r, false);
+  const bright = new Uint8Array(w * h);
+  const dark = new Uint8Array(w * h);
+  for (let i = 0; i < w * h; i++) {
+    const v = data[i] as number;
+    bright[i] = v - (opening[i] as number) >= threshold ? 0 : 255;
+    dark[i] = (closing[i] as number) - v >= threshold ? 0 : 255;
+  }
+  return [bright, dark];
+}
+
+/** Bilinear ×scale. */
+function upscale(src: Uint8Array, w: number, h: number, scale: number): Uint8Array {
+  if (scale === 1) return src;
+  const W = w * scale;
+  const H = h * scale;
+  const out = new Uint8Array(W * H);
+  for (let Y = 0; Y < H; Y++) {
+    const fy = Math.max(0, (Y + 0.5) / scale - 0.5);
+    const y0 = Math.min(h - 1, Math.floor(fy));
+    const y1 = Math.min(h - 1, y0 + 1);
+    const ty = fy - y0;
+    for (let X = 0; X < W; X++) {
+      const fx = Math.max(0, (X + 0.5) / scale - 0.5);
+      const x0 = Math.min(w - 1, Math.floor(fx));
+      const x1 = Math.min(w - 1, x0 + 1);
+      const tx = fx - x0;
+      const top = (src[y0 * w + x0] as number) * (1 - tx) + (src[y0 * w + x1] as number) * tx;
+      const bottom = (src[y1 * w + x0] as number) * (1 - tx) + (src[y1 * w + x1] as number) * tx;
+      out[Y * W + X] = Math.round(top * (1 - ty) + bottom * ty);
+    }
+  }
+  return out;
+}
+
+interface Prepared {
+  readonly images: Buffer[];
+  readonly scale: number;
+}
+
+function prepare(frame: GrayFrame): Prepared {
+  const scale = frame.width < TUNING.upscaleBelow && frame.width * 2 <= MAX_SIDE && frame.height * 2 <= MAX_SIDE ? 2 : 1;
+  const w = frame.width * scale;
+  const h = frame.height * scale;
+  const data = frame.data.subarray(0, frame.width * frame.height);
+  const passes = topHats({ ...frame, data }, TUNING.radius, TUNING.threshold);
+  return { images: passes.map((p) => pgm(upscale(p, frame.width, frame.height, scale), w, h)), scale };
+}
+
+interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+const ALNUM = /[A-Za-z0-9]/g;
+
+interface Run extends Box {
+  alnum: number;
+}
+
+/**
+ * The boxes of alphanumeric text in one recognition, in frame pixels (inclusive-exclusive x0..x1).
+ * Words of a line that are close (gap ≤ 1.5 × the smaller height) are joined into one run, so the space
+ * between the words of a name is covered too; a run is kept from TUNING.minAlnum alphanumeric characters,
+ * and words taller than TUNING.maxTextHeight are dropped. The words' text is only counted, never kept.
+ */
+function textBoxes(page: tesseract.Page, scale: number): Box[] {
+  const out: Box[] = [];
+  const maxHeight = TUNING.maxTextHeight * scale;
+  for (const block of page.blocks ?? []) {
+    for (const paragraph of block.paragraphs) {
+      for (const line of paragraph.lines) {
+        let run: Run | undefined;
+        const flush = () => {
+          if (run && run.alnum >= TUNING.minAlnum) out.push(run);
+          run = undefined;
+        };
+        for (const word of line.words) {
+          const alnum = word.text.match(ALNUM)?.length ?? 0;
+          if (alnum === 0) continue;
+          const b = word.bbox;
+          const h = b.y1 - b.y0;
+          // Taller than any overlay text: a blob of the image read as a "word" (it would blank half the frame).
+          if (h > maxHeight) continue;
+          if (run && b.x0 - run.x1 <= 1.5 * Math.min(h, run.y1 - run.y0)) {
+            run.x0 = Math.min(run.x0, b.x0);
+            run.y0 = Math.min(run.y0, b.y0);
+            run.x1 = Math.max(run.x1, b.x1);
+            run.y1 = Math.max(run.y1, b.y1);
+            run.alnum += alnum;
+          } else {
+            flush();
+            run = { x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1, alnum };
+          }
+        }
+        flush();
+      }
+    }
+  }
+  return out.map((b) => ({ x0: Math.floor(b.x0 / scale), y0: Math.floor(b.y0 / scale), x1: Math.ceil(b.x1 / scale), y1: Math.ceil(b.y1 / scale) }));
+}
+
+/** Grown by `margin`, clipped to the frame, overlapping (or touching) boxes merged until none overlap. */
+function regionsOf(boxes: Box[], margin: number, width: number, height: number): TextRegion[] {
+  let rects = boxes
+    .map((b) => ({ x0: Math.max(0, b.x0 - margin), y0: Math.max(0, b.y0 - margin), x1: Math.min(width, b.x1 + margin), y1: Math.min(height, b.y1 + margin) }))
+    .filter((b) => b.x1 > b.x0 && b.y1 > b.y0);
+  let merged = true;
+  while (merged) {
+    merged = false;
+    const next: Box[] = [];
+    for (const r of rects) {
+      const hit = next.find((o) => r.x0 <= o.x1 && o.x0 <= r.x1 && r.y0 <= o.y1 && o.y0 <= r.y1);
+      if (hit) {
+        hit.x0 = Math.min(hit.x0, r.x0);
+        hit.y0 = Math.min(hit.y0, r.y0);
+        hit.x1 = Math.max(hit.x1, r.x1);
+        hit.y1 = Math.max(hit.y1, r.y1);
+        merged = true;
+      } else next.push({ ...r });
+    }
+    rects = next;
+  }
+  return rects.map((r) => ({ x: r.x0, y: r.y0, width: r.x1 - r.x0, height: r.y1 - r.y0 }));
+}
+
+/**
+ * One engine. `onCrash` is called if its worker thread dies of an uncaught error: tesseract.js attaches
+ * no 'error' listener in Node (it sets `onerror`, which node:worker_threads ignores), and an 'error' event
+ * without a listener would throw in the gateway's own thread.
+ */
+async function startEngine(onCrash: (error: unknown) => void): Promise<Engine> {
+  const engine = await createWorker('eng', OEM.LSTM_ONLY, {
+    langPath: LANG_PATH,
+    gzip: true,
+    cacheMethod: 'none',
+    // Without an errorHandler tesseract.js rethrows a failed job inside its message listener (an
+    // uncaught exception); the job's promise rejects all the same, and that is where we handle it.
+    errorHandler: () => undefined,
+    logger: () => undefined,
+  });
+  (engine as Engine & { worker?: NodeWorker }).worker?.on('error', onCrash);
+  // debug_file: tesseract's own diagnostics ("Estimating resolution", "Detected N diacritics") go nowhere.
+  await engine.setParameters({ tessedit_pageseg_mode: PSM.SPARSE_TEXT, debug_file: '/dev/null', user_defined_dpi: '300' });
+  return engine;
+}
+
+interface Job {
+  readonly frame: GrayFrame;
+  readonly resolve: (regions: TextRegion[]) => void;
+  readonly reject: (error: TextDetectionError) => void;
+  readonly cleanup: () => void;
+  settled: boolean;
+  slot: Slot | undefined;
+}
+
+interface Slot {
+  engine: Promise<Engine> | undefined;
+  job: Job | undefined;
+}
+
+function message(code: TextDetectionErrorCode, frame: GrayFrame, extra: string): string {
+  return `${code}: ${frame.width}×${frame.height} frame ${extra}`;
+}
+
+/** A detector with a pool of `options.workers` engines (see the head of this file). */
+export function createTextDetector(options: TextDetectorOptions): TextDetector {
+  const workers = Math.max(1, Math.floor(options.workers));
+  const maxQueue = Math.max(0, Math.floor(options.maxQueue));
+  const margin = Math.max(0, Math.floor(options.marginPx));
+  const slots: Slot[] = Array.from({ length: workers }, () => ({ engine: undefined, job: undefined }));
+  const queue: Job[] = [];
+  let closed = false;
+
+  const retire = (slot: Slot): void => {
+    const engine = slot.engine;
+    slot.engine = undefined;
+    if (engine) void engine.then((e) => e.terminate(), () => undefined);
+  };
+
+  const settle = (job: Job, outcome: { regions: TextRegion[] } | { error: TextDetectionError }): void => {
+    if (job.settled) return;
+    job.settled = true;
+    job.cleanup();
+    const i = queue.indexOf(job);
+    if (i >= 0) queue.splice(i, 1);
+    if ('regions' in outcome) job.resolve(outcome.regions);
+    else job.reject(outcome.error);
+  };
+
+  /** A job that ends before its recognition does (timeout, abort, close): its engine is replaced. */
+  const cutShort = (job: Job, error: TextDetectionError): void => {
+    if (job.settled) return;
+    const slot = job.slot;
+    settle(job, { error });
+    if (slot && slot.job === job) {
+      retire(slot);
+      slot.job = undefined;
+    }
+    pump();
+  };
+
+  const run = async (slot: Slot, job: Job): Promise<void> => {
+    try {
+      if (!slot.engine) {
+        const starting = startEngine((error) => {
+          if (slot.engine !== starting) return;
+          if (slot.job) cutShort(slot.job, new TextDetectionError('TEXT_DETECTION_FAILED', message('TEXT_DETECTION_FAILED', slot.job.frame, 'not read: the OCR engine stopped'), { cause: error }));
+          else retire(slot);
+        });
+        slot.engine = starting;
+      }
+      const engine = await slot.engine;
+      if (job.settled) return;
+      const { images, scale } = prepare(job.frame);
+      const boxes: Box[] = [];
+      for (const image of images) {
+        if (job.settled) return;
+        const result = await engine.recognize(image, {}, { blocks: true, text: false });
+        boxes.push(...textBoxes(result.data, scale));
+      }
+      settle(job, { regions: regionsOf(boxes, margin, job.frame.width, job.frame.height) });
+    } catch (error) {
+      if (slot.job === job) retire(slot);
+      // The engine's error names its own failure (a load or image error), never words it read.
+      settle(job, { error: new TextDetectionError('TEXT_DETECTION_FAILED', message('TEXT_DETECTION_FAILED', job.frame, 'could not be read by the OCR engine'), { cause: error }) });
+    } finally {
+      if (slot.job === job) {
+        slot.job = undefined;
+        pump();
+      }
+    }
+  };
+
+  const pump = (): void => {
+    if (closed) return;
+    for (const slot of slots) {
+      if (slot.job) continue;
+      const job = queue.shift();
+      if (!job) return;
+      slot.job = job;
+      job.slot = slot;
+      void run(slot, job);
+    }
+  };
+
+  return {
+    detect(frame, detectOptions) {
+      return new Promise<TextRegion[]>((resolve, reject) => {
+        const signal = detectOptions?.signal;
+        const fail = (code: TextDetectionErrorCode, extra: string) => reject(new TextDetectionError(code, message(code, frame, extra)));
+        if (closed) return fail('TEXT_DETECTION_FAILED', 'refused: the detector is closed');
+        if (signal?.aborted) return fail('TEXT_DETECTION_ABORTED', 'aborted before it was read');
+        if (!(frame.width > 0 && frame.height > 0 && frame.data.length >= frame.width * frame.height)) {
+          return fail('TEXT_DETECTION_FAILED', `has ${frame.data.length} bytes, fewer than width × height`);
+        }
+        const idle = slots.some((s) => !s.job);
+        if (!idle && queue.length >= maxQueue) return fail('TEXT_DETECTION_BUSY', `refused: ${workers} being read and ${queue.length} waiting`);
+        let timer: NodeJS.Timeout | undefined;
+        const onAbort = () => cutShort(job, new TextDetectionError('TEXT_DETECTION_ABORTED', message('TEXT_DETECTION_ABORTED', frame, 'aborted')));
+        const job: Job = {
+          frame,
+          resolve,
+          reject,
+          settled: false,
+          slot: undefined,
+          cleanup: () => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', onAbort);
+          },
+        };
+        timer = setTimeout(() => cutShort(job, new TextDetectionError('TEXT_DETECTION_TIMEOUT', message('TEXT_DETECTION_TIMEOUT', frame, `not read within ${options.timeoutMs} ms`))), options.timeoutMs);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        queue.push(job);
+        pump();
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      const pending = [...queue, ...slots.flatMap((s) => (s.job ? [s.job] : []))];
+      for (const job of pending) settle(job, { error: new TextDetectionError('TEXT_DETECTION_FAILED', message('TEXT_DETECTION_FAILED', job.frame, 'not read: the detector closed')) });
+      queue.length = 0;
+      const engines = slots.map((s) => s.engine);
+      for (const slot of slots) {
+        slot.engine = undefined;
+        slot.job = undefined;
+      }
+      await Promise.all(engines.map((e) => e?.then((engine) => engine.terminate(), () => undefined)));
+    },
+  };
+}

@@ -1,0 +1,210 @@
+// The OCR text-region detector (issue 18) with the real tesseract.js engine: a fixed-seed regression on
+// generated frames (recall of identity strings, false-blank area on text-free frames), the pool's bounds
+// (timeout, queue, abort, close), and no recognised text in what leaves the detector.
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { createCanvas } from '@napi-rs/canvas';
+import { type GrayFrame, TextDetectionError, type TextDetectionErrorCode } from '../../../src/pixel/text-detection.ts';
+import { createTextDetector } from '../../../src/pixel/text-detector.ts';
+import { blankedFraction, fullyCovered, type GeneratedSet, generateTextFrames, prng } from '../../helpers/text-frames.ts';
+
+/** The regression set: 10 text frames (25+ identity strings) and 4 text-free frames, seed fixed. */
+const SEED = 18;
+const TEXT_FRAMES = 10;
+const TEXT_FREE_FRAMES = 4;
+const MARGIN = 4;
+/**
+ * Issue 18's goal: ≥ 0.98 of identity strings fully covered. Measured on this seed: 27/27 (the test
+ * prints it as a diagnostic); bench/ocr.ts's larger set is harder (0.955 on seed 2026, 60 frames).
+ */
+const MIN_RECALL = 0.98;
+/**
+ * False-blank area (fraction of a text-free frame inside the regions), bounded per kind of background.
+ * Measured on this seed (CT 0.062, MR 0.047, NM 0.001, synthetic 0.066) and seeds 1, 2, 2026: CT / MR /
+ * NM / synthetic frames 0.00–0.08; ultrasound
+ * speckle and the SC photo's glitter 0.45–0.91 (speckle is read as short "words": the detector's known
+ * weakness, see bench/ocr.ts). The smooth bound sits above what is measured with room for engine
+ * nondeterminism; the textured one only catches a detector that blanks whole frames.
+ */
+const MAX_FALSE_BLANK = { smooth: 0.12, textured: 0.97 } as const;
+const textured = (modality: string) => modality === 'US' || modality === 'SC';
+
+async function rejection(promise: Promise<unknown>): Promise<TextDetectionError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof TextDetectionError, `a TextDetectionError, not ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected a rejection');
+}
+
+function expectCode(error: TextDetectionError, code: TextDetectionErrorCode): void {
+  assert.equal(error.code, code, `code ${error.code}: ${error.message}`);
+  assert.equal(error.name, 'TextDetectionError');
+}
+
+/** A frame with one distinctive string in large white letters on black: what the detector reads. */
+const SECRET = 'ZEBRAFISH 4711';
+function secretFrame(): GrayFrame {
+  const canvas = createCanvas(400, 120);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, 400, 120);
+  ctx.fillStyle = '#fff';
+  ctx.font = '32px "DejaVu Sans"';
+  ctx.fillText(SECRET, 20, 70);
+  const rgba = ctx.getImageData(0, 0, 400, 120).data;
+  return { width: 400, height: 120, data: Uint8Array.from({ length: 400 * 120 }, (_, i) => rgba[i * 4] as number) };
+}
+
+/** Random noise: the binarised page is all specks, which tesseract takes a long time over. */
+function noiseFrame(side: number): GrayFrame {
+  const r = prng(3);
+  return { width: side, height: side, data: Uint8Array.from({ length: side * side }, () => (r() * 256) | 0) };
+}
+
+describe('text detector (tesseract.js, real engine)', () => {
+  let set: GeneratedSet;
+  before(async () => {
+    set = await generateTextFrames(SEED, TEXT_FRAMES, TEXT_FREE_FRAMES);
+  });
+
+  it('covers at least 98% of the identity strings of the fixed-seed set, and blanks little of text-free frames', async (t) => {
+    const detector = createTextDetector({ workers: 2, timeoutMs: 120_000, marginPx: MARGIN, maxQueue: 64 });
+    try {
+      const started = Date.now();
+      const results = await Promise.all([...set.textCases, ...set.textFree].map((c) => detector.detect(c.frame)));
+      let strings = 0;
+      let covered = 0;
+      const missed: string[] = [];
+      set.textCases.forEach((c, i) => {
+        for (const s of c.strings) {
+          strings++;
+          if (fullyCovered(c.frame, s.box, results[i] ?? [])) covered++;
+          else missed.push(`${c.background} ${s.kind} ${s.font} ${s.style} ${s.placement}`);
+        }
+      });
+      const falseBlank = set.textFree.map((c, i) => blankedFraction(c.frame, results[set.textCases.length + i] ?? []));
+      const recall = covered / strings;
+      t.diagnostic(`recall ${covered}/${strings} = ${recall.toFixed(3)}; false blank ${falseBlank.map((f, i) => `${set.textFree[i]?.background} ${f.toFixed(3)}`).join(', ')}; ${Date.now() - started} ms`);
+      for (const m of missed) t.diagnostic(`missed: ${m}`);
+      assert.ok(strings >= 25, `the set holds ${strings} identity strings`);
+      assert.ok(recall >= MIN_RECALL, `recall ${recall.toFixed(3)} < ${MIN_RECALL}`);
+      for (const [i, f] of falseBlank.entries()) {
+        const c = set.textFree[i];
+        const bound = textured(c?.modality ?? '') ? MAX_FALSE_BLANK.textured : MAX_FALSE_BLANK.smooth;
+        assert.ok(f <= bound, `${c?.background}: ${(f * 100).toFixed(1)}% blanked, more than ${bound * 100}%`);
+      }
+      // Every region is inside the frame (margin clipped).
+      [...set.textCases, ...set.textFree].forEach((c, i) => {
+        for (const r of results[i] ?? []) {
+          assert.ok(r.x >= 0 && r.y >= 0 && r.width > 0 && r.height > 0 && r.x + r.width <= c.frame.width && r.y + r.height <= c.frame.height, 'region inside the frame');
+        }
+      });
+    } finally {
+      await detector.close();
+    }
+  });
+
+  it('returns regions only: no recognised word leaves the detector', async () => {
+    const detector = createTextDetector({ workers: 1, timeoutMs: 60_000, marginPx: 2, maxQueue: 4 });
+    try {
+      const regions = await detector.detect(secretFrame());
+      assert.ok(regions.length >= 1, 'the string is found');
+      for (const r of regions) assert.deepEqual(Object.keys(r).sort(), ['height', 'width', 'x', 'y']);
+      const serialised = JSON.stringify(regions);
+      for (const word of SECRET.split(' ')) assert.ok(!serialised.includes(word));
+    } finally {
+      await detector.close();
+    }
+  });
+
+  it('times out a frame that takes too long (TEXT_DETECTION_TIMEOUT), replaces its engine and keeps working', async () => {
+    const detector = createTextDetector({ workers: 1, timeoutMs: TIMEOUT_MS, marginPx: 2, maxQueue: 4 });
+    try {
+      const error = await rejection(detector.detect(noiseFrame(NOISE_SIDE)));
+      expectCode(error, 'TEXT_DETECTION_TIMEOUT');
+      // A fresh engine reads the next frame.
+      const regions = await detector.detect(secretFrame());
+      assert.ok(regions.length >= 1);
+    } finally {
+      await detector.close();
+    }
+  });
+
+  it('counts queue time against the deadline', async () => {
+    const detector = createTextDetector({ workers: 1, timeoutMs: 1, marginPx: 2, maxQueue: 4 });
+    try {
+      const [a, b] = await Promise.all([rejection(detector.detect(secretFrame())), rejection(detector.detect(secretFrame()))]);
+      expectCode(a, 'TEXT_DETECTION_TIMEOUT');
+      expectCode(b, 'TEXT_DETECTION_TIMEOUT');
+    } finally {
+      await detector.close();
+    }
+  });
+
+  it('refuses at once beyond the queue (TEXT_DETECTION_BUSY), and close() rejects what is pending', async () => {
+    const detector = createTextDetector({ workers: 1, timeoutMs: 60_000, marginPx: 2, maxQueue: 1 });
+    const running = rejection(detector.detect(secretFrame()));
+    const queued = rejection(detector.detect(secretFrame()));
+    const refusedAt = Date.now();
+    const busy = await rejection(detector.detect(secretFrame()));
+    expectCode(busy, 'TEXT_DETECTION_BUSY');
+    assert.ok(Date.now() - refusedAt < 100, 'refused without waiting');
+    const closing = detector.close();
+    expectCode(await running, 'TEXT_DETECTION_FAILED');
+    expectCode(await queued, 'TEXT_DETECTION_FAILED');
+    await closing;
+    expectCode(await rejection(detector.detect(secretFrame())), 'TEXT_DETECTION_FAILED');
+  });
+
+  it('rejects an aborted detection (TEXT_DETECTION_ABORTED), before or while it runs', async () => {
+    const detector = createTextDetector({ workers: 1, timeoutMs: 60_000, marginPx: 2, maxQueue: 4 });
+    try {
+      expectCode(await rejection(detector.detect(secretFrame(), { signal: AbortSignal.abort() })), 'TEXT_DETECTION_ABORTED');
+      const controller = new AbortController();
+      const pending = detector.detect(secretFrame(), { signal: controller.signal });
+      controller.abort(); // the frame already holds the (only) engine: it is replaced
+      expectCode(await rejection(pending), 'TEXT_DETECTION_ABORTED');
+      // The pool still reads frames afterwards.
+      assert.ok((await detector.detect(secretFrame())).length >= 1);
+    } finally {
+      await detector.close();
+    }
+  });
+
+  it('never puts recognised text in an error', async () => {
+    const errors: TextDetectionError[] = [];
+    const collect = async (p: Promise<unknown>) => {
+      try {
+        await p;
+      } catch (error) {
+        if (error instanceof TextDetectionError) errors.push(error);
+      }
+    };
+    // The engine reads the frame (warm), then the same frame times out, is aborted, refused, closed on.
+    const slow = createTextDetector({ workers: 1, timeoutMs: 60_000, marginPx: 2, maxQueue: 0 });
+    await slow.detect(secretFrame());
+    const controller = new AbortController();
+    const aborted = slow.detect(secretFrame(), { signal: controller.signal });
+    await collect(slow.detect(secretFrame()));
+    controller.abort();
+    await collect(aborted);
+    const closed = collect(slow.detect(secretFrame()));
+    await slow.close();
+    await closed;
+    const quick = createTextDetector({ workers: 1, timeoutMs: 300, marginPx: 2, maxQueue: 0 });
+    await collect(quick.detect(secretFrame()));
+    await quick.close();
+    assert.deepEqual(errors.map((e) => e.code).sort(), ['TEXT_DETECTION_ABORTED', 'TEXT_DETECTION_BUSY', 'TEXT_DETECTION_FAILED', 'TEXT_DETECTION_TIMEOUT']);
+    for (const e of errors) {
+      const text = `${e.message} ${e.stack ?? ''} ${String(e.cause ?? '')} ${JSON.stringify(e)}`;
+      for (const word of ['ZEBRAFISH', '4711']) assert.ok(!text.includes(word), `${e.code} carries no recognised text`);
+    }
+  });
+});
+
+/** Past the noise frame's start (it takes minutes), within reach of a fresh engine and a small frame on a loaded machine. */
+const TIMEOUT_MS = 10_000;
+const NOISE_SIDE = 1500;
