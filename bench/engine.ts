@@ -2,7 +2,11 @@
 // libgdcm-tools) on the same folder of CT-size files, rounds interleaved, reported as instances/s and
 // as median ratios (these machines are noisy: compare within a run, never across runs).
 //
-//   node --import tsx bench/engine.ts [--count 2000] [--rounds 3] [--jobs 2] [--cpu-prof]
+//   node --import tsx bench/engine.ts [--count 2000] [--rounds 3] [--cpu-prof]
+//
+// Issue 20: `cp -r` of the same folder is the I/O floor, and each tool is also reported as a fraction of
+// the floor's speed; ours runs with --jobs 1 and 2 (this machine's cores), to show how it scales. The CLI
+// runs from the compiled build (`npm run build` first), as users run it, not through tsx.
 //
 // What each tool does to every file:
 //   ours       PS3.15 Annex E Basic Profile (Table E.1-1, all 657 rows, at every sequence depth):
@@ -16,7 +20,7 @@
 //   gdcmanon --dumb  only the tags named on the command line (here: PatientName, PatientID,
 //              PatientBirthDate, InstitutionName, ReferringPhysicianName emptied or removed); no UID
 //              remapping, no private-tag removal, no sequence traversal: not a PS3.15 profile, a floor.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,7 +31,6 @@ const { values } = parseArgs({
   options: {
     count: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
-    jobs: { type: 'string', default: '2' },
     'cpu-prof': { type: 'boolean', default: false },
   },
 });
@@ -49,6 +52,7 @@ function run(cmd: string, args: readonly string[]): Promise<{ code: number; stde
 
 const countFiles = (dir: string): number => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.dcm')).length;
 
+execFileSync('npm', ['run', '-s', 'build'], { cwd: resolve(import.meta.dirname, '..'), stdio: 'ignore' });
 const work = mkdtempSync(join(tmpdir(), 'deid-bench-engine-'));
 try {
   // 1. The folder: copies of the 530 KB CT sample, each with its own SOP Instance UID (same length).
@@ -63,8 +67,11 @@ try {
   const ssl = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=deid-bench', '-days', '1', '-keyout', key, '-out', cert]);
   if (ssl.code !== 0) throw new Error(`openssl: ${ssl.stderr}`);
 
+  const ours = (jobs: number) => (out: string): [string, string[]] => [process.execPath, [BIN, 'deidentify', '--profile', 'basic', '--secret-file', secret, '--jobs', String(jobs), '--progress', 'none', input, '--out', out]];
   const tools: Record<string, (out: string) => [string, string[]]> = {
-    ours: (out) => [process.execPath, [BIN, 'deidentify', '--profile', 'basic', '--secret-file', secret, '--jobs', values.jobs, input, '--out', out]],
+    'cp -r': (out) => ['cp', ['-r', `${input}/.`, out]],
+    ours: ours(2),
+    'ours --jobs 1': ours(1),
     'gdcmanon -e': (out) => ['gdcmanon', ['-e', '-c', cert, '-r', '--continue', '-i', input, '-o', out]],
     'gdcmanon --dumb': (out) => ['gdcmanon', ['--dumb', '--empty', '10,10', '--empty', '10,20', '--remove', '10,30', '--remove', '8,80', '--empty', '8,90', '-r', '--continue', '-i', input, '-o', out]],
   };
@@ -88,7 +95,7 @@ try {
     // One profiled run of ours; open the .cpuprofile in Chrome DevTools or speedscope.
     const dir = join(RESULTS, 'cpu-prof');
     mkdirSync(dir, { recursive: true });
-    const [, args] = tools['ours']!(join(work, 'out-prof'));
+    const [, args] = ours(2)(join(work, 'out-prof'));
     await run(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, ...args]);
     console.log(`cpu profile written under ${dir}`);
   }
@@ -97,20 +104,23 @@ try {
   const result = {
     count,
     rounds,
-    jobs: Number(values.jobs),
+    jobs: { ours: 2, 'ours --jobs 1': 1 },
     file: 'transfer-syntax/CT1_UNC.explicit_little_endian.dcm (530 KB), fresh SOP Instance UID each',
     instancesPerSecond: rates,
     medians: Object.fromEntries(Object.keys(tools).map((t) => [t, m(t)])),
     ratioOursOverGdcmanonE: m('ours') / m('gdcmanon -e'),
     ratioOursOverGdcmanonDumb: m('ours') / m('gdcmanon --dumb'),
+    fractionOfFloor: Object.fromEntries(Object.keys(tools).map((t) => [t, m(t) / m('cp -r')])),
+    jobs2OverJobs1: m('ours') / m('ours --jobs 1'),
   };
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'engine.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`\n| engine, ${count} CT files, ${rounds} interleaved rounds | instances/s (median) | rounds | ours / this (median ratio) |`);
-  console.log('|---|---|---|---|');
+  console.log(`\n| engine, ${count} CT files, ${rounds} interleaved rounds (ours: --jobs 2) | instances/s (median) | rounds | fraction of the cp -r floor | ours / this (median ratio) |`);
+  console.log('|---|---|---|---|---|');
   for (const t of Object.keys(tools)) {
-    console.log(`| ${t} | ${m(t).toFixed(0)} | ${(rates[t] ?? []).map((x) => x.toFixed(0)).join(', ')} | ${(m('ours') / m(t)).toFixed(2)} |`);
+    console.log(`| ${t} | ${m(t).toFixed(0)} | ${(rates[t] ?? []).map((x) => x.toFixed(0)).join(', ')} | ${(m(t) / m('cp -r')).toFixed(3)} | ${(m('ours') / m(t)).toFixed(2)} |`);
   }
+  console.log(`\nours --jobs 2 / --jobs 1: ${(m('ours') / m('ours --jobs 1')).toFixed(2)}`);
   console.log(`\nJSON: ${join(RESULTS, 'engine.json')}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -27,10 +27,8 @@
 //        re-encoded), and native blanking's MB/s against a plain copy.
 // 8. OCR text regions (issue 18, bench/ocr.ts): recall of identity strings, false-blank area and ms per
 //    frame on `--ocr-frames` generated frames (seed `--ocr-seed`), a pool of 1 and of 2 workers.
-// 9. The CLI against gdcmanon (issue 20, bench/cli.ts): `--cli-files` CT instances copied with cp -r (the
-//    floor), de-identified with gdcmanon -e and with ours at --jobs 1 and 2, interleaved rounds.
 // --only NAME[,NAME] runs only those sections (retrieval, latency, anonymize, projects, dimse, memory,
-// pixels, ocr, cli): e.g. `--only pixels --study-mb 128`.
+// pixels, ocr): e.g. `--only pixels --study-mb 128`.
 // --cpu-prof writes a V8 CPU profile of the gateway process to bench/results/.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,7 +46,6 @@ import { storescu } from '../test/helpers/dcmtk.ts';
 import { dimseBlock, forwarded, spawnDimseGateway } from '../test/helpers/dimse.ts';
 import { makeKeys, memoryOf, signToken, spawnGateway, TEST_PROJECT, type TestKeys } from '../test/helpers/gateway.ts';
 import { cpuSeconds, type NginxProcess, startNginx } from './nginx.ts';
-import { benchCli } from './cli.ts';
 import { benchOcr, ocrRows } from './ocr.ts';
 import { benchNativeBlanking, benchPixelCodecs } from './pixel-codecs.ts';
 import { CT_INSTANCE_BYTES, syntheticCtStudy, syntheticSeriesUid, syntheticStudyUid } from './synthetic.ts';
@@ -68,11 +65,10 @@ const { values } = parseArgs({
     'cine-copies': { type: 'string', default: '16' },
     'ocr-seed': { type: 'string', default: '2026' },
     'ocr-frames': { type: 'string', default: '200' },
-    'cli-files': { type: 'string', default: '2000' },
     only: { type: 'string' },
   },
 });
-const SECTIONS = ['retrieval', 'latency', 'anonymize', 'projects', 'dimse', 'memory', 'pixels', 'ocr', 'cli'] as const;
+const SECTIONS = ['retrieval', 'latency', 'anonymize', 'projects', 'dimse', 'memory', 'pixels', 'ocr'] as const;
 const only = values.only === undefined ? undefined : new Set(values.only.split(',').map((x) => x.trim()));
 for (const name of only ?? []) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: not a section: ${name} (${SECTIONS.join(', ')})`);
 const runs = (section: (typeof SECTIONS)[number]) => only === undefined || only.has(section);
@@ -709,11 +705,6 @@ try {
     const measured = await benchOcr(options);
     results['ocr'] = { ...options, measured };
     rows.push(...ocrRows(measured, options));
-  }
-  if (runs('cli')) {
-    const cli = await benchCli(Number(values['cli-files']), ROUNDS);
-    results['cli'] = { files: cli.files, seconds: cli.seconds, medians: cli.medians };
-    rows.push(...cli.rows);
   }
   if (factor > 0 && runs('memory')) {
     instancesOf[STUDY.large] = instances * factor;

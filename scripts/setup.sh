@@ -23,7 +23,8 @@ fi
 stamp=node_modules/.deid-gateway-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "setup: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  # better-sqlite3 compiles from source here: node-gyp on every core (JOBS), not one.
+  JOBS=max npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
 
