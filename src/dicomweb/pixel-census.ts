@@ -15,7 +15,7 @@ import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { ocrMayRedact, type AttributeReader, type PixelPolicy, type PixelVerdict, type WithholdReason } from '../deid/pixel-policy.ts';
 import { PIXEL_TAG } from '../pixel/geometry.ts';
-import { boundedCache } from '../store/cached-store.ts';
+import { boundedCache, singleFlightCache } from '../store/cached-store.ts';
 import { UnknownResourceError, UpstreamUnusableError } from './errors.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { encodeSegment } from './routes.ts';
@@ -102,7 +102,9 @@ export interface InstanceUids {
 }
 
 export function censusSource(options: { maxJsonDatasetBytes: number; ttlSeconds?: number; maxStudies?: number }): CensusSource {
-  const cache = boundedCache<readonly CensusInstance[]>({ ttlSeconds: options.ttlSeconds ?? 60, maxKeys: options.maxStudies ?? MAX_CACHED_STUDIES });
+  // Single flight: the researchers who open one cold study together share one census (issue 20: eight
+  // at once each asked the PACS for the whole study's instance list).
+  const cache = singleFlightCache<readonly CensusInstance[]>({ ttlSeconds: options.ttlSeconds ?? 60, maxKeys: options.maxStudies ?? MAX_CACHED_STUDIES });
   const instanceCache = boundedCache<AttributeReader>({ ttlSeconds: Math.min(options.ttlSeconds ?? 60, INSTANCE_TTL_SECONDS), maxKeys: MAX_CACHED_INSTANCES });
   return {
     async instanceAttributes(instance, tags, send) {
@@ -118,11 +120,7 @@ export function censusSource(options: { maxJsonDatasetBytes: number; ttlSeconds?
     async instancesOf(studyUid, tags, send, { fresh = false } = {}) {
       const asked = [...new Set([...ALWAYS, ...tags])].sort((a, b) => a - b);
       const key = `${studyUid}\u0000${asked.map(tagToHex).join(',')}`;
-      const hit = fresh ? undefined : cache.get(key);
-      if (hit) return hit;
-      const instances = await readCensus(studyUid, asked, send, options.maxJsonDatasetBytes);
-      cache.set(key, instances);
-      return instances;
+      return (await cache.get(key, () => readCensus(studyUid, asked, send, options.maxJsonDatasetBytes), { fresh })).value;
     },
   };
 }

@@ -27,7 +27,7 @@ import { PixelError } from '../pixel/errors.ts';
 import { DEFAULT_MAX_FRAME_BYTES, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
 import { grayFrame } from '../pixel/gray-frame.ts';
 import { TextDetectionError, type TextDetector, type TextRegion } from '../pixel/text-detection.ts';
-import { boundedCache } from '../store/cached-store.ts';
+import { singleFlightCache } from '../store/cached-store.ts';
 import { tagForAttributeId } from '../dicom/dictionary.ts';
 import { TextRegionsUnavailableError } from './errors.ts';
 import type { CensusSend, InstanceUids } from './pixel-census.ts';
@@ -71,45 +71,6 @@ export interface TextRegionSource {
    * by OCR or reused for its series and layout. Rejects with TextRegionsUnavailableError.
    */
   regionsOf(instance: InstanceUids, read: AttributeReader, send: CensusSend): Promise<readonly Rectangle[]>;
-}
-
-/** A cache whose misses are computed once however many ask at the same time (single flight); failures are not kept. */
-export interface SingleFlightCache<T> {
-  /** `hit`: the value was cached, or computed by a call already under way. */
-  get(key: string, compute: () => Promise<T>): Promise<{ value: T; hit: boolean }>;
-}
-
-export function singleFlightCache<T>(options: { ttlSeconds: number; maxKeys: number }): SingleFlightCache<T> {
-  const cache = options.ttlSeconds > 0 ? boundedCache<T>({ ttlSeconds: options.ttlSeconds, maxKeys: options.maxKeys }) : undefined;
-  const inFlight = new Map<string, Promise<T>>();
-  return {
-    async get(key, compute) {
-      const cached = cache?.get(key);
-      if (cached !== undefined) return { value: cached, hit: true };
-      const pending = inFlight.get(key);
-      if (pending) {
-        try {
-          return { value: await pending, hit: true };
-        } catch {
-          // The computation belonged to another request, which may simply have left (its PACS requests
-          // go with it): this one computes for itself, once, single-flight again with the others waiting.
-        }
-      }
-      const again = inFlight.get(key);
-      if (again) return { value: await again, hit: true };
-      const started = (async () => {
-        try {
-          const value = await compute();
-          cache?.set(key, value);
-          return value;
-        } finally {
-          inFlight.delete(key);
-        }
-      })();
-      inFlight.set(key, started);
-      return { value: await started, hit: false };
-    },
-  };
 }
 
 /** 1-based frame numbers to read: the first and every `every`th, the step widened to keep at most `max`. */

@@ -25,6 +25,53 @@ export function boundedCache<T>(options: { maxKeys: number; ttlSeconds: number }
   };
 }
 
+/** A cache whose misses are computed once however many ask at the same time (single flight); failures are not kept. */
+export interface SingleFlightCache<T> {
+  /**
+   * `hit`: the value was cached, or computed by a call already under way. `fresh`: neither is used (the
+   * caller knows the cached value may be stale); the value computed replaces it.
+   */
+  get(key: string, compute: () => Promise<T>, options?: { readonly fresh?: boolean }): Promise<{ value: T; hit: boolean }>;
+}
+
+export function singleFlightCache<T>(options: { ttlSeconds: number; maxKeys: number }): SingleFlightCache<T> {
+  const cache = options.ttlSeconds > 0 ? boundedCache<T>({ ttlSeconds: options.ttlSeconds, maxKeys: options.maxKeys }) : undefined;
+  const inFlight = new Map<string, Promise<T>>();
+  return {
+    async get(key, compute, { fresh = false } = {}) {
+      if (fresh) {
+        const value = await compute();
+        cache?.set(key, value);
+        return { value, hit: false };
+      }
+      const cached = cache?.get(key);
+      if (cached !== undefined) return { value: cached, hit: true };
+      const pending = inFlight.get(key);
+      if (pending) {
+        try {
+          return { value: await pending, hit: true };
+        } catch {
+          // The computation belonged to another request, which may simply have left (its PACS requests
+          // go with it): this one computes for itself, once, single-flight again with the others waiting.
+        }
+      }
+      const again = inFlight.get(key);
+      if (again) return { value: await again, hit: true };
+      const started = (async () => {
+        try {
+          const value = await compute();
+          cache?.set(key, value);
+          return value;
+        } finally {
+          inFlight.delete(key);
+        }
+      })();
+      inFlight.set(key, started);
+      return { value: await started, hit: false };
+    },
+  };
+}
+
 /**
  * A bounded read-through cache in front of any store (node-cache: a TTL cache with a key cap).
  * Mappings never change once written, so a cached hit is always right; misses are not cached, so a

@@ -109,6 +109,18 @@ test('a census stops on a page that adds nothing new (a PACS ignoring offset), a
   assert.equal(instances.length, CENSUS_MAX_PAGES * CENSUS_PAGE, 'cut short: what it does not list is withheld by its callers');
 });
 
+test('researchers opening one cold study together share one census (single flight); a fresh one asks again', async () => {
+  const slow = pacs((offset) => range(offset, Math.min(offset + 100, 150)));
+  const source = censusSource({ maxJsonDatasetBytes: 1 << 20 });
+  const all = await Promise.all(Array.from({ length: 8 }, () => source.instancesOf('1.2.3', [], slow.send)));
+  assert.ok(all.every((instances) => instances.length === 150));
+  assert.equal(slow.requests(), 3, 'one census of 100 + 50 + an empty page, for eight callers');
+  await source.instancesOf('1.2.3', [], slow.send);
+  assert.equal(slow.requests(), 3, 'cached');
+  await source.instancesOf('1.2.3', [], slow.send, { fresh: true });
+  assert.equal(slow.requests(), 6, 'fresh: asked again');
+});
+
 test("an instance's own attributes come from its metadata, only when they are that instance's; cached", async () => {
   const metadata = (ds: JsonDataset) => {
     let requests = 0;

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { TextRegionsUnavailableError } from '../../../src/dicomweb/errors.ts';
-import { layoutKey, sampledFrames, singleFlightCache, textRegionSource, unionRegions } from '../../../src/dicomweb/text-regions.ts';
+import { layoutKey, sampledFrames, textRegionSource, unionRegions } from '../../../src/dicomweb/text-regions.ts';
+import { singleFlightCache } from '../../../src/store/cached-store.ts';
 import { tagForKeyword } from '../../../src/dicom/dictionary.ts';
 
 const reader = (attrs: Record<string, unknown>) => (tag: number) => {
