@@ -8,10 +8,15 @@ import { type GrayFrame, TextDetectionError, type TextDetectionErrorCode } from 
 import { createTextDetector } from '../../../src/pixel/text-detector.ts';
 import { blankedFraction, fullyCovered, type GeneratedSet, generateTextFrames, prng } from '../../helpers/text-frames.ts';
 
-/** The regression set: 10 text frames (25+ identity strings) and 4 text-free frames, seed fixed. */
+/**
+ * The regression set: 10 text frames (25+ identity strings) and text-free frames, seed fixed: of the 10
+ * backgrounds without text of their own, the first 4 of this seed's cycle (CT, MR, NM, synthetic) and
+ * the first ultrasound one (speckle, where the detector is weakest; the SC photo is left to bench/ocr.ts
+ * to keep this file's run time down).
+ */
 const SEED = 18;
 const TEXT_FRAMES = 10;
-const TEXT_FREE_FRAMES = 4;
+const TEXT_FREE_FRAMES = 10;
 const MARGIN = 4;
 /**
  * Issue 18's goal: ≥ 0.98 of identity strings fully covered. Measured on this seed: 27/27 (the test
@@ -20,13 +25,13 @@ const MARGIN = 4;
 const MIN_RECALL = 0.98;
 /**
  * False-blank area (fraction of a text-free frame inside the regions), bounded per kind of background.
- * Measured on this seed (CT 0.062, MR 0.047, NM 0.001, synthetic 0.066) and seeds 1, 2, 2026: CT / MR /
- * NM / synthetic frames 0.00–0.08; ultrasound
- * speckle and the SC photo's glitter 0.45–0.91 (speckle is read as short "words": the detector's known
- * weakness, see bench/ocr.ts). The smooth bound sits above what is measured with room for engine
- * nondeterminism; the textured one only catches a detector that blanks whole frames.
+ * Measured on this seed's backgrounds (the same for seeds 1, 2026): CT 0.02, MR 0.05, NM 0.001,
+ * synthetic ≤ 0.01; ultrasound speckle 0.24–0.45 and the SC photo's glitter 0.31 (short unsure runs
+ * next to nothing are dropped, see text-detector.ts textLike; before that, 0.45–0.91). The bounds sit
+ * above what is measured with room for engine nondeterminism; the textured one fails if the detector
+ * goes back to blanking most of a speckled frame.
  */
-const MAX_FALSE_BLANK = { smooth: 0.12, textured: 0.97 } as const;
+const MAX_FALSE_BLANK = { smooth: 0.12, textured: 0.6 } as const;
 const textured = (modality: string) => modality === 'US' || modality === 'SC';
 
 async function rejection(promise: Promise<unknown>): Promise<TextDetectionError> {
@@ -67,7 +72,9 @@ function noiseFrame(side: number): GrayFrame {
 describe('text detector (tesseract.js, real engine)', () => {
   let set: GeneratedSet;
   before(async () => {
-    set = await generateTextFrames(SEED, TEXT_FRAMES, TEXT_FREE_FRAMES);
+    const all = await generateTextFrames(SEED, TEXT_FRAMES, TEXT_FREE_FRAMES);
+    const firstUltrasound = all.textFree.find((c) => c.modality === 'US');
+    set = { textCases: all.textCases, textFree: [...all.textFree.slice(0, 4), ...(firstUltrasound ? [firstUltrasound] : [])] };
   });
 
   it('covers at least 98% of the identity strings of the fixed-seed set, and blanks little of text-free frames', async (t) => {
@@ -90,6 +97,7 @@ describe('text detector (tesseract.js, real engine)', () => {
       t.diagnostic(`recall ${covered}/${strings} = ${recall.toFixed(3)}; false blank ${falseBlank.map((f, i) => `${set.textFree[i]?.background} ${f.toFixed(3)}`).join(', ')}; ${Date.now() - started} ms`);
       for (const m of missed) t.diagnostic(`missed: ${m}`);
       assert.ok(strings >= 25, `the set holds ${strings} identity strings`);
+      assert.ok(set.textFree.some((c) => c.modality === 'US'), 'the set holds a text-free ultrasound frame');
       assert.ok(recall >= MIN_RECALL, `recall ${recall.toFixed(3)} < ${MIN_RECALL}`);
       for (const [i, f] of falseBlank.entries()) {
         const c = set.textFree[i];
