@@ -32,6 +32,7 @@ import { tagForAttributeId } from '../dicom/dictionary.ts';
 import { TextRegionsUnavailableError } from './errors.ts';
 import type { CensusSend, InstanceUids } from './pixel-census.ts';
 import { encodeSegment } from './routes.ts';
+import type { UpstreamResponse } from './upstream.ts';
 
 /** Regions kept per key at most: more is not a region list but noise (fail closed). */
 export const MAX_REGIONS = 4096;
@@ -40,9 +41,21 @@ const MAX_CACHED_KEYS = 10_000;
 /** Native little-endian syntaxes a frame can be read in as it comes (PS3.5 A.1-A.2); big endian is refused. */
 const NATIVE_LITTLE_ENDIAN: ReadonlySet<string> = new Set(['1.2.840.10008.1.2', EXPLICIT_VR_LITTLE_ENDIAN]);
 /** Frames asked each in its stored transfer syntax (PS3.18 8.7.3.5.2 `*`): the frames route's too (wado.ts). */
-export const FRAMES_AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+const FRAMES_AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 /** Frames decoded by the PACS (PS3.18 8.7.3.3.2), when it cannot send them as stored. */
-export const FRAMES_NATIVE = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
+const FRAMES_NATIVE = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
+
+/**
+ * Frames retrieved (PS3.18 10.4.1.1.3) as stored (8.7.3.5.2 `*`), or, from a PACS that cannot cut the stored
+ * frames (Orthanc: a fragmented JPEG without offset table; any error but 404), decoded by it (8.7.3.3.2):
+ * the answer, and whether it is the decoded one. The frames route (wado.ts) and OCR's sampling share it.
+ */
+export async function retrieveFrames(ask: (accept: string) => Promise<UpstreamResponse>): Promise<{ res: UpstreamResponse; decoded: boolean }> {
+  const stored = await ask(FRAMES_AS_STORED);
+  if (stored.statusCode < 400 || stored.statusCode === 404) return { res: stored, decoded: false };
+  stored.body.resume();
+  return { res: await ask(FRAMES_NATIVE), decoded: true };
+}
 
 export interface TextRegionSettings {
   /** Frames read: the first and every Nth. */
@@ -134,14 +147,7 @@ async function detect(
   const frames = sampledFrames(geometry.numberOfFrames, settings.sampleEvery, settings.maxSampledFrames);
   const path = `/studies/${encodeSegment(instance.study)}/series/${encodeSegment(instance.series)}/instances/${encodeSegment(instance.sop)}/frames/${frames.join(',')}`;
   const ask = (accept: string) => send({ method: 'GET', pathAndQuery: path, headers: { accept } });
-  let res = await ask(FRAMES_AS_STORED);
-  let decoded = false;
-  if (res.statusCode >= 400 && res.statusCode !== 404) {
-    // As the frames route: a PACS that cannot cut the stored frames is asked to decode them.
-    res.body.resume();
-    res = await ask(FRAMES_NATIVE);
-    decoded = true;
-  }
+  const { res, decoded } = await retrieveFrames(ask);
   const contentType = String(res.headers['content-type'] ?? '');
   if (res.statusCode !== 200 || !/^multipart\/related/i.test(contentType)) {
     res.body.resume();

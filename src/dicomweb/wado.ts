@@ -57,7 +57,7 @@ import {
   UnknownResourceError,
   UpstreamUnusableError,
 } from './errors.ts';
-import { FRAMES_AS_STORED, FRAMES_NATIVE, layoutKey } from './text-regions.ts';
+import { layoutKey, retrieveFrames } from './text-regions.ts';
 import type { UpstreamResponse } from './upstream.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { endBody, writeChunk } from './response-writer.ts';
@@ -863,15 +863,9 @@ async function redactedFrames(
     throw new InstanceWithheldError('unredactable', { cause });
   }
   const ask = (accept: string) => lifetime.send(view.upstream, { method: 'GET', pathAndQuery: `${uidPath(original)}${r.resource}`, headers: { accept } });
-  let upstreamRes = await ask(FRAMES_AS_STORED);
-  let decoded = false;
-  if (upstreamRes.statusCode >= 400 && upstreamRes.statusCode !== 404) {
-    // A PACS that cannot cut the stored frames (Orthanc: a fragmented JPEG without offset table) is asked
-    // to decode them: native frames are blanked the same way, if they are what the header says (below).
-    upstreamRes.body.resume();
-    upstreamRes = await ask(FRAMES_NATIVE);
-    decoded = true;
-  }
+  // Decoded by the PACS when it cannot cut the stored frames: native frames are blanked the same way, if
+  // they are what the header says (below).
+  const { res: upstreamRes, decoded } = await retrieveFrames(ask);
   if (upstreamRes.statusCode >= 300) refuseUpstreamError(upstreamRes);
   const contentType = multipartTypeOf(upstreamRes);
   // A frame as stored is at most its decoded size and a codec's overhead; anything larger is refused.
