@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { Router, type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
 import multer from 'multer';
 import { treatmentFor, type RoleOptions } from '../auth/role.ts';
 import type { TokenVerifier } from '../auth/token.ts';
@@ -21,6 +23,46 @@ import { callerOf, requestState, setRoute } from './request-context.ts';
 
 const ASSETS = new URL('./upload-page/', import.meta.url);
 const asset = (name: string) => readFileSync(new URL(name, ASSETS));
+
+/**
+ * The decoders the page loads when a picked file needs one (dicom.js): the WebAssembly builds OHIF uses
+ * and its pure-JS lossless JPEG decoder, served from node_modules under `/upload/codecs/<name>`. A fixed
+ * allow-list of package exports: the request's path only picks a key, never names a file.
+ */
+const CODEC_FILES: Readonly<Record<string, string>> = Object.freeze({
+  'charlswasm_decode.js': '@cornerstonejs/codec-charls/decodewasmjs',
+  'charlswasm_decode.wasm': '@cornerstonejs/codec-charls/decodewasm',
+  'openjpegwasm_decode.js': '@cornerstonejs/codec-openjpeg/decodewasmjs',
+  'openjpegwasm_decode.wasm': '@cornerstonejs/codec-openjpeg/decodewasm',
+  'openjphjs.js': '@cornerstonejs/codec-openjph/wasmjs',
+  'openjphjs.wasm': '@cornerstonejs/codec-openjph/wasm',
+  'lossless.js': 'jpeg-lossless-decoder-js/release/lossless.js',
+});
+
+/** Each codec file's path on disk, or null when its package is not installed (then it is a 404). */
+function codecPaths(): Map<string, string | null> {
+  const require = createRequire(import.meta.url);
+  const paths = new Map<string, string | null>();
+  for (const [name, specifier] of Object.entries(CODEC_FILES)) {
+    try {
+      paths.set(name, require.resolve(specifier));
+    } catch {
+      paths.set(name, null);
+    }
+  }
+  return paths;
+}
+
+/**
+ * The page's Content-Security-Policy: helmet's defaults (as app.ts applies them everywhere) with one
+ * source more, `script-src 'wasm-unsafe-eval'`, to compile the codecs' WebAssembly; never `'unsafe-eval'`
+ * (these emscripten builds make no functions from strings). Only the page's document needs it: a
+ * policy governs the document that loads scripts, not the scripts' own responses.
+ */
+const uploadPagePolicy = helmet.contentSecurityPolicy({
+  useDefaults: true,
+  directives: { 'script-src': ["'self'", "'wasm-unsafe-eval'"] },
+});
 
 /** What the page shows for each PS3.18 I.2.2 Failure Reason `storePart` gives. */
 const REASONS: Record<number, string> = {
@@ -182,7 +224,7 @@ export function uploadRoutes(options: UploadRoutesOptions): Router {
   const js = asset('app.js');
   const dicomJs = asset('dicom.js');
   const css = asset('style.css');
-  router.get('/upload', (_req, res) => {
+  router.get('/upload', uploadPagePolicy, (_req, res) => {
     res.type('html').send(html);
   });
   router.get('/upload/app.js', (_req, res) => {
@@ -193,6 +235,13 @@ export function uploadRoutes(options: UploadRoutesOptions): Router {
   });
   router.get('/upload/style.css', (_req, res) => {
     res.type('text/css').send(css);
+  });
+  const codecs = codecPaths();
+  router.get('/upload/codecs/:name', (req, res, next) => {
+    const path = Object.hasOwn(CODEC_FILES, req.params.name) ? codecs.get(req.params.name) : undefined;
+    if (!path) return next();
+    // The files change only with package-lock.json; the page asks for each once per load.
+    res.sendFile(path, { maxAge: '1h', dotfiles: 'deny', headers: { 'content-type': path.endsWith('.wasm') ? 'application/wasm' : 'text/javascript; charset=utf-8' } });
   });
   const engine = options.view
     ? multer({
