@@ -31,7 +31,7 @@ import { originForm } from './http/request-target.ts';
 import { createViewClient, loopbackUrl } from './dimse/view-client.ts';
 import { createInternalIssuer } from './auth/internal-token.ts';
 import { TextDetectionError, type TextDetector, type TextDetectorOptions } from './pixel/text-detection.ts';
-import { textRegionSource, type TextRegionSource } from './dicomweb/text-regions.ts';
+import { textRegionSource, type TextRegionObserver, type TextRegionSource } from './dicomweb/text-regions.ts';
 
 export interface RunningGateway {
   readonly url: string;
@@ -98,7 +98,7 @@ export async function startGateway(
   const textRegions = textDetector
     ? textRegionSource(textDetector, config.ocr, metrics?.observeOcr ?? {})
     : undefined;
-  const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens, textRegions });
+  const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens, textRegions, textDetector });
   const dimse =
     config.dimse.enabled && parts.upload
       ? await (await import('./dimse/ingress.ts')).startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry, secrets, ...(research ? { research } : {}) })
@@ -256,13 +256,20 @@ function appOptions(
     stowTempDir: string;
     viewerDemoTokens: Readonly<Record<string, string>> | undefined;
     textRegions: TextRegionSource | undefined;
+    textDetector: TextDetector | undefined;
   },
 ): AppOptions {
   const { upstream, store, metrics, logger } = parts;
   const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
   const deidentified = deid ? researcherViews(config, deid, upstream, timedStore, parts.projects, parts.textRegions) : undefined;
   const upload = deid
-    ? uploadView(config, deid.policies.uploader, upstream, timedStore, { tempDir: parts.stowTempDir, observeRefusal: metrics?.observeStowRefusal, log: logger })
+    ? uploadView(config, deid.policies.uploader, upstream, timedStore, {
+        tempDir: parts.stowTempDir,
+        observeRefusal: metrics?.observeStowRefusal,
+        log: logger,
+        textDetector: parts.textDetector,
+        observeOcr: metrics?.observeOcr,
+      })
     : undefined;
   if (config.viewer.enabled && !viewerInstalled(config.viewer.dir)) {
     logger.warn({ key: 'viewer.dir' }, 'the OHIF viewer is not installed (run scripts/setup.sh); /viewer answers 503');
@@ -391,7 +398,7 @@ function uploadView(
   policy: DeidPolicy,
   upstream: Upstream,
   store: PseudonymStore,
-  io: { tempDir: string; observeRefusal: RefusalObserver | undefined; log: Logger },
+  io: { tempDir: string; observeRefusal: RefusalObserver | undefined; log: Logger; textDetector: TextDetector | undefined; observeOcr: TextRegionObserver | undefined },
 ): StowView {
   const deid = config.deid as NonNullable<GatewayConfig['deid']>;
   return {
@@ -407,5 +414,7 @@ function uploadView(
     failureReason: stowFailureReason,
     observeRefusal: io.observeRefusal,
     log: io.log,
+    // Issue 18: an upload the uploader profile's `pixels.ocr` lets OCR redact, found by the shared pool.
+    ...(io.textDetector ? { ocr: { detector: io.textDetector, settings: config.ocr, observe: io.observeOcr ?? {} } } : {}),
   };
 }

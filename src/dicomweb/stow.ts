@@ -2,6 +2,8 @@
 // stream, de-identified by the streaming rewriter into a temporary file, and only once it is complete
 // and de-identified is it sent on to the PACS. Nothing raw ever goes upstream; the temporary file is
 // deleted whatever happens. The response is the Store Instances Response Module (PS3.18 Annex I).
+// Issue 18: a part the uploader profile withholds but OCR may redact is spooled, OCR'd and rewritten with
+// the regions found (upload-ocr.ts); every other part streams through as described.
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
@@ -13,7 +15,8 @@ import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
 import { KEEP, strictestVerdict, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { savingSession, type SavingSession } from './deidentified-view.ts';
-import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
+import { rewritePart10 } from '../deid/rewrite-part10.ts';
+import { ocrFailed, ocrRedacted, spooledTextRegions, spoolPart, watchForOcr, withTextRegionsFound, withVerdict, type UploadOcr, type VerdictPolicy } from './upload-ocr.ts';
 import { asciiValue } from '../dicom/dataset.ts';
 import { lookup } from '../dicom/dictionary.ts';
 import { MultipartError } from '../dicom/errors.ts';
@@ -24,7 +27,7 @@ import { tagToHex, type Tag } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { StoreError } from '../store/errors.ts';
 import type { ScopedPseudonyms } from '../store/pseudonym-store.ts';
-import { BadRequestError, ClientGoneError, StowPartError, StowRequestError, UpstreamStoreFailedError } from './errors.ts';
+import { BadRequestError, ClientGoneError, StowPartError, StowRequestError, TextRegionsUnavailableError, UpstreamStoreFailedError } from './errors.ts';
 import { classify, type Upstream } from './upstream.ts';
 import { streamLifetime } from './stream-lifetime.ts';
 
@@ -46,6 +49,11 @@ export interface StowView {
   readonly observeRefusal?: RefusalObserver;
   /** Told of a part not stored through no fault of its own (0x0110, 0xA700): the operator must see those. */
   readonly log?: StowLog;
+  /**
+   * Issue 18: the shared OCR detector and its settings. A part whose verdict is a withhold OCR may replace
+   * (`pixels.ocr` in the uploader profile) is OCR-redacted (upload-ocr.ts); absent, such a part stays withheld.
+   */
+  readonly ocr?: UploadOcr;
 }
 
 export type RefusalObserver = (error: unknown) => void;
@@ -60,7 +68,7 @@ const TEMP_FILE = /^deid-stow-[0-9a-f]{24}\.dcm$/;
 
 /**
  * Makes the temporary directory, owner-only (0700), and removes the parts a crashed process left
- * there: de-identified, but never meant to outlive their request. Run at start, before any STOW, by
+ * there: de-identified ones, and originals spooled for OCR (upload-ocr.ts), none meant to outlive their request. Run at start, before any STOW, by
  * the one process that owns `dataDir`; other files in the directory are left alone.
  */
 export async function prepareTempDir(dir: string): Promise<void> {
@@ -130,24 +138,18 @@ export type ManualRectangles = (read: AttributeReader) => readonly Rectangle[];
  * manual ones, and the instance is then treated exactly as a rule-redacted one (Burned In Annotation NO,
  * Clean Pixel Data in the method codes: the person who drew them vouches for them as a rule's author does).
  */
-export function withManualRectangles(session: DeidSession, manual: ManualRectangles, onError: (error: unknown) => void): Part10Policy {
-  return {
-    beginDataset: (patientId, verdict, sopClass) => session.beginDataset(patientId, verdict, sopClass),
-    decide: (ref, value) => session.decide(ref, value),
-    attributesToAdd: () => session.attributesToAdd(),
-    setIdentities: (source) => session.setIdentities(source),
-    pixelVerdict: (read) => {
-      let rectangles: readonly Rectangle[];
-      try {
-        rectangles = manual(read);
-      } catch (error) {
-        onError(error);
-        throw error;
-      }
-      const extra: PixelVerdict = rectangles.length > 0 ? { action: 'redact', rule: MANUAL_RULE, rectangles } : KEEP;
-      return strictestVerdict(session.pixelVerdict(read), extra);
-    },
-  };
+export function withManualRectangles(session: VerdictPolicy, manual: ManualRectangles, onError: (error: unknown) => void): VerdictPolicy {
+  return withVerdict(session, (verdict, read) => {
+    let rectangles: readonly Rectangle[];
+    try {
+      rectangles = manual(read);
+    } catch (error) {
+      onError(error);
+      throw error;
+    }
+    const extra: PixelVerdict = rectangles.length > 0 ? { action: 'redact', rule: MANUAL_RULE, rectangles } : KEEP;
+    return strictestVerdict(verdict, extra);
+  });
 }
 
 /**
@@ -164,7 +166,9 @@ export async function storePart(
   signal?: AbortSignal,
   manual?: ManualRectangles,
 ): Promise<{ stored?: StoredRef; failed?: FailedRef }> {
-  const file = join(view.tempDir, `deid-stow-${randomBytes(12).toString('hex')}.dcm`);
+  const file = tempFile(view);
+  // The original, spooled only when OCR must read its frames (issue 18).
+  let spool: string | undefined;
   // The rewriter may stop reading early (a bad file); the rest of the part is then drained here, so
   // the next part can be read. `return()` is not forwarded to the part body for that reason.
   const body = part.body[Symbol.asyncIterator]();
@@ -172,10 +176,35 @@ export async function storePart(
   // What the Failed SOP Sequence item names, once known.
   let named: { sopClass?: string; sopInstance?: string } = {};
   let callersError: unknown;
-  const policy = manual ? withManualRectangles(saving.session, manual, (error) => (callersError = error)) : saving.session;
+  const joined = (session: VerdictPolicy): VerdictPolicy => (manual ? withManualRectangles(session, manual, (error) => (callersError = error)) : session);
+  // Issue 18: under `pixels.ocr`, the header's chunks are kept until the verdict says whether OCR is needed.
+  const watch = view.ocr && view.policy.pixels.ocr ? watchForOcr(body, joined(saving.session), view.maxHeaderBytes + OCR_HEAD_SLACK) : undefined;
+  let byOcr = false;
   try {
-    const { output } = rewritePart10(guarded, policy, { maxHeaderBytes: view.maxHeaderBytes });
-    await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
+    try {
+      const { output } = rewritePart10(watch?.source ?? guarded, watch?.policy ?? joined(saving.session), { maxHeaderBytes: view.maxHeaderBytes });
+      await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
+    } catch (error) {
+      const candidate = error instanceof PixelWithheldError && !signal?.aborted ? watch?.candidate() : undefined;
+      if (candidate === undefined) throw error;
+      // Withheld before anything of it was written: the original is spooled, OCR'd, and rewritten with its regions.
+      let regions: Awaited<ReturnType<typeof spooledTextRegions>>;
+      if (candidate.head !== undefined) {
+        spool = tempFile(view);
+        await spoolPart(spool, candidate.head, body, signal); // a disk's failure is the part's own (0x0110, 0xA700)
+      }
+      try {
+        if (spool === undefined || view.ocr === undefined) throw new TextRegionsUnavailableError('OCR_HEADER_TOO_LARGE');
+        regions = await spooledTextRegions(spool, candidate.read, view.ocr, { maxHeaderBytes: view.maxHeaderBytes, signal });
+      } catch (cause) {
+        if (signal?.aborted) throw cause;
+        throw ocrFailed(candidate, cause, view.ocr);
+      }
+      await rm(file, { force: true });
+      const { output } = rewritePart10(createReadStream(spool), joined(withTextRegionsFound(saving.session, regions)), { maxHeaderBytes: view.maxHeaderBytes });
+      await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
+      byOcr = true;
+    }
     const ids = await identifiersOf(file, view.maxHeaderBytes);
     const original = originalsOf(saving.session, ids);
     if (!ids.sopInstance || !ids.sopClass || !ids.study) {
@@ -189,6 +218,7 @@ export async function storePart(
     // Pseudonyms are durable before the PACS or the caller sees them.
     await saving.makeDurable();
     await sendUpstream(view, file, signal);
+    if (byOcr) ocrRedacted(view.ocr);
     return { stored: ids };
   } catch (error) {
     if (signal?.aborted) throw new ClientGoneError({ cause: error });
@@ -209,11 +239,21 @@ export async function storePart(
     for (let next = await body.next(); !next.done; next = await body.next());
     return { failed: { ...named, reason } };
   } finally {
-    await rm(file, { force: true }).catch((error: unknown) => {
-      // ENOTDIR: the directory is gone, so is the file. Otherwise it stays until the sweep at the next start.
-      if ((error as { code?: unknown }).code !== 'ENOTDIR') view.log?.warn({ err: codesOf(error) }, 'a STOW temporary file could not be deleted');
-    });
+    for (const name of spool ? [file, spool] : [file]) {
+      await rm(name, { force: true }).catch((error: unknown) => {
+        // ENOTDIR: the directory is gone, so is the file. Otherwise it stays until the sweep at the next start.
+        if ((error as { code?: unknown }).code !== 'ENOTDIR') view.log?.warn({ err: codesOf(error) }, 'a STOW temporary file could not be deleted');
+      });
+    }
   }
+}
+
+/** Bytes kept beyond maxHeaderBytes while the verdict is awaited: the reader's last chunk. */
+const OCR_HEAD_SLACK = 1 << 20;
+
+/** A new temporary file's path, matching TEMP_FILE (the start-up sweep). */
+function tempFile(view: StowView): string {
+  return join(view.tempDir, `deid-stow-${randomBytes(12).toString('hex')}.dcm`);
 }
 
 /** An error's name and code for the log: never its message, which may quote a path. */

@@ -19,13 +19,11 @@
 // Only rectangles leave the detector: no recognised text is logged, stored, cached or returned.
 import type { Rectangle } from '../deid/pixel-policy.ts';
 import type { AttributeReader } from '../deid/pixel-verdict.ts';
-import { decodedPhotometricInterpretation } from '../dicom/photometric.ts';
 import { boundaryFrom, mediaTypeParameter, readMultipart } from '../dicom/multipart.ts';
-import { EXPLICIT_VR_LITTLE_ENDIAN } from '../dicom/transfer-syntax.ts';
-import { decodeFrame, requireCodec } from '../pixel/codecs.ts';
+import { EXPLICIT_VR_LITTLE_ENDIAN, transferSyntax } from '../dicom/transfer-syntax.ts';
 import { PixelError } from '../pixel/errors.ts';
 import { DEFAULT_MAX_FRAME_BYTES, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
-import { grayFrame } from '../pixel/gray-frame.ts';
+import { frameLuminance } from '../pixel/gray-frame.ts';
 import { TextDetectionError, type TextDetector, type TextRegion } from '../pixel/text-detection.ts';
 import { singleFlightCache } from '../store/cached-store.ts';
 import { tagForAttributeId } from '../dicom/dictionary.ts';
@@ -38,8 +36,6 @@ import type { UpstreamResponse } from './upstream.ts';
 export const MAX_REGIONS = 4096;
 /** Keys (series × layout) whose regions are kept. */
 const MAX_CACHED_KEYS = 10_000;
-/** Native little-endian syntaxes a frame can be read in as it comes (PS3.5 A.1-A.2); big endian is refused. */
-const NATIVE_LITTLE_ENDIAN: ReadonlySet<string> = new Set(['1.2.840.10008.1.2', EXPLICIT_VR_LITTLE_ENDIAN]);
 /** Frames asked each in its stored transfer syntax (PS3.18 8.7.3.5.2 `*`): the frames route's too (wado.ts). */
 const FRAMES_AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 /** Frames decoded by the PACS (PS3.18 8.7.3.3.2), when it cannot send them as stored. */
@@ -162,8 +158,7 @@ async function detect(
       const chunks: Buffer[] = [];
       for await (const chunk of part.body) chunks.push(chunk);
       if (syntax === undefined || syntax === '*' || (decoded && syntax !== EXPLICIT_VR_LITTLE_ENDIAN)) throw new TextRegionsUnavailableError('OCR_FRAMES_UNAVAILABLE');
-      const { pixels, photometric } = await nativeFrame(Buffer.concat(chunks), syntax, single);
-      const gray = grayFrame(pixels, { ...single, photometricInterpretation: photometric });
+      const gray = await frameLuminance(Buffer.concat(chunks), transferSyntax(syntax), single);
       const started = performance.now();
       found.push(await detector.detect(gray));
       observe.frame?.(performance.now() - started);
@@ -178,11 +173,4 @@ async function detect(
   const regions = unionRegions(found);
   if (regions.length > MAX_REGIONS) throw new TextRegionsUnavailableError('OCR_TOO_MANY_REGIONS');
   return Object.freeze(regions);
-}
-
-/** One frame as native little-endian samples and the Photometric Interpretation they are in. */
-async function nativeFrame(bytes: Buffer, syntax: string, single: FrameGeometry): Promise<{ pixels: Uint8Array; photometric: string }> {
-  if (NATIVE_LITTLE_ENDIAN.has(syntax)) return { pixels: bytes, photometric: single.photometricInterpretation };
-  requireCodec(syntax); // PixelUnsupportedError for big endian and syntaxes without a codec
-  return { pixels: await decodeFrame(bytes, syntax, single), photometric: decodedPhotometricInterpretation(single.photometricInterpretation) };
 }

@@ -8,25 +8,31 @@ import { DicomTruncatedError } from '../dicom/errors.ts';
 import { tagToHex } from '../dicom/tag.ts';
 import { elementToJsonValue } from '../dicom/json-model.ts';
 import { Part10Reader, type Part10Header } from '../dicom/part10-reader.ts';
-import { decodedPhotometricInterpretation } from '../dicom/photometric.ts';
 import { transferSyntax } from '../dicom/transfer-syntax.ts';
 import { createSession } from '../deid/deidentify.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
-import type { AttributeReader, PixelVerdict, Rectangle } from '../deid/pixel-policy.ts';
+import { ocrMayRedact, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
-import { decodeFrame, requireCodec } from '../pixel/codecs.ts';
+import { requireCodec } from '../pixel/codecs.ts';
 import { FrameSplitter } from '../pixel/encapsulated.ts';
 import { PixelError } from '../pixel/errors.ts';
 import { DEFAULT_MAX_FRAME_BYTES, PIXEL_TAG, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
-import { grayFrame } from '../pixel/gray-frame.ts';
+import { frameLuminance } from '../pixel/gray-frame.ts';
 import type { TextDetector, TextRegion } from '../pixel/text-detection.ts';
 import type { StowView } from './stow.ts';
+import { withTextRegionsFound } from './upload-ocr.ts';
 
 export interface UploadPreview {
   /** The redaction rules that matched (their rectangles are blanked whatever the person draws). */
   readonly rules: readonly { readonly name: string; readonly rectangles: readonly Rectangle[] }[];
   /** Set when the pixel policy withholds the instance: the upload would refuse it. */
   readonly withheld?: { readonly reason: string; readonly detail: string };
+  /**
+   * Set when the pixel policy would withhold the instance but OCR redacts it instead (the uploader profile's
+   * `pixels.ocr`, stow.ts / upload-ocr.ts): the upload blanks what OCR finds on its sampled frames, and is
+   * refused if OCR fails. `reason`/`detail`: the withhold OCR replaces.
+   */
+  readonly ocrRedacts?: { readonly reason: string; readonly detail: string };
   /** Text regions OCR found on the first frame, or why there are none to propose. */
   readonly ocr: { readonly regions: readonly TextRegion[] } | { readonly unavailable: string };
   /** The top-level attributes the de-identified instance would carry (Pixel Data excepted). */
@@ -150,8 +156,7 @@ async function textRegions(prefix: Prefix, options: PreviewOptions): Promise<Upl
     const ts = transferSyntax(prefix.header.transferSyntaxUID);
     const geometry = frameGeometry(prefix.read, { allowMissingPlanarConfiguration: ts.encapsulated });
     const one = { ...geometry, numberOfFrames: 1 };
-    const pixels = ts.encapsulated ? await decodeFrame(prefix.frame, ts.uid, one, 0) : prefix.frame;
-    const gray = grayFrame(pixels, ts.encapsulated ? { ...one, photometricInterpretation: decodedPhotometricInterpretation(one.photometricInterpretation) } : one);
+    const gray = await frameLuminance(prefix.frame, ts, one);
     const regions = await options.textDetector.detect(gray, options.signal ? { signal: options.signal } : {});
     return { regions: regions.map(({ x, y, width, height }) => ({ x, y, width, height })) };
   } catch (error) {
@@ -173,13 +178,15 @@ export async function previewUpload(view: StowView, body: AsyncIterable<Uint8Arr
   const verdict: PixelVerdict = session.pixelVerdict(prefix.read);
   const rules = verdict.action === 'redact' ? [{ name: verdict.rule, rectangles: verdict.rectangles }] : [];
   const ocr = await textRegions(prefix, options);
-  if (verdict.action === 'withhold') return { rules, withheld: { reason: verdict.reason, detail: verdict.detail }, ocr, header: [] };
+  // An upload OCR may redact is stored as OCR-redacted (the header as it will be: Burned In Annotation NO).
+  const byOcr = verdict.action === 'withhold' && ocrMayRedact(verdict) && view.ocr !== undefined ? { reason: verdict.reason, detail: verdict.detail } : undefined;
+  if (verdict.action === 'withhold' && !byOcr) return { rules, withheld: { reason: verdict.reason, detail: verdict.detail }, ocr, header: [] };
   let header: UploadPreview['header'];
   try {
-    header = await deidentifiedHeader(view, prefix, session);
+    header = await deidentifiedHeader(view, prefix, byOcr ? withTextRegionsFound(session, 'regions' in ocr ? ocr.regions : []) : session);
   } catch (error) {
     if (error instanceof PixelWithheldError) return { rules, withheld: { reason: error.reason, detail: error.detail }, ocr, header: [] };
     throw error;
   }
-  return { rules, ocr, header };
+  return { rules, ocr, header, ...(byOcr ? { ocrRedacts: byOcr } : {}) };
 }

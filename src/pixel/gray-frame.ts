@@ -14,9 +14,28 @@
 // background of index 201 would vanish; a caller holding the LUT should convert to RGB first),
 // YBR_PARTIAL_* (subsampled) and YBR_ICT/RCT (decoders return RGB: pass the decoded interpretation,
 // dicom/photometric.ts decodedPhotometricInterpretation), Bits Allocated other than 1, 8 or 16.
+import { decodedPhotometricInterpretation } from '../dicom/photometric.ts';
+import type { TransferSyntax } from '../dicom/transfer-syntax.ts';
+import { decodeFrame } from './codecs.ts';
 import { PixelGeometryError, PixelUnsupportedError } from './errors.ts';
 import { frameByteLength, type FrameGeometry } from './geometry.ts';
 import type { GrayFrame } from './text-detection.ts';
+
+/**
+ * One frame as stored, in `syntax`, as 8-bit luminance: native little-endian samples as they are, an
+ * encapsulated frame decoded (codecs.ts: PixelUnsupportedError for a syntax without a codec; its
+ * Photometric Interpretation is then the decoded one), then `grayFrame`. Native big endian is refused
+ * (PixelUnsupportedError): its samples are not where `grayFrame` reads them. `index`: the frame's 0-based
+ * number (codecs use it for frames of a multi-frame RLE or JPEG stream).
+ */
+export async function frameLuminance(bytes: Uint8Array, syntax: TransferSyntax, single: FrameGeometry, index = 0): Promise<GrayFrame> {
+  if (!syntax.encapsulated) {
+    if (!syntax.littleEndian) throw new PixelUnsupportedError('native big endian Pixel Data is not read for OCR');
+    return grayFrame(bytes, single);
+  }
+  const pixels = await decodeFrame(bytes, syntax.uid, single, index);
+  return grayFrame(pixels, { ...single, photometricInterpretation: decodedPhotometricInterpretation(single.photometricInterpretation) });
+}
 
 type Luma = 'mono2' | 'mono1' | 'rgb' | 'ybr';
 

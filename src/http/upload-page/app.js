@@ -362,11 +362,20 @@
       frameInput.max = String(dims.frames);
       canvas.width = dims.columns || 1;
       canvas.height = dims.rows || 1;
-      return window.DeidDicom.frameImage(f.parsed, s.frame).then(function (image) {
+      // A decoder loads and runs asynchronously: only the frame asked for last is shown.
+      const ticket = (s.ticket || 0) + 1;
+      s.ticket = ticket;
+      s.image = null; // never the previous frame under this one's name
+      delete section.dataset.shown;
+      const shown = s.shown;
+      const frame = s.frame;
+      return window.DeidDicom.frameImage(f.parsed, frame).then(function (image) {
+        if (s.ticket !== ticket) return;
         s.image = image;
+        section.dataset.shown = shown + ':' + frame;
         note.textContent = typeof image === 'string'
           ? image + '. Rectangles can still be typed in.'
-          : 'Frame ' + (s.frame + 1) + ' of ' + dims.frames + ' · ' + dims.columns + ' × ' + dims.rows + ' pixels';
+          : 'Frame ' + (frame + 1) + ' of ' + dims.frames + ' · ' + dims.columns + ' × ' + dims.rows + ' pixels';
         section.dataset.preview = typeof image === 'string' ? 'none' : 'shown';
         refresh();
       });
@@ -381,6 +390,8 @@
       }
       if (preview.withheld) {
         headerTable.appendChild(el('caption', { className: 'refused', text: 'The pixel policy withholds this instance (' + preview.withheld.reason + ', ' + preview.withheld.detail + '): it will not be stored.' }));
+      } else if (preview.ocrRedacts) {
+        headerTable.appendChild(el('caption', { text: 'OCR redacts this instance (' + preview.ocrRedacts.reason + ', ' + preview.ocrRedacts.detail + '): the gateway blanks the text it finds on sampled frames, besides your rectangles; if OCR fails it will not be stored.' }));
       }
       preview.header.forEach(function (h) {
         headerTable.appendChild(el('tr', {}, [el('th', { scope: 'row', text: h.keyword }), el('td', { text: h.value })]));

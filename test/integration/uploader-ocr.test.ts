@@ -1,0 +1,210 @@
+// Issue 18 on the write side: OCR-assisted redaction of an upload, against a real Orthanc and real gateways.
+// The US cine sample (8 native RGB frames; risky, no rule covers it) gets identity text burned into every
+// frame (@napi-rs/canvas), then is sent by STOW-RS as the uploader:
+//   - with `pixels.ocr` on in the uploader profile it is stored with the text's pixels zero in every frame,
+//     every other pixel as sent or zero (a region OCR found, the same in every frame), Burned In Annotation
+//     NO and a de-identified header; counted as OCR-redacted in the metrics;
+//   - with it off, it is refused 0x0124 (withheld) as before;
+//   - with a detector that cannot finish in time (timeoutMs 1) it is refused 0x0124, the log naming the OCR
+//     failure's code, and nothing of it reaches Orthanc (by STOW-RS and by the upload page).
+// No gateway leaves a temporary file behind, and no log holds the text.
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createCanvas } from '@napi-rs/canvas';
+import { keyedUid } from '../../src/deid/pseudonym.ts';
+import { asciiValue, findElement } from '../../src/dicom/dataset.ts';
+import { tagForKeyword } from '../../src/dicom/dictionary.ts';
+import { readPart10Buffer, type Part10Parsed } from '../../src/dicom/part10-reader.ts';
+import { scopeKey, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
+import { sample } from '../helpers/sample.ts';
+import { parseStowAnswer, stowBody } from '../helpers/stow.ts';
+
+/** PS3.7 Annex C: Refused: Not authorized, the Failure Reason of a withheld instance. */
+const NOT_AUTHORIZED = 0x0124;
+const CINE = sample('multiframe/IM00001.implicit_little_endian.dcm'); // US, RGB 8-bit, 320 × 240, 8 frames
+const CINE_SOP_INSTANCE = '1.3.6.1.4.1.25403.166563008443.732.20120418082458.3';
+const [ROWS, COLUMNS, FRAMES, SAMPLES] = [240, 320, 8, 3];
+const FRAME_BYTES = ROWS * COLUMNS * SAMPLES;
+/** Identity text of words that cannot occur in a log's hex request IDs or UUIDs. */
+const TEXT = 'ROE JANE 1957-09-30';
+const TEXT_IN_LOG = /ROE|JANE|1957-09/;
+
+const tag = (keyword: string): number => tagForKeyword(keyword) as number;
+
+/** Where sample `s` of pixel `p` is in a frame of Planar Configuration `planar`. */
+const at = (planar: number, p: number, s: number) => (planar === 0 ? p * SAMPLES + s : s * ROWS * COLUMNS + p);
+
+/** The cine with `TEXT` drawn white on a black band across the bottom of every frame, and the text's pixels. */
+async function burnedCine(): Promise<{ file: Buffer; text: number[]; planar: number }> {
+  const parsed = await readPart10Buffer(CINE);
+  const planar = findElement(parsed.header.dataset, tag('PlanarConfiguration'))?.value?.readUInt16LE(0) ?? 0;
+  const start = CINE.length - FRAME_BYTES * FRAMES; // Pixel Data is the file's last element
+  assert.equal(CINE.readUInt32LE(start - 4), FRAME_BYTES * FRAMES, 'the frames end the file');
+  const canvas = createCanvas(COLUMNS, ROWS);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#000';
+  ctx.fillRect(6, 186, 308, 40);
+  ctx.fillStyle = '#fff';
+  ctx.font = 'bold 20px "DejaVu Sans"';
+  ctx.textBaseline = 'top';
+  ctx.fillText(TEXT, 14, 196);
+  const rgba = ctx.getImageData(0, 0, COLUMNS, ROWS).data;
+  const file = Buffer.from(CINE);
+  const text: number[] = [];
+  for (let p = 0; p < ROWS * COLUMNS; p++) {
+    const alpha = rgba[p * 4 + 3] as number;
+    if (alpha === 0) continue;
+    const white = (rgba[p * 4] as number) > 128 && alpha > 128;
+    if (white) text.push(p);
+    for (let f = 0; f < FRAMES; f++) for (let s = 0; s < SAMPLES; s++) file[start + f * FRAME_BYTES + at(planar, p, s)] = white ? 255 : 0;
+  }
+  return { file, text, planar };
+}
+
+describe('uploader OCR: a risky upload no rule covers is OCR-redacted, or refused as withheld', () => {
+  let orthanc: OrthancProcess;
+  let ocr: TestGateway;
+  let off: TestGateway;
+  let slow: TestGateway;
+  let burned: { file: Buffer; text: number[]; planar: number };
+
+  before(async () => {
+    burned = await burnedCine();
+    ({ orthanc } = await startTestOrthanc());
+    const config = (pixels: Record<string, unknown>, timeoutMs = 60_000) => ({
+      productPixelDefaults: true,
+      deid: { profiles: { uploader: { options: ['retainLongitudinalTemporalModifiedDates'], pixels } } },
+      ocr: { workers: 1, timeoutMs, sampleEvery: 7, maxSampledFrames: 2 },
+    });
+    [ocr, off, slow] = await Promise.all([
+      startTestGateway(orthanc.dicomWebUrl, config({ ocr: true })),
+      startTestGateway(orthanc.dicomWebUrl, config({})),
+      startTestGateway(orthanc.dicomWebUrl, config({ ocr: true }, 1)),
+    ]);
+  });
+  after(async () => {
+    for (const g of [ocr, off, slow]) await g?.close();
+    await orthanc?.stop();
+  });
+
+  const stow = async (g: TestGateway, file: Buffer) => {
+    const { body, contentType } = stowBody([file]);
+    const res = await fetch(`${g.base}/studies`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: { authorization: `Bearer ${await g.token('uploader')}`, 'content-type': contentType, accept: 'application/dicom+json' },
+    });
+    return parseStowAnswer(res.status, (await res.json()) as never);
+  };
+  /** Every instance Orthanc holds, as the file it stored (its own REST API, never through the gateway). */
+  const held = async (): Promise<Part10Parsed[]> => {
+    const ids = (await (await fetch(`${orthanc.httpUrl}/instances`)).json()) as string[];
+    return Promise.all(ids.map(async (id) => readPart10Buffer(Buffer.from(await (await fetch(`${orthanc.httpUrl}/instances/${id}/file`)).arrayBuffer()))));
+  };
+  const tempFiles = async (g: TestGateway) => (await readdir(join(g.keys.dir, 'data', 'tmp'))).filter((n) => n.startsWith('deid-stow-'));
+
+  test('with ocr off the upload is refused 0x0124, as before', async () => {
+    const answer = await stow(off, burned.file);
+    assert.equal(answer.status, 409, JSON.stringify(answer));
+    assert.deepEqual(answer.failed.map((f) => f.reason), [NOT_AUTHORIZED]);
+    assert.equal((await held()).length, 0);
+    assert.deepEqual(await tempFiles(off), []);
+  });
+
+  test('a detector past its timeout refuses the upload 0x0124, naming the OCR failure; nothing is stored or left behind', async () => {
+    const answer = await stow(slow, burned.file);
+    assert.equal(answer.status, 409, JSON.stringify(answer));
+    assert.deepEqual(answer.failed.map((f) => f.reason), [NOT_AUTHORIZED]);
+    assert.equal((await held()).length, 0, 'nothing of it reached the PACS');
+    assert.deepEqual(await tempFiles(slow), [], 'no spool or part left in the temporary directory');
+    const withheld = slow
+      .logs()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l['msg'] === 'a STOW part was withheld by the pixel policy');
+    assert.equal(withheld.length, 1);
+    assert.equal(withheld[0]?.['withheld'], 'risky');
+    assert.match(String(withheld[0]?.['detail']), /OCR failed: TEXT_DETECTION_(TIMEOUT|FAILED)$/);
+    const metrics = await (await fetch(`${slow.url}/metrics`)).text();
+    assert.match(metrics, /deid_gateway_ocr_instances_total\{outcome="withheld",reason="TEXT_DETECTION_(TIMEOUT|FAILED)"\} 1/);
+    // The upload page goes the same way: refused, its reason the pixel policy's, naming the OCR failure.
+    const form = new FormData();
+    form.append('file', new Blob([new Uint8Array(burned.file)]), 'echo.dcm');
+    const page = await fetch(`${slow.url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${await slow.token('uploader')}` } });
+    assert.equal(page.status, 200);
+    const files = ((await page.json()) as { files: { outcome: string; withheld?: { reason: string; detail: string } }[] }).files;
+    assert.equal(files[0]?.outcome, 'refused');
+    assert.match(files[0]?.withheld?.detail ?? '', /OCR failed: TEXT_DETECTION_(TIMEOUT|FAILED)$/);
+    assert.equal((await held()).length, 0);
+    assert.deepEqual(await tempFiles(slow), []);
+    assert.doesNotMatch(slow.logs(), TEXT_IN_LOG);
+  });
+
+  test('the review (POST /upload/preview) says what the upload will do: withheld with ocr off, OCR-redacted with ocr on', async () => {
+    const preview = async (g: TestGateway) => {
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(burned.file)]), 'echo.dcm');
+      const res = await fetch(`${g.url}/upload/preview`, { method: 'POST', body: form, headers: { authorization: `Bearer ${await g.token('uploader')}` } });
+      assert.equal(res.status, 200);
+      return (await res.json()) as { withheld?: { reason: string }; ocrRedacts?: { reason: string; detail: string }; header: { keyword: string; value: string }[] };
+    };
+    const refused = await preview(off);
+    assert.equal(refused.withheld?.reason, 'risky');
+    assert.equal(refused.ocrRedacts, undefined);
+    assert.deepEqual(refused.header, []);
+    const redacts = await preview(ocr);
+    assert.equal(redacts.withheld, undefined);
+    assert.equal(redacts.ocrRedacts?.reason, 'risky');
+    assert.equal(redacts.header.find((h) => h.keyword === 'BurnedInAnnotation')?.value, 'NO', 'the header as it will be stored');
+    assert.equal(redacts.header.find((h) => h.keyword === 'PatientIdentityRemoved')?.value, 'YES');
+    assert.equal((await held()).length, 0, 'the review stores nothing');
+  });
+
+  test('with ocr on it is stored: the text zero in every frame, the rest as sent or blanked alike, Burned In Annotation NO, the header de-identified', async () => {
+    const started = performance.now();
+    const answer = await stow(ocr, burned.file);
+    const ms = performance.now() - started;
+    assert.equal(answer.status, 200, JSON.stringify(answer));
+    const stored = await held();
+    assert.equal(stored.length, 1);
+    const copy = stored[0] as Part10Parsed;
+    const ds = copy.header.dataset;
+    // The header went through the uploader profile: its UIDs are the upload scope's pseudonyms.
+    assert.equal(asciiValue(ds, tag('SOPInstanceUID')), keyedUid(scopeKey(ocr.keys, 'upload'), CINE_SOP_INSTANCE));
+    assert.equal(answer.stored[0]?.sopInstance, asciiValue(ds, tag('SOPInstanceUID')));
+    const original = (await readPart10Buffer(burned.file)).header.dataset;
+    assert.notEqual(asciiValue(ds, tag('PatientName'))?.trim(), asciiValue(original, tag('PatientName'))?.trim());
+    assert.notEqual(asciiValue(ds, tag('StudyInstanceUID')), asciiValue(original, tag('StudyInstanceUID')));
+    assert.equal(asciiValue(ds, tag('BurnedInAnnotation'))?.trim(), 'NO');
+    const pixels = copy.pixelDataBytes as Buffer;
+    const sent = burned.file.subarray(burned.file.length - FRAME_BYTES * FRAMES);
+    assert.equal(pixels.length, FRAME_BYTES * FRAMES);
+    const { planar } = burned;
+    const blanked = new Set<number>();
+    for (let f = 0; f < FRAMES; f++) {
+      for (let p = 0; p < ROWS * COLUMNS; p++) {
+        const i = [0, 1, 2].map((s) => f * FRAME_BYTES + at(planar, p, s));
+        if (i.every((j) => pixels[j] === sent[j])) continue;
+        assert.ok(i.every((j) => pixels[j] === 0), `frame ${f + 1}: pixel ${p} changed but not blanked`);
+        blanked.add(p);
+      }
+    }
+    for (let f = 0; f < FRAMES; f++) {
+      for (const p of [...burned.text, ...blanked]) {
+        for (let s = 0; s < SAMPLES; s++) assert.equal(pixels[f * FRAME_BYTES + at(planar, p, s)], 0, `frame ${f + 1}: pixel ${p} not blank`);
+      }
+    }
+    // On this echo OCR also blanks speckle it reads as text (about half the frame, as on retrieval: README).
+    assert.ok(blanked.size < ROWS * COLUMNS * 0.8, 'OCR blanked regions, not the whole frame');
+    console.log(`uploader OCR: STOW ${ms.toFixed(0)} ms, ${((100 * blanked.size) / (ROWS * COLUMNS)).toFixed(1)}% of the frame area blanked`);
+    const metrics = await (await fetch(`${ocr.url}/metrics`)).text();
+    assert.match(metrics, /deid_gateway_ocr_instances_total\{outcome="redacted",reason="ocr"\} 1/);
+    assert.match(metrics, /deid_gateway_ocr_frame_seconds_count 2/, 'two frames sampled (1 and 8)');
+    assert.deepEqual(await tempFiles(ocr), [], 'the spool and the part are deleted');
+    assert.doesNotMatch(ocr.logs(), TEXT_IN_LOG, 'no recognised text in the log');
+  });
+});
