@@ -186,7 +186,8 @@ export async function spawnGateway(upstreamUrl: string, keys: TestKeys, extraCon
     if (!stopping) process.stderr.write(`gateway process exited (${code ?? signal}):\n${stderr.slice(-4000)}\n`);
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  // Generous: two replicas starting beside other tests on two loaded cores (only a wait for /healthz).
+  const deadline = Date.now() + 45_000;
   for (;;) {
     try {
       const res = await fetch(`${url}/healthz`);

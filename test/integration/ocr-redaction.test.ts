@@ -228,7 +228,9 @@ describe('OCR-assisted redaction: a risky instance no rule covers is OCR-redacte
     assert.equal(rendered.status, 403);
     assert.equal(codeOf(rendered.body), 'DEID_RENDERED_REDACTED');
     console.log(`OCR: first retrieval ${firstMs.toFixed(0)} ms, second ${secondMs.toFixed(0)} ms, ${(100 * blanked).toFixed(1)}% of the frame area changed to zero`);
-    assert.doesNotMatch(gateway.logs(), /DOE|JOHN|1961/, 'no recognised text in the log');
+    // "DOE" and "JOHN" cannot occur in the log's hex request IDs; the year is matched with what follows it
+    // in the drawn date (a bare "1961" can be four digits of a random UUID, about 2 % of runs).
+    assert.doesNotMatch(gateway.logs(), /DOE|JOHN|1961-04/, 'no recognised text in the log');
   });
 
   test('(e) the clinician still gets the stored bytes', async () => {
