@@ -22,7 +22,7 @@
 //   - images are passed as bytes (a PGM in memory), so loadImage never fetches or reads a path.
 // (A worker whose langPath were a URL would call fetch; with a file path it calls fs.readFile only.)
 //
-// Preprocessing (prepare: top-hats, upscaling) runs on the calling thread: ~50–150 ms for a 1024 × 768
+// Preprocessing (prepare: top-hats, despeckling, upscaling) runs on the calling thread: ~50–150 ms for a 1024 × 768
 // frame; moving it into a worker of its own is a follow-up.
 //
 // The words read never leave detect(): only their boxes are kept; nothing is logged (logger and
@@ -56,16 +56,38 @@ const LANG_PATH = join(dirname(createRequire(import.meta.url).resolve('@tesserac
  *     own lies beside them (textLike): the runs of seeds 2026, 1 and 18 replayed offline, every string
  *     covered before stays covered (the context rule is what keeps them: a plain confidence floor on
  *     2-character runs, or a 3-character minimum, loses 1–3 % of the strings), and ultrasound false
- *     blank falls from 77 % (max 91 %) to 31 % (max 45 %), the SC photo from 45 % to 31 %, CT 4 → 1 %.
- * On bench/ocr.ts's seed 2026 (60 text frames, 155 strings, 12 text-free): recall 0.955 (short of the
- * 0.98 goal: misses are mostly 11–14 px text over ultrasound and synthetic speckle, which the filter
- * cannot help: they are not read); false blank see bench/ocr.ts.
+ *     blank falls from 77 % (max 91 %) to 31 % (max 45 %), the SC photo from 45 % to 31 %, CT 4 → 1 %;
+ *   - then kept runs on one line joined across gaps up to 1.8 text heights (bridgeGap): a string read
+ *     as two runs (monospace spaces, a word between them not read) was covered only in pieces. Replayed
+ *     on the recognitions of seeds 2026, 1 and 18 (bench/ocr.ts's 60 text frames + 12 text-free each):
+ *     misses 7 → 5, 7 → 6, 7 → 7, false blank unchanged; from 2.0 up the SC photo's false blank rises
+ *     31 → 44 % (speckle runs bridged), below 1.8 nothing is gained;
+ *   - then ink specks of 1–2 pixels cleared from the thresholded top-hats (speckMax): tesseract then reads
+ *     text over speckle it lost among the specks. Measured (1 worker, with the bridging): misses 5 → 4,
+ *     6 → 5, 7 → 4; but false blank rises: US mean 31 → 38 % (max 45 → 53 %), SC 31 → 44 %, synthetic
+ *     0.2 → 2.2 % (max 4.5 %), NM 0.1 → 0.3 %, MR 4.6 → 0 %, CT unchanged; CPU per frame +13 % (median
+ *     1.6 → 1.8 s on seed 2026). Kept for recall (speckMax 0 turns it off). A floor on 3-character
+ *     runs brings US false blank back to 25 % on seed 2026 but loses 2 strings on seed 1: not taken.
+ * On bench/ocr.ts's frames, 1 worker, seeds 2026 / 1 / 18: recall 151/155 = 0.974, 150/155 = 0.968,
+ * 156/160 = 0.975 (before this step: 0.955, 0.955, 0.956), still short of the 0.98 goal. The misses left
+ * are text not read at all, or only in part: low-contrast (70–100 levels off the mean) and grey text
+ * over ultrasound texture (the top-hat keeps its streaks as ink touching the letters), text touching the
+ * frame's edge (a 9 px name at row 1), dark text half over a dark ground.
+ * Tried and not kept: a white border of 4 or 16 px around each pass image (fixes text at the frame's
+ * edge, but tesseract then reads other frames differently: 8–10 misses on seed 2026 instead of 5, US
+ * false blank 41–43 %, SC 44 %); joining words 2.5 heights apart in textRuns, or keeping short runs up
+ * to 3 heights beside a kept one on the same line: no string more than the bridging, more false blank.
  */
 const TUNING = Object.freeze({
   /** Half-size of the square structuring element of the top-hats, frame pixels: strokes up to 2r+1 wide survive. */
   radius: 4,
   /** Top-hat response (grey levels) from which a pixel is ink: text 70+ levels off its ground stays. */
   threshold: 48,
+  /**
+   * Ink specks of at most this many pixels (8-connected) in a thresholded top-hat are cleared before
+   * recognition: a stroke of the smallest text (9 px) is far larger, speckle is mostly such specks.
+   */
+  speckMax: 2,
   /** Frames narrower than this are read at ×2 (bilinear): 9–10 px text becomes 18–20 px. */
   upscaleBelow: 700,
   /** Words taller than this (frame pixels) are image blobs, not overlay text. */
@@ -82,6 +104,11 @@ const TUNING = Object.freeze({
   minConfidence: [0, 0, 70, 25] as readonly number[],
   /** Beside: at most this many text heights apart, horizontally and vertically (the smaller height). */
   nearRun: 1,
+  /**
+   * Kept runs on one line (overlapping by half the smaller height) at most this many text heights apart
+   * are one string: the gap between them is covered too (a monospace font's spaces, a word not read).
+   */
+  bridgeGap: 1.8,
 });
 const MAX_SIDE = 4096;
 
@@ -199,6 +226,41 @@ function topHats(frame: GrayFrame, r: number, threshold: number): [Uint8Array, U
   return [bright, dark];
 }
 
+/**
+ * `ink` (0 ink, 255 paper; w × h) with its 8-connected ink components of at most `max` pixels turned to
+ * paper, in place. Each component is filled once (a stack of pixel indices) and cleared if it stayed small.
+ */
+function despeckle(ink: Uint8Array, w: number, h: number, max: number): Uint8Array {
+  const seen = new Uint8Array(w * h);
+  const stack = new Int32Array(w * h);
+  const small = new Int32Array(max + 1);
+  for (let start = 0; start < w * h; start++) {
+    if (ink[start] !== 0 || seen[start] === 1) continue;
+    seen[start] = 1;
+    let top = 0;
+    stack[top++] = start;
+    let size = 0;
+    while (top > 0) {
+      const i = stack[--top] as number;
+      if (size <= max) small[size] = i;
+      size++;
+      const x = i % w;
+      const y = (i - x) / w;
+      for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1); yy++) {
+        for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++) {
+          const j = yy * w + xx;
+          if (ink[j] === 0 && seen[j] === 0) {
+            seen[j] = 1;
+            stack[top++] = j;
+          }
+        }
+      }
+    }
+    if (size <= max) for (let k = 0; k < size; k++) ink[small[k] as number] = 255;
+  }
+  return ink;
+}
+
 /** Bilinear ×scale. */
 function upscale(src: Uint8Array, w: number, h: number, scale: number): Uint8Array {
   if (scale === 1) return src;
@@ -233,7 +295,7 @@ function prepare(frame: GrayFrame): Prepared {
   const w = frame.width * scale;
   const h = frame.height * scale;
   const data = frame.data.subarray(0, frame.width * frame.height);
-  const passes = topHats({ ...frame, data }, TUNING.radius, TUNING.threshold);
+  const passes = topHats({ ...frame, data }, TUNING.radius, TUNING.threshold).map((p) => (TUNING.speckMax > 0 ? despeckle(p, frame.width, frame.height, TUNING.speckMax) : p));
   return { images: passes.map((p) => pgm(upscale(p, frame.width, frame.height, scale), w, h)), scale };
 }
 
@@ -315,6 +377,27 @@ function textLike(runs: Run[]): Box[] {
   return runs
     .filter((r) => sure(r) || seeds.some((s) => near(s, r)))
     .map((b) => ({ x0: Math.floor(b.x0), y0: Math.floor(b.y0), x1: Math.ceil(b.x1), y1: Math.ceil(b.y1) }));
+}
+
+/**
+ * The kept boxes plus, for each pair on one line (vertical overlap at least half the smaller height) less
+ * than TUNING.bridgeGap smaller heights apart, the gap between them: the words of one string that
+ * tesseract read as two runs (a monospace font's wide spaces, a word between them it could not read) are
+ * then covered from end to end.
+ */
+function bridged(boxes: Box[]): Box[] {
+  const bridges: Box[] = [];
+  for (const [i, a] of boxes.entries()) {
+    for (const b of boxes.slice(i + 1)) {
+      const h = Math.min(a.y1 - a.y0, b.y1 - b.y0);
+      const overlap = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0);
+      const gap = Math.max(a.x0, b.x0) - Math.min(a.x1, b.x1);
+      if (overlap >= h / 2 && gap > 0 && gap <= TUNING.bridgeGap * h) {
+        bridges.push({ x0: Math.min(a.x1, b.x1), y0: Math.min(a.y0, b.y0), x1: Math.max(a.x0, b.x0), y1: Math.max(a.y1, b.y1) });
+      }
+    }
+  }
+  return [...boxes, ...bridges];
 }
 
 /** Grown by `margin`, clipped to the frame, overlapping (or touching) boxes merged until none overlap. */
@@ -436,7 +519,7 @@ export function createTextDetector(options: TextDetectorOptions): TextDetector {
         const result = await engine.recognize(image, {}, { blocks: true, text: false });
         runs.push(...textRuns(result.data, scale));
       }
-      settle(job, { regions: regionsOf(textLike(runs), margin, job.frame.width, job.frame.height) });
+      settle(job, { regions: regionsOf(bridged(textLike(runs)), margin, job.frame.width, job.frame.height) });
     } catch (error) {
       if (slot.job === job) retire(slot);
       // The engine's error names its own failure (a load or image error), never words it read.
