@@ -5,7 +5,9 @@
 //   node --import tsx bench/engine.ts [--count 2000] [--rounds 3] [--cpu-prof]
 //
 // Issue 20: `cp -r` of the same folder is the I/O floor, and each tool is also reported as a fraction of
-// the floor's speed; ours runs with --jobs 1 and 2 (this machine's cores), to show how it scales. The CLI
+// the floor's speed; ours runs with --jobs 1 (in its main thread) and 2 (two worker threads: this
+// machine's cores), to show how it scales. The 1-minute load average is kept before each run: figures
+// taken while others load the cores say so. The CLI
 // runs from the compiled build (`npm run build` first), as users run it, not through tsx.
 //
 // What each tool does to every file:
@@ -22,7 +24,7 @@
 //              remapping, no private-tag removal, no sequence traversal: not a PS3.15 profile, a floor.
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { syntheticCtStudy } from './synthetic.ts';
@@ -76,11 +78,13 @@ try {
     'gdcmanon --dumb': (out) => ['gdcmanon', ['--dumb', '--empty', '10,10', '--empty', '10,20', '--remove', '10,30', '--remove', '8,80', '--empty', '8,90', '-r', '--continue', '-i', input, '-o', out]],
   };
   const rates: Record<string, number[]> = Object.fromEntries(Object.keys(tools).map((t) => [t, []]));
+  const loads: number[] = [];
   for (let r = 0; r < rounds; r++) {
     for (const [name, make] of Object.entries(tools)) {
       const out = join(work, `out-${r}-${name.replace(/\W+/g, '_')}`);
       mkdirSync(out);
       const [cmd, args] = make(out);
+      loads.push(loadavg()[0] as number);
       const t0 = process.hrtime.bigint();
       const res = await run(cmd, args);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -105,6 +109,8 @@ try {
     count,
     rounds,
     jobs: { ours: 2, 'ours --jobs 1': 1 },
+    cores: availableParallelism(),
+    loadAverage1m: { min: Math.min(...loads), median: median(loads), max: Math.max(...loads) },
     file: 'transfer-syntax/CT1_UNC.explicit_little_endian.dcm (530 KB), fresh SOP Instance UID each',
     instancesPerSecond: rates,
     medians: Object.fromEntries(Object.keys(tools).map((t) => [t, m(t)])),
@@ -121,6 +127,7 @@ try {
     console.log(`| ${t} | ${m(t).toFixed(0)} | ${(rates[t] ?? []).map((x) => x.toFixed(0)).join(', ')} | ${(m(t) / m('cp -r')).toFixed(3)} | ${(m('ours') / m(t)).toFixed(2)} |`);
   }
   console.log(`\nours --jobs 2 / --jobs 1: ${(m('ours') / m('ours --jobs 1')).toFixed(2)}`);
+  console.log(`load average (1 min) before each run: ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}, median ${median(loads).toFixed(2)}, on ${availableParallelism()} cores`);
   console.log(`\nJSON: ${join(RESULTS, 'engine.json')}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

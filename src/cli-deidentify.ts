@@ -4,6 +4,7 @@
 // are in cli/: input-tree (what to do), file-rewrite (one file), batch-report, pair-files, progress.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -21,18 +22,18 @@ import {
   type FileEntry,
   type Journal,
 } from './cli/batch-report.ts';
-import { outputMatches, rewriteFile, type RewriteContext } from './cli/file-rewrite.ts';
 import { UsageError } from './cli/errors.ts';
+import { describeError, failedEntry, type FileFailure } from './cli/file-outcome.ts';
+import { outputMatches, rewriteFile, type Rewritten, type RewriteContext } from './cli/file-rewrite.ts';
 import { listJobs, type Job } from './cli/input-tree.ts';
 import { openPairFiles, PAIRS_FORMATS, type PairFiles, type PairsFormat } from './cli/pair-files.ts';
 import { createProgress, type ProgressCounts, type ProgressMode } from './cli/progress.ts';
-import { createPolicy, type DeidPolicy } from './deid/deidentify.ts';
-import { DeidError, PixelWithheldError } from './deid/errors.ts';
+import { createRewritePool, type RewritePool } from './cli/rewrite-pool.ts';
+import { createPolicy, type DeidPolicy, type DeidPolicyOptions } from './deid/deidentify.ts';
+import { DeidError } from './deid/errors.ts';
 import type { PixelPolicyConfig } from './deid/pixel-policy.ts';
 import { parseProfileList } from './deid/profile-options.ts';
 import { PROFILE_OPTIONS } from './deid/profile.ts';
-import { DicomError } from './dicom/errors.ts';
-import { formatTag } from './dicom/tag.ts';
 
 const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--pixels-config F] [--secret-file F] [--fresh] [--jobs N]
                               [--pairs [--pairs-format jsonl|csv|both]] [--report F] [--progress MODE] IN… --out DIR
@@ -53,7 +54,8 @@ const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--pi
   --secret-file    file holding the pseudonym/date-shift key (else env DEID_GATEWAY_SECRET); required
   --fresh          random pseudonyms for this run (consistent within the run, unlinkable across runs;
                    such a run is never resumed: its salt is not kept)
-  --jobs N         files in flight at once (default 2)
+  --jobs N         worker threads rewriting files, each with two in flight (default 2; this machine
+                   has ${availableParallelism()} cores); 1: in this thread, one file at a time
   --pairs          also write the pseudonym/original pairs into DIR (mode 0600), as --pairs-format says:
                    jsonl (default): pseudonyms.jsonl, one { kind, pseudonym, original } a line;
                    csv: the MIDI-B validator's crosswalks uid_mapping.csv and patid_mapping.csv (id_old,id_new);
@@ -70,14 +72,6 @@ const USAGE = `usage: deid-gateway deidentify [--profile basic|OPT,OPT…] [--pi
   error), 1 some refused, 2 usage error, 130 / 143 stopped by SIGINT / SIGTERM (the report says which
   files are pending; run again to resume).
 `;
-
-/** The refusal as printed: a code and, where known, the tag; never a value or a message. */
-function describeError(error: unknown): string {
-  if (error instanceof DicomError) return error.tag === undefined ? error.code : `${error.code} at ${formatTag(error.tag)}`;
-  if (error instanceof DeidError) return 'tag' in error && typeof error.tag === 'string' ? `${error.code} at ${error.tag}` : error.code;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'INTERNAL_ERROR';
-}
 
 /**
  * A `pixels` block from a YAML or JSON file (the same fields as a profile's in the gateway's config), and
@@ -151,6 +145,8 @@ function parseOptions(argv: string[]) {
 /** Everything a run needs, from a command line that made sense. */
 interface Run {
   readonly policy: DeidPolicy;
+  /** What the policy was made from: each worker thread makes its own from the same (--jobs N > 1). */
+  readonly policyInputs: DeidPolicyOptions;
   readonly settings: BatchSettings;
   readonly jobs: readonly Job[];
   /** Inputs that are neither files nor folders: skipped without being read. */
@@ -182,14 +178,15 @@ async function prepare(argv: string[], io: CommandIo): Promise<Run | 'help'> {
   const secret = await readSecret(values['secret-file']);
   if (secret === undefined) throw new UsageError('a secret is required: --secret-file F or DEID_GATEWAY_SECRET');
   const pixels = values['pixels-config'] === undefined ? undefined : await readPixelsConfig(values['pixels-config']);
+  const policyInputs: DeidPolicyOptions = {
+    secret,
+    profile: profile.options,
+    pseudonymMode: values.fresh ? 'fresh' : 'deterministic',
+    ...(pixels ? { pixels: pixels.config, pixelScripts: pixels.scripts } : {}),
+  };
   let policy: DeidPolicy;
   try {
-    policy = createPolicy({
-      secret,
-      profile: profile.options,
-      pseudonymMode: values.fresh ? 'fresh' : 'deterministic',
-      ...(pixels ? { pixels: pixels.config, pixelScripts: pixels.scripts } : {}),
-    });
+    policy = createPolicy(policyInputs);
   } catch (error) {
     // DeidPolicyError issues name keys and limits, never the secret.
     throw new UsageError(error instanceof DeidError && 'issues' in error ? (error.issues as string[]).join('; ') : 'invalid policy');
@@ -210,7 +207,7 @@ async function prepare(argv: string[], io: CommandIo): Promise<Run | 'help'> {
   const jobs = await listJobs(positionals, out, unreadable, new Set(report ? [report, journalOf(report)] : []));
   await mkdir(out, { recursive: true });
   if (report) await mkdir(dirname(report), { recursive: true });
-  return { policy, settings, jobs, unreadable, jobCount, pairs, report, progress: progress as ProgressMode, progressInterval };
+  return { policy, policyInputs, settings, jobs, unreadable, jobCount, pairs, report, progress: progress as ProgressMode, progressInterval };
 }
 
 /**
@@ -238,14 +235,12 @@ async function earlierEntries(run: Run, note: (line: string) => void): Promise<M
   return earlier.entries;
 }
 
-/** Withheld by the pixel policy, or not DICOM: a policy outcome; anything else is refused. */
-function failedEntry(base: Pick<FileEntry, 'input' | 'inputBytes' | 'inputMtimeMs'>, error: unknown): FileEntry {
-  // PS3.10 7.1: no preamble/"DICM" and no recognisable dataset: not a DICOM file at all.
-  if (error instanceof DicomError && error.code === 'DICOM_NOT_DICOM') return { ...base, outcome: 'skipped', reason: error.code };
-  // The pixel policy's outcome, not a failure: its reason and the criterion or filter (never a value).
-  if (error instanceof PixelWithheldError) return { ...base, outcome: 'withheld', reason: `${error.reason} (${error.detail})` };
-  return { ...base, outcome: 'refused', reason: describeError(error) };
-}
+/**
+ * Files handed to each worker thread at once: when it finishes one, the next is already there, not a
+ * round trip through this thread (a stat, two messages) away. Memory: up to twice --jobs files of
+ * WHOLE_FILE_BYTES held.
+ */
+const IN_FLIGHT_PER_WORKER = 2;
 
 /** Where the command writes: the process's stdout and stderr, or a test's. */
 export interface CommandIo {
@@ -300,8 +295,21 @@ export async function deidentifyCommand(argv: string[], io: CommandIo = PROCESS_
     ? await startJournal(run.report, run.settings, [...(earlier?.values() ?? [])].filter((e) => inputs.has(e.input)))
     : undefined;
 
-  // Fresh mode: one salt for the run, so the files of one study stay linked to each other.
-  const context: RewriteContext = { policy: run.policy, salt: run.settings.pseudonyms === 'fresh' ? randomBytes(16) : undefined, folders: new Map(), hashOutputs: run.report !== undefined };
+  // Fresh mode: one salt for the run, so the files of one study stay linked to each other. Blocking I/O:
+  // this thread rewrites here only one file at a time (--jobs 1, or a single input), with nothing to do
+  // meanwhile; signals and progress wait for the file in hand (about a millisecond).
+  const context: RewriteContext = {
+    policy: run.policy,
+    salt: run.settings.pseudonyms === 'fresh' ? randomBytes(16) : undefined,
+    folders: new Map(),
+    hashOutputs: run.report !== undefined,
+    blockingIo: true,
+  };
+  // --jobs N > 1: N worker threads rewrite (the engine is CPU-bound: files in flight on one thread do not
+  // add up), each file in flight on one of them; --jobs 1: this thread, one file at a time. Started in
+  // the try below, whose finally stops them (a live worker would keep the process from exiting).
+  let pool: RewritePool | undefined;
+  const rewrite = (job: Job, size: number): Promise<Rewritten | FileFailure> => (pool ? pool.rewrite(job.input, size, job.output) : rewriteFile(context, job.input, size, job.output));
   const entries = new Map<string, FileEntry>();
   const counts = { done: 0, total: run.jobs.length + run.unreadable.length, bytes: 0, processed: 0, refused: 0, withheld: 0, resumed: 0 };
   const finished = (entry: FileEntry, processedBytes: number | undefined): void => {
@@ -335,7 +343,9 @@ export async function deidentifyCommand(argv: string[], io: CommandIo = PROCESS_
       if (done) return finished({ ...previous, resumed: true }, undefined);
     }
     try {
-      const { pairs, outputBytes, outputSha256 } = await rewriteFile(context, job.input, info.size, job.output);
+      const rewritten = await rewrite(job, info.size);
+      if ('outcome' in rewritten) return finished({ ...base, ...rewritten }, info.size);
+      const { pairs, outputBytes, outputSha256 } = rewritten;
       pairFiles?.add(pairs); // before the journal says done: a resumed run finds the pairs of what it skips
       finished({ ...base, outcome: 'deidentified', output: job.output, outputBytes, ...(outputSha256 === undefined ? {} : { outputSha256 }) }, info.size);
     } catch (error) {
@@ -367,8 +377,12 @@ export async function deidentifyCommand(argv: string[], io: CommandIo = PROCESS_
     for (let job = run.jobs[next++]; job !== undefined && stoppedBy === undefined; job = run.jobs[next++]) await processJob(job);
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(run.jobCount, Math.max(run.jobs.length, 1)) }, worker));
+    if (run.jobCount > 1 && run.jobs.length > 1) {
+      pool = createRewritePool(Math.min(run.jobCount, run.jobs.length), { policy: run.policyInputs, salt: context.salt, hashOutputs: context.hashOutputs });
+    }
+    await Promise.all(Array.from({ length: Math.min(run.jobCount * (pool ? IN_FLIGHT_PER_WORKER : 1), Math.max(run.jobs.length, 1)) }, worker));
   } finally {
+    await pool?.close();
     clearInterval(timer);
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);

@@ -5,7 +5,7 @@
 // in one call each, so memory per file in flight stays bounded by that size whatever the input; a larger
 // one is streamed.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, renameSync, writeSync, writevSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -40,6 +40,25 @@ export interface RewriteContext {
   readonly folders: Map<string, Promise<unknown>>;
   /** Whether each output's SHA-256 is taken (for the report's resume check; a tenth of the time otherwise). */
   readonly hashOutputs: boolean;
+  /**
+   * A small file is read, written and renamed with blocking calls: on a worker thread that does nothing
+   * else, a round trip through the (shared, four-thread) libuv pool per call costs more than the call.
+   */
+  readonly blockingIo?: boolean;
+}
+
+/** Writes `chunks` (`bytes` in all) to a new file `path` (0600), blocking. */
+function writeWholeSync(path: string, chunks: readonly Buffer[], bytes: number): void {
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    let written = writevSync(fd, chunks as Buffer[]);
+    if (written < bytes) {
+      const rest = Buffer.concat(chunks as Buffer[], bytes);
+      while (written < bytes) written += writeSync(fd, rest, written, bytes - written);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Streams `input` (of `size` bytes) through the engine into `output`. Engine errors propagate as they are. */
@@ -59,12 +78,17 @@ export async function rewriteFile(context: RewriteContext, input: string, size: 
     if (size <= WHOLE_FILE_BYTES) {
       // A small file: read whole, its output gathered and written in one call (no streams to set up).
       const chunks: Buffer[] = [];
-      for await (const chunk of rewritePart10([await readFile(input)], session).output) {
+      for await (const chunk of rewritePart10([context.blockingIo ? readFileSync(input) : await readFile(input)], session).output) {
         hash?.update(chunk);
         outputBytes += chunk.length;
         chunks.push(chunk);
       }
       // Gathered, not concatenated: the pixel data is written from the input's own buffer.
+      if (context.blockingIo) {
+        writeWholeSync(partial, chunks, outputBytes);
+        renameSync(partial, output);
+        return { pairs: session.pairs(), outputBytes, outputSha256: hash?.digest('hex') };
+      }
       const handle = await open(partial, 'w', 0o600);
       try {
         await handle.writev(chunks);
