@@ -16,18 +16,8 @@ import { frameByteLength, frameGeometry, PIXEL_TAG } from '../../src/pixel/geome
 import { grayFrame } from '../../src/pixel/gray-frame.ts';
 import type { GrayFrame, TextRegion } from '../../src/pixel/text-detection.ts';
 import { sample } from './sample.ts';
+import { prng } from './prng.ts';
 
-/** mulberry32: a small 32-bit PRNG, uniform in [0, 1); the seed fixes the sequence. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Random = () => number;
 const pick = <T>(r: Random, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;

@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createCanvas } from '@napi-rs/canvas';
 import { keyedUid } from '../../src/deid/pseudonym.ts';
 import { findElement } from '../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
@@ -19,59 +18,15 @@ import { makeKeys, scopeKey, startTestGateway, TEST_PROJECT, type TestGateway, t
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { startRecordingProxy, type RecordingProxy } from '../helpers/recording-proxy.ts';
-import { sample } from '../helpers/sample.ts';
+import { burnedCine, CINE_UIDS, COLUMNS, FRAME_BYTES, FRAMES, pixelOf, ROWS } from '../helpers/burned-cine.ts';
 import { openSqliteStore } from '../../src/store/sqlite-store.ts';
 import { projectScope } from '../../src/projects/project.ts';
 
-const CINE = {
-  study: '1.3.6.1.4.1.25403.166563008443.732.20120418082458.1',
-  series: '1.3.6.1.4.1.25403.166563008443.732.20120418082458.2',
-  instance: '1.3.6.1.4.1.25403.166563008443.732.20120418082458.3',
-};
-const ROWS = 240;
-const COLUMNS = 320;
-const FRAMES = 8;
-const FRAME_BYTES = ROWS * COLUMNS * 3;
+const CINE = CINE_UIDS;
 const OCR_PROJECT = 'ocr';
 const INSTANCES = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 const FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 const TAG_BURNED_IN = 0x00280301;
-const TAG_PLANAR = 0x00280006;
-
-/** The cine with white identity text on a black bar burned into every frame, and where the text's pixels are. */
-async function cineWithText(): Promise<{ file: Buffer; textPixels: number[]; planar: number }> {
-  const original = sample('multiframe/IM00001.implicit_little_endian.dcm');
-  const parsed = await readPart10Buffer(original);
-  const planar = findElement(parsed.header.dataset, TAG_PLANAR)?.value?.readUInt16LE(0) ?? 0;
-  const pixelBytes = FRAME_BYTES * FRAMES;
-  // Implicit VR Little Endian, Pixel Data last: (7FE0,0010), its 4-byte length, then the frames.
-  const at = original.length - pixelBytes;
-  assert.equal(original.readUInt32LE(at - 8), 0x00107fe0, 'Pixel Data is the last element');
-  assert.equal(original.readUInt32LE(at - 4), pixelBytes);
-  const canvas = createCanvas(COLUMNS, ROWS);
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#fff';
-  ctx.font = 'bold 20px "DejaVu Sans"';
-  ctx.textBaseline = 'top';
-  ctx.fillText('DOE JOHN 1961-04-12', 12, 196);
-  const rgba = ctx.getImageData(0, 0, COLUMNS, ROWS).data;
-  const textPixels: number[] = [];
-  for (let p = 0; p < ROWS * COLUMNS; p++) if ((rgba[p * 4 + 3] as number) > 128) textPixels.push(p);
-  const file = Buffer.from(original);
-  for (let f = 0; f < FRAMES; f++) {
-    const frame = file.subarray(at + f * FRAME_BYTES, at + (f + 1) * FRAME_BYTES);
-    for (let y = 190; y < 224; y++) for (let x = 4; x < 316; x++) setPixel(frame, planar, y * COLUMNS + x, 0);
-    for (const p of textPixels) setPixel(frame, planar, p, 255);
-  }
-  return { file, textPixels, planar };
-}
-
-function setPixel(frame: Buffer, planar: number, p: number, v: number): void {
-  for (let s = 0; s < 3; s++) frame[planar === 0 ? p * 3 + s : s * ROWS * COLUMNS + p] = v;
-}
-function pixel(frame: Buffer, planar: number, p: number): number[] {
-  return [0, 1, 2].map((s) => frame[planar === 0 ? p * 3 + s : s * ROWS * COLUMNS + p] as number);
-}
 
 describe('OCR-assisted redaction: a risky instance no rule covers is OCR-redacted, or withheld', () => {
   let orthanc: OrthancProcess;
@@ -106,7 +61,7 @@ describe('OCR-assisted redaction: a risky instance no rule covers is OCR-redacte
   const framesAsked = (mark: number) => proxy.since(mark).filter((r) => /\/frames\//.test(r.url)).length;
 
   before(async () => {
-    ({ file: stored, textPixels, planar } = await cineWithText());
+    ({ file: stored, text: textPixels, planar } = await burnedCine('DOE JOHN 1961-04-12', { x: 4, y: 190, width: 312, height: 34 }, { x: 12, y: 196 }));
     ({ orthanc } = await startTestOrthanc());
     const up = await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: new Uint8Array(stored) });
     assert.equal(up.status, 200);
@@ -188,16 +143,16 @@ describe('OCR-assisted redaction: a risky instance no rule covers is OCR-redacte
       const frame = pixels.subarray(f * FRAME_BYTES, (f + 1) * FRAME_BYTES);
       const was = originals[f] as Buffer;
       for (let p = 0; p < ROWS * COLUMNS; p++) {
-        const now = pixel(frame, planar, p);
-        if (now.every((v, s) => v === pixel(was, planar, p)[s])) continue;
+        const now = pixelOf(frame, planar, p);
+        if (now.every((v, s) => v === pixelOf(was, planar, p)[s])) continue;
         assert.deepEqual(now, [0, 0, 0], `frame ${f + 1}: a pixel changed but not blanked`);
         union.add(p);
       }
     }
     for (let f = 0; f < FRAMES; f++) {
       const frame = pixels.subarray(f * FRAME_BYTES, (f + 1) * FRAME_BYTES);
-      for (const p of textPixels) assert.deepEqual(pixel(frame, planar, p), [0, 0, 0], `frame ${f + 1}: a text pixel left`);
-      for (const p of union) assert.deepEqual(pixel(frame, planar, p), [0, 0, 0], `frame ${f + 1}: a blanked position not blanked here`);
+      for (const p of textPixels) assert.deepEqual(pixelOf(frame, planar, p), [0, 0, 0], `frame ${f + 1}: a text pixel left`);
+      for (const p of union) assert.deepEqual(pixelOf(frame, planar, p), [0, 0, 0], `frame ${f + 1}: a blanked position not blanked here`);
     }
     const blanked = union.size / (ROWS * COLUMNS);
 

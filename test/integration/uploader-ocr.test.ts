@@ -12,67 +12,32 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createCanvas } from '@napi-rs/canvas';
 import { keyedUid } from '../../src/deid/pseudonym.ts';
-import { asciiValue, findElement } from '../../src/dicom/dataset.ts';
+import { asciiValue } from '../../src/dicom/dataset.ts';
 import { tagForKeyword } from '../../src/dicom/dictionary.ts';
 import { readPart10Buffer, type Part10Parsed } from '../../src/dicom/part10-reader.ts';
 import { scopeKey, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
-import { sample } from '../helpers/sample.ts';
+import { burnedCine, CINE_UIDS, FRAME_BYTES, FRAMES, ROWS, COLUMNS, SAMPLES, sampleAt as at, type BurnedCine } from '../helpers/burned-cine.ts';
 import { parseStowAnswer, stowBody } from '../helpers/stow.ts';
 
 /** PS3.7 Annex C: Refused: Not authorized, the Failure Reason of a withheld instance. */
 const NOT_AUTHORIZED = 0x0124;
-const CINE = sample('multiframe/IM00001.implicit_little_endian.dcm'); // US, RGB 8-bit, 320 × 240, 8 frames
-const CINE_SOP_INSTANCE = '1.3.6.1.4.1.25403.166563008443.732.20120418082458.3';
-const [ROWS, COLUMNS, FRAMES, SAMPLES] = [240, 320, 8, 3];
-const FRAME_BYTES = ROWS * COLUMNS * SAMPLES;
 /** Identity text of words that cannot occur in a log's hex request IDs or UUIDs. */
 const TEXT = 'ROE JANE 1957-09-30';
 const TEXT_IN_LOG = /ROE|JANE|1957-09/;
 
 const tag = (keyword: string): number => tagForKeyword(keyword) as number;
 
-/** Where sample `s` of pixel `p` is in a frame of Planar Configuration `planar`. */
-const at = (planar: number, p: number, s: number) => (planar === 0 ? p * SAMPLES + s : s * ROWS * COLUMNS + p);
-
-/** The cine with `TEXT` drawn white on a black band across the bottom of every frame, and the text's pixels. */
-async function burnedCine(): Promise<{ file: Buffer; text: number[]; planar: number }> {
-  const parsed = await readPart10Buffer(CINE);
-  const planar = findElement(parsed.header.dataset, tag('PlanarConfiguration'))?.value?.readUInt16LE(0) ?? 0;
-  const start = CINE.length - FRAME_BYTES * FRAMES; // Pixel Data is the file's last element
-  assert.equal(CINE.readUInt32LE(start - 4), FRAME_BYTES * FRAMES, 'the frames end the file');
-  const canvas = createCanvas(COLUMNS, ROWS);
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#000';
-  ctx.fillRect(6, 186, 308, 40);
-  ctx.fillStyle = '#fff';
-  ctx.font = 'bold 20px "DejaVu Sans"';
-  ctx.textBaseline = 'top';
-  ctx.fillText(TEXT, 14, 196);
-  const rgba = ctx.getImageData(0, 0, COLUMNS, ROWS).data;
-  const file = Buffer.from(CINE);
-  const text: number[] = [];
-  for (let p = 0; p < ROWS * COLUMNS; p++) {
-    const alpha = rgba[p * 4 + 3] as number;
-    if (alpha === 0) continue;
-    const white = (rgba[p * 4] as number) > 128 && alpha > 128;
-    if (white) text.push(p);
-    for (let f = 0; f < FRAMES; f++) for (let s = 0; s < SAMPLES; s++) file[start + f * FRAME_BYTES + at(planar, p, s)] = white ? 255 : 0;
-  }
-  return { file, text, planar };
-}
-
 describe('uploader OCR: a risky upload no rule covers is OCR-redacted, or refused as withheld', () => {
   let orthanc: OrthancProcess;
   let ocr: TestGateway;
   let off: TestGateway;
   let slow: TestGateway;
-  let burned: { file: Buffer; text: number[]; planar: number };
+  let burned: BurnedCine;
 
   before(async () => {
-    burned = await burnedCine();
+    burned = await burnedCine(TEXT, { x: 6, y: 186, width: 308, height: 40 }, { x: 14, y: 196 });
     ({ orthanc } = await startTestOrthanc());
     const config = (pixels: Record<string, unknown>, timeoutMs = 60_000) => ({
       productPixelDefaults: true,
@@ -174,7 +139,7 @@ describe('uploader OCR: a risky upload no rule covers is OCR-redacted, or refuse
     const copy = stored[0] as Part10Parsed;
     const ds = copy.header.dataset;
     // The header went through the uploader profile: its UIDs are the upload scope's pseudonyms.
-    assert.equal(asciiValue(ds, tag('SOPInstanceUID')), keyedUid(scopeKey(ocr.keys, 'upload'), CINE_SOP_INSTANCE));
+    assert.equal(asciiValue(ds, tag('SOPInstanceUID')), keyedUid(scopeKey(ocr.keys, 'upload'), CINE_UIDS.instance));
     assert.equal(answer.stored[0]?.sopInstance, asciiValue(ds, tag('SOPInstanceUID')));
     const original = (await readPart10Buffer(burned.file)).header.dataset;
     assert.notEqual(asciiValue(ds, tag('PatientName'))?.trim(), asciiValue(original, tag('PatientName'))?.trim());

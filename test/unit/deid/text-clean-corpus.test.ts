@@ -7,18 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cleanText, collectIdentities, jsonIdentitySource, TEXT_CLEAN_MARKER } from '../../../src/deid/text-clean.ts';
 import type { JsonDataset } from '../../../src/dicom/json-model.ts';
+import { prng } from '../../helpers/prng.ts';
 
-/** mulberry32: a small seeded PRNG (the corpus must not depend on the clock). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FAMILY = ['Müller', 'Łukaszewicz', 'Nguyễn', "O'Brien", 'van der Berg', 'Al-Sayed', 'Smith-Jones', 'García', 'Kowalczyk', 'Dubois', 'Østergaard', 'Fitzgerald', 'Okonkwo', 'Svensson', 'Papadopoulos', 'Lefèvre', 'Zhang', 'Li', 'Ng', 'Brontë'];
 const GIVEN = ['Hans-Jürgen', 'José', 'Zoë', 'François', 'Siobhan', 'Aleksandra', 'Björn', 'Chiara', 'Mateus', 'Ingrid', 'Kwame', 'Renée', 'Dmitri', 'Ayşe', 'Thibault'];

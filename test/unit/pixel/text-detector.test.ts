@@ -6,7 +6,8 @@ import { before, describe, it } from 'node:test';
 import { createCanvas } from '@napi-rs/canvas';
 import { type GrayFrame, TextDetectionError, type TextDetectionErrorCode } from '../../../src/pixel/text-detection.ts';
 import { createTextDetector } from '../../../src/pixel/text-detector.ts';
-import { blankedFraction, fullyCovered, type GeneratedSet, generateTextFrames, prng } from '../../helpers/text-frames.ts';
+import { prng } from '../../helpers/prng.ts';
+import { blankedFraction, fullyCovered, type GeneratedSet, generateTextFrames } from '../../helpers/text-frames.ts';
 
 /**
  * The regression set: 10 text frames (25+ identity strings) and text-free frames, seed fixed: of the 10
