@@ -31,7 +31,7 @@ import { transferSyntax, type TransferSyntax } from '../dicom/transfer-syntax.ts
 import { requireCodec } from '../pixel/codecs.ts';
 import { FrameSplitter } from '../pixel/encapsulated.ts';
 import { PixelError, PixelFrameTooLargeError, PixelUnsupportedError } from '../pixel/errors.ts';
-import { DEFAULT_MAX_FRAME_BYTES, PIXEL_TAG, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
+import { DEFAULT_MAX_FRAME_BYTES, PIXEL_TAG, frameBits, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
 import { frameLuminance } from '../pixel/gray-frame.ts';
 import { TextDetectionError, type TextDetector, type TextRegion } from '../pixel/text-detection.ts';
 import { TextRegionsUnavailableError } from './errors.ts';
@@ -191,6 +191,11 @@ function sampledFramesOf(header: Part10Header, read: AttributeReader, settings: 
   if (!syntax.encapsulated && !header.encoding.littleEndian) throw new PixelUnsupportedError('native big endian Pixel Data is not read for OCR');
   const geometry = frameGeometry(read, { allowMissingPlanarConfiguration: codec !== undefined && codec !== 'deflate' });
   const single = { ...geometry, numberOfFrames: 1 };
+  // Native 1-bit frames are packed end to end (PS3.5 8.1.1, 8.2): one whose bits are not a whole number of
+  // bytes starts mid-byte, and read from a byte boundary it would reach OCR shifted by a few pixels.
+  if (codec === undefined && geometry.numberOfFrames > 1 && frameBits(single) % 8 !== 0) {
+    throw new PixelUnsupportedError('native 1-bit frames that do not start on a byte boundary are not read for OCR');
+  }
   const size = frameByteLength(single);
   if (size > DEFAULT_MAX_FRAME_BYTES) throw new PixelFrameTooLargeError(DEFAULT_MAX_FRAME_BYTES);
   const wanted = sampledFrames(geometry.numberOfFrames, settings.sampleEvery, settings.maxSampledFrames).map((f) => f - 1);

@@ -13,6 +13,8 @@ import { PixelWithheldError } from '../../../src/deid/errors.ts';
 import type { PixelPolicyConfig, Rectangle } from '../../../src/deid/pixel-policy.ts';
 import { asciiValue, findElement } from '../../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../../src/dicom/part10-reader.ts';
+import { encodeDataset, encodeFileMeta } from '../../../src/dicom/part10-writer.ts';
+import { padValue } from '../../../src/dicom/vr.ts';
 import { savingSession } from '../../../src/dicomweb/deidentified-view.ts';
 import { FailureReason, storePart, type StowView } from '../../../src/dicomweb/stow.ts';
 import type { UpstreamRequest } from '../../../src/dicomweb/upstream.ts';
@@ -54,7 +56,7 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
   });
 
   /** storePart of one sample, in 16 KiB chunks, against a PACS that keeps what it is sent. */
-  async function store(file: string, pixels: PixelPolicyConfig, detector: TextDetector | undefined, manual?: Rectangle[]) {
+  async function store(file: string | Buffer, pixels: PixelPolicyConfig, detector: TextDetector | undefined, manual?: Rectangle[]) {
     const sent: Buffer[] = [];
     const outcomes: [string, string, number][] = [];
     const refusals: unknown[] = [];
@@ -81,7 +83,7 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
         ? { ocr: { detector, settings: { sampleEvery: 3, maxSampledFrames: 3 }, observe: { outcome: (o, r, n) => outcomes.push([o, r, n]) } } }
         : {}),
     };
-    const bytes = sample(file);
+    const bytes = typeof file === 'string' ? sample(file) : file;
     const body = (async function* () {
       for (let i = 0; i < bytes.length; i += 16384) yield bytes.subarray(i, i + 16384);
     })();
@@ -158,6 +160,44 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
       assert.deepEqual(outcomes, [['withheld', code, 1]]);
     });
   }
+
+  test('native 1-bit frames that start mid-byte are not read for OCR: withheld, the detector never asked', async () => {
+    // A 5 × 5 bitmap holds 25 bits: frames 2 and 3 start at bits 25 and 50, inside a byte.
+    const text = (tag: number, vr: string, value: string) => ({ tag, vr, value: padValue(Buffer.from(value, 'latin1'), vr) });
+    const us = (tag: number, value: number) => ({ tag, vr: 'US', value: Buffer.from(Uint16Array.of(value).buffer) });
+    const sopClass = '1.2.840.10008.5.1.4.1.1.7.1'; // Multi-frame Single Bit Secondary Capture
+    const sop = '2.25.1234567890123456789';
+    const file = Buffer.concat([
+      encodeFileMeta({ transferSyntaxUID: '1.2.840.10008.1.2.1', mediaStorageSOPClassUID: sopClass, mediaStorageSOPInstanceUID: sop }),
+      encodeDataset(
+        [
+          text(0x00080016, 'UI', sopClass),
+          text(0x00080018, 'UI', sop),
+          text(0x00080060, 'CS', 'OT'),
+          text(0x00100010, 'PN', 'DOE^JANE'),
+          text(0x0020000d, 'UI', '2.25.1234567890123456780'),
+          text(0x0020000e, 'UI', '2.25.1234567890123456781'),
+          us(0x00280002, 1),
+          text(0x00280004, 'CS', 'MONOCHROME2'),
+          text(0x00280008, 'IS', '3'),
+          us(0x00280010, 5),
+          us(0x00280011, 5),
+          us(0x00280100, 1),
+          us(0x00280101, 1),
+          us(0x00280102, 0),
+          us(0x00280103, 0),
+          { tag: 0x7fe00010, vr: 'OB', value: Buffer.alloc(10, 0x5a) },
+        ],
+        { explicitVr: true, littleEndian: true },
+      ),
+    ]);
+    const detector = fakeDetector({ regions: TEXT });
+    const { result, sent, refusals } = await store(file, OCR_ON, detector);
+    assert.equal(result.failed?.reason, FailureReason.notAuthorized);
+    assert.equal(sent.length, 0);
+    assert.equal(detector.frames.length, 0);
+    assert.match((refusals[0] as PixelWithheldError).detail, /OCR failed: PIXEL_UNSUPPORTED$/, 'refused on the OCR path, not before it');
+  });
 
   test('without a detector the part OCR may redact stays withheld, as before', async () => {
     const { result, sent } = await store(CINE, OCR_ON, undefined);
