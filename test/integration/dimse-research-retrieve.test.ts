@@ -15,9 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { samplesDir } from '../../src/demo/samples.ts';
 import { asciiValue } from '../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
-import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts';
 import { TAG } from '../../src/dicom/tags.ts';
-import { padValue } from '../../src/dicom/vr.ts';
 import { keyedUid } from '../../src/deid/pseudonym.ts';
 import { dimseBlock } from '../helpers/dimse.ts';
 import { getscu, movescu, part10Dataset, startStoreScp, type RetrieveOutcome, type StoreScp } from '../helpers/dimse-retrieve.ts';
@@ -26,6 +24,7 @@ import { CANARIES, findCanaries, scanLeaks } from '../helpers/leak-scan.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { listSamples, sample } from '../helpers/sample.ts';
+import { explicitLittleEndianFile, textElement, usElement } from '../helpers/synthetic-instance.ts';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
@@ -326,13 +325,10 @@ describe('the research face retrieves the de-identified view: C-GET and C-MOVE (
   test('the view failing mid-instance aborts the association: the workstation never gets part of an instance', async () => {
     // A 52 MB instance, so the PACS is stopped while its Pixel Data streams (once getscu has begun writing it).
     const sop = '1.2.826.0.1.3680043.10.1.1';
-    const text = (tag: number, vr: string, value: string) => ({ tag, vr, value: padValue(Buffer.from(value, 'latin1'), vr) });
-    const us = (tag: number, value: number) => ({ tag, vr: 'US', value: Buffer.from([value & 0xff, value >> 8]) });
+    const text = textElement;
+    const us = usElement;
     const frames = 100;
-    const file = Buffer.concat([
-      encodeFileMeta({ transferSyntaxUID: EXPLICIT_LE, mediaStorageSOPClassUID: SECONDARY_CAPTURE, mediaStorageSOPInstanceUID: sop }),
-      encodeDataset(
-        [
+    const file = explicitLittleEndianFile(SECONDARY_CAPTURE, sop, [
           text(0x00080016, 'UI', SECONDARY_CAPTURE),
           text(0x00080018, 'UI', sop),
           text(0x00080060, 'CS', 'OT'),
@@ -350,9 +346,6 @@ describe('the research face retrieves the de-identified view: C-GET and C-MOVE (
           us(0x00280102, 15),
           us(0x00280103, 0),
           { tag: 0x7fe00010, vr: 'OW', value: Buffer.alloc(512 * 512 * 2 * frames, 0x11) },
-        ],
-        { explicitVr: true, littleEndian: true },
-      ),
     ]);
     assert.equal((await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: file })).status, 200);
     const study = (await qido('/studies?PatientID=*')).map((s) => first(s, '0020000D')).find((s) => !instances.some((i) => i.study === s)) as string;

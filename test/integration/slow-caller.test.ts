@@ -9,37 +9,26 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts';
-import { padValue } from '../../src/dicom/vr.ts';
 import { loadIntoOrthanc } from '../../src/demo/orthanc-process.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { assertHealthy } from '../helpers/http.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
+import { explicitLittleEndianFile, textElement, usElement } from '../helpers/synthetic-instance.ts';
 
 const ROOT = '1.2.826.0.1.3680043.10.543.26';
 const STUDY = `${ROOT}.1`;
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
-const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 const INSTANCES = 24;
 const SIDE = 512; // 512 × 512 × 16 bits: 512 KiB of pixels per instance, 12 MiB in the study
-
-function us(value: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(value);
-  return b;
-}
 
 /** A Secondary Capture instance with 512 KiB of 16-bit pixels, patterned so a cut or shuffled body shows. */
 function instance(n: number): Buffer {
   const sop = `${ROOT}.3.${n}`;
-  const text = (tag: number, vr: string, value: string) => ({ tag, vr, value: padValue(Buffer.from(value, 'latin1'), vr) });
+  const text = textElement;
   const pixels = Buffer.alloc(SIDE * SIDE * 2);
   for (let i = 0; i < SIDE * SIDE; i++) pixels.writeUInt16LE((i * 7 + n) & 0x0fff, i * 2);
-  return Buffer.concat([
-    encodeFileMeta({ transferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN, mediaStorageSOPClassUID: SECONDARY_CAPTURE, mediaStorageSOPInstanceUID: sop }),
-    encodeDataset(
-      [
+  return explicitLittleEndianFile(SECONDARY_CAPTURE, sop, [
         text(0x00080016, 'UI', SECONDARY_CAPTURE),
         text(0x00080018, 'UI', sop),
         text(0x00080060, 'CS', 'OT'),
@@ -48,18 +37,15 @@ function instance(n: number): Buffer {
         text(0x0020000d, 'UI', STUDY),
         text(0x0020000e, 'UI', `${ROOT}.2`),
         text(0x00200013, 'IS', String(n)),
-        { tag: 0x00280002, vr: 'US', value: us(1) },
+        usElement(0x00280002, 1),
         text(0x00280004, 'CS', 'MONOCHROME2'),
-        { tag: 0x00280010, vr: 'US', value: us(SIDE) },
-        { tag: 0x00280011, vr: 'US', value: us(SIDE) },
-        { tag: 0x00280100, vr: 'US', value: us(16) },
-        { tag: 0x00280101, vr: 'US', value: us(12) },
-        { tag: 0x00280102, vr: 'US', value: us(11) },
-        { tag: 0x00280103, vr: 'US', value: us(0) },
+        usElement(0x00280010, SIDE),
+        usElement(0x00280011, SIDE),
+        usElement(0x00280100, 16),
+        usElement(0x00280101, 12),
+        usElement(0x00280102, 11),
+        usElement(0x00280103, 0),
         { tag: 0x7fe00010, vr: 'OW', value: pixels },
-      ],
-      { explicitVr: true, littleEndian: true },
-    ),
   ]);
 }
 

@@ -7,11 +7,10 @@ import type { Page } from 'playwright-core';
 import { samplesDir } from '../../src/demo/samples.ts';
 import { asciiValue } from '../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
-import { encodeDataset, encodeFileMeta } from '../../src/dicom/part10-writer.ts';
-import { padValue } from '../../src/dicom/vr.ts';
 import { launchBrowser } from '../helpers/browser.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
+import { explicitLittleEndianFile, textElement, usElement } from '../helpers/synthetic-instance.ts';
 
 const ARTIFACTS = resolve(import.meta.dirname, '../artifacts');
 const ECHO = join(samplesDir(), 'multiframe/IM00001.implicit_little_endian.dcm');
@@ -48,8 +47,8 @@ function burnedInTextInstance(): { file: Buffer; words: string[] } {
   for (let i = 0; i < pixels.length; i++) pixels[i] = rgba[i * 4] as number;
   const sopClass = '1.2.840.10008.5.1.4.1.1.4';
   const sop = '2.25.918273645500112233445566778899';
-  const text = (tag: number, vr: string, value: string) => ({ tag, vr, value: padValue(Buffer.from(value, 'latin1'), vr) });
-  const us = (tag: number, value: number) => ({ tag, vr: 'US', value: Buffer.from(Uint16Array.of(value).buffer) });
+  const text = textElement;
+  const us = usElement;
   const dataset = [
     text(0x00080016, 'UI', sopClass),
     text(0x00080018, 'UI', sop),
@@ -68,10 +67,7 @@ function burnedInTextInstance(): { file: Buffer; words: string[] } {
     us(0x00280103, 0),
     { tag: 0x7fe00010, vr: 'OB', value: pixels },
   ];
-  const file = Buffer.concat([
-    encodeFileMeta({ transferSyntaxUID: '1.2.840.10008.1.2.1', mediaStorageSOPClassUID: sopClass, mediaStorageSOPInstanceUID: sop }),
-    encodeDataset(dataset, { explicitVr: true, littleEndian: true }),
-  ]);
+  const file = explicitLittleEndianFile(sopClass, sop, dataset);
   return { file, words: ['DOE', 'JANE', '4471203'] };
 }
 

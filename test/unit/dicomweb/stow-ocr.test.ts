@@ -13,8 +13,6 @@ import { PixelWithheldError } from '../../../src/deid/errors.ts';
 import type { PixelPolicyConfig, Rectangle } from '../../../src/deid/pixel-policy.ts';
 import { asciiValue, findElement } from '../../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../../src/dicom/part10-reader.ts';
-import { encodeDataset, encodeFileMeta } from '../../../src/dicom/part10-writer.ts';
-import { padValue } from '../../../src/dicom/vr.ts';
 import { savingSession } from '../../../src/dicomweb/deidentified-view.ts';
 import { FailureReason, storePart, type StowView } from '../../../src/dicomweb/stow.ts';
 import type { UpstreamRequest } from '../../../src/dicomweb/upstream.ts';
@@ -22,6 +20,7 @@ import { stowFailureReason } from '../../../src/http/error-mapping.ts';
 import { TextDetectionError, type GrayFrame, type TextDetector, type TextRegion } from '../../../src/pixel/text-detection.ts';
 import { splitMultipart } from '../../helpers/multipart.ts';
 import { sample } from '../../helpers/sample.ts';
+import { explicitLittleEndianFile, textElement, usElement } from '../../helpers/synthetic-instance.ts';
 
 const CINE = 'multiframe/IM00001.implicit_little_endian.dcm'; // US, RGB 8-bit, 320 × 240, 8 frames, native
 const CINE_JPEG = 'multiframe/IM00001.fragmented_no_bot_jpeg_baseline.50.dcm'; // the same cine, JPEG baseline
@@ -163,14 +162,11 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
 
   test('native 1-bit frames that start mid-byte are not read for OCR: withheld, the detector never asked', async () => {
     // A 5 × 5 bitmap holds 25 bits: frames 2 and 3 start at bits 25 and 50, inside a byte.
-    const text = (tag: number, vr: string, value: string) => ({ tag, vr, value: padValue(Buffer.from(value, 'latin1'), vr) });
-    const us = (tag: number, value: number) => ({ tag, vr: 'US', value: Buffer.from(Uint16Array.of(value).buffer) });
+    const text = textElement;
+    const us = usElement;
     const sopClass = '1.2.840.10008.5.1.4.1.1.7.1'; // Multi-frame Single Bit Secondary Capture
     const sop = '2.25.1234567890123456789';
-    const file = Buffer.concat([
-      encodeFileMeta({ transferSyntaxUID: '1.2.840.10008.1.2.1', mediaStorageSOPClassUID: sopClass, mediaStorageSOPInstanceUID: sop }),
-      encodeDataset(
-        [
+    const file = explicitLittleEndianFile(sopClass, sop, [
           text(0x00080016, 'UI', sopClass),
           text(0x00080018, 'UI', sop),
           text(0x00080060, 'CS', 'OT'),
@@ -187,9 +183,6 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
           us(0x00280102, 0),
           us(0x00280103, 0),
           { tag: 0x7fe00010, vr: 'OB', value: Buffer.alloc(10, 0x5a) },
-        ],
-        { explicitVr: true, littleEndian: true },
-      ),
     ]);
     const detector = fakeDetector({ regions: TEXT });
     const { result, sent, refusals } = await store(file, OCR_ON, detector);
