@@ -22,7 +22,7 @@
 //   - images are passed as bytes (a PGM in memory), so loadImage never fetches or reads a path.
 // (A worker whose langPath were a URL would call fetch; with a file path it calls fs.readFile only.)
 //
-// Preprocessing (prepare: top-hats, despeckling, upscaling) runs on the calling thread: ~50–150 ms for a 1024 × 768
+// Preprocessing (prepare: top-hats, despeckling, rules cleared, upscaling) runs on the calling thread: ~50–150 ms for a 1024 × 768
 // frame; moving it into a worker of its own is a follow-up.
 //
 // The words read never leave detect(): only their boxes are kept; nothing is logged (logger and
@@ -68,11 +68,26 @@ const LANG_PATH = join(dirname(createRequire(import.meta.url).resolve('@tesserac
  *     0.2 → 2.2 % (max 4.5 %), NM 0.1 → 0.3 %, MR 4.6 → 0 %, CT unchanged; CPU per frame +13 % (median
  *     1.6 → 1.8 s on seed 2026). Kept for recall (speckMax 0 turns it off). A floor on 3-character
  *     runs brings US false blank back to 25 % on seed 2026 but loses 2 strings on seed 1: not taken.
- * On bench/ocr.ts's frames, 1 worker, seeds 2026 / 1 / 18: recall 151/155 = 0.974, 150/155 = 0.968,
- * 156/160 = 0.975 (before this step: 0.955, 0.955, 0.956), still short of the 0.98 goal. The misses left
- * are text not read at all, or only in part: low-contrast (70–100 levels off the mean) and grey text
- * over ultrasound texture (the top-hat keeps its streaks as ink touching the letters), text touching the
- * frame's edge (a 9 px name at row 1), dark text half over a dark ground.
+ * With that, on bench/ocr.ts's frames, 1 worker, seeds 2026 / 1 / 18: recall 151/155 = 0.974, 150/155 =
+ * 0.968, 156/160 = 0.975 (before it: 0.955, 0.955, 0.956);
+ *   - then horizontal rules cleared from the thresholded top-hats (ruleMin): ink runs of 40+ pixels along
+ *     a row. The edges of panels behind text (a label's grey box, two boxes stacked a few pixels apart,
+ *     a box at the frame's edge) and the rulers of an echo became thin lines in the black top-hat, and
+ *     tesseract took text boxed by lines for a table or a figure and read none of it (the measured
+ *     misses: two black-on-grey labels stacked in an echo's corner). No letter of text up to
+ *     maxTextHeight has a horizontal stroke that long. Measured (2 workers, seeds 2026 / 1 / 18, 60 text
+ *     frames + 12 text-free): misses 4 → 1, 5 → 4, 4 → 3: recall 0.994, 0.974, 0.981 (all three: 462/470
+ *     = 0.983, was 457/470); US false blank mean 38 → 28 % (max 53 → 30 %), SC 44 %, the rest unchanged.
+ *     A 32-pixel minimum loses a string on seed 1 and doubles US false blank (44 %, max 78 %); 48 loses
+ *     one on seed 2026; columns cleared too (vertical rules) changed nothing measured: not taken. On the
+ *     bench's default set (seed 2026, 200 text frames + 40 text-free): 498/526 = 0.947 → 505/526 = 0.960;
+ *     and 513/526 = 0.975 once the generator drew grey text over a top bar against the bar (it measured
+ *     the contrast against the frame under the bar, which drew 9 strings 0–40 levels off their bar). With
+ *     that generator, 60 frames: seed 2026 155/155 = 1.000, seed 1 0.974, seed 18 0.981.
+ * The misses left (13 of 526 on the 200-frame set) are text not read at all, or only in part: low-contrast
+ * text (70–100 levels off the mean) over the synthetic sector's dense noise or ultrasound texture (the
+ * top-hat keeps the texture as ink touching the letters), labels on small panels amid that noise, a
+ * 9 px bold name over CT.
  * Tried and not kept: a white border of 4 or 16 px around each pass image (fixes text at the frame's
  * edge, but tesseract then reads other frames differently: 8–10 misses on seed 2026 instead of 5, US
  * false blank 41–43 %, SC 44 %); joining words 2.5 heights apart in textRuns, or keeping short runs up
@@ -88,6 +103,11 @@ const TUNING = Object.freeze({
    * recognition: a stroke of the smallest text (9 px) is far larger, speckle is mostly such specks.
    */
   speckMax: 2,
+  /**
+   * Ink runs of at least this many pixels along a row of a thresholded top-hat are rules (a panel's edge,
+   * a ruler), not letters, and are cleared before recognition: text boxed by lines is otherwise not read.
+   */
+  ruleMin: 40,
   /** Frames narrower than this are read at ×2 (bilinear): 9–10 px text becomes 18–20 px. */
   upscaleBelow: 700,
   /** Words taller than this (frame pixels) are image blobs, not overlay text. */
@@ -261,6 +281,26 @@ function despeckle(ink: Uint8Array, w: number, h: number, max: number): Uint8Arr
   return ink;
 }
 
+/**
+ * `ink` (0 ink, 255 paper; w × h) with every run of at least `min` ink pixels along a row turned to paper,
+ * in place: the horizontal rules of panel edges and rulers (see TUNING.ruleMin).
+ */
+function clearRules(ink: Uint8Array, w: number, h: number, min: number): Uint8Array {
+  for (let y = 0; y < h; y++) {
+    const row = ink.subarray(y * w, y * w + w);
+    let start = -1;
+    for (let x = 0; x <= w; x++) {
+      const on = x < w && row[x] === 0;
+      if (on && start < 0) start = x;
+      else if (!on && start >= 0) {
+        if (x - start >= min) row.fill(255, start, x);
+        start = -1;
+      }
+    }
+  }
+  return ink;
+}
+
 /** Bilinear ×scale. */
 function upscale(src: Uint8Array, w: number, h: number, scale: number): Uint8Array {
   if (scale === 1) return src;
@@ -295,7 +335,7 @@ function prepare(frame: GrayFrame): Prepared {
   const w = frame.width * scale;
   const h = frame.height * scale;
   const data = frame.data.subarray(0, frame.width * frame.height);
-  const passes = topHats({ ...frame, data }, TUNING.radius, TUNING.threshold).map((p) => (TUNING.speckMax > 0 ? despeckle(p, frame.width, frame.height, TUNING.speckMax) : p));
+  const passes = topHats({ ...frame, data }, TUNING.radius, TUNING.threshold).map((p) => clearRules(TUNING.speckMax > 0 ? despeckle(p, frame.width, frame.height, TUNING.speckMax) : p, frame.width, frame.height, TUNING.ruleMin));
   return { images: passes.map((p) => pgm(upscale(p, frame.width, frame.height, scale), w, h)), scale };
 }
 
