@@ -2,7 +2,9 @@
 // identity strings fully covered, false-blank area on text-free frames, and ms per frame (median, p95),
 // with a pool of 1 and of 2 workers side by side on the same frames.
 // Callable from bench/run.ts (benchOcr, section `ocr`) or alone:
-//   node --import tsx bench/ocr.ts [--seed 2026] [--frames 200] [--text-free 40]
+//   node --import tsx bench/ocr.ts [--seed 2026] [--frames 200] [--text-free 40] [--workers N] [--misses]
+// --workers N measures that pool size only (a tuning run in half the time); --misses lists each string
+// not covered (where and how it was drawn, not its text).
 import { parseArgs } from 'node:util';
 import { createTextDetector } from '../src/pixel/text-detector.ts';
 import { blankedFraction, fullyCovered, generateTextFrames, type TextFrameCase } from '../test/helpers/text-frames.ts';
@@ -22,6 +24,8 @@ export interface OcrBenchRow {
   readonly wallMsPerFrame: number;
   /** Recall by text size band and by style. */
   readonly recallBy: Record<string, string>;
+  /** Each string not fully covered: frame index, background, style, placement, font and ink box (never its text). */
+  readonly missed: string[];
 }
 
 const MARGIN = 4;
@@ -60,11 +64,13 @@ async function measure(workers: number, cases: TextFrameCase[], textFree: TextFr
       e[1]++;
       by[key] = e;
     };
+    const missed: string[] = [];
     cases.forEach((c, i) => {
       for (const s of c.strings) {
         const hit = fullyCovered(c.frame, s.box, regions[i] ?? []);
         strings++;
         if (hit) covered++;
+        else missed.push(`frame ${i} ${c.modality} ${c.background} ${c.frame.width}×${c.frame.height}: ${s.kind}, ${s.style}, ${s.placement}, ${s.font}, ink ${s.box.x},${s.box.y} ${s.box.width}×${s.box.height}`);
         count(s.sizePx <= 10 ? 'size 9–10 px' : s.sizePx <= 14 ? 'size 11–14 px' : 'size ≥ 15 px', hit);
         count(s.style, hit);
         count(c.modality, hit);
@@ -91,17 +97,18 @@ async function measure(workers: number, cases: TextFrameCase[], textFree: TextFr
       msPerFrameP95: quantile(times, 0.95),
       wallMsPerFrame: wall / all.length,
       recallBy: Object.fromEntries(Object.entries(by).map(([k, [h, n]]) => [k, `${h}/${n}`])),
+      missed,
     };
   } finally {
     await detector.close();
   }
 }
 
-/** Both pool sizes on the same generated frames. */
-export async function benchOcr(options: { seed: number; frames: number; textFree: number }): Promise<OcrBenchRow[]> {
+/** Both pool sizes on the same generated frames (`workers`: only that one). */
+export async function benchOcr(options: { seed: number; frames: number; textFree: number; workers?: number }): Promise<OcrBenchRow[]> {
   const set = await generateTextFrames(options.seed, options.frames, options.textFree);
   const out: OcrBenchRow[] = [];
-  for (const workers of [1, 2]) out.push(await measure(workers, set.textCases, set.textFree));
+  for (const workers of options.workers ? [options.workers] : [1, 2]) out.push(await measure(workers, set.textCases, set.textFree));
   return out;
 }
 
@@ -125,10 +132,17 @@ export function ocrRows(measured: OcrBenchRow[], options: { seed: number; frames
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
-    options: { seed: { type: 'string', default: '2026' }, frames: { type: 'string', default: '200' }, 'text-free': { type: 'string', default: '40' } },
+    options: {
+      seed: { type: 'string', default: '2026' },
+      frames: { type: 'string', default: '200' },
+      'text-free': { type: 'string', default: '40' },
+      workers: { type: 'string' },
+      misses: { type: 'boolean', default: false },
+    },
   });
-  const options = { seed: Number(values.seed), frames: Number(values.frames), textFree: Number(values['text-free']) };
+  const options = { seed: Number(values.seed), frames: Number(values.frames), textFree: Number(values['text-free']), ...(values.workers ? { workers: Number(values.workers) } : {}) };
   const measured = await benchOcr(options);
   process.stdout.write(`${['| measurement | medians | ratio |', '|---|---|---|', ...ocrRows(measured, options)].join('\n')}\n`);
   process.stdout.write(`${JSON.stringify(measured, null, 2)}\n`);
+  if (values.misses) for (const r of measured) process.stdout.write(`${r.workers} worker(s), missed:\n${r.missed.map((m) => `  ${m}`).join('\n')}\n`);
 }
