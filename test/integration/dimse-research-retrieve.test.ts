@@ -24,7 +24,7 @@ import { CANARIES, findCanaries, scanLeaks } from '../helpers/leak-scan.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { listSamples, sample } from '../helpers/sample.ts';
-import { explicitLittleEndianFile, textElement, usElement } from '../helpers/synthetic-instance.ts';
+import { monochromeImageFile } from '../helpers/synthetic-instance.ts';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
@@ -325,28 +325,21 @@ describe('the research face retrieves the de-identified view: C-GET and C-MOVE (
   test('the view failing mid-instance aborts the association: the workstation never gets part of an instance', async () => {
     // A 52 MB instance, so the PACS is stopped while its Pixel Data streams (once getscu has begun writing it).
     const sop = '1.2.826.0.1.3680043.10.1.1';
-    const text = textElement;
-    const us = usElement;
     const frames = 100;
-    const file = explicitLittleEndianFile(SECONDARY_CAPTURE, sop, [
-          text(0x00080016, 'UI', SECONDARY_CAPTURE),
-          text(0x00080018, 'UI', sop),
-          text(0x00080060, 'CS', 'OT'),
-          text(0x00100010, 'PN', 'LARGE^CANARY'),
-          text(0x00100020, 'LO', 'LARGE-1'),
-          text(0x0020000d, 'UI', '1.2.826.0.1.3680043.10.1.2'),
-          text(0x0020000e, 'UI', '1.2.826.0.1.3680043.10.1.3'),
-          us(0x00280002, 1),
-          text(0x00280004, 'CS', 'MONOCHROME2'),
-          text(0x00280008, 'IS', String(frames)),
-          us(0x00280010, 512),
-          us(0x00280011, 512),
-          us(0x00280100, 16),
-          us(0x00280101, 16),
-          us(0x00280102, 15),
-          us(0x00280103, 0),
-          { tag: 0x7fe00010, vr: 'OW', value: Buffer.alloc(512 * 512 * 2 * frames, 0x11) },
-    ]);
+    const file = monochromeImageFile({
+      sopClass: SECONDARY_CAPTURE,
+      sopInstance: sop,
+      modality: 'OT',
+      patientName: 'LARGE^CANARY',
+      patientId: 'LARGE-1',
+      study: '1.2.826.0.1.3680043.10.1.2',
+      series: '1.2.826.0.1.3680043.10.1.3',
+      frames,
+      rows: 512,
+      columns: 512,
+      bitsAllocated: 16,
+      pixels: Buffer.alloc(512 * 512 * 2 * frames, 0x11),
+    });
     assert.equal((await fetch(`${orthanc.httpUrl}/instances`, { method: 'POST', body: file })).status, 200);
     const study = (await qido('/studies?PatientID=*')).map((s) => first(s, '0020000D')).find((s) => !instances.some((i) => i.study === s)) as string;
     assert.ok(study, 'the large study is in the view');

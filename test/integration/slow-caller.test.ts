@@ -14,7 +14,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { assertHealthy } from '../helpers/http.ts';
 import { splitMultipart } from '../helpers/multipart.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
-import { explicitLittleEndianFile, textElement, usElement } from '../helpers/synthetic-instance.ts';
+import { monochromeImageFile } from '../helpers/synthetic-instance.ts';
 
 const ROOT = '1.2.826.0.1.3680043.10.543.26';
 const STUDY = `${ROOT}.1`;
@@ -25,28 +25,23 @@ const SIDE = 512; // 512 × 512 × 16 bits: 512 KiB of pixels per instance, 12 M
 /** A Secondary Capture instance with 512 KiB of 16-bit pixels, patterned so a cut or shuffled body shows. */
 function instance(n: number): Buffer {
   const sop = `${ROOT}.3.${n}`;
-  const text = textElement;
   const pixels = Buffer.alloc(SIDE * SIDE * 2);
   for (let i = 0; i < SIDE * SIDE; i++) pixels.writeUInt16LE((i * 7 + n) & 0x0fff, i * 2);
-  return explicitLittleEndianFile(SECONDARY_CAPTURE, sop, [
-        text(0x00080016, 'UI', SECONDARY_CAPTURE),
-        text(0x00080018, 'UI', sop),
-        text(0x00080060, 'CS', 'OT'),
-        text(0x00100010, 'PN', 'Slow^Caller'),
-        text(0x00100020, 'LO', 'SLOW-26'),
-        text(0x0020000d, 'UI', STUDY),
-        text(0x0020000e, 'UI', `${ROOT}.2`),
-        text(0x00200013, 'IS', String(n)),
-        usElement(0x00280002, 1),
-        text(0x00280004, 'CS', 'MONOCHROME2'),
-        usElement(0x00280010, SIDE),
-        usElement(0x00280011, SIDE),
-        usElement(0x00280100, 16),
-        usElement(0x00280101, 12),
-        usElement(0x00280102, 11),
-        usElement(0x00280103, 0),
-        { tag: 0x7fe00010, vr: 'OW', value: pixels },
-  ]);
+  return monochromeImageFile({
+    sopClass: SECONDARY_CAPTURE,
+    sopInstance: sop,
+    modality: 'OT',
+    patientName: 'Slow^Caller',
+    patientId: 'SLOW-26',
+    study: STUDY,
+    series: `${ROOT}.2`,
+    instanceNumber: n,
+    rows: SIDE,
+    columns: SIDE,
+    bitsAllocated: 16,
+    bitsStored: 12,
+    pixels,
+  });
 }
 
 interface SlowRead {

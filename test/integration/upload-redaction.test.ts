@@ -10,7 +10,7 @@ import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
 import { launchBrowser } from '../helpers/browser.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
-import { explicitLittleEndianFile, textElement, usElement } from '../helpers/synthetic-instance.ts';
+import { monochromeImageFile } from '../helpers/synthetic-instance.ts';
 
 const ARTIFACTS = resolve(import.meta.dirname, '../artifacts');
 const ECHO = join(samplesDir(), 'multiframe/IM00001.implicit_little_endian.dcm');
@@ -47,27 +47,19 @@ function burnedInTextInstance(): { file: Buffer; words: string[] } {
   for (let i = 0; i < pixels.length; i++) pixels[i] = rgba[i * 4] as number;
   const sopClass = '1.2.840.10008.5.1.4.1.1.4';
   const sop = '2.25.918273645500112233445566778899';
-  const text = textElement;
-  const us = usElement;
-  const dataset = [
-    text(0x00080016, 'UI', sopClass),
-    text(0x00080018, 'UI', sop),
-    text(0x00080060, 'CS', 'MR'),
-    text(0x00100010, 'PN', 'DOE^JANE'),
-    text(0x00100020, 'LO', '4471203'),
-    text(0x0020000d, 'UI', '2.25.918273645500112233445566778800'),
-    text(0x0020000e, 'UI', '2.25.918273645500112233445566778801'),
-    us(0x00280002, 1),
-    text(0x00280004, 'CS', 'MONOCHROME2'),
-    us(0x00280010, rows),
-    us(0x00280011, columns),
-    us(0x00280100, 8),
-    us(0x00280101, 8),
-    us(0x00280102, 7),
-    us(0x00280103, 0),
-    { tag: 0x7fe00010, vr: 'OB', value: pixels },
-  ];
-  const file = explicitLittleEndianFile(sopClass, sop, dataset);
+  const file = monochromeImageFile({
+    sopClass,
+    sopInstance: sop,
+    modality: 'MR',
+    patientName: 'DOE^JANE',
+    patientId: '4471203',
+    study: '2.25.918273645500112233445566778800',
+    series: '2.25.918273645500112233445566778801',
+    rows,
+    columns,
+    bitsAllocated: 8,
+    pixels,
+  });
   return { file, words: ['DOE', 'JANE', '4471203'] };
 }
 

@@ -20,7 +20,7 @@ import { stowFailureReason } from '../../../src/http/error-mapping.ts';
 import { TextDetectionError, type GrayFrame, type TextDetector, type TextRegion } from '../../../src/pixel/text-detection.ts';
 import { splitMultipart } from '../../helpers/multipart.ts';
 import { sample } from '../../helpers/sample.ts';
-import { explicitLittleEndianFile, textElement, usElement } from '../../helpers/synthetic-instance.ts';
+import { monochromeImageFile } from '../../helpers/synthetic-instance.ts';
 
 const CINE = 'multiframe/IM00001.implicit_little_endian.dcm'; // US, RGB 8-bit, 320 × 240, 8 frames, native
 const CINE_JPEG = 'multiframe/IM00001.fragmented_no_bot_jpeg_baseline.50.dcm'; // the same cine, JPEG baseline
@@ -162,28 +162,20 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
 
   test('native 1-bit frames that start mid-byte are not read for OCR: withheld, the detector never asked', async () => {
     // A 5 × 5 bitmap holds 25 bits: frames 2 and 3 start at bits 25 and 50, inside a byte.
-    const text = textElement;
-    const us = usElement;
     const sopClass = '1.2.840.10008.5.1.4.1.1.7.1'; // Multi-frame Single Bit Secondary Capture
-    const sop = '2.25.1234567890123456789';
-    const file = explicitLittleEndianFile(sopClass, sop, [
-          text(0x00080016, 'UI', sopClass),
-          text(0x00080018, 'UI', sop),
-          text(0x00080060, 'CS', 'OT'),
-          text(0x00100010, 'PN', 'DOE^JANE'),
-          text(0x0020000d, 'UI', '2.25.1234567890123456780'),
-          text(0x0020000e, 'UI', '2.25.1234567890123456781'),
-          us(0x00280002, 1),
-          text(0x00280004, 'CS', 'MONOCHROME2'),
-          text(0x00280008, 'IS', '3'),
-          us(0x00280010, 5),
-          us(0x00280011, 5),
-          us(0x00280100, 1),
-          us(0x00280101, 1),
-          us(0x00280102, 0),
-          us(0x00280103, 0),
-          { tag: 0x7fe00010, vr: 'OB', value: Buffer.alloc(10, 0x5a) },
-    ]);
+    const file = monochromeImageFile({
+      sopClass,
+      sopInstance: '2.25.1234567890123456789',
+      modality: 'OT',
+      patientName: 'DOE^JANE',
+      study: '2.25.1234567890123456780',
+      series: '2.25.1234567890123456781',
+      frames: 3,
+      rows: 5,
+      columns: 5,
+      bitsAllocated: 1,
+      pixels: Buffer.alloc(10, 0x5a),
+    });
     const detector = fakeDetector({ regions: TEXT });
     const { result, sent, refusals } = await store(file, OCR_ON, detector);
     assert.equal(result.failed?.reason, FailureReason.notAuthorized);
