@@ -7,7 +7,7 @@ import { createCanvas } from '@napi-rs/canvas';
 import { type GrayFrame, TextDetectionError, type TextDetectionErrorCode } from '../../../src/pixel/text-detection.ts';
 import { createTextDetector } from '../../../src/pixel/text-detector.ts';
 import { prng } from '../../helpers/prng.ts';
-import { blankedFraction, fullyCovered, type GeneratedSet, generateTextFrames } from '../../helpers/text-frames.ts';
+import { blankedFraction, fullyCovered, type GeneratedSet, generateTextFrames, type TextFrameCase } from '../../helpers/text-frames.ts';
 
 /**
  * The regression set: 10 text frames (25+ identity strings) and text-free frames, seed fixed: of the 10
@@ -124,7 +124,7 @@ describe('text detector (tesseract.js, real engine)', () => {
   // rules were cleared (text-detector.ts TUNING.ruleMin; fails with it off).
   it('reads labels boxed by the edges of their panels (rules cleared before recognition)', async () => {
     const { textCases } = await generateTextFrames(2026, 23, 0);
-    const { frame, strings } = textCases[22] as GeneratedSet['textCases'][number];
+    const { frame, strings } = textCases[22] as TextFrameCase;
     assert.deepEqual(strings.map((s) => `${s.style} ${s.placement}`), ['black-on-gray corner', 'black-on-gray corner'], 'the generator still draws this case');
     const detector = createTextDetector({ workers: 1, timeoutMs: 120_000, marginPx: MARGIN, maxQueue: 4 });
     try {
