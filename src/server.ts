@@ -8,6 +8,8 @@ import { addressMatcher, parseAddressRange, type AddressRange } from './config/a
 import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
 import { usesDiscovery, type GatewayConfig } from './config/schema.ts';
 import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
+import { createStudyIndex, type StudyIndex } from './dicomweb/study-index.ts';
+import type { StudyIndexStore } from './store/study-index-store.ts';
 import type { DeidPolicy } from './deid/deidentify.ts';
 import { projectViews } from './dicomweb/project-view.ts';
 import { UPLOAD_SCOPE } from './projects/project.ts';
@@ -71,7 +73,7 @@ export async function startGateway(
   // the pseudonym store and its audit trail.
   const stowTempDir = resolve(config.dataDir, 'tmp');
   if (config.deid) await prepareTempDir(stowTempDir);
-  const { store, audit, projects, closeExports } = await openStore(config, secrets, logger, metrics);
+  const { store, audit, projects, studyIndexStore, closeExports } = await openStore(config, secrets, logger, metrics);
   // The config's projects, created in the store where it has none of that name (never overwritten).
   await bootstrapProjects(projects, config.projects, logger);
   // 4. The express app over the de-identified views; the DIMSE ingress (dimse.enabled) stores through the
@@ -98,7 +100,13 @@ export async function startGateway(
   const textRegions = textDetector
     ? textRegionSource(textDetector, config.ocr, metrics?.observeOcr ?? {})
     : undefined;
-  const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens, textRegions, textDetector });
+  // The de-identified study index (issue 20, qido.index), its change feed asked like the PACS (its auth, its timeouts).
+  const feed = config.deid && config.qido.index.enabled && config.qido.index.orthancUrl ? upstreamFor(resolved, metrics, config.qido.index.orthancUrl) : undefined;
+  const studyIndex =
+    config.deid && config.qido.index.enabled
+      ? createStudyIndex({ store: studyIndexStore, rescanSeconds: config.qido.index.rescanSeconds, log: logger, ...(feed ? { changes: feed } : {}) })
+      : undefined;
+  const parts = appOptions(resolved, { upstream, verify, store, audit, projects, metrics, logger, stowTempDir, viewerDemoTokens: options.viewerDemoTokens, textRegions, textDetector, studyIndex });
   const dimse =
     config.dimse.enabled && parts.upload
       ? await (await import('./dimse/ingress.ts')).startDimseIngress({ config, view: parts.upload, audit, log: logger, registry: metrics?.registry, secrets, ...(research ? { research } : {}) })
@@ -137,6 +145,8 @@ export async function startGateway(
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      studyIndex?.close();
+      await feed?.close();
       await upstream.close();
       await textDetector?.close();
       await closeExports();
@@ -186,10 +196,10 @@ function warnKeptOverrides(resolved: ResolvedConfig, logger: Logger): void {
   }
 }
 
-function upstreamFor({ config, secrets }: ResolvedConfig, metrics: GatewayMetrics | undefined): Upstream {
+function upstreamFor({ config, secrets }: ResolvedConfig, metrics: GatewayMetrics | undefined, url = config.upstream.url): Upstream {
   return createUpstream({
     observe: metrics?.observeUpstream,
-    url: config.upstream.url,
+    url,
     authorization: secrets.upstreamAuthorization,
     connectTimeoutMs: config.upstream.connectTimeoutMs,
     headersTimeoutMs: config.upstream.headersTimeoutMs,
@@ -257,11 +267,12 @@ function appOptions(
     viewerDemoTokens: Readonly<Record<string, string>> | undefined;
     textRegions: TextRegionSource | undefined;
     textDetector: TextDetector | undefined;
+    studyIndex: StudyIndex | undefined;
   },
 ): AppOptions {
   const { upstream, store, metrics, logger } = parts;
   const timedStore = metrics ? withTiming(store, metrics.observeStore) : store;
-  const deidentified = deid ? researcherViews(config, deid, upstream, timedStore, parts.projects, parts.textRegions) : undefined;
+  const deidentified = deid ? researcherViews(config, deid, upstream, timedStore, parts.projects, parts.textRegions, parts.studyIndex) : undefined;
   const upload = deid
     ? uploadView(config, deid.policies.uploader, upstream, timedStore, {
         tempDir: parts.stowTempDir,
@@ -351,7 +362,7 @@ async function openStore(
   secrets: ResolvedConfig['secrets'],
   logger: Logger,
   metrics: GatewayMetrics | undefined,
-): Promise<{ store: PseudonymStore; audit: AuditTrail; projects: ProjectStore; closeExports(): Promise<void> }> {
+): Promise<{ store: PseudonymStore; audit: AuditTrail; projects: ProjectStore; studyIndexStore: StudyIndexStore; closeExports(): Promise<void> }> {
   const password = secrets.storePassword;
   const c = config.store;
   // pg is loaded only where it is used (about 15 MB of RSS the embedded default does not need).
@@ -367,7 +378,7 @@ async function openStore(
     log: logger,
     observe: metrics ? auditExportMetrics(metrics.registry) : undefined,
   });
-  return { store, audit: exports.audit, projects: backend, closeExports: exports.close };
+  return { store, audit: exports.audit, projects: backend, studyIndexStore: backend, closeExports: exports.close };
 }
 
 /** Every project's view, each request reading its project from the store (dicomweb/project-view.ts). */
@@ -378,6 +389,7 @@ function researcherViews(
   store: PseudonymStore,
   projects: ProjectStore,
   textRegions: TextRegionSource | undefined,
+  studyIndex: StudyIndex | undefined,
 ) {
   const settings = config.deid as NonNullable<GatewayConfig['deid']>;
   const views = projectViews({
@@ -389,6 +401,7 @@ function researcherViews(
     maxJsonDatasetBytes: settings.maxJsonDatasetBytes,
     allowRendered: settings.researcherRendered,
     ...(textRegions ? { textRegions } : {}),
+    ...(studyIndex ? { studyIndex } : {}),
   });
   return { ...views, policy: deid.policies.researcher, allowRendered: settings.researcherRendered, store };
 }

@@ -501,6 +501,27 @@ export const configSchema = z
           })
           .strict()
           .optional(),
+        /**
+         * The de-identified study index (issue 20; dicomweb/study-index.ts): study-level searches on
+         * attributes the gateway matches itself (pseudonymous names, shifted dates) answered from an
+         * index in the store instead of paging through the PACS. Built by a full scan in the background
+         * at the first such search of a project of every study.
+         */
+        index: z
+          .object({
+            enabled: z.boolean().default(false),
+            /**
+             * Orthanc's REST root (the PACS behind `upstream.url`, asked with its auth), whose change feed
+             * (`/changes`) keeps the index current: read before each answer. Absent: no change feed, and
+             * the index answers only for `rescanSeconds` after each full scan (a study stored since is
+             * found by the next scan).
+             */
+            orthancUrl: z.url({ protocol: /^https?$/ }).optional(),
+            /** Age of a full scan past which the PACS is scanned again. */
+            rescanSeconds: z.number().int().min(10).max(30 * 86_400).default(3_600),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

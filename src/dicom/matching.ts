@@ -191,3 +191,55 @@ export function globMatch(pattern: string, value: string, prefix = false, count?
   while (pattern[p] === '*') p++;
   return p === pattern.length;
 }
+
+/**
+ * A value as an index of values holds it (the de-identified study index): text trimmed and upper-cased,
+ * a date, time or date-time as its comparable digits (undefined when invalid: no range matches it then).
+ */
+export function indexForm(vr: string, value: string): string | undefined {
+  return RANGE_VRS.has(vr) ? temporalDigits(vr, value.trim()) : value.trim().toUpperCase();
+}
+
+/** A range of index forms: `from` inclusive, `below` exclusive ('' = open). */
+export interface IndexFormRange {
+  readonly from: string;
+  readonly below: string;
+}
+
+/**
+ * Ranges of index forms (indexForm) that together hold every value the key matches: a superset, each
+ * candidate still matched by matchesKey. Undefined when some alternative has no such bound (a text
+ * pattern that starts with a wild card, an open range).
+ *  - text: the pattern's literal start (before any `*` or `?`), upper-cased, as a prefix range;
+ *  - a range `from-to` (PS3.4 C.2.2.2.5, each bound at its own precision): digits from `from` without
+ *    its trailing zeros (a value read at `from`'s precision, zero-padded, is at least `from` only if its
+ *    digits are at least that) to below the prefix successor of `to`.
+ */
+export function indexRanges(key: MatchKey): IndexFormRange[] | undefined {
+  const ranges: IndexFormRange[] = [];
+  for (const alternative of key.alternatives) {
+    if (alternative.kind === 'range') {
+      const from = alternative.from.replace(/0+$/, '');
+      const below = alternative.to === '' ? '' : prefixSuccessor(alternative.to);
+      if (from === '' && below === '') return undefined;
+      ranges.push({ from, below });
+      continue;
+    }
+    const literal = (alternative.wildcard ? alternative.pattern.slice(0, alternative.pattern.search(/[*?]/)) : alternative.pattern).trim().toUpperCase();
+    const below = prefixSuccessor(literal);
+    if (literal === '' || below === '') return undefined;
+    ranges.push({ from: literal, below });
+  }
+  return ranges;
+}
+
+/** The least string above every string that starts with `prefix` (code point order); '' when there is none. */
+function prefixSuccessor(prefix: string): string {
+  const points = Array.from(prefix, (c) => c.codePointAt(0) as number);
+  while (points.length > 0) {
+    let last = (points.pop() as number) + 1;
+    if (last >= 0xd800 && last <= 0xdfff) last = 0xe000;
+    if (last <= 0x10ffff) return String.fromCodePoint(...points, last);
+  }
+  return '';
+}

@@ -6,6 +6,7 @@ import type { Condition } from '../projects/project.ts';
 import type { ProjectRecord } from '../store/project-store.ts';
 import type { CensusSource, PixelObserver } from './pixel-census.ts';
 import type { TextRegionSource } from './text-regions.ts';
+import type { MatchKey } from '../dicom/matching.ts';
 import { ClientGoneError, UnknownResourceError, UpstreamStatusError, UpstreamUnusableError } from './errors.ts';
 import { encodeSegment, isPathIdentifier } from './routes.ts';
 import { classify, type Upstream, type UpstreamResponse } from './upstream.ts';
@@ -25,8 +26,26 @@ export interface DeidentifiedView {
   readonly census: CensusSource;
   /** OCR's text regions (issue 18), shared by every project; absent: no instance is OCR-redacted (they stay withheld). */
   readonly textRegions?: TextRegionSource;
+  /** The de-identified study index (issue 20; study-index.ts), shared by every project; absent: searches page through the PACS. */
+  readonly studyIndex?: StudyCandidates;
   /** Told how many instances a response withheld or redacted (metrics, audit trail); set per request by http/. */
   readonly observePixels?: PixelObserver;
+}
+
+/** A gateway-side matching key of a search (qido.ts), on a tag. */
+export interface IndexPredicate {
+  readonly tag: number;
+  readonly key: MatchKey;
+}
+
+/** What a search asks of the de-identified study index (study-index.ts). */
+export interface StudyCandidates {
+  /**
+   * The pseudonymous StudyInstanceUIDs of the view's studies whose indexed values match every
+   * predicate, or undefined when the index cannot answer (a predicate on an attribute it does not hold,
+   * a policy it cannot serve, not built yet or not current). Starts a build when one is needed.
+   */
+  candidates(view: DeidentifiedView, predicates: readonly IndexPredicate[]): Promise<readonly string[] | undefined>;
 }
 
 /** What a de-identified transaction asks of the project it serves. */

@@ -15,7 +15,7 @@ import { conditionsOf, isMember, projectScope, type Condition, type StudyFacts }
 import type { ProjectRecord, ProjectStore, StoredProfile } from '../store/project-store.ts';
 import { scopedPseudonyms, type PseudonymStore } from '../store/pseudonym-store.ts';
 import { boundedCache } from '../store/cached-store.ts';
-import type { DeidentifiedView, Membership, ResourcePath } from './deidentified-view.ts';
+import type { DeidentifiedView, Membership, ResourcePath, StudyCandidates } from './deidentified-view.ts';
 import { encodeSegment } from './routes.ts';
 import { UpstreamUnusableError } from './errors.ts';
 import { censusSource } from './pixel-census.ts';
@@ -44,6 +44,8 @@ export interface ProjectViewOptions {
   readonly factsTtlSeconds?: number;
   /** OCR's text regions (issue 18) for the projects whose pixel policy enables OCR. */
   readonly textRegions?: TextRegionSource;
+  /** The de-identified study index (issue 20), for every project it can serve. */
+  readonly studyIndex?: StudyCandidates;
 }
 
 export interface ProjectViews {
@@ -232,6 +234,7 @@ export function projectViews(options: ProjectViewOptions): ProjectViews {
         allowRendered: options.allowRendered,
         census,
         ...(options.textRegions ? { textRegions: options.textRegions } : {}),
+        ...(options.studyIndex ? { studyIndex: options.studyIndex } : {}),
         membership,
       };
     },

@@ -490,8 +490,11 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
         if (full()) return;
       }
     };
+    // A study-level key matched here is answered from the de-identified study index when it can
+    // (study-index.ts): the PACS is asked for the candidates only, by UID, each matched again here.
+    const indexed = !constrained && r.level === 'study' && q.gatewaySide.length > 0 ? await indexedStudies(view, q) : undefined;
     // The first page of the next few sources is asked ahead (a long explicit list is many short queries).
-    const sources = upstreamSources(view, q, r.level, constrained, page)[Symbol.asyncIterator]();
+    const sources = upstreamSources(view, q, r.level, constrained, page, indexed)[Symbol.asyncIterator]();
     const ahead: Array<{ source: UpstreamSource; first: Promise<DicomJsonDataset[]> }> = [];
     let exhausted = false;
     const refill = async () => {
@@ -522,6 +525,27 @@ async function search(view: DeidentifiedView, req: IncomingMessage, res: ServerR
   await finish();
 }
 
+/**
+ * The original UIDs of the studies the study index gives for the search's gateway-side keys (each
+ * pseudonym mapped back like one in a path; one the store does not map is left out), within the
+ * StudyInstanceUIDs the caller named; undefined when the index cannot answer.
+ */
+async function indexedStudies(view: DeidentifiedView, q: PlannedQuery): Promise<string[] | undefined> {
+  const candidates = await view.studyIndex?.candidates(view, q.gatewaySide);
+  if (candidates === undefined) return undefined;
+  const asked = q.upstreamParams.get(STUDY_UID)?.split(',');
+  const originals: string[] = [];
+  for (const uid of candidates) {
+    try {
+      const original = await originalUid(view, uid);
+      if (!asked || asked.includes(original)) originals.push(original);
+    } catch (error) {
+      if (!(error instanceof UnknownResourceError)) throw error;
+    }
+  }
+  return originals;
+}
+
 /** Search results whose studies' censuses are read at once (pixel-census.ts reads a few in parallel). */
 const CENSUS_SLICE = 16;
 
@@ -541,8 +565,8 @@ interface UpstreamSource {
 type PageReader = (params: URLSearchParams, offset: number, path?: string) => Promise<DicomJsonDataset[]>;
 
 /**
- * The upstream queries of one search, in order. Unconstrained (a project of every study, or a study in
- * the path that was admitted): the planned query. Otherwise the PACS is asked only about member
+ * The upstream queries of one search, in order. The study index's candidates (`indexed`): a UID-list
+ * query per chunk. Unconstrained (a project of every study, or a study in the path that was admitted): the planned query. Otherwise the PACS is asked only about member
  * studies, never with the researcher's keys over the whole archive (a timing and paging oracle on
  * studies outside the project):
  *   - study level: (1) the planned keys with the project's conditions (PS3.4 C.2.2.2); then (2) the
@@ -557,20 +581,25 @@ async function* upstreamSources(
   level: QueryLevel,
   constrained: boolean,
   page: PageReader,
+  indexed: readonly string[] | undefined,
 ): AsyncGenerator<UpstreamSource> {
   const { membership } = view;
   const { conditions } = membership;
-  if (!constrained) {
-    yield { params: q.upstreamParams };
-    return;
-  }
-  const asked = q.upstreamParams.get(STUDY_UID)?.split(',');
   const forStudies = (uids: readonly string[]) => {
     const params = new URLSearchParams(q.upstreamParams);
     params.set(STUDY_UID, uids.join(','));
     if (level === 'study') for (const c of conditions) params.append('includefield', c.hex); // admitted here on the dataset's own values
     return params;
   };
+  if (indexed) {
+    for (let i = 0; i < indexed.length; i += UID_LIST_CHUNK) yield { params: forStudies(indexed.slice(i, i + UID_LIST_CHUNK)) };
+    return;
+  }
+  if (!constrained) {
+    yield { params: q.upstreamParams };
+    return;
+  }
+  const asked = q.upstreamParams.get(STUDY_UID)?.split(',');
   if (level === 'study') {
     if (conditions.length > 0) {
       const params = new URLSearchParams(q.upstreamParams);

@@ -4,6 +4,7 @@ import { StoreError } from './errors.ts';
 import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts';
 import type { NewProject, ProjectStore } from './project-store.ts';
 import { projectOfRow, projectValues, UNSCOPED, type ProjectRow } from './project-rows.ts';
+import { studyIndexSchema, type StudyIndexStore } from './study-index-store.ts';
 
 export interface PostgresStoreOptions {
   /** `postgres://user@host:port/db` */
@@ -87,6 +88,7 @@ const SCHEMA = `
     FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
   CREATE OR REPLACE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
     FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();
+  ${studyIndexSchema('text COLLATE "C"')}
 `;
 
 /**
@@ -110,7 +112,7 @@ const RETRYABLE = new Set(['40001', '40P01']);
  * SQLite store: a save is committed (durable, `synchronous_commit` as the server has it) before it
  * resolves, and a pseudonym that already maps to another original is refused, the whole batch with it.
  */
-export async function openPostgresStore(options: PostgresStoreOptions): Promise<PseudonymStore & AuditTrail & ProjectStore> {
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PseudonymStore & AuditTrail & ProjectStore & StudyIndexStore> {
   const pool = new pg.Pool({
     connectionString: options.url,
     ...(options.password !== undefined ? { password: options.password } : {}),
@@ -175,6 +177,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return rows[0]?.n ?? 0;
     },
     ...projectQueries(pool),
+    ...studyIndexQueries(pool),
     async append(event) {
       try {
         await pool.query(
@@ -276,6 +279,78 @@ function projectQueries(pool: pg.Pool): ProjectStore {
     async withdrawnPatients(project) {
       const rows = await read<{ patient_id: string }>("SELECT patient_id FROM withdrawal WHERE project = $1 OR project = ''", [project]);
       return new Set(rows.map((r) => r.patient_id));
+    },
+  };
+}
+
+/** The de-identified study index (study-index-store.ts); its key column compares byte-wise (`COLLATE "C"`). */
+function studyIndexQueries(pool: pg.Pool): StudyIndexStore {
+  const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> => {
+    try {
+      return (await pool.query<R>(text, values)).rows;
+    } catch (cause) {
+      throw new StoreError('STORE_READ_FAILED', 'the study index could not be read', { cause });
+    }
+  };
+  const write = async (work: (client: pg.PoolClient) => Promise<void>) => {
+    try {
+      await inTransaction(pool, work);
+    } catch (cause) {
+      throw new StoreError('STORE_WRITE_FAILED', 'the study index could not be written', { cause });
+    }
+  };
+  return {
+    async studyIndexState(scope) {
+      const [row] = await read<{ fingerprint: string; change_seq: string | null; built_at: string }>(
+        'SELECT fingerprint, change_seq, built_at FROM study_index_state WHERE scope = $1',
+        [scope],
+      );
+      return row && { fingerprint: row.fingerprint, changeSeq: row.change_seq === null ? null : Number(row.change_seq), builtAt: row.built_at };
+    },
+    setStudyIndexState: (scope, next, { clear = false } = {}) =>
+      write(async (client) => {
+        if (clear) {
+          await client.query('DELETE FROM study_index_entry WHERE scope = $1', [scope]);
+          await client.query('DELETE FROM study_index_key WHERE scope = $1', [scope]);
+        }
+        if (!next) await client.query('DELETE FROM study_index_state WHERE scope = $1', [scope]);
+        else {
+          await client.query(
+            'INSERT INTO study_index_state (scope, fingerprint, change_seq, built_at) VALUES ($1, $2, $3, $4) ON CONFLICT (scope) DO UPDATE SET fingerprint = excluded.fingerprint, change_seq = excluded.change_seq, built_at = excluded.built_at',
+            [scope, next.fingerprint, next.changeSeq, next.builtAt],
+          );
+        }
+      }),
+    putStudyIndexEntries: (scope, entries) =>
+      write(async (client) => {
+        if (entries.length === 0) return;
+        const sorted = [...entries].sort((a, b) => (a.study < b.study ? -1 : a.study > b.study ? 1 : 0)); // lock order: no deadlock between replicas
+        const studies = sorted.map((e) => e.study);
+        await client.query(
+          'INSERT INTO study_index_entry (scope, study, doc) SELECT $1, s, d FROM unnest($2::text[], $3::text[]) AS t(s, d) ON CONFLICT (scope, study) DO UPDATE SET doc = excluded.doc',
+          [scope, studies, sorted.map((e) => e.doc)],
+        );
+        await client.query('DELETE FROM study_index_key WHERE scope = $1 AND study = ANY($2::text[])', [scope, studies]);
+        const keys = sorted.flatMap((e) => e.keys.map(([tag, value]) => [tag, value, e.study] as const));
+        await client.query(
+          'INSERT INTO study_index_key (scope, tag, value, study) SELECT $1, g, v, s FROM unnest($2::bigint[], $3::text[], $4::text[]) AS t(g, v, s) ON CONFLICT DO NOTHING',
+          [scope, keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
+        );
+      }),
+    async studyIndexMatches(scope, ranges) {
+      const found = new Set<string>();
+      for (const r of ranges) {
+        const rows = await read<{ study: string }>(
+          `SELECT study FROM study_index_key WHERE scope = $1 AND tag = $2 AND value >= $3 AND ($4 = '' OR value < $4)`,
+          [scope, r.tag, r.from, r.below],
+        );
+        for (const row of rows) found.add(row.study);
+      }
+      return [...found];
+    },
+    async studyIndexDocs(scope, studies) {
+      if (studies === undefined) return read<{ study: string; doc: string }>('SELECT study, doc FROM study_index_entry WHERE scope = $1', [scope]);
+      return read<{ study: string; doc: string }>('SELECT study, doc FROM study_index_entry WHERE scope = $1 AND study = ANY($2::text[])', [scope, [...studies]]);
     },
   };
 }

@@ -7,6 +7,7 @@ import type { Mapping, MappingKind, PseudonymStore } from './pseudonym-store.ts'
 import type { NewProject, ProjectStore } from './project-store.ts';
 import { projectOfRow, projectValues, UNSCOPED, type ProjectRow } from './project-rows.ts';
 import { AUDIT_ADDED_COLUMNS, AUDIT_COLUMNS, auditQuerySql, auditRecordOf, auditValues, type AuditQuery, type AuditRow, type AuditTrail } from './audit-trail.ts';
+import { studyIndexSchema, type StudyIndexEntry, type StudyIndexState, type StudyIndexStore } from './study-index-store.ts';
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS scoped_pseudonym (
@@ -74,7 +75,7 @@ const SCHEMA = `
  * (checkpoints under NORMAL sync the WAL and the database themselves). One fsync per response, not one
  * per instance, and it runs off the event loop.
  */
-export function openSqliteStore(file: string): PseudonymStore & AuditTrail & ProjectStore {
+export function openSqliteStore(file: string): PseudonymStore & AuditTrail & ProjectStore & StudyIndexStore {
   // 1. The file, owner only, before SQLite opens it.
   if (file !== ':memory:') createPrivateFile(file);
   // 2. The database in WAL mode, its schema created or brought up to date.
@@ -83,6 +84,7 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail & Pro
   const { select, saveAll } = pseudonymStatements(db);
   const { appendAudit, listAudit } = auditStatements(db);
   const projects = projectStatements(db);
+  const studyIndex = studyIndexStatements(db);
   // 4. Durability: every write marks the WAL dirty; `sync` fsyncs it once for all the writes before it.
   const sync = groupCommit(file === ':memory:' ? async () => undefined : () => fsyncFile(`${file}-wal`));
   // 5. The store: SQLite failures become StoreErrors with a code.
@@ -111,6 +113,7 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail & Pro
       return (db.prepare('SELECT count(*) AS n FROM scoped_pseudonym').get() as { n: number }).n;
     },
     ...projects,
+    ...studyIndex,
     async append(event) {
       try {
         sync.dirty();
@@ -145,6 +148,7 @@ function openDatabase(file: string): Database.Database {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON'); // project_study.project REFERENCES project, as PostgreSQL enforces it
     db.exec(SCHEMA);
+    db.exec(studyIndexSchema('TEXT'));
     addMissingAuditColumns(db);
     scopeUnscopedMappings(db);
     return db;
@@ -263,6 +267,70 @@ function projectStatements(db: Database.Database): ProjectStore {
       return new Set(withdrawn.all(project, '').map((r) => r.patient_id));
     },
   } satisfies ProjectStore;
+}
+
+/** The de-identified study index (study-index-store.ts); a rebuild's clear and its state in one transaction. */
+function studyIndexStatements(db: Database.Database): StudyIndexStore {
+  const state = db.prepare<[string], { fingerprint: string; change_seq: number | null; built_at: string }>(
+    'SELECT fingerprint, change_seq, built_at FROM study_index_state WHERE scope = ?',
+  );
+  const upsertState = db.prepare(
+    'INSERT INTO study_index_state (scope, fingerprint, change_seq, built_at) VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET fingerprint = excluded.fingerprint, change_seq = excluded.change_seq, built_at = excluded.built_at',
+  );
+  const deleteState = db.prepare('DELETE FROM study_index_state WHERE scope = ?');
+  const clearEntries = db.prepare('DELETE FROM study_index_entry WHERE scope = ?');
+  const clearKeys = db.prepare('DELETE FROM study_index_key WHERE scope = ?');
+  const putEntry = db.prepare('INSERT INTO study_index_entry (scope, study, doc) VALUES (?, ?, ?) ON CONFLICT (scope, study) DO UPDATE SET doc = excluded.doc');
+  const dropKeys = db.prepare('DELETE FROM study_index_key WHERE scope = ? AND study = ?');
+  const putKey = db.prepare('INSERT INTO study_index_key (scope, tag, value, study) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING');
+  const range = db.prepare<[string, number, string, string, string], { study: string }>(
+    "SELECT study FROM study_index_key WHERE scope = ? AND tag = ? AND value >= ? AND (? = '' OR value < ?)",
+  );
+  const allDocs = db.prepare<[string], { study: string; doc: string }>('SELECT study, doc FROM study_index_entry WHERE scope = ?');
+  const oneDoc = db.prepare<[string, string], { study: string; doc: string }>('SELECT study, doc FROM study_index_entry WHERE scope = ? AND study = ?');
+  const setState = db.transaction((scope: string, next: StudyIndexState | undefined, clear: boolean) => {
+    if (clear) {
+      clearEntries.run(scope);
+      clearKeys.run(scope);
+    }
+    if (next) upsertState.run(scope, next.fingerprint, next.changeSeq, next.builtAt);
+    else deleteState.run(scope);
+  });
+  const putAll = db.transaction((scope: string, entries: readonly StudyIndexEntry[]) => {
+    for (const e of entries) {
+      putEntry.run(scope, e.study, e.doc);
+      dropKeys.run(scope, e.study);
+      for (const [tag, value] of e.keys) putKey.run(scope, tag, value, e.study);
+    }
+  });
+  const write = (run: () => void) => {
+    try {
+      run();
+    } catch (cause) {
+      throw new StoreError('STORE_WRITE_FAILED', 'the study index could not be written', { cause });
+    }
+  };
+  return {
+    async studyIndexState(scope) {
+      const row = state.get(scope);
+      return row && { fingerprint: row.fingerprint, changeSeq: row.change_seq, builtAt: row.built_at };
+    },
+    async setStudyIndexState(scope, next, { clear = false } = {}) {
+      write(() => setState(scope, next, clear));
+    },
+    async putStudyIndexEntries(scope, entries) {
+      write(() => putAll(scope, entries));
+    },
+    async studyIndexMatches(scope, ranges) {
+      const found = new Set<string>();
+      for (const r of ranges) for (const row of range.all(scope, r.tag, r.from, r.below, r.below)) found.add(row.study);
+      return [...found];
+    },
+    async studyIndexDocs(scope, studies) {
+      if (studies === undefined) return allDocs.all(scope);
+      return studies.flatMap((study) => oneDoc.get(scope, study) ?? []);
+    },
+  };
 }
 
 function auditStatements(db: Database.Database) {

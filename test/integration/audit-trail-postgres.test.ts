@@ -1,10 +1,13 @@
 // The PostgreSQL audit trail: a table created by an older release gains the columns added since
-// (the query description and the series), keeps its records, and stays append-only.
+// (the query description and the series), keeps its records, and stays append-only. And the study
+// index's tables on PostgreSQL (issue 20): the same contract as SQLite's, ranges byte-wise whatever
+// the database's collation.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { openPostgresStore } from '../../src/store/postgres-store.ts';
 import { QUERY_EVENT } from '../helpers/audit-event.ts';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { assertStudyIndexContract } from '../helpers/study-index-store.ts';
 
 describe('the PostgreSQL audit trail', () => {
   let db: TestPostgres;
@@ -64,6 +67,15 @@ describe('the PostgreSQL audit trail', () => {
       assert.deepEqual(newest.map((e) => e.userId), ['r-9', 's-1']);
       const older = await store.list({ limit: 2, newestFirst: true, since: at(1), afterId: newest[1]?.id as string });
       assert.deepEqual(older.map((e) => e.eventDateTime.toISOString().slice(0, 10)), ['2024-02-01']);
+    } finally {
+      await store.close();
+    }
+  });
+  // After the migration test, which needs a database without tables.
+  test('the de-identified study index: entries and keys, byte-wise ranges, scopes apart, state and clear', async () => {
+    const store = await openPostgresStore({ url: db.url });
+    try {
+      await assertStudyIndexContract(store);
     } finally {
       await store.close();
     }

@@ -8,8 +8,18 @@ import { withCache } from '../../../src/store/cached-store.ts';
 import { StoreError } from '../../../src/store/errors.ts';
 import { openSqliteStore } from '../../../src/store/sqlite-store.ts';
 import { QUERY_EVENT } from '../../helpers/audit-event.ts';
+import { assertStudyIndexContract } from '../../helpers/study-index-store.ts';
 
 describe('the SQLite pseudonym store', () => {
+  test('the de-identified study index: entries and keys, byte-wise ranges, scopes apart, state and clear', async () => {
+    const store = openSqliteStore(':memory:');
+    try {
+      await assertStudyIndexContract(store);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('the store and its WAL are readable by the owner only; sync() resolves after a save', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'deid-store-'));
     const file = join(dir, 'sub', 'store.sqlite');
