@@ -27,8 +27,11 @@
 //        re-encoded), and native blanking's MB/s against a plain copy.
 // 8. OCR text regions (issue 18, bench/ocr.ts): recall of identity strings, false-blank area and ms per
 //    frame on `--ocr-frames` generated frames (seed `--ocr-seed`), a pool of 1 and of 2 workers.
+// 9. QIDO at PACS scale (issue 20, bench/qido-scale.ts): `--qido-scale` sizes of tiny studies in a fresh
+//    Orthanc each; direct, a researcher gateway paging (up to `--qido-paging-max` studies) and one with
+//    the de-identified study index, per query.
 // --only NAME[,NAME] runs only those sections (retrieval, latency, anonymize, projects, dimse, memory,
-// pixels, ocr): e.g. `--only pixels --study-mb 128`.
+// pixels, ocr, qido-scale): e.g. `--only pixels --study-mb 128`.
 // --cpu-prof writes a V8 CPU profile of the gateway process to bench/results/.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,6 +50,7 @@ import { dimseBlock, forwarded, spawnDimseGateway } from '../test/helpers/dimse.
 import { makeKeys, memoryOf, signToken, spawnGateway, TEST_PROJECT, type TestKeys } from '../test/helpers/gateway.ts';
 import { cpuSeconds, type NginxProcess, startNginx } from './nginx.ts';
 import { benchOcr, ocrRows } from './ocr.ts';
+import { benchQidoScale, qidoScaleRows } from './qido-scale.ts';
 import { benchNativeBlanking, benchPixelCodecs } from './pixel-codecs.ts';
 import { CT_INSTANCE_BYTES, syntheticCtStudy, syntheticSeriesUid, syntheticStudyUid } from './synthetic.ts';
 
@@ -65,10 +69,12 @@ const { values } = parseArgs({
     'cine-copies': { type: 'string', default: '16' },
     'ocr-seed': { type: 'string', default: '2026' },
     'ocr-frames': { type: 'string', default: '200' },
+    'qido-scale': { type: 'string', default: '4000,20000' },
+    'qido-paging-max': { type: 'string', default: '4000' },
     only: { type: 'string' },
   },
 });
-const SECTIONS = ['retrieval', 'latency', 'anonymize', 'projects', 'dimse', 'memory', 'pixels', 'ocr'] as const;
+const SECTIONS = ['retrieval', 'latency', 'anonymize', 'projects', 'dimse', 'memory', 'pixels', 'ocr', 'qido-scale'] as const;
 const only = values.only === undefined ? undefined : new Set(values.only.split(',').map((x) => x.trim()));
 for (const name of only ?? []) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`--only: not a section: ${name} (${SECTIONS.join(', ')})`);
 const runs = (section: (typeof SECTIONS)[number]) => only === undefined || only.has(section);
@@ -663,8 +669,11 @@ const keys = await makeKeys();
 try {
   instancesOf[STUDY.main] = instances;
   instancesOf[STUDY.latency] = 20;
-  await load(orthanc, STUDY.main, instances);
-  await load(orthanc, STUDY.latency, 20);
+  // The synthetic CT studies, for the sections that read them.
+  if (SECTIONS.some((s) => runs(s) && s !== 'ocr' && s !== 'qido-scale' && s !== 'dimse')) {
+    await load(orthanc, STUDY.main, instances);
+    await load(orthanc, STUDY.latency, 20);
+  }
   if (runs('retrieval') || runs('latency') || runs('anonymize')) {
     let gateway = await spawnGateway(orthanc.dicomWebUrl, keys, PRODUCT);
     try {
@@ -709,6 +718,12 @@ try {
     const measured = await benchOcr(options);
     results['ocr'] = { ...options, measured };
     rows.push(...ocrRows(measured, options));
+  }
+  if (runs('qido-scale')) {
+    const sizes = values['qido-scale'].split(',').map(Number);
+    const measured = await benchQidoScale(sizes, 7, Number(values['qido-paging-max']));
+    results['qido-scale'] = measured;
+    rows.push(...qidoScaleRows(measured));
   }
   if (factor > 0 && runs('memory')) {
     instancesOf[STUDY.large] = instances * factor;

@@ -48,13 +48,20 @@ const STUDY_UID = tagToHex(TAG.StudyInstanceUID);
 const SCAN_PAGE = 500;
 /** UIDs per UID-list query when changed studies are read (as project-view.ts UID_LIST_CHUNK). */
 const UID_CHUNK = 50;
-/** Changes per page of the feed, and the most read before one answer (past it the answer pages, the feed catches up next time). */
-const CHANGES_PAGE = 500;
-const MAX_CHANGE_PAGES_PER_ANSWER = 4;
+/**
+ * Changes per page of the feed (Orthanc answers with fewer when it caps it), and the most pages read
+ * before one answer: every instance stored makes a change, and every study a few more a minute later
+ * (Stable…), so a burst of ingest is many pages; past the bound the answer pages through the PACS and
+ * the next one reads on.
+ */
+const CHANGES_PAGE = 5_000;
+const MAX_CHANGE_PAGES_PER_ANSWER = 20;
+/** Orthanc REST look-ups of new studies' UIDs in flight at once. */
+const STUDY_LOOKUPS_AT_ONCE = 8;
 /** Orthanc's resource IDs (SHA-1 in five groups): the only change IDs that go into a PACS path. */
 const ORTHANC_ID = /^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/;
 /** The largest Orthanc REST answer read (a page of changes, one study). */
-const MAX_REST_JSON_BYTES = 4 * 1024 * 1024;
+const MAX_REST_JSON_BYTES = 16 * 1024 * 1024;
 
 export interface StudyIndexOptions {
   readonly store: StudyIndexStore;
@@ -64,6 +71,11 @@ export interface StudyIndexOptions {
   readonly rescanSeconds: number;
   readonly log: { info(entry: object, message: string): void; warn(entry: object, message: string): void };
   readonly now?: () => number;
+}
+
+interface CatchUp {
+  readonly current: boolean;
+  readonly changed: boolean;
 }
 
 export interface StudyIndex extends StudyCandidates {
@@ -133,7 +145,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
   const { store, changes, log } = options;
   const now = options.now ?? Date.now;
   const builds = new Map<string, Promise<void>>();
-  const catchUps = new Map<string, Promise<boolean>>();
+  const catchUps = new Map<string, Promise<CatchUp>>();
   const stop = new AbortController();
 
   const getJson = async (upstream: Upstream, pathAndQuery: string): Promise<unknown> => {
@@ -207,37 +219,62 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
     builds.set(scope, run);
   };
 
-  /** Applies the feed's changes since the state's; false when more are pending than one answer may wait for. */
-  const catchUp = (view: DeidentifiedView, state: StudyIndexState, feed: Upstream): Promise<boolean> => {
+  /**
+   * Applies the feed's changes since the state's. `current`: false when more are pending than one answer
+   * may wait for, or the feed could not be read; `changed`: studies were indexed.
+   */
+  const catchUp = (view: DeidentifiedView, state: StudyIndexState, feed: Upstream): Promise<CatchUp> => {
     const scope = view.store.scope;
     const running = catchUps.get(scope);
     if (running) return running;
     const run = (async () => {
       let since = state.changeSeq as number;
+      let changed = false;
       for (let page = 0; page < MAX_CHANGE_PAGES_PER_ANSWER; page++) {
         const answer = (await getJson(feed, `/changes?since=${since}&limit=${CHANGES_PAGE}`)) as { Changes?: unknown; Done?: unknown; Last?: unknown } | undefined;
         if (!Array.isArray(answer?.Changes) || typeof answer.Done !== 'boolean' || typeof answer.Last !== 'number') throw new UpstreamJsonError('a change feed answer of another shape');
+        const ids = (answer.Changes as Array<{ ChangeType?: unknown; ID?: unknown }>)
+          .filter((c) => c.ChangeType === 'NewStudy' && typeof c.ID === 'string' && ORTHANC_ID.test(c.ID))
+          .map((c) => c.ID as string);
         const uids: string[] = [];
-        for (const change of answer.Changes as Array<{ ChangeType?: unknown; ID?: unknown }>) {
-          if (change.ChangeType !== 'NewStudy' || typeof change.ID !== 'string' || !ORTHANC_ID.test(change.ID)) continue;
-          const study = (await getJson(feed, `/studies/${change.ID}`)) as { MainDicomTags?: { StudyInstanceUID?: unknown } } | undefined;
-          const uid = study?.MainDicomTags?.StudyInstanceUID; // undefined: deleted since
-          if (typeof uid === 'string' && isUid(uid)) uids.push(uid);
+        // A few at a time: a burst of new studies is one REST request each.
+        for (let i = 0; i < ids.length; i += STUDY_LOOKUPS_AT_ONCE) {
+          const studies = await Promise.all(ids.slice(i, i + STUDY_LOOKUPS_AT_ONCE).map((id) => getJson(feed, `/studies/${id}`)));
+          for (const study of studies as Array<{ MainDicomTags?: { StudyInstanceUID?: unknown } } | undefined>) {
+            const uid = study?.MainDicomTags?.StudyInstanceUID; // undefined: deleted since
+            if (typeof uid === 'string' && isUid(uid)) uids.push(uid);
+          }
         }
         for (let i = 0; i < uids.length; i += UID_CHUNK) await indexQuery(view, new URLSearchParams({ [STUDY_UID]: uids.slice(i, i + UID_CHUNK).join(',') }));
-        since = Math.max(since, answer.Last);
-        await store.setStudyIndexState(scope, { ...state, changeSeq: since });
-        if (answer.Done) return true;
+        changed ||= uids.length > 0;
+        if (answer.Last > since) {
+          since = answer.Last;
+          await store.setStudyIndexState(scope, { ...state, changeSeq: since });
+        }
+        if (answer.Done) return { current: true, changed };
       }
-      return false;
+      return { current: false, changed };
     })()
-      .catch((error: unknown) => {
+      .catch((error: unknown): CatchUp => {
         log.warn({ scope, err: error }, 'the change feed could not be read; this search pages through the PACS');
-        return false;
+        return { current: false, changed: false };
       })
       .finally(() => catchUps.delete(scope));
     catchUps.set(scope, run);
     return run;
+  };
+
+  /** 1. A range look-up on the first predicate that has one (a superset), else every entry; 2. every predicate on each. */
+  const lookUp = async (scope: string, predicates: readonly IndexPredicate[]): Promise<readonly string[]> => {
+    let studies: readonly string[] | undefined;
+    for (const p of predicates) {
+      const ranges = indexRanges(p.key);
+      if (ranges === undefined) continue;
+      studies = await store.studyIndexMatches(scope, ranges.map((r) => ({ tag: p.tag, ...r })));
+      break;
+    }
+    const docs = await store.studyIndexDocs(scope, studies);
+    return docs.filter((d) => docMatches(d.doc, predicates)).map((d) => d.study);
   };
 
   return {
@@ -255,18 +292,13 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
         build(view, fingerprint, false); // entries are replaced in place; the old ones answer meanwhile only with a feed
         if (!changes) return undefined;
       }
-      if (changes && !(await catchUp(view, state, changes))) return undefined;
-      // 1. A range look-up on the first predicate that has one (a superset), else every entry.
-      let studies: readonly string[] | undefined;
-      for (const p of predicates) {
-        const ranges = indexRanges(p.key);
-        if (ranges === undefined) continue;
-        studies = await store.studyIndexMatches(scope, ranges.map((r) => ({ tag: p.tag, ...r })));
-        break;
-      }
-      // 2. Every predicate on each candidate's indexed values.
-      const docs = await store.studyIndexDocs(scope, studies);
-      return docs.filter((d) => docMatches(d.doc, predicates)).map((d) => d.study);
+      // The change feed is read while the index is looked up; if it brought studies, the look-up is redone.
+      const caughtUp = changes ? catchUp(view, state, changes) : Promise.resolve({ current: true, changed: false });
+      caughtUp.catch(() => undefined);
+      const found = await lookUp(scope, predicates);
+      const { current, changed } = await caughtUp;
+      if (!current) return undefined;
+      return changed ? lookUp(scope, predicates) : found;
     },
     async settled(scope) {
       await builds.get(scope);
