@@ -566,7 +566,8 @@ type PageReader = (params: URLSearchParams, offset: number, path?: string) => Pr
 
 /**
  * The upstream queries of one search, in order. The study index's candidates (`indexed`): a UID-list
- * query per chunk. Unconstrained (a project of every study, or a study in the path that was admitted): the planned query. Otherwise the PACS is asked only about member
+ * query per chunk. Unconstrained (a project of every study, or a study in the path that was admitted):
+ * the planned query. Otherwise the PACS is asked only about member
  * studies, never with the researcher's keys over the whole archive (a timing and paging oracle on
  * studies outside the project):
  *   - study level: (1) the planned keys with the project's conditions (PS3.4 C.2.2.2); then (2) the

@@ -16,7 +16,8 @@
 // The index holds de-identified values only. It answers only when it is complete for the policy it was
 // built under (a fingerprint of that policy's output) and current: a full scan of the PACS's studies
 // in the background, then Orthanc's change feed (`/changes`, its NewStudy events) read before each
-// answer; without a change feed, for `rescanSeconds` after the scan. Otherwise, and for a key on an
+// answer; without a change feed, for `rescanSeconds` after the scan. With Orthanc, the scan reads its
+// list of studies and asks QIDO-RS by UID (no page re-reads the rows before it); otherwise QIDO-RS by offset. Otherwise, and for a key on an
 // attribute it does not hold, qido.ts pages through the PACS as before: slower, never different.
 import { createHash } from 'node:crypto';
 import { createSession, deidentifyJson, type DeidPolicy, type DeidSession, type DicomJsonDataset } from '../deid/deidentify.ts';
@@ -24,11 +25,11 @@ import { lookup, tagForAttributeId } from '../dicom/dictionary.ts';
 import { indexForm, indexRanges, matchesKey, matchValues } from '../dicom/matching.ts';
 import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
-import { isUid } from '../dicom/uid.ts';
 import type { StudyIndexEntry, StudyIndexState, StudyIndexStore } from '../store/study-index-store.ts';
 import { savingSession, type DeidentifiedView, type IndexPredicate, type StudyCandidates } from './deidentified-view.ts';
 import { UpstreamJsonError, UpstreamStatusError } from './errors.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
+import { isPathIdentifier } from './routes.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 /** The study-level attributes the index holds (Orthanc's patient and study main tags, so a scan reads no file). */
@@ -44,8 +45,9 @@ const INDEXED: ReadonlyArray<{ tag: number; hex: string; vr: string }> = INDEXED
 export const INDEXED_TAGS: ReadonlySet<number> = new Set(INDEXED.map((a) => a.tag));
 
 const STUDY_UID = tagToHex(TAG.StudyInstanceUID);
-/** Studies per upstream page of a full scan. */
+/** Studies per upstream page of a full scan: a QIDO-RS page, or a page of Orthanc's study list. */
 const SCAN_PAGE = 500;
+const RESOURCE_PAGE = 1_000;
 /** UIDs per UID-list query when changed studies are read (as project-view.ts UID_LIST_CHUNK). */
 const UID_CHUNK = 50;
 /**
@@ -195,6 +197,38 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
     return answer.Last;
   };
 
+  /**
+   * A full scan through QIDO-RS paged by offset: what any PACS offers. Orthanc 1.10 answers a page by
+   * reading the rows before it again, so this grows faster than the PACS; it runs in the background.
+   */
+  const scanByOffset = async (view: DeidentifiedView): Promise<number> => {
+    let studies = 0;
+    for (let offset = 0; ; offset += SCAN_PAGE) {
+      const read = await indexQuery(view, new URLSearchParams({ limit: String(SCAN_PAGE), offset: String(offset) }));
+      studies += read;
+      if (read < SCAN_PAGE) return studies;
+    }
+  };
+
+  /**
+   * A full scan without re-reading: Orthanc's own list of studies (`/studies?expand&since&limit`, in the
+   * order it stored them, a page of UIDs at a time), then QIDO-RS for each chunk of UIDs. A UID goes
+   * into a condition only as a plain identifier (routes.ts: Orthanc holds studies whose "UIDs" are
+   * hashes, and answers for them), never with a `,`, `\`, `*` or `?` that would make it a list or a wild card.
+   */
+  const scanByResource = async (view: DeidentifiedView, feed: Upstream): Promise<number> => {
+    let studies = 0;
+    for (let since = 0; ; since += RESOURCE_PAGE) {
+      const listed = await getJson(feed, `/studies?expand&since=${since}&limit=${RESOURCE_PAGE}`);
+      if (!Array.isArray(listed)) throw new UpstreamJsonError('a study list that is not an array');
+      const uids = (listed as Array<{ MainDicomTags?: { StudyInstanceUID?: unknown } } | null>)
+        .map((study) => study?.MainDicomTags?.StudyInstanceUID)
+        .filter((uid): uid is string => typeof uid === 'string' && isPathIdentifier(uid, 'original'));
+      for (let i = 0; i < uids.length; i += UID_CHUNK) studies += await indexQuery(view, new URLSearchParams({ [STUDY_UID]: uids.slice(i, i + UID_CHUNK).join(',') }));
+      if (listed.length < RESOURCE_PAGE) return studies;
+    }
+  };
+
   const build = (view: DeidentifiedView, fingerprint: string, clear: boolean): void => {
     const scope = view.store.scope;
     if (builds.has(scope)) return;
@@ -202,13 +236,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
     const run = (async () => {
       const changeSeq = await lastChange();
       if (clear) await store.setStudyIndexState(scope, undefined, { clear: true });
-      let studies = 0;
-      for (let offset = 0; ; offset += SCAN_PAGE) {
-        // Orthanc pages by offset; a scan runs in the background, once per rescan, never per query.
-        const read = await indexQuery(view, new URLSearchParams({ limit: String(SCAN_PAGE), offset: String(offset) }));
-        studies += read;
-        if (read < SCAN_PAGE) break;
-      }
+      const studies = changes ? await scanByResource(view, changes) : await scanByOffset(view);
       await store.setStudyIndexState(scope, { fingerprint, changeSeq, builtAt: new Date(now()).toISOString() });
       log.info({ scope, studies, seconds: (now() - started) / 1000 }, 'study index built');
     })()
@@ -242,7 +270,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
           const studies = await Promise.all(ids.slice(i, i + STUDY_LOOKUPS_AT_ONCE).map((id) => getJson(feed, `/studies/${id}`)));
           for (const study of studies as Array<{ MainDicomTags?: { StudyInstanceUID?: unknown } } | undefined>) {
             const uid = study?.MainDicomTags?.StudyInstanceUID; // undefined: deleted since
-            if (typeof uid === 'string' && isUid(uid)) uids.push(uid);
+            if (typeof uid === 'string' && isPathIdentifier(uid, 'original')) uids.push(uid);
           }
         }
         for (let i = 0; i < uids.length; i += UID_CHUNK) await indexQuery(view, new URLSearchParams({ [STUDY_UID]: uids.slice(i, i + UID_CHUNK).join(',') }));

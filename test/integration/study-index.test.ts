@@ -81,6 +81,10 @@ describe('the de-identified study index answers study searches as paging does, a
     // The first search on a gateway-side key starts the build and is answered by paging meanwhile.
     await both(`PatientName=${encodeURIComponent(`${nameOf(studies[0] as Json[number])?.slice(0, 7)}*`)}`);
     await waitForBuild(indexed, 1);
+    // With a change feed the scan read Orthanc's list of studies, and asked QIDO-RS by UID, never by offset.
+    const scan = proxy.seen.filter((r) => r.url.startsWith('/studies?expand') || r.url.startsWith('/dicom-web/studies?'));
+    assert.ok(scan.some((r) => r.url.startsWith('/studies?expand&since=0')), 'the study list was read');
+    assert.ok(!scan.some((r) => /[?&]limit=500/.test(r.url)), 'no QIDO-RS page by offset');
   });
   after(async () => {
     await indexed?.close();
@@ -128,6 +132,29 @@ describe('the de-identified study index answers study searches as paging does, a
   test('a key on an attribute the index does not hold pages through the PACS, as before', async () => {
     const { asked } = await both('PatientIdentityRemoved=YES&limit=5');
     assert.ok(asked.some((r) => !new URL(r.url, 'http://pacs').searchParams.get(STUDY_UID)), 'the archive is paged');
+  });
+
+  test('without a change feed the index is built by QIDO-RS paging and answers alike', async () => {
+    const noFeed = await startTestGateway(proxy.dicomWebUrl, { dataDir: join(indexed.keys.dir, 'no-feed'), qido: { index: { enabled: true } } }, indexed.keys);
+    try {
+      const token = await noFeed.token('researcher');
+      const name = nameOf(studies[3] as Json[number]) as string;
+      const query = `PatientName=${encodeURIComponent(`${name.slice(0, 7)}*`)}`;
+      let mark = proxy.seen.length;
+      await search(noFeed, token, query);
+      await waitForBuild(noFeed, 1);
+      assert.ok(proxy.since(mark).some((r) => /[?&]offset=500/.test(r.url) || /[?&]limit=500/.test(r.url)), 'the scan paged QIDO-RS');
+      assert.ok(!proxy.since(mark).some((r) => r.url.startsWith('/changes') || r.url.startsWith('/studies?expand')), 'no Orthanc REST call');
+      const expected = await search(paging, tokens.paging, query);
+      mark = proxy.seen.length;
+      const found = await search(noFeed, token, query);
+      byCandidates(proxy.since(mark), ['PatientName']);
+      const key = (d: Json[number]) => JSON.stringify({ ...d, '00081190': undefined });
+      assert.deepEqual(new Set(found.map(key)), new Set(expected.map(key)));
+      assert.ok(found.length >= 1);
+    } finally {
+      await noFeed.close();
+    }
   });
 
   test('a study stored later is found through the change feed; one deleted is not shown', async () => {
