@@ -58,6 +58,8 @@ const UID_CHUNK = 50;
  */
 const CHANGES_PAGE = 5_000;
 const MAX_CHANGE_PAGES_PER_ANSWER = 20;
+/** How long after a failed full scan the next may start. */
+const RETRY_FAILED_BUILD_MS = 300_000;
 /** Orthanc REST look-ups of new studies' UIDs in flight at once. */
 const STUDY_LOOKUPS_AT_ONCE = 8;
 /** Orthanc's resource IDs (SHA-1 in five groups): the only change IDs that go into a PACS path. */
@@ -147,6 +149,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
   const { store, changes, log } = options;
   const now = options.now ?? Date.now;
   const builds = new Map<string, Promise<void>>();
+  const failedAt = new Map<string, number>();
   const catchUps = new Map<string, Promise<CatchUp>>();
   const stop = new AbortController();
 
@@ -232,6 +235,9 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
   const build = (view: DeidentifiedView, fingerprint: string, clear: boolean): void => {
     const scope = view.store.scope;
     if (builds.has(scope)) return;
+    // A scan that failed (the PACS unreachable, a study that cannot be de-identified) is not retried by
+    // every search that finds no index: at most once per RETRY_FAILED_BUILD_MS.
+    if (now() - (failedAt.get(scope) ?? -Infinity) < RETRY_FAILED_BUILD_MS) return;
     const started = now();
     const run = (async () => {
       const changeSeq = await lastChange();
@@ -241,6 +247,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
       log.info({ scope, studies, seconds: (now() - started) / 1000 }, 'study index built');
     })()
       .catch((error: unknown) => {
+        failedAt.set(scope, now());
         if (!stop.signal.aborted) log.warn({ scope, err: error }, 'study index build failed; searches page through the PACS');
       })
       .finally(() => builds.delete(scope));

@@ -157,6 +157,25 @@ describe('the de-identified study index answers study searches as paging does, a
     }
   });
 
+  test('a scan that fails leaves searches paging as before, and is not retried by every search', async () => {
+    // A feed on a loopback port nothing listens on: the scan fails at its first request.
+    const broken = await startTestGateway(proxy.dicomWebUrl, { dataDir: join(indexed.keys.dir, 'broken'), qido: { index: { enabled: true, orthancUrl: 'http://127.0.0.1:1' } } }, indexed.keys);
+    try {
+      const token = await broken.token('researcher');
+      const query = `PatientName=${encodeURIComponent(`${(nameOf(studies[2] as Json[number]) as string).slice(0, 7)}*`)}`;
+      const expected = await search(paging, tokens.paging, query);
+      const key = (d: Json[number]) => JSON.stringify({ ...d, '00081190': undefined });
+      for (let i = 0; i < 3; i++) {
+        const found = await search(broken, token, query);
+        assert.deepEqual(new Set(found.map(key)), new Set(expected.map(key)));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal((broken.logs().match(/study index build failed/g) ?? []).length, 1);
+    } finally {
+      await broken.close();
+    }
+  });
+
   test('a study stored later is found through the change feed; one deleted is not shown', async () => {
     const uid = `2.25.${BigInt(`0x${randomBytes(12).toString('hex')}`)}`;
     const file = syntheticInstance(`${uid}.1.1`, [
