@@ -17,8 +17,9 @@
 // built under (a fingerprint of that policy's output) and current: a full scan of the PACS's studies
 // in the background, then Orthanc's change feed (`/changes`, its NewStudy events) read before each
 // answer; without a change feed, for `rescanSeconds` after the scan. With Orthanc, the scan reads its
-// list of studies and asks QIDO-RS by UID (no page re-reads the rows before it); otherwise QIDO-RS by offset. Otherwise, and for a key on an
-// attribute it does not hold, qido.ts pages through the PACS as before: slower, never different.
+// list of studies and asks QIDO-RS by UID (no page re-reads the rows before it); otherwise it pages
+// QIDO-RS by offset. When the index cannot answer, and for a key on an attribute it does not hold,
+// qido.ts pages through the PACS as before: slower, never different.
 import { createHash } from 'node:crypto';
 import { createSession, deidentifyJson, type DeidPolicy, type DeidSession, type DicomJsonDataset } from '../deid/deidentify.ts';
 import { lookup, tagForAttributeId } from '../dicom/dictionary.ts';
@@ -83,8 +84,6 @@ interface CatchUp {
 }
 
 export interface StudyIndex extends StudyCandidates {
-  /** Resolves when no build of `scope` is under way (tests, the bench). */
-  settled(scope: string): Promise<void>;
   /** Stops the builds under way (at the page in hand). */
   close(): void;
 }
@@ -334,9 +333,6 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
       const { current, changed } = await caughtUp;
       if (!current) return undefined;
       return changed ? lookUp(scope, predicates) : found;
-    },
-    async settled(scope) {
-      await builds.get(scope);
     },
     close() {
       stop.abort();
