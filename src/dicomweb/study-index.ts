@@ -27,8 +27,8 @@ import { indexForm, indexRanges, matchesKey, matchValues } from '../dicom/matchi
 import { tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import type { StudyIndexEntry, StudyIndexState, StudyIndexStore } from '../store/study-index-store.ts';
-import { savingSession, type DeidentifiedView, type IndexPredicate, type StudyCandidates } from './deidentified-view.ts';
-import { UpstreamJsonError, UpstreamStatusError } from './errors.ts';
+import { refuseUpstreamError, savingSession, type DeidentifiedView, type IndexPredicate, type StudyCandidates } from './deidentified-view.ts';
+import { UpstreamJsonError } from './errors.ts';
 import { jsonArrayItems } from './json-array-stream.ts';
 import { isPathIdentifier } from './routes.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
@@ -106,10 +106,10 @@ export function indexEntryOf(session: DeidSession, dataset: DicomJsonDataset): S
   return { study, doc: JSON.stringify(doc), keys };
 }
 
-/** Does an entry's doc (indexEntryOf) match every predicate? The same matcher as qido.ts uses on results. */
-function docMatches(doc: string, predicates: readonly IndexPredicate[]): boolean {
+/** Does an entry's doc (indexEntryOf) match every key (by tag hex)? The same matcher as qido.ts uses on results. */
+function docMatches(doc: string, keys: ReadonlyArray<readonly [hex: string, key: IndexPredicate['key']]>): boolean {
   const values = JSON.parse(doc) as Record<string, string[]>;
-  return predicates.every((p) => matchesKey(p.key, values[tagToHex(p.tag)] ?? []));
+  return keys.every(([hex, key]) => matchesKey(key, values[hex] ?? []));
 }
 
 /** A fixed study (no patient's): what the policy makes of it identifies the policy's keys, shifts and actions. */
@@ -158,10 +158,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
       res.body.resume();
       return undefined;
     }
-    if (res.statusCode !== 200) {
-      res.body.resume();
-      throw new UpstreamStatusError(res.statusCode);
-    }
+    if (res.statusCode !== 200) refuseUpstreamError(res);
     return parseCapped(res);
   };
 
@@ -173,10 +170,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
       res.body.resume();
       return 0;
     }
-    if (res.statusCode !== 200) {
-      res.body.resume();
-      throw new UpstreamStatusError(res.statusCode);
-    }
+    if (res.statusCode !== 200) refuseUpstreamError(res);
     // One saving session per page: the pseudonyms an entry holds are durable before the entry is.
     const { session, makeDurable } = savingSession(view);
     const entries: StudyIndexEntry[] = [];
@@ -308,7 +302,8 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
       break;
     }
     const docs = await store.studyIndexDocs(scope, studies);
-    return docs.filter((d) => docMatches(d.doc, predicates)).map((d) => d.study);
+    const keys = predicates.map((p) => [tagToHex(p.tag), p.key] as const);
+    return docs.filter((d) => docMatches(d.doc, keys)).map((d) => d.study);
   };
 
   return {

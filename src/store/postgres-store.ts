@@ -207,17 +207,22 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   };
 }
 
+/** A query's rows; a failure becomes STORE_READ_FAILED naming `what` (the project store, the study index). */
+function rowsReader(pool: pg.Pool, what: string) {
+  return async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> => {
+    try {
+      return (await pool.query<R>(text, values)).rows;
+    } catch (cause) {
+      throw new StoreError('STORE_READ_FAILED', `${what} could not be read`, { cause });
+    }
+  };
+}
+
 const ADD_STUDIES = 'INSERT INTO project_study (project, study_uid) SELECT $1, u FROM unnest($2::text[]) AS t(u) ORDER BY u ON CONFLICT DO NOTHING';
 
 /** The ProjectStore half: each change and the version increment in one transaction. */
 function projectQueries(pool: pg.Pool): ProjectStore {
-  const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> => {
-    try {
-      return (await pool.query<R>(text, values)).rows;
-    } catch (cause) {
-      throw new StoreError('STORE_READ_FAILED', 'the project store could not be read', { cause });
-    }
-  };
+  const read = rowsReader(pool, 'the project store');
   /** Runs one change (and what follows it, if it changed a row) and increments the version, in one transaction. */
   const change = async (text: string, values: unknown[], then?: (client: pg.PoolClient) => Promise<void>): Promise<number> => {
     let changed = 0;
@@ -285,13 +290,7 @@ function projectQueries(pool: pg.Pool): ProjectStore {
 
 /** The de-identified study index (study-index-store.ts); its key column compares byte-wise (`COLLATE "C"`). */
 function studyIndexQueries(pool: pg.Pool): StudyIndexStore {
-  const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> => {
-    try {
-      return (await pool.query<R>(text, values)).rows;
-    } catch (cause) {
-      throw new StoreError('STORE_READ_FAILED', 'the study index could not be read', { cause });
-    }
-  };
+  const read = rowsReader(pool, 'the study index');
   const write = async (work: (client: pg.PoolClient) => Promise<void>) => {
     try {
       await inTransaction(pool, work);

@@ -189,6 +189,17 @@ function pseudonymStatements(db: Database.Database) {
   return { select, saveAll };
 }
 
+/** Runs a write; a failure becomes STORE_WRITE_FAILED naming `what` (the project store, the study index). */
+function writer(what: string) {
+  return <T>(run: () => T): T => {
+    try {
+      return run();
+    } catch (cause) {
+      throw new StoreError('STORE_WRITE_FAILED', `${what} could not be written`, { cause });
+    }
+  };
+}
+
 /** The ProjectStore half: each change and the version increment in one transaction. */
 function projectStatements(db: Database.Database): ProjectStore {
   const bump = db.prepare('UPDATE projects_version SET version = version + 1 WHERE id = 1');
@@ -224,13 +235,7 @@ function projectStatements(db: Database.Database): ProjectStore {
   const addTx = changing((name: string, uids: readonly string[]) => uids.reduce((n, uid) => n + add.run(name, uid).changes, 0));
   const removeTx = changing((name: string, uids: readonly string[]) => uids.reduce((n, uid) => n + remove.run(name, uid).changes, 0));
   const withdrawTx = changing((project: string, patientId: string) => withdraw.run(project, patientId).changes);
-  const write = <T>(run: () => T): T => {
-    try {
-      return run();
-    } catch (cause) {
-      throw new StoreError('STORE_WRITE_FAILED', 'the project store could not be written', { cause });
-    }
-  };
+  const write = writer('the project store');
   return {
     async projectsVersion() {
       return version.get()?.version ?? 0;
@@ -303,13 +308,7 @@ function studyIndexStatements(db: Database.Database): StudyIndexStore {
       for (const [tag, value] of e.keys) putKey.run(scope, tag, value, e.study);
     }
   });
-  const write = (run: () => void) => {
-    try {
-      run();
-    } catch (cause) {
-      throw new StoreError('STORE_WRITE_FAILED', 'the study index could not be written', { cause });
-    }
-  };
+  const write = writer('the study index');
   return {
     async studyIndexState(scope) {
       const row = state.get(scope);

@@ -23,6 +23,11 @@ type Json = Array<Record<string, { vr?: string; Value?: unknown[] }>>;
 const STUDY_UID = '0020000D';
 const first = (d: Json[number], hex: string) => d[hex]?.Value?.[0];
 const nameOf = (d: Json[number]) => (first(d, '00100010') as { Alphabetic?: string } | undefined)?.Alphabetic;
+/** Two gateways' answers hold the same datasets (as sets: QIDO's order is the origin's); the Retrieve URL names each gateway's own port. */
+function assertSameAnswer(actual: Json, expected: Json, message: string): void {
+  const key = (d: Json[number]) => JSON.stringify({ ...d, '00081190': undefined });
+  assert.deepEqual(new Set(actual.map(key)), new Set(expected.map(key)), message);
+}
 
 describe('the de-identified study index answers study searches as paging does, asking the PACS for candidates only', () => {
   let orthanc: OrthancProcess;
@@ -39,14 +44,13 @@ describe('the de-identified study index answers study searches as paging does, a
     assert.equal(res.status, 200, `${query}: ${text}`);
     return text === '' ? [] : (JSON.parse(text) as Json);
   };
-  /** The same search through both gateways: equal answers (as sets: QIDO's order is the origin's), and what the indexed one asked the PACS. */
+  /** The same search through both gateways: equal answers, and what the indexed one asked the PACS. */
   const both = async (query: string) => {
     const mark = proxy.seen.length;
     const viaIndex = await search(indexed, tokens.indexed, query);
     const asked = proxy.since(mark).filter((r) => r.url.startsWith('/dicom-web/'));
     const viaPaging = await search(paging, tokens.paging, query);
-    const key = (d: Json[number]) => JSON.stringify({ ...d, '00081190': undefined }); // the Retrieve URL names each gateway's own port
-    assert.deepEqual(new Set(viaIndex.map(key)), new Set(viaPaging.map(key)), `${query}: the index and paging answer alike`);
+    assertSameAnswer(viaIndex, viaPaging, `${query}: the index and paging answer alike`);
     return { found: viaIndex, asked };
   };
   /** Every upstream search the index answered by: UID-list queries only, none with the researcher's key. */
@@ -149,8 +153,7 @@ describe('the de-identified study index answers study searches as paging does, a
       mark = proxy.seen.length;
       const found = await search(noFeed, token, query);
       byCandidates(proxy.since(mark), ['PatientName']);
-      const key = (d: Json[number]) => JSON.stringify({ ...d, '00081190': undefined });
-      assert.deepEqual(new Set(found.map(key)), new Set(expected.map(key)));
+      assertSameAnswer(found, expected, query);
       assert.ok(found.length >= 1);
     } finally {
       await noFeed.close();
@@ -164,10 +167,9 @@ describe('the de-identified study index answers study searches as paging does, a
       const token = await broken.token('researcher');
       const query = `PatientName=${encodeURIComponent(`${(nameOf(studies[2] as Json[number]) as string).slice(0, 7)}*`)}`;
       const expected = await search(paging, tokens.paging, query);
-      const key = (d: Json[number]) => JSON.stringify({ ...d, '00081190': undefined });
       for (let i = 0; i < 3; i++) {
         const found = await search(broken, token, query);
-        assert.deepEqual(new Set(found.map(key)), new Set(expected.map(key)));
+        assertSameAnswer(found, expected, query);
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal((broken.logs().match(/study index build failed/g) ?? []).length, 1);
