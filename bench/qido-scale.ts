@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { startOrthanc } from '../src/demo/orthanc-process.ts';
+import { loadIntoOrthanc, startOrthanc } from '../src/demo/orthanc-process.ts';
 import { keyedUid } from '../src/deid/pseudonym.ts';
 import { TAG } from '../src/dicom/tags.ts';
 import { projectScope } from '../src/projects/project.ts';
@@ -40,11 +40,11 @@ const SYLLABLES = ['AN', 'BER', 'CO', 'DA', 'EL', 'FIN', 'GOR', 'HAL', 'IN', 'JO
 const pick = <T>(xs: readonly T[], n: number) => xs[n % xs.length] as T;
 
 /** One tiny study (one SC instance without pixels) of its own patient: name, ID, date and description vary. */
-function tinyStudy(n: number): { file: Buffer; study: string } {
+function tinyStudy(n: number): Buffer {
   const study = `2.25.${BigInt(`0x${randomBytes(15).toString('hex')}`)}`;
   const surname = `${pick(SYLLABLES, n)}${pick(SYLLABLES, Math.floor(n / 24))}${pick(SYLLABLES, Math.floor(n / 576))}`;
   const day = new Date(Date.UTC(2000, 0, 1) + (n * 7_919 % 7_300) * 86_400_000).toISOString().slice(0, 10).replace(/-/g, '');
-  const file = syntheticInstance(`${study}.1.1`, [
+  return syntheticInstance(`${study}.1.1`, [
     [0x00080020, 'DA', day],
     [0x00080060, 'CS', n % 3 === 0 ? 'CT' : n % 3 === 1 ? 'MR' : 'OT'],
     [0x00081030, 'LO', `${n % 3 === 0 ? 'CT' : 'MR'} STUDY ${n}`],
@@ -53,19 +53,17 @@ function tinyStudy(n: number): { file: Buffer; study: string } {
     [TAG.StudyInstanceUID, 'UI', study],
     [TAG.SeriesInstanceUID, 'UI', `${study}.1`],
   ]);
-  return { file, study };
 }
 
+/** Six loaders side by side, drawing study numbers from one counter. */
 async function loadTiny(httpUrl: string, count: number): Promise<void> {
   let next = 0;
-  const worker = async () => {
-    for (let n = next++; n < count; n = next++) {
-      const res = await fetch(`${httpUrl}/instances`, { method: 'POST', body: new Uint8Array(tinyStudy(n).file), headers: { 'content-type': 'application/dicom' } });
-      await res.arrayBuffer();
-      if (!res.ok) throw new Error(`Orthanc refused a tiny study (${res.status})`);
-    }
+  const files = function* () {
+    for (let n = next++; n < count; n = next++) yield { name: `tiny-${n}`, bytes: tinyStudy(n) };
   };
-  await Promise.all(Array.from({ length: 6 }, worker));
+  const loaded = await Promise.all(Array.from({ length: 6 }, () => loadIntoOrthanc(httpUrl, files())));
+  const refused = loaded.reduce((n, l) => n + l.refused.length, 0);
+  if (refused > 0) throw new Error(`Orthanc refused ${refused} tiny studies`);
 }
 
 async function timed(url: string, headers: Record<string, string>): Promise<{ ms: number; count: number }> {
