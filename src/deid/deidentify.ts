@@ -15,7 +15,7 @@ import type { IdentityKind, PseudonymPair } from './pseudonym.ts';
 import { cleanText, collectIdentities, jsonIdentitySource, textCleaningOf } from './text-clean.ts';
 import type { IdentitySet, IdentitySource } from './text-clean.ts';
 import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
-import { elementOf, formatTag, groupOf, isPrivate, makeTag, parseTag, tagToHex } from '../dicom/tag.ts';
+import { elementOf, formatTag, groupOf, hexKeyTag, isPrivate, makeTag, tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
 import { binaryValueSize } from '../dicom/vr.ts';
@@ -683,8 +683,9 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
     throw new DeidUnsupportedValueError(path.map(formatTag).join('>') || 'dataset', 'item is not a DICOM JSON object');
   }
   const out: DicomJsonDataset = {};
-  for (const key of Object.keys(dataset).sort()) {
-    const tag = key.length === 8 ? parseTag(key) : undefined; // PS3.18 F.2.1.1: the key is "ggggeeee"
+  const creators = new PrivateCreators(dataset);
+  for (const key of sortedKeys(dataset)) {
+    const tag = hexKeyTag(key); // PS3.18 F.2.1.1: the key is "ggggeeee"
     const element = dataset[key];
     if (tag === undefined) throw new DeidUnsupportedValueError(key.slice(0, 16), 'not a DICOM JSON tag key');
     if (typeof element !== 'object' || element === null || typeof element.vr !== 'string') {
@@ -692,7 +693,8 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
     }
     const value = element.Value;
     if (value !== undefined && !Array.isArray(value)) throw new DeidUnsupportedValueError(formatTag(tag), 'Value is not an array');
-    const ref: ElementRef = { tag, vr: element.vr, path, ...privateCreatorOf(dataset, tag) };
+    const privateCreator = creators.of(tag);
+    const ref: ElementRef = privateCreator === undefined ? { tag, vr: element.vr, path } : { tag, vr: element.vr, path, privateCreator };
     const decision = session.decide(ref, value);
     const outKey = key.toUpperCase(); // an 8-hex key (checked above), in PS3.18 F.2.1.1's upper case
     if (path.length === 0 && options.pixelVerdict?.action === 'redact' && isInlinePixels(outKey, element)) continue;
@@ -731,29 +733,59 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
  */
 function checkKeptJsonValue(ref: ElementRef, value: readonly unknown[] | undefined): void {
   if (value === undefined || value.length === 0) return;
-  const where = () => [...ref.path, ref.tag].map(formatTag).join('>');
   const size = binaryValueSize(ref.vr);
   if (size !== undefined) {
     const maxBytes = maxBinaryValueBytes(ref.tag, ref.vr);
-    if (maxBytes !== undefined && value.length > maxBytes / size) throw new DeidUnsupportedValueError(where(), 'kept value has more values than its VM allows');
+    if (maxBytes !== undefined && value.length > maxBytes / size) throw new DeidUnsupportedValueError(placeOf(ref), 'kept value has more values than its VM allows');
     return;
   }
-  const texts = value.flatMap((v) => (typeof v === 'string' ? [v] : v && typeof v === 'object' ? Object.values(v as Record<string, unknown>).filter((g): g is string => typeof g === 'string') : []));
-  if (texts.some((t) => /[\u0000-\u0008\u000b\u000e-\u001a\u001c-\u001f]/.test(t.replace(/[\u0000 ]+$/, '')))) {
-    throw new DeidUnsupportedValueError(where(), 'kept value holds control characters');
+  for (const v of value) {
+    const forbidden =
+      typeof v === 'string'
+        ? holdsControlCharacters(v)
+        : typeof v === 'object' && v !== null && Object.values(v as Record<string, unknown>).some((g) => typeof g === 'string' && holdsControlCharacters(g));
+    if (forbidden) throw new DeidUnsupportedValueError(placeOf(ref), 'kept value holds control characters');
   }
 }
 
-function privateCreatorOf(dataset: DicomJsonDataset, tag: number): { privateCreator?: string } {
-  const group = groupOf(tag);
-  const element = elementOf(tag);
-  if (!isPrivate(tag) || element < 0x1000) return {};
-  const creator = dataset[tagToHex(makeTag(group, element >>> 8))]?.Value?.[0];
-  return typeof creator === 'string' ? { privateCreator: normalizeCreator(creator) } : {};
+/** PS3.5 6.1.2: control characters no text VR permits (trailing NUL padding aside). */
+const FORBIDDEN_CONTROL = /[\u0000-\u0008\u000b\u000e-\u001a\u001c-\u001f]/;
+const holdsControlCharacters = (text: string): boolean => FORBIDDEN_CONTROL.test(text) && FORBIDDEN_CONTROL.test(text.replace(/[\u0000 ]+$/, ''));
+
+const placeOf = (ref: ElementRef): string => [...ref.path, ref.tag].map(formatTag).join('>');
+
+/**
+ * The private creators of one item, each read from its (gggg,00xx) element of the same item the first
+ * time an element of its block (gggg,xx00-xxFF) asks (PS3.5 7.8.1).
+ */
+class PrivateCreators {
+  readonly #dataset: DicomJsonDataset;
+  readonly #byCreatorTag = new Map<number, string | undefined>();
+  constructor(dataset: DicomJsonDataset) {
+    this.#dataset = dataset;
+  }
+  /** The normalized creator of a private element's block; undefined for any other element, or a block without one. */
+  of(tag: number): string | undefined {
+    const element = elementOf(tag);
+    if (!isPrivate(tag) || element < 0x1000) return undefined;
+    const creatorTag = makeTag(groupOf(tag), element >>> 8);
+    if (this.#byCreatorTag.has(creatorTag)) return this.#byCreatorTag.get(creatorTag);
+    const creator = this.#dataset[tagToHex(creatorTag)]?.Value?.[0];
+    const normalized = typeof creator === 'string' ? normalizeCreator(creator) : undefined;
+    this.#byCreatorTag.set(creatorTag, normalized);
+    return normalized;
+  }
+}
+
+/** The keys of a dataset in code-unit order: a PACS's are usually in order already, and are then not sorted again. */
+function sortedKeys(dataset: DicomJsonDataset): string[] {
+  const keys = Object.keys(dataset);
+  for (let i = 1; i < keys.length; i++) if ((keys[i - 1] as string) > (keys[i] as string)) return keys.sort();
+  return keys;
 }
 
 function sortKeys(dataset: DicomJsonDataset): DicomJsonDataset {
   const out: DicomJsonDataset = {};
-  for (const key of Object.keys(dataset).sort()) out[key] = dataset[key]!;
+  for (const key of sortedKeys(dataset)) out[key] = dataset[key]!;
   return out;
 }

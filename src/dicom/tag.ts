@@ -14,7 +14,6 @@ export function elementOf(tag: Tag): number {
   return tag & 0xffff;
 }
 
-const HEX_KEY = /^[0-9A-Fa-f]{8}$/;
 const GROUP_ELEMENT = /^(\(?)([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})(\)?)$/;
 
 /**
@@ -23,10 +22,27 @@ const GROUP_ELEMENT = /^(\(?)([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})(\)?)$/;
  * key, a config key) decides itself what a non-tag means. Nothing is trimmed.
  */
 export function parseTag(text: string): Tag | undefined {
-  if (HEX_KEY.test(text)) return Number.parseInt(text, 16) >>> 0;
+  const key = hexKeyTag(text);
+  if (key !== undefined) return key;
   const m = GROUP_ELEMENT.exec(text);
   if (!m || m[1] !== (m[4] === ')' ? '(' : '')) return undefined; // both parentheses or neither
   return makeTag(Number.parseInt(m[2]!, 16), Number.parseInt(m[3]!, 16));
+}
+
+/**
+ * "ggggeeee" (PS3.18 F.2.1.1, either case) as a tag; undefined for anything else. A loop over the eight
+ * characters, not a regular expression: every key of every DICOM JSON dataset passes here.
+ */
+export function hexKeyTag(text: string): Tag | undefined {
+  if (text.length !== 8) return undefined;
+  let tag = 0;
+  for (let i = 0; i < 8; i++) {
+    const c = text.charCodeAt(i);
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 0x37 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    if (digit < 0) return undefined;
+    tag = tag * 16 + digit;
+  }
+  return tag;
 }
 
 function hex4(n: number): string {

@@ -213,6 +213,25 @@ test('Retain Safe Private keeps listed attributes by creator and offset, with th
   assert.equal(out['00091001'], undefined);
 });
 
+test('key order and case change nothing: the same keys come out upper case, private creators found wherever they stand', () => {
+  const p = policy({ profile: { retainSafePrivate: true } });
+  const sorted = deidentifyJson(p, sampleDataset());
+  const shuffled = Object.fromEntries(Object.entries(sampleDataset()).reverse().map(([k, v]) => [k.toLowerCase(), v])) as DicomJsonDataset;
+  const out = deidentifyJson(p, shuffled);
+  assert.equal(JSON.stringify(out), JSON.stringify(sorted));
+  assert.ok(Object.keys(out).every((key) => key === key.toUpperCase()));
+  assert.deepEqual(out['00191023'], { vr: 'DS', Value: [1.375] }, 'creator (0019,0010) read though it comes after its element');
+  // Two blocks of one group: each element is judged by its own block's creator, asked once per block.
+  const twoBlocks = deidentifyJson(p, {
+    '00191123': { vr: 'DS', Value: ['2.5'] },
+    '00191023': { vr: 'DS', Value: ['1.375'] },
+    '00190011': { vr: 'LO', Value: ['SOMEONE ELSE'] },
+    '00190010': { vr: 'LO', Value: ['GEMS_ACQU_01'] },
+  });
+  assert.deepEqual(twoBlocks['00191023'], { vr: 'DS', Value: ['1.375'] });
+  assert.equal(twoBlocks['00191123'], undefined, 'offset 23 under an unlisted creator');
+});
+
 test('safe private attributes match whatever block the creator reserved', () => {
   const session = createSession(policy({ profile: { retainSafePrivate: true } }));
   session.beginDataset('P');

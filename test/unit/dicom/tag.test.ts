@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   formatTag,
+  hexKeyTag,
   isPrivate,
   isPrivateCreator,
   makeTag,
@@ -18,6 +19,21 @@ describe('tag', () => {
     assert.equal(parseTag('00100010'), 0x00100010);
     assert.equal(parseTag('(7fe0,0010)'), 0x7fe00010);
     assert.equal(parseTag('FFFEE000'), 0xfffee000);
+  });
+
+  it('reads a DICOM JSON key of either case, and nothing but eight hex digits, as the regular expression did', () => {
+    assert.equal(hexKeyTag('7fe00010'), 0x7fe00010);
+    assert.equal(hexKeyTag('FFFFFFFF'), 0xffffffff);
+    assert.equal(hexKeyTag('00000000'), 0);
+    for (const text of ['0010001', '001000100', '0010001G', '0010001g', '0010 010', '+0100010', '0x100010', '00100010\n', '\u0660\u0660100010', '']) {
+      assert.equal(hexKeyTag(text), undefined, JSON.stringify(text));
+      assert.equal(parseTag(text), undefined, JSON.stringify(text));
+    }
+    // Every character code around the digit and letter ranges: only 0-9, A-F, a-f count.
+    for (let c = 0; c < 0x80; c++) {
+      const key = `0010001${String.fromCharCode(c)}`;
+      assert.equal(hexKeyTag(key), /^[0-9A-Fa-f]{8}$/.test(key) ? Number.parseInt(key, 16) : undefined, key);
+    }
   });
 
   it('accepts the PS3.6 notation without parentheses, and no padding', () => {
