@@ -150,10 +150,11 @@ export interface SavingSession {
 export function savingSession(view: { readonly policy: DeidPolicy; readonly store: ScopedPseudonyms }, options: SessionOptions = {}): SavingSession {
   const session = createSession(view.policy, options);
   let saved = 0;
+  let unsynced = 0; // of those saved, how many the store says may not yet be durable
   const flush = async () => {
     const count = session.pairCount;
     if (count === saved) return;
-    await view.store.save(session.pairsSince(saved));
+    unsynced += await view.store.save(session.pairsSince(saved));
     saved = count;
   };
   return {
@@ -161,7 +162,7 @@ export function savingSession(view: { readonly policy: DeidPolicy; readonly stor
     flush,
     async makeDurable() {
       await flush();
-      if (saved > 0) await view.store.sync();
+      if (unsynced > 0) await view.store.sync();
     },
   };
 }

@@ -72,19 +72,34 @@ export function singleFlightCache<T>(options: { ttlSeconds: number; maxKeys: num
   };
 }
 
+const MAX_UNSYNCED = 100_000;
+
 /**
  * A bounded read-through cache in front of any store (node-cache: a TTL cache with a key cap).
  * Mappings never change once written, so a cached hit is always right; misses are not cached, so a
- * pseudonym issued by another replica is found on the next look-up.
+ * pseudonym issued by another replica is found on the next look-up. A save of mappings all cached and
+ * synced since resolves to 0, so a response that shows only known pseudonyms costs no disk flush.
  */
 export function withCache<T extends PseudonymStore>(store: T, options: { maxKeys: number; ttlSeconds: number }): T {
   const cache = boundedCache<string>(options);
   const keyOf = (scope: string, kind: string, pseudonym: string) => `${scope}\u0000${kind}\u0000${pseudonym}`;
+  // Keys written since the last sync began: cached, but not yet durable against power loss. Past
+  // MAX_UNSYNCED (saves whose response failed before its sync), every mapping counts until the next sync.
+  let unsynced = new Set<string>();
+  let overflow = false;
   const cached: PseudonymStore = {
     async save(scope, mappings: readonly Mapping[]) {
       const fresh = mappings.filter((m) => cache.get(keyOf(scope, m.kind, m.pseudonym)) !== m.original);
       await store.save(scope, fresh);
-      for (const m of fresh) cache.set(keyOf(scope, m.kind, m.pseudonym), m.original);
+      for (const m of fresh) {
+        cache.set(keyOf(scope, m.kind, m.pseudonym), m.original);
+        if (!overflow) unsynced.add(keyOf(scope, m.kind, m.pseudonym));
+      }
+      if (unsynced.size > MAX_UNSYNCED) {
+        overflow = true;
+        unsynced = new Set();
+      }
+      return overflow ? mappings.length : mappings.filter((m) => unsynced.has(keyOf(scope, m.kind, m.pseudonym))).length;
     },
     async originalOf(scope, kind, pseudonym) {
       const key = keyOf(scope, kind, pseudonym);
@@ -94,7 +109,17 @@ export function withCache<T extends PseudonymStore>(store: T, options: { maxKeys
       if (original !== undefined) cache.set(key, original);
       return original;
     },
-    sync: () => store.sync(),
+    async sync() {
+      const [syncing, wasOverflow] = [unsynced, overflow];
+      [unsynced, overflow] = [new Set(), false];
+      try {
+        await store.sync();
+      } catch (error) {
+        for (const key of syncing) unsynced.add(key);
+        overflow ||= wasOverflow;
+        throw error;
+      }
+    },
     count: () => store.count(),
     async close() {
       cache.close();

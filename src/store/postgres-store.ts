@@ -146,12 +146,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
   return {
     async save(scope, mappings) {
-      if (mappings.length === 0) return;
+      if (mappings.length === 0) return 0;
       const batch = uniqueByKey(mappings);
       for (let attempt = 1; ; attempt++) {
         try {
           await saveOnce(scope, batch);
-          return;
+          return batch.length;
         } catch (cause) {
           if (cause instanceof StoreError) throw cause;
           if (attempt < 3 && RETRYABLE.has((cause as { code?: string }).code ?? '')) continue;

@@ -20,8 +20,10 @@ export interface PseudonymStore {
   /**
    * Persists the mappings before it resolves: they survive a crash or restart of the gateway process.
    * Re-saving a known mapping is a no-op. Called before the bytes that show a pseudonym are written.
+   * Resolves to how many of them may not yet be durable (`sync`): written now, or by an earlier call
+   * since the last sync. A backend that cannot tell counts them all; 0 lets the caller skip `sync`.
    */
-  save(scope: string, mappings: readonly Mapping[]): Promise<void>;
+  save(scope: string, mappings: readonly Mapping[]): Promise<number>;
   /**
    * Makes everything saved so far durable on disk (power loss included) before it resolves. Called
    * once before a response that showed new pseudonyms completes, so one disk flush covers a whole
@@ -38,7 +40,7 @@ export interface PseudonymStore {
 /** One scope of the store: what a de-identified view or an upload reads and writes. */
 export interface ScopedPseudonyms {
   readonly scope: string;
-  save(mappings: readonly Mapping[]): Promise<void>;
+  save(mappings: readonly Mapping[]): Promise<number>;
   sync(): Promise<void>;
   originalOf(kind: MappingKind, pseudonym: string): Promise<string | undefined>;
 }

@@ -90,10 +90,11 @@ export function openSqliteStore(file: string): PseudonymStore & AuditTrail & Pro
   // 5. The store: SQLite failures become StoreErrors with a code.
   return {
     async save(scope, mappings) {
-      if (mappings.length === 0) return;
+      if (mappings.length === 0) return 0;
       try {
         sync.dirty();
         saveAll(scope, mappings);
+        return mappings.length;
       } catch (cause) {
         if (cause instanceof StoreError) throw cause;
         throw new StoreError('STORE_WRITE_FAILED', 'the pseudonym store could not be written', { cause });

@@ -61,7 +61,7 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
     const refusals: unknown[] = [];
     const view: StowView = {
       policy: createPolicy({ secret: 'stow-ocr-test-secret-0123456789abcdef', pixels }),
-      store: { scope: 'upload', save: async () => {}, sync: async () => {}, originalOf: async () => undefined },
+      store: { scope: 'upload', save: async (mappings) => mappings.length, sync: async () => {}, originalOf: async () => undefined },
       upstream: {
         async send(req: UpstreamRequest) {
           const chunks: Buffer[] = [];

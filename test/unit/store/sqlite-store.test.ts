@@ -62,6 +62,49 @@ describe('the SQLite pseudonym store', () => {
     }
   });
 
+  test('the cache counts the mappings not yet synced: a save of known, synced mappings asks for no disk flush', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'deid-store-'));
+    try {
+      const backend = openSqliteStore(join(dir, 'store.sqlite'));
+      let syncs = 0;
+      let failNextSync = false;
+      const counted = new Proxy(backend, {
+        get(target, property, receiver) {
+          if (property === 'sync') {
+            return async () => {
+              syncs++;
+              if (failNextSync) {
+                failNextSync = false;
+                throw new StoreError('STORE_WRITE_FAILED', 'disk full (test)');
+              }
+              await target.sync();
+            };
+          }
+          const value: unknown = Reflect.get(target, property, receiver);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const store = withCache(counted, { maxKeys: 100, ttlSeconds: 60 });
+      const m = (n: number) => ({ kind: 'uid' as const, pseudonym: `2.25.${n}`, original: `1.2.${n}` });
+      assert.equal(await store.save('s', [m(1), m(2)]), 2);
+      assert.equal(await store.save('s', [m(1), m(2)]), 2, 'cached but not yet synced: still counted');
+      await store.sync();
+      assert.equal(await store.save('s', [m(1), m(2)]), 0, 'known and synced');
+      assert.equal(await store.save('s', [m(1), m(3)]), 1);
+      assert.equal(await store.save('t', [m(1)]), 1, 'another scope is another mapping');
+      failNextSync = true;
+      await assert.rejects(store.sync(), StoreError);
+      assert.equal(await store.save('s', [m(1), m(3)]), 1, 'a failed sync leaves them counted');
+      await store.sync();
+      assert.equal(await store.save('s', [m(1), m(3)]), 0);
+      assert.equal(await store.save('s', []), 0);
+      assert.equal(syncs, 3);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('an audit trail from an older release gains the new columns, keeps its records and stays append-only', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'deid-store-'));
     const file = join(dir, 'store.sqlite');
