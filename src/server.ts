@@ -1,3 +1,4 @@
+import { STREAM_BUFFER_BYTES } from './dicomweb/upstream.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
@@ -315,6 +316,7 @@ function appOptions(
 function createHttpServer(settings: GatewayConfig['server'], app: (req: IncomingMessage, res: ServerResponse) => void, logger: Logger): Server {
   const server = createServer(
     {
+      highWaterMark: STREAM_BUFFER_BYTES,
       headersTimeout: settings.headersTimeoutMs,
       requestTimeout: settings.requestTimeoutMs,
       // Node checks both timeouts only this often (default 30 s): a slowloris would outlive headersTimeout.

@@ -49,6 +49,17 @@ export interface Upstream {
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED']);
 /** How long an idle kept-alive connection is kept (less if the PACS's `Keep-Alive: timeout=` hint says so). */
 const IDLE_CONNECTION_MS = 4_000;
+/**
+ * Bytes a stream buffers before it pushes back (its highWaterMark): the PACS's answer here, and the
+ * caller's request and response (server.ts). Node's default, 16 KiB, made the clinician's relay stall
+ * the PACS and pump in small steps. Measured side by side (bench --only retrieval, 128 MB study, 16 KiB /
+ * 256 KiB / 1 MiB / 4 MiB): clinician CPU per GB 2.4 / 1.8 / 1.9 / 2.0–2.6 s, clinician / nginx
+ * 0.6–0.8 / 0.83 / 0.8–0.9 / 0.79 at 1 client and 0.7–0.87 / 0.85 / 0.91–0.97 / 0.75 at 8, peak RSS
+ * unchanged. At most this much more is held per stream and direction, so memory stays bounded.
+ */
+export const STREAM_BUFFER_BYTES = 1024 * 1024;
+/** http.request takes `highWaterMark` (Node ≥ 20.1), which @types/node's RequestOptions does not list. */
+const RESPONSE_BUFFERING: { highWaterMark: number } = { highWaterMark: STREAM_BUFFER_BYTES };
 /** Time allowed for the PACS's close and the next request to cross on the wire. */
 const KEEP_ALIVE_MARGIN_MS = 250;
 
@@ -147,6 +158,7 @@ function once(
       method: req.method,
       path,
       headers,
+      ...RESPONSE_BUFFERING,
     });
     let settled = false;
     let response: IncomingMessage | undefined;
