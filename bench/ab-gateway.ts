@@ -10,6 +10,7 @@ import { loadIntoOrthanc, startOrthanc } from '../src/demo/orthanc-process.ts';
 import * as THIS from '../test/helpers/gateway.ts';
 import { cpuSeconds } from './nginx.ts';
 import { syntheticCtStudy } from './synthetic.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({ options: { other: { type: 'string' }, requests: { type: 'string', default: '280' } } });
 if (values.other === undefined) throw new Error('--other: the checkout to compare with');
@@ -26,7 +27,6 @@ interface Target {
   stop(): Promise<void>;
 }
 
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
 const orthanc = await startOrthanc();
 const targets: Target[] = [];
 try {

@@ -28,6 +28,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { syntheticCtStudy } from './synthetic.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -40,11 +41,6 @@ const count = Number(values.count);
 const rounds = Number(values.rounds);
 const BIN = resolve(import.meta.dirname, '../bin/deid-gateway.js');
 const RESULTS = resolve(import.meta.dirname, 'results');
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 function run(cmd: string, args: readonly string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((res) => {

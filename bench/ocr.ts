@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { createTextDetector } from '../src/pixel/text-detector.ts';
 import { blankedFraction, fullyCovered, generateTextFrames, type TextFrameCase } from '../test/helpers/text-frames.ts';
+import { quantile } from './stats.ts';
 
 export interface OcrBenchRow {
   readonly workers: number;
@@ -29,10 +30,6 @@ export interface OcrBenchRow {
 }
 
 const MARGIN = 4;
-const quantile = (xs: readonly number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-};
 
 async function measure(workers: number, cases: TextFrameCase[], textFree: TextFrameCase[]): Promise<OcrBenchRow> {
   const detector = createTextDetector({ workers, timeoutMs: 300_000, marginPx: MARGIN, maxQueue: workers });

@@ -11,6 +11,7 @@ import { decodeFrameSync, initializeCodecs, requireCodec, type CodecName } from 
 import { FrameSplitter } from '../src/pixel/encapsulated.ts';
 import { frameGeometry, type FrameGeometry } from '../src/pixel/geometry.ts';
 import { NativeBlanker, blankFrameInPlace } from '../src/pixel/native-blank.ts';
+import { median } from './stats.ts';
 
 const SAMPLES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../shared/dicom-samples');
 const ENCAPSULATED = [
@@ -37,7 +38,6 @@ export interface PixelCodecRow {
   readonly blankMsMedian: number;
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
 async function frames(rel: string): Promise<{ g: FrameGeometry; uid: string; encoded: Buffer[] }> {
   const parsed = await readPart10Buffer(readFileSync(path.join(SAMPLES, rel)));

@@ -17,6 +17,7 @@ import { TAG } from '../src/dicom/tags.ts';
 import { projectScope } from '../src/projects/project.ts';
 import { makeKeys, scopeKey, signToken, spawnGateway, TEST_PROJECT } from '../test/helpers/gateway.ts';
 import { syntheticInstance } from '../test/helpers/synthetic-instance.ts';
+import { median } from './stats.ts';
 
 type Json = Array<Record<string, { Value?: unknown[] }>>;
 
@@ -75,7 +76,6 @@ async function timed(url: string, headers: Record<string, string>): Promise<{ ms
   return { ms, count: text === '' ? 0 : (JSON.parse(text) as unknown[]).length };
 }
 
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 export async function benchQidoScale(sizes: readonly number[], rounds: number, pagingMax: number): Promise<QidoScaleResult[]> {
   const out: QidoScaleResult[] = [];

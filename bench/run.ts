@@ -53,6 +53,7 @@ import { benchOcr, ocrRows } from './ocr.ts';
 import { benchQidoScale, qidoScaleRows } from './qido-scale.ts';
 import { benchNativeBlanking, benchPixelCodecs } from './pixel-codecs.ts';
 import { CT_INSTANCE_BYTES, syntheticCtStudy, syntheticSeriesUid, syntheticStudyUid } from './synthetic.ts';
+import { median, quantile } from './stats.ts';
 
 /** The bench measures the product as shipped: the default pixel policy on (tests turn it off unless asked). */
 const PRODUCT = { productPixelDefaults: true } as const;
@@ -81,11 +82,6 @@ const runs = (section: (typeof SECTIONS)[number]) => only === undefined || only.
 const MB = 1024 * 1024;
 const ROUNDS = Number(values.rounds);
 const RESULTS = resolve(import.meta.dirname, 'results');
-const median = (xs: readonly number[]) => quantile(xs, 0.5);
-function quantile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
-}
 const results: Record<string, unknown> = {};
 const rows: string[] = [];
 
