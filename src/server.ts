@@ -1,4 +1,3 @@
-import { STREAM_BUFFER_BYTES } from './dicomweb/upstream.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
@@ -8,7 +7,7 @@ import { createTokenVerifier, type TokenVerifier } from './auth/token.ts';
 import { addressMatcher, parseAddressRange, type AddressRange } from './config/address-range.ts';
 import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
 import { usesDiscovery, type GatewayConfig } from './config/schema.ts';
-import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
+import { createUpstream, STREAM_BUFFER_BYTES, type Upstream } from './dicomweb/upstream.ts';
 import { createStudyIndex, type StudyIndex } from './dicomweb/study-index.ts';
 import type { StudyIndexStore } from './store/study-index-store.ts';
 import type { DeidPolicy } from './deid/deidentify.ts';
