@@ -7,7 +7,7 @@ import { createTokenVerifier, type TokenVerifier } from './auth/token.ts';
 import { addressMatcher, parseAddressRange, type AddressRange } from './config/address-range.ts';
 import { resolveConfig, type ResolvedConfig } from './config/resolve.ts';
 import { usesDiscovery, type GatewayConfig } from './config/schema.ts';
-import { createUpstream, STREAM_BUFFER_BYTES, type Upstream } from './dicomweb/upstream.ts';
+import { createUpstream, type Upstream } from './dicomweb/upstream.ts';
 import { createStudyIndex, type StudyIndex } from './dicomweb/study-index.ts';
 import type { StudyIndexStore } from './store/study-index-store.ts';
 import type { DeidPolicy } from './deid/deidentify.ts';
@@ -315,7 +315,6 @@ function appOptions(
 function createHttpServer(settings: GatewayConfig['server'], app: (req: IncomingMessage, res: ServerResponse) => void, logger: Logger): Server {
   const server = createServer(
     {
-      highWaterMark: STREAM_BUFFER_BYTES,
       headersTimeout: settings.headersTimeoutMs,
       requestTimeout: settings.requestTimeoutMs,
       // Node checks both timeouts only this often (default 30 s): a slowloris would outlive headersTimeout.

@@ -50,14 +50,13 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENET
 /** How long an idle kept-alive connection is kept (less if the PACS's `Keep-Alive: timeout=` hint says so). */
 const IDLE_CONNECTION_MS = 4_000;
 /**
- * Bytes a stream buffers before it pushes back (its highWaterMark): the PACS's answer here, and the
- * caller's request and response (server.ts). Node's default, 16 KiB, made the clinician's relay stall
- * the PACS and pump in small steps. Measured side by side (bench --only retrieval, 128 MB study, 16 KiB /
- * 256 KiB / 1 MiB / 4 MiB): clinician CPU per GB 2.4 / 1.8 / 1.9 / 2.0–2.6 s, clinician / nginx
- * 0.6–0.8 / 0.83 / 0.8–0.9 / 0.79 at 1 client and 0.7–0.87 / 0.85 / 0.91–0.97 / 0.75 at 8, peak RSS
- * unchanged. At most this much more is held per stream and direction, so memory stays bounded.
+ * Bytes the PACS's answer buffers before it pushes back (its highWaterMark; Node's default is 16 KiB),
+ * so the PACS is stalled less often by a caller that reads in bursts. At most this much more is held per
+ * response. The caller's side keeps Node's default: 1 MiB there too doubled the gateway's RSS growth
+ * under a large STOW (test/integration/uploader-stow.test.ts: 34 → 60–71 MiB) and did not move the
+ * retrieval figures beyond the noise (README, "The pump, measured since").
  */
-export const STREAM_BUFFER_BYTES = 1024 * 1024;
+const STREAM_BUFFER_BYTES = 1024 * 1024;
 /** http.request takes `highWaterMark` (Node ≥ 20.1), which @types/node's RequestOptions does not list. */
 const RESPONSE_BUFFERING: { highWaterMark: number } = { highWaterMark: STREAM_BUFFER_BYTES };
 /** Time allowed for the PACS's close and the next request to cross on the wire. */
