@@ -8,14 +8,14 @@ import { DeidPolicyError, DeidStateError, DeidUnsupportedValueError, PixelWithhe
 import { IDENTITY_VRS } from './identity-safe-list.ts';
 import { checkPixelPolicy } from './pixel-policy.ts';
 import type { AttributeReader, PixelPolicy, PixelPolicyConfig, PixelPolicyContext, PixelVerdict } from './pixel-policy.ts';
-import { CompiledProfile, checkProfileInput, dummyItemTemplate, iodOfSopClass, isStandardSequenceTag, normalizeCreator } from './profile.ts';
+import { CompiledProfile, checkProfileInput, dummyItemTemplate, iodOfSopClass, isStandardSequenceTag, privateCreatorLookup } from './profile.ts';
 import type { ProfileOption, ProfileOptions, TagRule } from './profile.ts';
 import { Pseudonymizer, identityAttribute, keyedUid, patientNameBasis, scopedSecret } from './pseudonym.ts';
 import type { IdentityKind, PseudonymPair } from './pseudonym.ts';
 import { cleanText, collectIdentities, jsonIdentitySource, textCleaningOf } from './text-clean.ts';
 import type { IdentitySet, IdentitySource } from './text-clean.ts';
 import type { JsonDataset, JsonElement, JsonValue } from '../dicom/json-model.ts';
-import { elementOf, formatTag, groupOf, hexKeyTag, isPrivate, makeTag, tagToHex } from '../dicom/tag.ts';
+import { elementOf, formatTag, groupOf, hexKeyTag, isPrivate, tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
 import { binaryValueSize } from '../dicom/vr.ts';
@@ -683,7 +683,10 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
     throw new DeidUnsupportedValueError(path.map(formatTag).join('>') || 'dataset', 'item is not a DICOM JSON object');
   }
   const out: DicomJsonDataset = {};
-  const creators = new PrivateCreators(dataset);
+  const creatorOf = privateCreatorLookup((creatorTag) => {
+    const creator = dataset[tagToHex(creatorTag)]?.Value?.[0];
+    return typeof creator === 'string' ? creator : undefined;
+  });
   for (const key of sortedKeys(dataset)) {
     const tag = hexKeyTag(key); // PS3.18 F.2.1.1: the key is "ggggeeee"
     const element = dataset[key];
@@ -693,7 +696,7 @@ function walk(session: DeidSession, dataset: DicomJsonDataset, path: readonly nu
     }
     const value = element.Value;
     if (value !== undefined && !Array.isArray(value)) throw new DeidUnsupportedValueError(formatTag(tag), 'Value is not an array');
-    const privateCreator = creators.of(tag);
+    const privateCreator = creatorOf(tag);
     const ref: ElementRef = privateCreator === undefined ? { tag, vr: element.vr, path } : { tag, vr: element.vr, path, privateCreator };
     const decision = session.decide(ref, value);
     const outKey = key.toUpperCase(); // an 8-hex key (checked above), in PS3.18 F.2.1.1's upper case
@@ -753,29 +756,6 @@ const FORBIDDEN_CONTROL = /[\u0000-\u0008\u000b\u000e-\u001a\u001c-\u001f]/;
 const holdsControlCharacters = (text: string): boolean => FORBIDDEN_CONTROL.test(text) && FORBIDDEN_CONTROL.test(text.replace(/[\u0000 ]+$/, ''));
 
 const placeOf = (ref: ElementRef): string => [...ref.path, ref.tag].map(formatTag).join('>');
-
-/**
- * The private creators of one item, each read from its (gggg,00xx) element of the same item the first
- * time an element of its block (gggg,xx00-xxFF) asks (PS3.5 7.8.1).
- */
-class PrivateCreators {
-  readonly #dataset: DicomJsonDataset;
-  readonly #byCreatorTag = new Map<number, string | undefined>();
-  constructor(dataset: DicomJsonDataset) {
-    this.#dataset = dataset;
-  }
-  /** The normalized creator of a private element's block; undefined for any other element, or a block without one. */
-  of(tag: number): string | undefined {
-    const element = elementOf(tag);
-    if (!isPrivate(tag) || element < 0x1000) return undefined;
-    const creatorTag = makeTag(groupOf(tag), element >>> 8);
-    if (this.#byCreatorTag.has(creatorTag)) return this.#byCreatorTag.get(creatorTag);
-    const creator = this.#dataset[tagToHex(creatorTag)]?.Value?.[0];
-    const normalized = typeof creator === 'string' ? normalizeCreator(creator) : undefined;
-    this.#byCreatorTag.set(creatorTag, normalized);
-    return normalized;
-  }
-}
 
 /** The keys of a dataset in code-unit order: a PACS's are usually in order already, and are then not sorted again. */
 function sortedKeys(dataset: DicomJsonDataset): string[] {

@@ -2,7 +2,7 @@
 // any subset of its ten options, compiled from Table E.1-1 (generated, see profile-table.generated.ts)
 // into a per-tag lookup, with per-tag overrides from config on top.
 import { lookup, tagForKeyword } from '../dicom/dictionary.ts';
-import { elementOf, formatTag, groupOf, isPrivate, parseTag, tagToHex } from '../dicom/tag.ts';
+import { elementOf, formatTag, groupOf, isPrivate, parseTag, privateCreatorTagFor, tagToHex } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { DeidPolicyError } from './errors.ts';
 import { IDENTITY_VRS, identitySafeEntry } from './identity-safe-list.ts';
@@ -280,6 +280,25 @@ for (const [group, offset, creator, vr] of SAFE_PRIVATE_ATTRIBUTES) {
 /** Private creator strings are LO: compare without their padding (PS3.5 6.2). */
 export function normalizeCreator(creator: string): string {
   return creator.replace(/^[ \0]+|[ \0]+$/g, '');
+}
+
+/**
+ * The creators of one dataset level, for both representations: each private data element's block
+ * (gggg,xx00-xxFF) is reserved by (gggg,00xx) of the same level (PS3.5 7.8.1). `read` gives that
+ * creator element's text (undefined: absent or not text); each is read and normalized once per block.
+ * The lookup answers undefined for any other element, and for a block without a creator.
+ */
+export function privateCreatorLookup(read: (creatorTag: number) => string | undefined): (tag: number) => string | undefined {
+  const byCreatorTag = new Map<number, string | undefined>();
+  return (tag) => {
+    const creatorTag = privateCreatorTagFor(tag);
+    if (creatorTag === undefined) return undefined;
+    if (!byCreatorTag.has(creatorTag)) {
+      const creator = read(creatorTag);
+      byCreatorTag.set(creatorTag, creator === undefined ? undefined : normalizeCreator(creator));
+    }
+    return byCreatorTag.get(creatorTag);
+  };
 }
 
 // --- overrides ----------------------------------------------------------------------------------

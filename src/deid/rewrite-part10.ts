@@ -8,7 +8,7 @@ import { DicomInvalidValueError, DicomUnsupportedCharsetError } from '../dicom/e
 import { elementToJsonValue, jsonToDataset, jsonValueToElementBytes, type JsonDataset, type JsonValue } from '../dicom/json-model.ts';
 import { Part10Reader, type Part10Event, type Part10Header, type Part10ReaderOptions, type PixelDataInfo } from '../dicom/part10-reader.ts';
 import { collect, writePart10 } from '../dicom/part10-writer.ts';
-import { isPrivateDataElement, parseTag, privateCreatorTagFor } from '../dicom/tag.ts';
+import { parseTag } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { maxBinaryValueBytes } from '../dicom/dictionary.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, transferSyntax } from '../dicom/transfer-syntax.ts';
@@ -21,7 +21,7 @@ import { NativeBlanker } from '../pixel/native-blank.ts';
 import type { Decision, ElementRef, ElementValue } from './deidentify.ts';
 import { PixelWithheldError } from './errors.ts';
 import { KEEP, type AttributeReader, type PixelVerdict, type Rectangle } from './pixel-policy.ts';
-import { normalizeCreator } from './profile.ts';
+import { privateCreatorLookup } from './profile.ts';
 import type { IdentitySource } from './text-clean.ts';
 
 /** What the rewriter needs from a policy session; DeidSession (deidentify.ts) satisfies it. */
@@ -105,21 +105,14 @@ function applyPolicy(dataset: readonly DataElement[], inherited: CharacterSet, l
 
 function applyLevel(dataset: readonly DataElement[], charset: CharacterSet, le: boolean, policy: Part10Policy, path: readonly number[]): Dataset {
   const out: Dataset = [];
-  const creators = new Map<number, string | undefined>(); // per block, decoded once per level
+  const creatorOf = privateCreatorLookup((creatorTag) => {
+    const creatorEl = findElement(dataset, creatorTag);
+    return creatorEl?.value ? decodeText(creatorEl.value, charset, 'LO') : undefined;
+  });
   for (const el of dataset) {
     const ref: { -readonly [K in keyof ElementRef]: ElementRef[K] } = { tag: el.tag, vr: el.vr, path };
-    if (isPrivateDataElement(el.tag)) {
-      // PS3.5 7.8.1: the block's creator is (gggg,00xx) of the same dataset.
-      const creatorTag = privateCreatorTagFor(el.tag);
-      if (creatorTag !== undefined) {
-        if (!creators.has(creatorTag)) {
-          const creatorEl = findElement(dataset, creatorTag);
-          creators.set(creatorTag, creatorEl?.value ? normalizeCreator(decodeText(creatorEl.value, charset, 'LO')) : undefined);
-        }
-        const creator = creators.get(creatorTag);
-        if (creator !== undefined) ref.privateCreator = creator;
-      }
-    }
+    const creator = creatorOf(el.tag);
+    if (creator !== undefined) ref.privateCreator = creator;
     const decision = policy.decide(ref, () => jsonValues(el, charset, le));
     switch (decision.op) {
       case 'remove':
