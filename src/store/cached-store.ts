@@ -89,17 +89,18 @@ export function withCache<T extends PseudonymStore>(store: T, options: { maxKeys
   let overflow = false;
   const cached: PseudonymStore = {
     async save(scope, mappings: readonly Mapping[]) {
-      const fresh = mappings.filter((m) => cache.get(keyOf(scope, m.kind, m.pseudonym)) !== m.original);
-      await store.save(scope, fresh);
-      for (const m of fresh) {
-        cache.set(keyOf(scope, m.kind, m.pseudonym), m.original);
-        if (!overflow) unsynced.add(keyOf(scope, m.kind, m.pseudonym));
+      const keyed = mappings.map((m) => ({ m, key: keyOf(scope, m.kind, m.pseudonym) }));
+      const fresh = keyed.filter(({ m, key }) => cache.get(key) !== m.original);
+      await store.save(scope, fresh.map(({ m }) => m));
+      for (const { m, key } of fresh) {
+        cache.set(key, m.original);
+        if (!overflow) unsynced.add(key);
       }
       if (unsynced.size > MAX_UNSYNCED) {
         overflow = true;
         unsynced = new Set();
       }
-      return overflow ? mappings.length : mappings.filter((m) => unsynced.has(keyOf(scope, m.kind, m.pseudonym))).length;
+      return overflow ? mappings.length : keyed.filter(({ key }) => unsynced.has(key)).length;
     },
     async originalOf(scope, kind, pseudonym) {
       const key = keyOf(scope, kind, pseudonym);
