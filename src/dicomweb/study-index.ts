@@ -193,6 +193,13 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
     return answer.Last;
   };
 
+  /** Indexes the studies of these original UIDs, UID_CHUNK per UID-list query; how many the PACS answered. */
+  const indexStudies = async (view: DeidentifiedView, uids: readonly string[]): Promise<number> => {
+    let studies = 0;
+    for (let i = 0; i < uids.length; i += UID_CHUNK) studies += await indexQuery(view, new URLSearchParams({ [STUDY_UID]: uids.slice(i, i + UID_CHUNK).join(',') }));
+    return studies;
+  };
+
   /**
    * A full scan through QIDO-RS paged by offset: what any PACS offers. Orthanc 1.10 answers a page by
    * reading the rows before it again, so this grows faster than the PACS; it runs in the background.
@@ -220,7 +227,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
       const uids = (listed as Array<{ MainDicomTags?: { StudyInstanceUID?: unknown } } | null>)
         .map((study) => study?.MainDicomTags?.StudyInstanceUID)
         .filter((uid): uid is string => typeof uid === 'string' && isPathIdentifier(uid, 'original'));
-      for (let i = 0; i < uids.length; i += UID_CHUNK) studies += await indexQuery(view, new URLSearchParams({ [STUDY_UID]: uids.slice(i, i + UID_CHUNK).join(',') }));
+      studies += await indexStudies(view, uids);
       if (listed.length < RESOURCE_PAGE) return studies;
     }
   };
@@ -273,7 +280,7 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
             if (typeof uid === 'string' && isPathIdentifier(uid, 'original')) uids.push(uid);
           }
         }
-        for (let i = 0; i < uids.length; i += UID_CHUNK) await indexQuery(view, new URLSearchParams({ [STUDY_UID]: uids.slice(i, i + UID_CHUNK).join(',') }));
+        await indexStudies(view, uids);
         changed ||= uids.length > 0;
         if (answer.Last > since) {
           since = answer.Last;
@@ -322,8 +329,8 @@ export function createStudyIndex(options: StudyIndexOptions): StudyIndex {
         if (!changes) return undefined;
       }
       // The change feed is read while the index is looked up; if it brought studies, the look-up is redone.
+      // catchUp never rejects (a feed failure is logged and answers not current), so it may wait here.
       const caughtUp = changes ? catchUp(view, state, changes) : Promise.resolve({ current: true, changed: false });
-      caughtUp.catch(() => undefined);
       const found = await lookUp(scope, predicates);
       const { current, changed } = await caughtUp;
       if (!current) return undefined;
