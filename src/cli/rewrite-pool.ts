@@ -6,7 +6,8 @@
 // the run ends, exit 1, never hangs.
 import { readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startModuleWorker } from '../pixel/worker-thread.ts';
 import type { DeidPolicyOptions } from '../deid/deidentify.ts';
 import type { PseudonymPair } from '../deid/pseudonym.ts';
 import { WorkerFailedError } from './errors.ts';
@@ -53,18 +54,8 @@ interface Slot {
   dead: boolean;
 }
 
-/**
- * A worker under dist/ is compiled JS; under src/ it is TypeScript, and a worker does not inherit the
- * transpiler the main thread registered (Node 20: neither tsx's register() nor `--import tsx` in execArgv
- * reaches it), so it registers tsx itself before importing the entry.
- */
 function startWorker(init: WorkerInit): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./rewrite-worker.js', here), { workerData: init });
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./rewrite-worker.ts', here).href;
-  const boot = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData: init });
+  return startModuleWorker(import.meta.url, 'rewrite-worker', { workerData: init });
 }
 
 /** Removes what a stopped worker may have left of `output` (its temporary `.NAME.*.partial`). */
