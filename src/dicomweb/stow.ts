@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
-import { KEEP, strictestVerdict, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
+import { KEEP, OCR_RULE, strictestVerdict, withTextRegions, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { savingSession, type SavingSession } from './deidentified-view.ts';
 import { rewritePart10 } from '../deid/rewrite-part10.ts';
 import { ocrFailed, ocrRedacted, spooledTextRegions, spoolPart, watchForOcr, withTextRegionsFound, withVerdict, type UploadOcr, type VerdictPolicy } from './upload-ocr.ts';
@@ -120,6 +120,11 @@ interface StowOutcome {
 export interface PartSource {
   body: AsyncIterable<Uint8Array>;
   contentType?: string;
+  /**
+   * The text regions OCR found on this part already (the DIMSE listener's intake, dimse/intake.ts): its
+   * verdict takes them at once, as a STOW part's takes the regions found on its spool, and OCR is not run again.
+   */
+  textRegions?: readonly Rectangle[];
 }
 
 /** The rule name a manual redaction carries in the verdict (and in `strictestVerdict`'s union). */
@@ -177,13 +182,17 @@ export async function storePart(
   let named: { sopClass?: string; sopInstance?: string } = {};
   let callersError: unknown;
   const joined = (session: VerdictPolicy): VerdictPolicy => (manual ? withManualRectangles(session, manual, (error) => (callersError = error)) : session);
+  const found = part.textRegions;
+  let foundVerdict: PixelVerdict | undefined;
+  const start = found === undefined ? saving.session : withVerdict(saving.session, (verdict) => (foundVerdict = withTextRegions(verdict, found)));
   // Issue 18: under `pixels.ocr`, the header's chunks are kept until the verdict says whether OCR is needed.
-  const watch = view.ocr && view.policy.pixels.ocr ? watchForOcr(body, joined(saving.session), view.maxHeaderBytes + OCR_HEAD_SLACK) : undefined;
+  const watch = view.ocr && view.policy.pixels.ocr && found === undefined ? watchForOcr(body, joined(start), view.maxHeaderBytes + OCR_HEAD_SLACK) : undefined;
   let byOcr = false;
   try {
     try {
-      const { output } = rewritePart10(watch?.source ?? guarded, watch?.policy ?? joined(saving.session), { maxHeaderBytes: view.maxHeaderBytes });
+      const { output } = rewritePart10(watch?.source ?? guarded, watch?.policy ?? joined(start), { maxHeaderBytes: view.maxHeaderBytes });
       await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
+      byOcr = foundVerdict?.action === 'redact' && foundVerdict.rule === OCR_RULE;
     } catch (error) {
       const candidate = error instanceof PixelWithheldError && !signal?.aborted ? watch?.candidate() : undefined;
       if (candidate === undefined) throw error;

@@ -21,6 +21,7 @@ import { createReadStream } from 'node:fs';
 import { EVENT_ID } from '../audit/atna.ts';
 import type { SessionOptions } from '../deid/deidentify.ts';
 import { DeidError, PixelWithheldError } from '../deid/errors.ts';
+import type { Rectangle } from '../deid/pixel-policy.ts';
 import { DicomError } from '../dicom/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
 import { StowPartError, UpstreamStoreFailedError } from '../dicomweb/errors.ts';
@@ -28,7 +29,7 @@ import { storePart, type StowView } from '../dicomweb/stow.ts';
 import type { AuditTrail, CodedValue, EventOutcomeIndicator } from '../store/audit-trail.ts';
 import type { Uploader } from './callers.ts';
 import { DestinationAuthError, QuarantineError } from './errors.ts';
-import type { InstanceIdentity } from './intake.ts';
+import type { CheckedInstance } from './intake.ts';
 import { isQuarantineId, studyKey, type Journal, type QuarantinedStudy, type Spool, type SpoolWriter, type StudyState } from './spool.ts';
 
 /** The logger methods used here (pino's, structurally). */
@@ -178,8 +179,18 @@ function sessionOptions(state: StudyState): SessionOptions {
   return state.pseudonyms === 'fresh' ? { fresh: true, salt: Buffer.from(state.salt as string, 'hex') } : { fresh: false };
 }
 
+/** Instances whose intake OCR regions are kept for forwarding; beyond, OCR runs again when forwarded. */
+const MAX_KEPT_REGIONS = 100_000;
+
 export class Forwarder {
   readonly #o: ForwarderOptions;
+  /**
+   * The text regions OCR found at intake (dimse/intake.ts), by study key and spooled name: the instance is
+   * forwarded with them (stow.ts PartSource.textRegions), not read by OCR again. In memory only: after a
+   * restart, or for an instance past MAX_KEPT_REGIONS, storePart runs OCR itself, and if that fails the
+   * instance is refused and quarantined like any other the engine refuses.
+   */
+  readonly #textRegions = new Map<string, readonly Rectangle[]>();
   readonly #now: () => Date;
   readonly #studies = new Map<string, Study>();
   readonly #queue: string[] = [];
@@ -227,12 +238,12 @@ export class Forwarder {
    * Keeps a checked instance: moved into its study (opened now if new) and synced before this resolves,
    * so the C-STORE success that follows holds across a crash.
    */
-  async accept(writer: SpoolWriter, identity: InstanceIdentity, caller: Uploader, association: string): Promise<void> {
+  async accept(writer: SpoolWriter, identity: CheckedInstance, caller: Uploader, association: string): Promise<void> {
     const key = studyKey(caller.aeTitle, identity.study);
     const study = this.#study(key);
     study.live.add(association);
     await this.#locked(study, async () => {
-      await this.#o.spool.commit(
+      const { name } = await this.#o.spool.commit(
         writer,
         key,
         () => ({
@@ -247,6 +258,7 @@ export class Forwarder {
         study.open,
       );
       study.open = true;
+      if (identity.textRegions !== undefined && this.#textRegions.size < MAX_KEPT_REGIONS) this.#textRegions.set(`${key}/${name}`, identity.textRegions);
     });
     study.pending++;
     study.lastReceived = this.#now().getTime();
@@ -548,7 +560,8 @@ export class Forwarder {
       },
     };
     try {
-      const send = () => storePart(view, saving, { body: createReadStream(this.#o.spool.instancePath(key, name)) }, undefined, signal);
+      const textRegions = this.#textRegions.get(`${key}/${name}`);
+      const send = () => storePart(view, saving, { body: createReadStream(this.#o.spool.instancePath(key, name)), ...(textRegions ? { textRegions } : {}) }, undefined, signal);
       let result = await send();
       // RFC 6750 3.1 invalid_token: the destination's client dropped the token; once more, with a new one
       // (the original is read again from the spool, and the same pseudonyms come out).
@@ -557,11 +570,13 @@ export class Forwarder {
         result = await send();
       }
       if (result.stored) {
+        this.#textRegions.delete(`${key}/${name}`);
         await journal.append(name);
         this.#o.observe?.instances('stored', 1);
         return { study: result.stored.study };
       }
       if (mayPass(refusal)) return { transient: codeOf(refusal), ...(refusal instanceof DestinationAuthError ? { detail: refusal.detail } : {}) };
+      this.#textRegions.delete(`${key}/${name}`);
       this.#o.observe?.instances('refused', 1);
       // A withheld instance (the pixel policy changed since its intake check, e.g. across a restart) is a
       // refusal like any other of the engine: quarantined alone, with its reason, never retried or sent raw.

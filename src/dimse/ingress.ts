@@ -91,6 +91,7 @@ export async function startDimseIngress(options: {
     forwarder,
     policy: view.policy,
     maxHeaderBytes: view.maxHeaderBytes,
+    ...(view.ocr && view.policy.pixels.ocr ? { ocr: view.ocr } : {}),
     log: options.log,
     observe: observers?.listener,
     ...(options.research ? { research: options.research } : {}),

@@ -14,6 +14,7 @@ import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, transferSyntax } 
 import { callerCheck, type Caller, type Uploader } from './callers.ts';
 import { SopClassNotAcceptedError } from './errors.ts';
 import type { DimseLog, Forwarder } from './forwarder.ts';
+import type { UploadOcr } from '../dicomweb/upload-ocr.ts';
 import { checkInstance } from './intake.ts';
 import { PduGuard } from './pdu-guard.ts';
 import { commandOfModel, isQueryRetrieveModel, type Operation, type QueryRetrieveCommand, type ResearchFace } from './research-face.ts';
@@ -116,6 +117,8 @@ export interface ListenerOptions {
   readonly forwarder: Forwarder;
   /** The uploader policy the intake check runs the engine with. */
   readonly policy: DeidPolicy;
+  /** OCR for the uploader profile's `pixels.ocr` (intake.ts): absent, an instance OCR might redact is refused as withheld. */
+  readonly ocr?: UploadOcr;
   readonly maxHeaderBytes: number;
   readonly log: DimseLog;
   readonly observe?: ListenerObserver;
@@ -338,7 +341,7 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
           await spool.discard(writer);
           return StoreStatus.outOfResources;
         }
-        const identity = await checkInstance(writer.path, affected, options.policy, options.maxHeaderBytes);
+        const identity = await checkInstance(writer.path, affected, options.policy, options.maxHeaderBytes, options.ocr);
         await forwarder.accept(writer, identity, caller, this.id);
         return StoreStatus.success;
       } catch (error) {

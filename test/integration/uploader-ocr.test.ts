@@ -9,7 +9,9 @@
 //     failure's code, and nothing of it reaches Orthanc (by STOW-RS and by the upload page).
 // No gateway leaves a temporary file behind, and no log holds the text.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { keyedUid } from '../../src/deid/pseudonym.ts';
@@ -19,6 +21,8 @@ import { readPart10Buffer, type Part10Parsed } from '../../src/dicom/part10-read
 import { scopeKey, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { burnedCine, CINE_UIDS, FRAME_BYTES, FRAMES, ROWS, COLUMNS, SAMPLES, sampleAt as at, type BurnedCine } from '../helpers/burned-cine.ts';
+import { storescu } from '../helpers/dcmtk.ts';
+import { dimseBlock, forwarded, spoolContents } from '../helpers/dimse.ts';
 import { parseStowAnswer, stowBody } from '../helpers/stow.ts';
 
 /** PS3.7 Annex C: Refused: Not authorized, the Failure Reason of a withheld instance. */
@@ -28,6 +32,42 @@ const TEXT = 'ROE JANE 1957-09-30';
 const TEXT_IN_LOG = /ROE|JANE|1957-09/;
 
 const tag = (keyword: string): number => tagForKeyword(keyword) as number;
+
+/** Every instance Orthanc holds, as the file it stored (its own REST API, never through the gateway). */
+async function storedIn(orthanc: OrthancProcess): Promise<Part10Parsed[]> {
+  const ids = (await (await fetch(`${orthanc.httpUrl}/instances`)).json()) as string[];
+  return Promise.all(ids.map(async (id) => readPart10Buffer(Buffer.from(await (await fetch(`${orthanc.httpUrl}/instances/${id}/file`)).arrayBuffer()))));
+}
+
+/**
+ * The stored copy's pixels against what was sent: each pixel is as sent or zero in every sample (a region
+ * blanked), the burned text zero in every frame, and the blanked area the same in every frame and well
+ * short of the whole frame. Returns the blanked pixels.
+ */
+function assertTextBlanked(copy: Part10Parsed, burned: BurnedCine): Set<number> {
+  const pixels = copy.pixelDataBytes as Buffer;
+  const sent = burned.file.subarray(burned.file.length - FRAME_BYTES * FRAMES);
+  assert.equal(pixels.length, FRAME_BYTES * FRAMES);
+  const { planar } = burned;
+  const blanked = new Set<number>();
+  for (let f = 0; f < FRAMES; f++) {
+    for (let p = 0; p < ROWS * COLUMNS; p++) {
+      const i = [0, 1, 2].map((s) => f * FRAME_BYTES + at(planar, p, s));
+      if (i.every((j) => pixels[j] === sent[j])) continue;
+      assert.ok(i.every((j) => pixels[j] === 0), `frame ${f + 1}: pixel ${p} changed but not blanked`);
+      blanked.add(p);
+    }
+  }
+  for (let f = 0; f < FRAMES; f++) {
+    for (const p of [...burned.text, ...blanked]) {
+      for (let s = 0; s < SAMPLES; s++) assert.equal(pixels[f * FRAME_BYTES + at(planar, p, s)], 0, `frame ${f + 1}: pixel ${p} not blank`);
+    }
+  }
+  // On this echo OCR also blanks speckle it reads as text (72 % of the frame measured, 76 % before rules were
+  // cleared: text-detector.ts ruleMin; README).
+  assert.ok(blanked.size < ROWS * COLUMNS * 0.8, 'OCR blanked regions, not the whole frame');
+  return blanked;
+}
 
 describe('uploader OCR: a risky upload no rule covers is OCR-redacted, or refused as withheld', () => {
   let orthanc: OrthancProcess;
@@ -64,11 +104,7 @@ describe('uploader OCR: a risky upload no rule covers is OCR-redacted, or refuse
     });
     return parseStowAnswer(res.status, (await res.json()) as never);
   };
-  /** Every instance Orthanc holds, as the file it stored (its own REST API, never through the gateway). */
-  const held = async (): Promise<Part10Parsed[]> => {
-    const ids = (await (await fetch(`${orthanc.httpUrl}/instances`)).json()) as string[];
-    return Promise.all(ids.map(async (id) => readPart10Buffer(Buffer.from(await (await fetch(`${orthanc.httpUrl}/instances/${id}/file`)).arrayBuffer()))));
-  };
+  const held = () => storedIn(orthanc);
   const tempFiles = async (g: TestGateway) => (await readdir(join(g.keys.dir, 'data', 'tmp'))).filter((n) => n.startsWith('deid-stow-'));
 
   test('with ocr off the upload is refused 0x0124, as before', async () => {
@@ -145,32 +181,78 @@ describe('uploader OCR: a risky upload no rule covers is OCR-redacted, or refuse
     assert.notEqual(asciiValue(ds, tag('PatientName'))?.trim(), asciiValue(original, tag('PatientName'))?.trim());
     assert.notEqual(asciiValue(ds, tag('StudyInstanceUID')), asciiValue(original, tag('StudyInstanceUID')));
     assert.equal(asciiValue(ds, tag('BurnedInAnnotation'))?.trim(), 'NO');
-    const pixels = copy.pixelDataBytes as Buffer;
-    const sent = burned.file.subarray(burned.file.length - FRAME_BYTES * FRAMES);
-    assert.equal(pixels.length, FRAME_BYTES * FRAMES);
-    const { planar } = burned;
-    const blanked = new Set<number>();
-    for (let f = 0; f < FRAMES; f++) {
-      for (let p = 0; p < ROWS * COLUMNS; p++) {
-        const i = [0, 1, 2].map((s) => f * FRAME_BYTES + at(planar, p, s));
-        if (i.every((j) => pixels[j] === sent[j])) continue;
-        assert.ok(i.every((j) => pixels[j] === 0), `frame ${f + 1}: pixel ${p} changed but not blanked`);
-        blanked.add(p);
-      }
-    }
-    for (let f = 0; f < FRAMES; f++) {
-      for (const p of [...burned.text, ...blanked]) {
-        for (let s = 0; s < SAMPLES; s++) assert.equal(pixels[f * FRAME_BYTES + at(planar, p, s)], 0, `frame ${f + 1}: pixel ${p} not blank`);
-      }
-    }
-    // On this echo OCR also blanks speckle it reads as text (72 % of the frame measured, 76 % before rules were
-    // cleared: text-detector.ts ruleMin; README).
-    assert.ok(blanked.size < ROWS * COLUMNS * 0.8, 'OCR blanked regions, not the whole frame');
+    const blanked = assertTextBlanked(copy, burned);
     console.log(`uploader OCR: STOW ${ms.toFixed(0)} ms, ${((100 * blanked.size) / (ROWS * COLUMNS)).toFixed(1)}% of the frame area blanked`);
     const metrics = await (await fetch(`${ocr.url}/metrics`)).text();
     assert.match(metrics, /deid_gateway_ocr_instances_total\{outcome="redacted",reason="ocr"\} 1/);
     assert.match(metrics, /deid_gateway_ocr_frame_seconds_count 2/, 'two frames sampled (1 and 8)');
     assert.deepEqual(await tempFiles(ocr), [], 'the spool and the part are deleted');
+    assert.doesNotMatch(ocr.logs(), TEXT_IN_LOG, 'no recognised text in the log');
+  });
+});
+
+// The same over DIMSE (C-STORE from dcmtk's storescu): OCR runs at intake, before the response, so a success
+// means its regions were found and can be blanked; the forwarder then blanks them without running OCR again.
+describe('DIMSE OCR: a risky C-STORE no rule covers is OCR-redacted at intake, or refused as withheld', () => {
+  let orthanc: OrthancProcess;
+  let ocr: TestGateway;
+  let slow: TestGateway;
+  let burned: BurnedCine;
+  const work = mkdtempSync(join(tmpdir(), 'dimse-ocr-'));
+  let file: string;
+
+  before(async () => {
+    burned = await burnedCine(TEXT, { x: 6, y: 186, width: 308, height: 40 }, { x: 14, y: 196 });
+    file = join(work, 'echo.dcm');
+    writeFileSync(file, burned.file);
+    ({ orthanc } = await startTestOrthanc());
+    const config = (timeoutMs: number) => ({
+      productPixelDefaults: true,
+      deid: { profiles: { uploader: { options: ['retainLongitudinalTemporalModifiedDates'], pixels: { ocr: true } } } },
+      ocr: { workers: 1, timeoutMs, sampleEvery: 7, maxSampledFrames: 2 },
+      dimse: dimseBlock(),
+    });
+    [ocr, slow] = await Promise.all([startTestGateway(orthanc.dicomWebUrl, config(60_000)), startTestGateway(orthanc.dicomWebUrl, config(1))]);
+  });
+  after(async () => {
+    for (const g of [ocr, slow]) await g?.close();
+    await orthanc?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const held = () => storedIn(orthanc);
+
+  test('a detector past its timeout: refused 0x0124 at intake, nothing spooled or stored', async () => {
+    const run = await storescu(slow.dimsePort as number, [file]);
+    assert.deepEqual(run.outcomes.map((o) => o.status), [NOT_AUTHORIZED], run.stderr);
+    const refused = slow
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('DIMSE C-STORE refused'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(refused.length, 1);
+    assert.match(String(refused[0]?.['detail']), /OCR failed: TEXT_DETECTION_(TIMEOUT|FAILED)$/);
+    assert.deepEqual(spoolContents(join(slow.keys.dir, 'data')).originals, []);
+    assert.equal((await held()).length, 0);
+  });
+
+  test('with ocr on: C-STORE success after OCR at intake; stored with the text zero in every frame, Burned In Annotation NO, OCR run once', async () => {
+    const run = await storescu(ocr.dimsePort as number, [file]);
+    assert.deepEqual(run.outcomes.map((o) => o.status), [0], run.stderr);
+    await forwarded(ocr.url);
+    const stored = await held();
+    assert.equal(stored.length, 1);
+    const copy = stored[0] as Part10Parsed;
+    const ds = copy.header.dataset;
+    assert.equal(asciiValue(ds, tag('BurnedInAnnotation'))?.trim(), 'NO');
+    const original = (await readPart10Buffer(burned.file)).header.dataset;
+    assert.notEqual(asciiValue(ds, tag('SOPInstanceUID')), asciiValue(original, tag('SOPInstanceUID')));
+    assert.notEqual(asciiValue(ds, tag('PatientName'))?.trim(), asciiValue(original, tag('PatientName'))?.trim());
+    assertTextBlanked(copy, burned);
+    const metrics = await (await fetch(`${ocr.url}/metrics`)).text();
+    assert.match(metrics, /deid_gateway_ocr_frame_seconds_count 2/, 'two frames read by OCR, at intake only (1 and 8)');
+    assert.match(metrics, /deid_gateway_ocr_instances_total\{outcome="redacted",reason="ocr"\} 1/);
+    assert.deepEqual(spoolContents(join(ocr.keys.dir, 'data')).originals, [], 'forwarded and removed from the spool');
     assert.doesNotMatch(ocr.logs(), TEXT_IN_LOG, 'no recognised text in the log');
   });
 });
