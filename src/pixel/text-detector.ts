@@ -36,8 +36,9 @@
 //   - images are passed as bytes (a PGM in memory), so loadImage never fetches or reads a path.
 // (A worker whose langPath were a URL would call fetch; with a file path it calls fs.readFile only.)
 //
-// Preprocessing (prepare: top-hats, despeckling, rules cleared, upscaling) runs on the calling thread: ~50–150 ms for a 1024 × 768
-// frame; moving it into a worker of its own is a follow-up.
+// Preprocessing (text-passes.ts: top-hats, despeckling, rules cleared, upscaling; ~50–150 ms for a
+// 1024 × 768 frame) runs in the slot's own worker thread, with the text-region model: the event loop only
+// passes frames and boxes.
 //
 // The words read never leave detect(): only their boxes are kept; nothing is logged (logger and
 // errorHandler are silent), and error messages carry the code and sizes only.
@@ -59,7 +60,8 @@ type Engine = Awaited<ReturnType<typeof createWorker>>;
 const LANG_PATH = join(dirname(createRequire(import.meta.url).resolve('@tesseract.js-data/eng/package.json')), '4.0.0_best_int');
 
 /**
- * Preprocessing and filtering, chosen by measurement on the frames of test/helpers/text-frames.ts
+ * Preprocessing (text-passes.ts PASS_TUNING: radius, threshold, speckMax, ruleMin, upscaleBelow) and
+ * filtering (TUNING below), chosen by measurement on the frames of test/helpers/text-frames.ts
  * (seeds 1 and 2, 16–24 text frames and 10 text-free; bench/ocr.ts reports the larger set):
  *   - plain frame + inverted frame (tesseract's own binarisation): recall 0.67, false blank up to 0.48;
  *   - top-hats (below), grey: recall 0.95, false blank up to 0.97 (speckle read as "words");
@@ -109,22 +111,6 @@ const LANG_PATH = join(dirname(createRequire(import.meta.url).resolve('@tesserac
  * to 3 heights beside a kept one on the same line: no string more than the bridging, more false blank.
  */
 const TUNING = Object.freeze({
-  /** Half-size of the square structuring element of the top-hats, frame pixels: strokes up to 2r+1 wide survive. */
-  radius: 4,
-  /** Top-hat response (grey levels) from which a pixel is ink: text 70+ levels off its ground stays. */
-  threshold: 48,
-  /**
-   * Ink specks of at most this many pixels (8-connected) in a thresholded top-hat are cleared before
-   * recognition: a stroke of the smallest text (9 px) is far larger, speckle is mostly such specks.
-   */
-  speckMax: 2,
-  /**
-   * Ink runs of at least this many pixels along a row of a thresholded top-hat are rules (a panel's edge,
-   * a ruler), not letters, and are cleared before recognition: text boxed by lines is otherwise not read.
-   */
-  ruleMin: 40,
-  /** Frames narrower than this are read at ×2 (bilinear): 9–10 px text becomes 18–20 px. */
-  upscaleBelow: 700,
   /** Words taller than this (frame pixels) are image blobs, not overlay text. */
   maxTextHeight: 64,
   /** A run of words is kept from this many alphanumeric characters. */
@@ -145,215 +131,6 @@ const TUNING = Object.freeze({
    */
   bridgeGap: 1.8,
 });
-const MAX_SIDE = 4096;
-
-/** A frame as binary PGM (Netpbm P5), which leptonica reads. */
-function pgm(data: Uint8Array, width: number, height: number): Buffer {
-  // tesseract.js's setImage scans the first 500 bytes for an EXIF orientation pattern
-  // (/1 18 0 3 0 0 0 1 0 (\d)/ over the decimal bytes) and would rotate the image if pixel values
-  // happened to match it: a comment pads the header past 500 bytes of printable ASCII.
-  const header = Buffer.from(`P5\n#${' '.repeat(512)}\n${width} ${height}\n255\n`, 'latin1');
-  return Buffer.concat([header, data]);
-}
-
-/**
- * Running min (or max) over a centred window of 2r+1 samples of `line` (length n), outside samples
- * ignored: van Herk / Gil-Werman, three comparisons per sample whatever r (blocks of 2r+1, a prefix
- * extreme g and a suffix extreme h per block; a window spans two blocks: op(h[a], g[b])).
- */
-function runningExtreme(line: Uint8Array, n: number, r: number, max: boolean, out: Uint8Array, pad: Uint8Array, g: Uint8Array, h: Uint8Array): void {
-  const k = 2 * r + 1;
-  const m = n + 2 * r;
-  const identity = max ? 0 : 255;
-  pad.fill(identity, 0, r);
-  pad.set(line.subarray(0, n), r);
-  pad.fill(identity, r + n, m);
-  for (let i = 0; i < m; i++) {
-    const v = pad[i] as number;
-    if (i % k === 0) g[i] = v;
-    else {
-      const p = g[i - 1] as number;
-      g[i] = max ? Math.max(v, p) : Math.min(v, p);
-    }
-  }
-  for (let i = m - 1; i >= 0; i--) {
-    const v = pad[i] as number;
-    if (i % k === k - 1 || i === m - 1) h[i] = v;
-    else {
-      const p = h[i + 1] as number;
-      h[i] = max ? Math.max(v, p) : Math.min(v, p);
-    }
-  }
-  for (let x = 0; x < n; x++) {
-    const a = h[x] as number;
-    const b = g[x + 2 * r] as number;
-    out[x] = max ? Math.max(a, b) : Math.min(a, b);
-  }
-}
-
-/**
- * Grey erosion (max false) or dilation (max true) by a (2r+1)² square: along rows, then along columns
- * with the same van Herk / Gil-Werman scheme applied to whole rows at once (contiguous memory).
- */
-function squareFilter(src: Uint8Array, w: number, h: number, r: number, max: boolean): Uint8Array {
-  const rows = new Uint8Array(w * h);
-  const result = new Uint8Array(w);
-  const pad = new Uint8Array(w + 2 * r);
-  const g = new Uint8Array(w + 2 * r);
-  const hh = new Uint8Array(w + 2 * r);
-  for (let y = 0; y < h; y++) {
-    runningExtreme(src.subarray(y * w, y * w + w), w, r, max, result, pad, g, hh);
-    rows.set(result, y * w);
-  }
-  // Columns: padded row index i in 0..h+2r-1 holds source row i-r (rows outside are the identity).
-  const k = 2 * r + 1;
-  const m = h + 2 * r;
-  const identity = max ? 0 : 255;
-  const row = (i: number): Uint8Array | undefined => (i >= r && i < r + h ? rows.subarray((i - r) * w, (i - r + 1) * w) : undefined);
-  const prefix = new Uint8Array(w * m);
-  const suffix = new Uint8Array(w * m);
-  for (let i = 0; i < m; i++) {
-    const v = row(i);
-    const at = i * w;
-    if (i % k === 0) {
-      if (v) prefix.set(v, at);
-      else prefix.fill(identity, at, at + w);
-    } else if (v) {
-      for (let x = 0; x < w; x++) prefix[at + x] = max ? Math.max(v[x] as number, prefix[at - w + x] as number) : Math.min(v[x] as number, prefix[at - w + x] as number);
-    } else prefix.copyWithin(at, at - w, at);
-  }
-  for (let i = m - 1; i >= 0; i--) {
-    const v = row(i);
-    const at = i * w;
-    if (i % k === k - 1 || i === m - 1) {
-      if (v) suffix.set(v, at);
-      else suffix.fill(identity, at, at + w);
-    } else if (v) {
-      for (let x = 0; x < w; x++) suffix[at + x] = max ? Math.max(v[x] as number, suffix[at + w + x] as number) : Math.min(v[x] as number, suffix[at + w + x] as number);
-    } else suffix.copyWithin(at, at + w, at + 2 * w);
-  }
-  const out = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++) {
-    const a = y * w;
-    const b = (y + 2 * r) * w;
-    for (let x = 0; x < w; x++) out[a + x] = max ? Math.max(suffix[a + x] as number, prefix[b + x] as number) : Math.min(suffix[a + x] as number, prefix[b + x] as number);
-  }
-  return out;
-}
-
-/**
- * Text strokes as black ink on white: the white top-hat (frame − opening) keeps bright strokes narrower
- * than the structuring element, the black top-hat (closing − frame) dark ones; anatomy, gradients and
- * panels wider than it vanish, whatever their level. Tesseract's page layout then sees text on a clean
- * page, whichever polarity and contrast the device drew it with.
- */
-function topHats(frame: GrayFrame, r: number, threshold: number): [Uint8Array, Uint8Array] {
-  const { width: w, height: h, data } = frame;
-  const opening = squareFilter(squareFilter(data, w, h, r, false), w, h, r, true);
-  const closing = squareFilter(squareFilter(data, w, h, r, true), w, h, r, false);
-  const bright = new Uint8Array(w * h);
-  const dark = new Uint8Array(w * h);
-  for (let i = 0; i < w * h; i++) {
-    const v = data[i] as number;
-    bright[i] = v - (opening[i] as number) >= threshold ? 0 : 255;
-    dark[i] = (closing[i] as number) - v >= threshold ? 0 : 255;
-  }
-  return [bright, dark];
-}
-
-/**
- * `ink` (0 ink, 255 paper; w × h) with its 8-connected ink components of at most `max` pixels turned to
- * paper, in place. Each component is filled once (a stack of pixel indices) and cleared if it stayed small.
- */
-function despeckle(ink: Uint8Array, w: number, h: number, max: number): Uint8Array {
-  const seen = new Uint8Array(w * h);
-  const stack = new Int32Array(w * h);
-  const small = new Int32Array(max + 1);
-  for (let start = 0; start < w * h; start++) {
-    if (ink[start] !== 0 || seen[start] === 1) continue;
-    seen[start] = 1;
-    let top = 0;
-    stack[top++] = start;
-    let size = 0;
-    while (top > 0) {
-      const i = stack[--top] as number;
-      if (size <= max) small[size] = i;
-      size++;
-      const x = i % w;
-      const y = (i - x) / w;
-      for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1); yy++) {
-        for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++) {
-          const j = yy * w + xx;
-          if (ink[j] === 0 && seen[j] === 0) {
-            seen[j] = 1;
-            stack[top++] = j;
-          }
-        }
-      }
-    }
-    if (size <= max) for (let k = 0; k < size; k++) ink[small[k] as number] = 255;
-  }
-  return ink;
-}
-
-/**
- * `ink` (0 ink, 255 paper; w × h) with every run of at least `min` ink pixels along a row turned to paper,
- * in place: the horizontal rules of panel edges and rulers (see TUNING.ruleMin).
- */
-function clearRules(ink: Uint8Array, w: number, h: number, min: number): Uint8Array {
-  for (let y = 0; y < h; y++) {
-    const row = ink.subarray(y * w, y * w + w);
-    let start = -1;
-    for (let x = 0; x <= w; x++) {
-      const on = x < w && row[x] === 0;
-      if (on && start < 0) start = x;
-      else if (!on && start >= 0) {
-        if (x - start >= min) row.fill(255, start, x);
-        start = -1;
-      }
-    }
-  }
-  return ink;
-}
-
-/** Bilinear ×scale. */
-function upscale(src: Uint8Array, w: number, h: number, scale: number): Uint8Array {
-  if (scale === 1) return src;
-  const W = w * scale;
-  const H = h * scale;
-  const out = new Uint8Array(W * H);
-  for (let Y = 0; Y < H; Y++) {
-    const fy = Math.max(0, (Y + 0.5) / scale - 0.5);
-    const y0 = Math.min(h - 1, Math.floor(fy));
-    const y1 = Math.min(h - 1, y0 + 1);
-    const ty = fy - y0;
-    for (let X = 0; X < W; X++) {
-      const fx = Math.max(0, (X + 0.5) / scale - 0.5);
-      const x0 = Math.min(w - 1, Math.floor(fx));
-      const x1 = Math.min(w - 1, x0 + 1);
-      const tx = fx - x0;
-      const top = (src[y0 * w + x0] as number) * (1 - tx) + (src[y0 * w + x1] as number) * tx;
-      const bottom = (src[y1 * w + x0] as number) * (1 - tx) + (src[y1 * w + x1] as number) * tx;
-      out[Y * W + X] = Math.round(top * (1 - ty) + bottom * ty);
-    }
-  }
-  return out;
-}
-
-interface Prepared {
-  readonly images: Buffer[];
-  readonly scale: number;
-}
-
-function prepare(frame: GrayFrame): Prepared {
-  const scale = frame.width < TUNING.upscaleBelow && frame.width * 2 <= MAX_SIDE && frame.height * 2 <= MAX_SIDE ? 2 : 1;
-  const w = frame.width * scale;
-  const h = frame.height * scale;
-  const data = frame.data.subarray(0, frame.width * frame.height);
-  const passes = topHats({ ...frame, data }, TUNING.radius, TUNING.threshold).map((p) => clearRules(TUNING.speckMax > 0 ? despeckle(p, frame.width, frame.height, TUNING.speckMax) : p, frame.width, frame.height, TUNING.ruleMin));
-  return { images: passes.map((p) => pgm(upscale(p, frame.width, frame.height, scale), w, h)), scale };
-}
-
 interface Box {
   x0: number;
   y0: number;
@@ -591,17 +368,16 @@ export function createTextDetector(options: TextDetectorOptions): TextDetector {
       const model = slot.model;
       const engine = await slot.engine;
       if (job.settled) return;
-      const { images, scale } = prepare(job.frame);
+      // The pages and the model's boxes, made in the slot's worker thread (nothing per pixel here).
+      const { images, scale, boxes } = await model.read(job.frame);
       const runs: Run[] = [];
       for (const image of images) {
         if (job.settled) return;
         const result = await engine.recognize(image, {}, { blocks: true, text: false });
         runs.push(...textRuns(result.data, scale));
       }
-      if (job.settled) return;
       // The union of what tesseract read and what the text-region model marks (see the head of this file).
-      const marked = await model.detect(job.frame);
-      settle(job, { regions: regionsOf([...bridged(textLike(runs)), ...marked], margin, job.frame.width, job.frame.height) });
+      settle(job, { regions: regionsOf([...bridged(textLike(runs)), ...boxes], margin, job.frame.width, job.frame.height) });
     } catch (error) {
       if (slot.job === job) retire(slot);
       // The engine's error names its own failure (a load or image error), never words it read.

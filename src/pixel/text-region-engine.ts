@@ -1,22 +1,29 @@
-// The main thread's side of one text-region model worker (text-region-worker.ts): frames in, boxes out,
-// one at a time. The pool in text-detector.ts owns it beside its tesseract engine: it starts with the
+// The main thread's side of one slot's worker (text-region-worker.ts): a frame in, tesseract's pages and
+// the text-region model's boxes out, one at a time. The pool in text-detector.ts owns it beside its tesseract engine: it starts with the
 // slot's first frame, and is terminated with the engine when a frame is cut short (a running inference
 // cannot be cancelled) or the pool closes.
 import type { GrayFrame } from './text-detection.ts';
 import type { ModelBox } from './text-region-model.ts';
 import type { ModelReply, ModelRequest } from './text-region-worker.ts';
+
+/** One frame read by the worker: tesseract's pages (PGM) and their scale, the model's boxes in frame pixels. */
+export interface FrameReading {
+  readonly images: Buffer[];
+  readonly scale: number;
+  readonly boxes: ModelBox[];
+}
 import { startModuleWorker } from './worker-thread.ts';
 
 export interface RegionModel {
-  /** The model's text boxes of `frame`, in frame pixels; rejects when the model fails or the worker stops. */
-  detect(frame: GrayFrame): Promise<ModelBox[]>;
+  /** `frame` read (see FrameReading); rejects when the model fails or the worker stops. */
+  read(frame: GrayFrame): Promise<FrameReading>;
   terminate(): Promise<void>;
 }
 
 /** A model worker; `onCrash` is called when its thread dies of an error or exits unasked. */
 export function startRegionModel(onCrash: (error: unknown) => void): RegionModel {
   const worker = startModuleWorker(import.meta.url, 'text-region-worker');
-  const pending = new Map<number, { resolve: (boxes: ModelBox[]) => void; reject: (error: Error) => void }>();
+  const pending = new Map<number, { resolve: (reading: FrameReading) => void; reject: (error: Error) => void }>();
   let next = 0;
   let stopping = false;
   let crashed = false;
@@ -34,7 +41,8 @@ export function startRegionModel(onCrash: (error: unknown) => void): RegionModel
     const waiting = pending.get(reply.id);
     if (waiting === undefined) return;
     pending.delete(reply.id);
-    if ('boxes' in reply) waiting.resolve(reply.boxes);
+    // The pages arrive as plain Uint8Arrays (structured clone): viewed as Buffers, which tesseract.js takes.
+    if ('boxes' in reply) waiting.resolve({ images: reply.images.map((i) => Buffer.from(i.buffer, i.byteOffset, i.byteLength)), scale: reply.scale, boxes: reply.boxes });
     else waiting.reject(new Error(`the text-region model failed: ${reply.failed}`));
   });
   worker.on('error', (error) => crash(new Error('the text-region model stopped', { cause: error })));
@@ -42,7 +50,7 @@ export function startRegionModel(onCrash: (error: unknown) => void): RegionModel
     if (!stopping) crash(new Error(`the text-region model exited (${code})`));
   });
   return {
-    detect(frame) {
+    read(frame) {
       return new Promise((resolve, reject) => {
         const id = next++;
         pending.set(id, { resolve, reject });

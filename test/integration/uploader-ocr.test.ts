@@ -64,7 +64,7 @@ function assertTextBlanked(copy: Part10Parsed, burned: BurnedCine): Set<number> 
     }
   }
   // On this echo OCR also blanks speckle it reads as text (72 % of the frame measured, 76 % before rules were
-  // cleared: text-detector.ts ruleMin; README).
+  // cleared: text-passes.ts ruleMin; README).
   assert.ok(blanked.size < ROWS * COLUMNS * 0.8, 'OCR blanked regions, not the whole frame');
   return blanked;
 }

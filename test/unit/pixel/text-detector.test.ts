@@ -31,7 +31,7 @@ const MIN_RECALL = 0.98;
  * Measured on this seed's backgrounds (the same for seeds 1, 2026): CT 0.02, MR 0.05, NM 0.001,
  * synthetic ≤ 0.05; ultrasound speckle up to 0.46 with the text-region model's regions joined (0.30
  * with tesseract alone) and the SC photo's glitter 0.44 since rules are
- * cleared (text-detector.ts ruleMin; 0.53 before, 0.45 before specks were cleared, speckMax; 0.45–0.91
+ * cleared (text-passes.ts ruleMin; 0.53 before, 0.45 before specks were cleared, speckMax; 0.45–0.91
  * before short unsure runs next to nothing were dropped, textLike). The bounds sit
  * above what is measured with room for engine nondeterminism; the textured one fails if the detector
  * goes back to blanking most of a speckled frame.
@@ -123,7 +123,7 @@ describe('text detector (tesseract.js, real engine)', () => {
   // bench/ocr.ts's seed 2026, frame 22: two dark labels on light grey panels stacked 4 px apart in the
   // corner of a real echo frame, as a device's overlay has them. The panels' edges and the dark gap
   // between them are thin lines in the black top-hat, and tesseract read neither label until horizontal
-  // rules were cleared (text-detector.ts TUNING.ruleMin; fails with it off).
+  // rules were cleared (text-passes.ts PASS_TUNING.ruleMin; fails with it off).
   it('reads labels boxed by the edges of their panels (rules cleared before recognition)', async () => {
     const { textCases } = await generateTextFrames(2026, 23, 0);
     const { frame, strings } = textCases[22] as TextFrameCase;
@@ -154,7 +154,7 @@ describe('text detector (tesseract.js, real engine)', () => {
         assert.equal(s && `${s.style} ${s.placement}`, c.drawn, 'the generator still draws this case');
         if (s === undefined) continue;
         // The model marks (part of) the string; what tesseract reads of it, if anything, and the margin complete it.
-        const boxes = await model.detect(c.case.frame);
+        const { boxes } = await model.read(c.case.frame);
         const b = s.box;
         assert.ok(boxes.some((m) => m.x0 < b.x + b.width && b.x < m.x1 && m.y0 < b.y + b.height && b.y < m.y1), `the model marks ${JSON.stringify(b)}: ${JSON.stringify(boxes)}`);
         const regions = await detector.detect(c.case.frame);
