@@ -1,5 +1,6 @@
 // The OCR text-region detector of issue 18 (contract: text-detection.ts): a bounded pool of slots, each a
-// tesseract.js engine and a text-region model (text-region-model.ts, in a worker thread of its own). Compute
+// tesseract.js engine and a worker thread of our own (text-region-worker.ts: tesseract's pages and the
+// text-region model, text-region-model.ts). Compute
 // only, no policy: it reports where text is; deid/ decides what to do.
 //
 // Two engines, and the union of what they find. Tesseract finds text by reading it, on preprocessed passes
@@ -10,8 +11,8 @@
 //   union 523/526 = 0.994; seed 1, 60 + 12: 151/155, 145/155, union 153/155 = 0.987; seed 2026, 60 + 12:
 //   155/155, 149/155, union 155/155.
 // Area blanked on text-free frames: the model alone blanks ultrasound 9.6 % (max 12.7 %), SC 2.3 %, CT, NM
-// and synthetic 0 %; the union ultrasound 35.6 % (max 42.1 %, tesseract alone 28 %), SC 44 %, the rest as
-// tesseract. Time: each frame goes through both, one after the other in its slot (about 0.4 s of CPU
+// and synthetic 0 %; the union (bench/ocr.ts, this detector) ultrasound 39 % (max 46 %; tesseract alone
+// 28 %), SC 44 %, MR 0.6 %, the rest as tesseract. Time: each frame goes through both, one after the other in its slot (about 0.4 s of CPU
 // for the model, 0.8 s for tesseract's two passes, here). Either engine failing fails the frame.
 //
 // Off the event loop: tesseract.js in Node runs each engine in its own worker_thread (its
