@@ -13,6 +13,7 @@ export type DimseErrorCode =
   | 'DIMSE_SPOOL_STATE_INVALID'
   | 'DIMSE_INSTANCE_INCOMPLETE'
   | 'DIMSE_SPOOL_JOURNAL_UNREADABLE'
+  | 'DIMSE_OCR_BUSY'
   | DestinationAuthCode
   | QuarantineCode
   | RetrieveCode;
@@ -43,6 +44,18 @@ export class SpoolFullError extends DimseError {
   override name = 'SpoolFullError';
   constructor() {
     super('DIMSE_SPOOL_FULL', 'the spool is at its quota (dimse.spool.quotaBytes)');
+  }
+}
+
+/**
+ * OCR could not read an instance at intake because the detector was full or out of time (issue 18): the
+ * instance is not refused as withheld (0x0124, final) but for lack of resources (A700), which tells the
+ * sending device to try again later. `cause`: the withhold it would otherwise be, naming the OCR failure.
+ */
+export class OcrBusyError extends DimseError {
+  override name = 'OcrBusyError';
+  constructor(options: { cause: unknown }) {
+    super('DIMSE_OCR_BUSY', 'OCR could not read the instance now: its detector is full or out of time', options);
   }
 }
 

@@ -7,7 +7,8 @@
 // Issue 18: under an uploader profile with `pixels.ocr`, an instance the pixel policy withholds but OCR may
 // redact is read by OCR here, before the response (dicomweb/upload-ocr.ts spooledTextRegions, on the
 // received file), and checked again with the regions found: C-STORE success means OCR found its regions
-// and the engine can blank them. If OCR fails it is refused as withheld (0x0124), naming the failure. The
+// and the engine can blank them. If OCR fails it is refused as withheld (0x0124), naming the failure; if the
+// detector was only full or out of time, for lack of resources (A700: the device sends it again). The
 // regions travel with the instance to the forwarder (Forwarder.accept), which blanks them without OCR.
 import { createReadStream } from 'node:fs';
 import { createSession, type DeidPolicy, type ElementValue } from '../deid/deidentify.ts';
@@ -15,8 +16,9 @@ import { PixelWithheldError } from '../deid/errors.ts';
 import { ocrMayRedact, withTextRegions, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
 import { TAG } from '../dicom/tags.ts';
+import { TextRegionsUnavailableError } from '../dicomweb/errors.ts';
 import { ocrFailed, spooledTextRegions, type UploadOcr } from '../dicomweb/upload-ocr.ts';
-import { DatasetMismatchError, InstanceIdentifiersError } from './errors.ts';
+import { DatasetMismatchError, InstanceIdentifiersError, OcrBusyError } from './errors.ts';
 
 /** The original identifiers of a received instance (kept in memory only, never in a path or a log). */
 export interface InstanceIdentity {
@@ -26,6 +28,9 @@ export interface InstanceIdentity {
 }
 
 const READ_CHUNK = 256 * 1024;
+
+/** OCR failures that say nothing of the instance, only of the detector's load at the time. */
+const TRANSIENT_OCR_FAILURES: ReadonlySet<string> = new Set(['TEXT_DETECTION_BUSY', 'TEXT_DETECTION_TIMEOUT']);
 
 /** A checked instance: its identifiers and, when OCR redacts it, the text regions OCR found. */
 export interface CheckedInstance extends InstanceIdentity {
@@ -72,7 +77,9 @@ export async function checkInstance(
     try {
       regions = await spooledTextRegions(file, candidate.read, ocr, { maxHeaderBytes });
     } catch (cause) {
-      throw ocrFailed(candidate, cause, ocr);
+      const withheld = ocrFailed(candidate, cause, ocr);
+      // A full or slow detector is a passing state: A700, and the device sends it again (store-status.ts).
+      throw cause instanceof TextRegionsUnavailableError && TRANSIENT_OCR_FAILURES.has(cause.reason) ? new OcrBusyError({ cause: withheld }) : withheld;
     }
     const identity = await checkOnce(file, affected, policy, maxHeaderBytes, (verdict) => withTextRegions(verdict, regions));
     return { ...identity, textRegions: regions };

@@ -12,7 +12,7 @@ import { PixelWithheldError } from '../deid/errors.ts';
 import { encodeFileMeta } from '../dicom/part10-writer.ts';
 import { EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, transferSyntax } from '../dicom/transfer-syntax.ts';
 import { callerCheck, type Caller, type Uploader } from './callers.ts';
-import { SopClassNotAcceptedError } from './errors.ts';
+import { OcrBusyError, SopClassNotAcceptedError } from './errors.ts';
 import type { DimseLog, Forwarder } from './forwarder.ts';
 import type { UploadOcr } from '../dicomweb/upload-ocr.ts';
 import { checkInstance } from './intake.ts';
@@ -351,6 +351,8 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         const entry = { association: this.id, callingAe: caller.aeTitle, err: typeof code === 'string' ? code : 'INTERNAL_ERROR', status: statusHex(status) };
         // Withheld by the pixel policy: a policy outcome, logged at info with its reason and criterion (never a value).
         if (error instanceof PixelWithheldError) log.info({ ...entry, withheld: error.reason, detail: error.detail }, 'DIMSE C-STORE refused');
+        // OCR's detector full or out of time (A700): the withhold it stood for names the OCR failure.
+        else if (error instanceof OcrBusyError && error.cause instanceof PixelWithheldError) log.warn({ ...entry, detail: error.cause.detail }, 'DIMSE C-STORE refused');
         else log.warn(entry, 'DIMSE C-STORE refused');
         return status;
       }

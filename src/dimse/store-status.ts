@@ -1,7 +1,7 @@
 // The one place an error becomes a C-STORE response status (PS3.4 B.2.3, Table B.2-1; PS3.7 C).
 import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
-import { DatasetMismatchError, InstanceIdentifiersError, SopClassNotAcceptedError, SpoolFullError } from './errors.ts';
+import { DatasetMismatchError, InstanceIdentifiersError, OcrBusyError, SopClassNotAcceptedError, SpoolFullError } from './errors.ts';
 
 /** PS3.4 B.2.3 C-STORE statuses the listener answers (PS3.7 C.4.2 for 0110 and 0122). */
 export const StoreStatus = {
@@ -30,7 +30,7 @@ const NO_ROOM = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 export function storeStatusOf(error: unknown): number {
   let understood = true;
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (e instanceof SpoolFullError || NO_ROOM.has(String((e as { code?: unknown }).code))) return StoreStatus.outOfResources;
+    if (e instanceof SpoolFullError || e instanceof OcrBusyError || NO_ROOM.has(String((e as { code?: unknown }).code))) return StoreStatus.outOfResources;
     if (e instanceof DatasetMismatchError || e instanceof InstanceIdentifiersError) return StoreStatus.dataSetDoesNotMatchSopClass;
     if (e instanceof SopClassNotAcceptedError) return StoreStatus.sopClassNotSupported;
     if (e instanceof PixelWithheldError) return StoreStatus.notAuthorized;
