@@ -256,15 +256,20 @@ describe('the listener in front of the research face', () => {
   test('drained(): with a peer that stopped reading, it waits until the socket has room again', async () => {
     let waited: { before: number; after: number } | undefined;
     let paused = 0;
+    let blocked: () => void = () => undefined;
+    const full = new Promise<void>((resolve) => (blocked = resolve));
     onFind = async (op) => {
-      // Matches until the socket's buffer is full (each about 60 KB), then wait for room.
-      for (let i = 0; i < 400; i++) {
+      // Matches until the socket's buffers are full (each about 60 KB; loopback buffers here grow to
+      // 32 MB + 4 MB), then wait for room: drained() still pending after 200 ms means they are.
+      for (let i = 0; i < 2_000; i++) {
         const r = CFindResponse.fromRequest(op.request);
         r.setDataset(new dimse.Dataset({ StudyInstanceUID: '2.25.1', StudyDescription: 'x'.repeat(64), PatientComments: 'y'.repeat(60_000) }, EXPLICIT_LE));
         r.setStatus(0xff00);
         op.respond(r);
         const before = Date.now();
+        const timer = setTimeout(blocked, 200);
         await op.drained();
+        clearTimeout(timer);
         if (Date.now() - before > 100) {
           waited = { before, after: Date.now() };
           break;
@@ -277,10 +282,11 @@ describe('the listener in front of the research face', () => {
       const a = outcome.accepted;
       a.socket.pause();
       a.send(find(), 21, 1);
-      setTimeout(() => {
-        paused = Date.now();
-        a.socket.resume();
-      }, 400);
+      // The peer reads again only once the responder is held by drained() (not after a fixed time: how
+      // soon loopback buffers fill depends on their autotuning and the machine's load).
+      await Promise.race([full, new Promise((_, reject) => setTimeout(() => reject(new Error('the socket never filled')), 20_000))]);
+      paused = Date.now();
+      a.socket.resume();
       await release(21);
       assert.equal((await a.final(21)).status, 0x0000);
       assert.ok(waited, 'drained() waited for the peer');
