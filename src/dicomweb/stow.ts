@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DeidPolicy, DeidSession } from '../deid/deidentify.ts';
 import { PixelWithheldError } from '../deid/errors.ts';
-import { KEEP, OCR_RULE, strictestVerdict, withTextRegions, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
+import { KEEP, strictestVerdict, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { savingSession, type SavingSession } from './deidentified-view.ts';
 import { rewritePart10 } from '../deid/rewrite-part10.ts';
 import { ocrFailed, ocrRedacted, spooledTextRegions, spoolPart, watchForOcr, withTextRegionsFound, withVerdict, type UploadOcr, type VerdictPolicy } from './upload-ocr.ts';
@@ -183,8 +183,7 @@ export async function storePart(
   let callersError: unknown;
   const joined = (session: VerdictPolicy): VerdictPolicy => (manual ? withManualRectangles(session, manual, (error) => (callersError = error)) : session);
   const found = part.textRegions;
-  let foundVerdict: PixelVerdict | undefined;
-  const start = found === undefined ? saving.session : withVerdict(saving.session, (verdict) => (foundVerdict = withTextRegions(verdict, found)));
+  const start = found === undefined ? saving.session : withTextRegionsFound(saving.session, found);
   // Issue 18: under `pixels.ocr`, the header's chunks are kept until the verdict says whether OCR is needed.
   const watch = view.ocr && view.policy.pixels.ocr && found === undefined ? watchForOcr(body, joined(start), view.maxHeaderBytes + OCR_HEAD_SLACK) : undefined;
   let byOcr = false;
@@ -192,7 +191,9 @@ export async function storePart(
     try {
       const { output } = rewritePart10(watch?.source ?? guarded, watch?.policy ?? joined(start), { maxHeaderBytes: view.maxHeaderBytes });
       await pipeline(output, createWriteStream(file, { flags: 'wx', mode: 0o600 }), { signal });
-      byOcr = foundVerdict?.action === 'redact' && foundVerdict.rule === OCR_RULE;
+      // Regions given are OCR's, found at intake in this process under this (frozen) policy, which judged the
+      // same file OCR-redactable: a part stored with them is OCR-redacted.
+      byOcr = found !== undefined;
     } catch (error) {
       const candidate = error instanceof PixelWithheldError && !signal?.aborted ? watch?.candidate() : undefined;
       if (candidate === undefined) throw error;

@@ -297,9 +297,10 @@ interface Slot {
 }
 
 /**
- * A model left idle this long (by default; TextDetectorOptions.modelIdleMs) is stopped, and started again (about 2 s) with the next frame: its
- * WebAssembly memory grows to about 300 MB at the model's input size and never shrinks while it runs,
- * and only stopping the worker gives it back. Tesseract's engines (about 30 MB) stay.
+ * A model left idle this long (by default; TextDetectorOptions.modelIdleMs) is stopped, and started again
+ * (about 2 s) with the next frame: its WebAssembly memory grows to about 300 MB at the model's input size
+ * and never shrinks while it runs, and only stopping the worker gives it back. Tesseract's engines (about
+ * 30 MB) stay.
  */
 const MODEL_IDLE_MS = 60_000;
 
@@ -317,12 +318,16 @@ export function createTextDetector(options: TextDetectorOptions): TextDetector {
   const queue: Job[] = [];
   let closed = false;
 
-  const retire = (slot: Slot): void => {
-    const { engine, model } = slot;
-    slot.engine = undefined;
+  const stopModel = (slot: Slot): void => {
+    const model = slot.model;
     slot.model = undefined;
-    if (engine) void engine.then((e) => e.terminate(), () => undefined);
     if (model) void model.terminate().catch(() => undefined);
+  };
+  const retire = (slot: Slot): void => {
+    const engine = slot.engine;
+    slot.engine = undefined;
+    if (engine) void engine.then((e) => e.terminate(), () => undefined);
+    stopModel(slot);
   };
   /** The engine or model of `slot` stopped by itself: its frame fails, and both are replaced at the next. */
   const crashed = (slot: Slot, error: unknown): void => {
@@ -390,9 +395,7 @@ export function createTextDetector(options: TextDetectorOptions): TextDetector {
         if (!slot.job && slot.model) {
           const model = slot.model;
           slot.idle = setTimeout(() => {
-            if (slot.job || slot.model !== model) return;
-            slot.model = undefined;
-            void model.terminate().catch(() => undefined);
+            if (!slot.job && slot.model === model) stopModel(slot);
           }, modelIdleMs).unref();
         }
       }

@@ -1,18 +1,13 @@
 // The main thread's side of one slot's worker (text-region-worker.ts): a frame in, tesseract's pages and
-// the text-region model's boxes out, one at a time. The pool in text-detector.ts owns it beside its tesseract engine: it starts with the
-// slot's first frame, and is terminated with the engine when a frame is cut short (a running inference
-// cannot be cancelled) or the pool closes.
+// the text-region model's boxes out, one at a time. The pool in text-detector.ts owns it beside its
+// tesseract engine: it starts with the slot's first frame, and is terminated with the engine when a frame
+// is cut short (a running inference cannot be cancelled) or the pool closes.
 import type { GrayFrame } from './text-detection.ts';
-import type { ModelBox } from './text-region-model.ts';
-import type { ModelReply, ModelRequest } from './text-region-worker.ts';
-
-/** One frame read by the worker: tesseract's pages (PGM) and their scale, the model's boxes in frame pixels. */
-export interface FrameReading {
-  readonly images: Buffer[];
-  readonly scale: number;
-  readonly boxes: ModelBox[];
-}
+import type { ModelReply, ModelRequest, WorkerReading } from './text-region-worker.ts';
 import { startModuleWorker } from './worker-thread.ts';
+
+/** The worker's reading of one frame, its pages as Buffers (which tesseract.js takes). */
+export type FrameReading = Omit<WorkerReading, 'images'> & { readonly images: Buffer[] };
 
 export interface RegionModel {
   /** `frame` read (see FrameReading); rejects when the model fails or the worker stops. */

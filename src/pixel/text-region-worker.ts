@@ -21,13 +21,13 @@ export interface ModelRequest {
 }
 
 /** Tesseract's pages (PGM) and their scale, and the model's boxes in frame pixels. */
-export interface FrameReading {
+export interface WorkerReading {
   readonly images: Uint8Array[];
   readonly scale: number;
   readonly boxes: ModelBox[];
 }
 
-export type ModelReply = ({ readonly id: number } & FrameReading) | { readonly id: number; readonly failed: string };
+export type ModelReply = ({ readonly id: number } & WorkerReading) | { readonly id: number; readonly failed: string };
 
 const port = parentPort;
 if (port === null) throw new Error('text-region-worker: not a worker thread');
@@ -35,7 +35,7 @@ if (port === null) throw new Error('text-region-worker: not a worker thread');
 ort.env.wasm.numThreads = 1;
 const session = ort.InferenceSession.create(models.detectionPath, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
 
-async function read({ width, height, data }: ModelRequest): Promise<FrameReading> {
+async function read({ width, height, data }: ModelRequest): Promise<WorkerReading> {
   const { images, scale } = textPasses({ width, height, data });
   return { images, scale, boxes: await detect({ width, height, data }) };
 }
