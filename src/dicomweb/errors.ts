@@ -56,6 +56,7 @@ export type DicomwebErrorCode =
   | 'DICOMWEB_INSTANCE_WITHHELD'
   | 'DICOMWEB_NOT_ACCEPTABLE'
   | 'DICOMWEB_TEXT_REGIONS_UNAVAILABLE'
+  | 'DICOMWEB_OCR_BUSY'
   | 'CLIENT_GONE';
 
 export class DicomwebError extends Error {
@@ -137,6 +138,18 @@ export class TextRegionsUnavailableError extends DicomwebError {
     options?: { cause?: unknown },
   ) {
     super('DICOMWEB_TEXT_REGIONS_UNAVAILABLE', `text regions unavailable: ${reason}`, options);
+  }
+}
+/**
+ * OCR could not read an upload now because its detector was full or out of time (issue 18): the part is not
+ * refused as withheld (final: STOW Failure Reason 0x0124, C-STORE 0124) but for lack of resources (0xA700,
+ * PS3.18 I.2.2 and PS3.4 B.2.3), which tells the sender to try again later. `cause`: the withhold it stands
+ * for, naming the OCR failure.
+ */
+export class OcrBusyError extends DicomwebError {
+  override name = 'OcrBusyError';
+  constructor(options: { cause: unknown }) {
+    super('DICOMWEB_OCR_BUSY', 'OCR could not read the instance now: its detector is full or out of time', options);
   }
 }
 /** No representation in a media type the caller's Accept allows: 406 (RFC 9110 15.5.7, PS3.18 8.7.7). */

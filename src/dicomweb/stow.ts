@@ -27,7 +27,7 @@ import { tagToHex, type Tag } from '../dicom/tag.ts';
 import { TAG } from '../dicom/tags.ts';
 import { StoreError } from '../store/errors.ts';
 import type { ScopedPseudonyms } from '../store/pseudonym-store.ts';
-import { BadRequestError, ClientGoneError, StowPartError, StowRequestError, TextRegionsUnavailableError, UpstreamStoreFailedError } from './errors.ts';
+import { BadRequestError, ClientGoneError, OcrBusyError, StowPartError, StowRequestError, TextRegionsUnavailableError, UpstreamStoreFailedError } from './errors.ts';
 import { classify, type Upstream } from './upstream.ts';
 import { streamLifetime } from './stream-lifetime.ts';
 
@@ -243,6 +243,9 @@ export async function storePart(
     if (error instanceof PixelWithheldError) {
       // A policy outcome, not a fault: the operator sees which criterion or filter held (never a value).
       view.log?.info({ err: codesOf(error), withheld: error.reason, detail: error.detail, reason }, 'a STOW part was withheld by the pixel policy');
+    } else if (error instanceof OcrBusyError && error.cause instanceof PixelWithheldError) {
+      // OCR's detector full or out of time (0xA700, to be sent again): the withhold it stood for names the failure.
+      view.log?.warn({ err: codesOf(error), detail: error.cause.detail, reason }, 'a STOW part was not stored: OCR is busy');
     } else if (reason === FailureReason.processingFailure || reason === FailureReason.outOfResources) {
       view.log?.warn({ err: codesOf(error), cause: codesOf((error as { cause?: unknown }).cause), reason }, 'a STOW part was not stored');
     }

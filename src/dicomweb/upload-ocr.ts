@@ -16,8 +16,9 @@
 //      (pixel/text-detector.ts, with the request's abort signal) before the next is read: one frame is held.
 //   4. The regions are unioned (text-regions.ts `unionRegions`) and the verdict becomes
 //      `withTextRegions(verdict, regions)`; stow.ts rewrites the spool with it, as a rule-redacted instance.
-// Anything that fails (timeout, a busy pool, a frame that cannot be decoded, a frame missing) refuses the
-// part as withheld, naming the failure's code (fail closed: never stored unredacted). Only rectangles
+// Anything that fails (a frame that cannot be decoded, a frame missing) refuses the part as withheld, naming
+// the failure's code (fail closed: never stored unredacted); a busy pool or a timeout refuses it for lack of
+// resources, to be sent again (`ocrFailed`). Only rectangles
 // leave the detector: no recognised text is logged, stored or returned.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -34,7 +35,7 @@ import { PixelError, PixelFrameTooLargeError, PixelUnsupportedError } from '../p
 import { DEFAULT_MAX_FRAME_BYTES, PIXEL_TAG, frameBits, frameByteLength, frameGeometry, type FrameGeometry } from '../pixel/geometry.ts';
 import { frameLuminance } from '../pixel/gray-frame.ts';
 import { TextDetectionError, type TextDetector, type TextRegion } from '../pixel/text-detection.ts';
-import { TextRegionsUnavailableError } from './errors.ts';
+import { OcrBusyError, TextRegionsUnavailableError } from './errors.ts';
 import { MAX_REGIONS, sampledFrames, unionRegions, type TextRegionObserver, type TextRegionSettings } from './text-regions.ts';
 
 /** What STOW needs to OCR an upload: the shared detector, the sampling settings and the metrics' observer. */
@@ -158,11 +159,19 @@ export async function spooledTextRegions(
   return Object.freeze(regions);
 }
 
-/** The refusal when OCR could not give the regions: the withhold stands, its detail naming the failure's code. */
-export function ocrFailed(candidate: OcrCandidate, error: unknown, ocr: UploadOcr | undefined): PixelWithheldError {
+/** OCR failures that say nothing of the instance, only of the detector's load at the time. */
+const TRANSIENT_FAILURES: ReadonlySet<string> = new Set(['TEXT_DETECTION_BUSY', 'TEXT_DETECTION_TIMEOUT']);
+
+/**
+ * The refusal when OCR could not give the regions: the withhold stands, its detail naming the failure's
+ * code. A detector that was only full or out of time refuses it for lack of resources instead (OcrBusyError,
+ * 0xA700 / A700), so that the sender tries again; any other failure is final (0x0124).
+ */
+export function ocrFailed(candidate: OcrCandidate, error: unknown, ocr: UploadOcr | undefined): PixelWithheldError | OcrBusyError {
   const code = error instanceof TextRegionsUnavailableError ? error.reason : 'OCR_FRAMES_UNAVAILABLE';
   ocr?.observe?.outcome?.('withheld', code, 1);
-  return new PixelWithheldError(candidate.verdict.reason, `${candidate.verdict.detail}; OCR failed: ${code}`);
+  const withheld = new PixelWithheldError(candidate.verdict.reason, `${candidate.verdict.detail}; OCR failed: ${code}`);
+  return TRANSIENT_FAILURES.has(code) ? new OcrBusyError({ cause: withheld }) : withheld;
 }
 
 /** Counts an upload OCR redacted (once it is stored). */

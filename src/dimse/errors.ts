@@ -47,18 +47,6 @@ export class SpoolFullError extends DimseError {
   }
 }
 
-/**
- * OCR could not read an instance at intake because the detector was full or out of time (issue 18): the
- * instance is not refused as withheld (0x0124, final) but for lack of resources (A700), which tells the
- * sending device to try again later. `cause`: the withhold it would otherwise be, naming the OCR failure.
- */
-export class OcrBusyError extends DimseError {
-  override name = 'OcrBusyError';
-  constructor(options: { cause: unknown }) {
-    super('DIMSE_OCR_BUSY', 'OCR could not read the instance now: its detector is full or out of time', options);
-  }
-}
-
 /** A PDU or DIMSE message past the listener's byte caps, or out of place (PS3.8 9.3): the association is aborted. */
 export class PduGuardError extends DimseError {
   override name = 'PduGuardError';

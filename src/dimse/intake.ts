@@ -16,9 +16,8 @@ import { PixelWithheldError } from '../deid/errors.ts';
 import { ocrMayRedact, withTextRegions, type AttributeReader, type PixelVerdict, type Rectangle } from '../deid/pixel-policy.ts';
 import { rewritePart10, type Part10Policy } from '../deid/rewrite-part10.ts';
 import { TAG } from '../dicom/tags.ts';
-import { TextRegionsUnavailableError } from '../dicomweb/errors.ts';
 import { ocrFailed, spooledTextRegions, type UploadOcr } from '../dicomweb/upload-ocr.ts';
-import { DatasetMismatchError, InstanceIdentifiersError, OcrBusyError } from './errors.ts';
+import { DatasetMismatchError, InstanceIdentifiersError } from './errors.ts';
 
 /** The original identifiers of a received instance (kept in memory only, never in a path or a log). */
 export interface InstanceIdentity {
@@ -28,9 +27,6 @@ export interface InstanceIdentity {
 }
 
 const READ_CHUNK = 256 * 1024;
-
-/** OCR failures that say nothing of the instance, only of the detector's load at the time. */
-const TRANSIENT_OCR_FAILURES: ReadonlySet<string> = new Set(['TEXT_DETECTION_BUSY', 'TEXT_DETECTION_TIMEOUT']);
 
 /** A checked instance: its identifiers and, when OCR redacts it, the text regions OCR found. */
 export interface CheckedInstance extends InstanceIdentity {
@@ -77,9 +73,8 @@ export async function checkInstance(
     try {
       regions = await spooledTextRegions(file, candidate.read, ocr, { maxHeaderBytes });
     } catch (cause) {
-      const withheld = ocrFailed(candidate, cause, ocr);
       // A full or slow detector is a passing state: A700, and the device sends it again (store-status.ts).
-      throw cause instanceof TextRegionsUnavailableError && TRANSIENT_OCR_FAILURES.has(cause.reason) ? new OcrBusyError({ cause: withheld }) : withheld;
+      throw ocrFailed(candidate, cause, ocr);
     }
     const identity = await checkOnce(file, affected, policy, maxHeaderBytes, (verdict) => withTextRegions(verdict, regions));
     return { ...identity, textRegions: regions };

@@ -1,7 +1,8 @@
 // The one place an error becomes a C-STORE response status (PS3.4 B.2.3, Table B.2-1; PS3.7 C).
 import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
-import { DatasetMismatchError, InstanceIdentifiersError, OcrBusyError, SopClassNotAcceptedError, SpoolFullError } from './errors.ts';
+import { OcrBusyError } from '../dicomweb/errors.ts';
+import { DatasetMismatchError, InstanceIdentifiersError, SopClassNotAcceptedError, SpoolFullError } from './errors.ts';
 
 /** PS3.4 B.2.3 C-STORE statuses the listener answers (PS3.7 C.4.2 for 0110 and 0122). */
 export const StoreStatus = {

@@ -10,6 +10,7 @@ import {
   InstanceWithheldError,
   NoFramesError,
   NotAcceptableError,
+  OcrBusyError,
   ResourceRefusedError,
   StowPartError,
   StowRequestError,
@@ -131,7 +132,8 @@ const OUT_OF_RESOURCES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'ENOMEM', 'EMFILE
  * 1. the gateway's own refusals: not application/dicom 0x0122, no SOP identifiers 0xA900, another
  *    study 0xC409;
  * 2. the PACS refused it: the reason it gave, else 0x0110 for a 5xx answer and 0xC000 for any other;
- * 3. the gateway ran out of resources (`OUT_OF_RESOURCES` anywhere in the cause chain): 0xA700;
+ * 3. the gateway ran out of resources (`OUT_OF_RESOURCES` anywhere in the cause chain, or OCR's detector
+ *    full or out of time): 0xA700;
  * 4. the data cannot be read or de-identified (a DicomError or DeidError in the chain): 0xC000;
  * 5. anything else, the pseudonym store or a disk error among them: 0x0110 Processing failure, since
  *    the part may well be fine and the failure is the gateway's.
@@ -143,6 +145,7 @@ export function stowFailureReason(error: unknown): number {
     return FailureReason.studyInstanceUidMismatch;
   }
   if (error instanceof PixelWithheldError) return FailureReason.notAuthorized; // issue 16: the pixel policy withholds it (PS3.7 C 0x0124)
+  if (error instanceof OcrBusyError) return FailureReason.outOfResources; // issue 18: OCR full or out of time, to be sent again
   if (error instanceof UpstreamStoreFailedError) {
     return error.reason ?? (error.status >= 500 ? FailureReason.processingFailure : FailureReason.cannotUnderstand);
   }

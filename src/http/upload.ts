@@ -8,7 +8,7 @@ import { treatmentFor, type RoleOptions } from '../auth/role.ts';
 import type { TokenVerifier } from '../auth/token.ts';
 import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import { DicomError } from '../dicom/errors.ts';
-import { DeidentificationUnavailableError, DicomwebError } from '../dicomweb/errors.ts';
+import { DeidentificationUnavailableError, DicomwebError, OcrBusyError } from '../dicomweb/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
 import { FailureReason, storePart, type StowView } from '../dicomweb/stow.ts';
 import { previewUpload, type UploadPreview } from '../dicomweb/upload-preview.ts';
@@ -84,6 +84,7 @@ const WITHHELD: Record<PixelWithheldError['reason'], string> = {
 /** The page's text for a refused file: its Failure Reason, and for a withheld one why, from the refusal's own error. */
 function refusalText(reason: number | undefined, error: unknown): string {
   if (error instanceof PixelWithheldError) return `withheld by the pixel policy: ${WITHHELD[error.reason]} (${error.detail}); not stored (0x0124)`;
+  if (error instanceof OcrBusyError) return 'not stored: OCR, which must read its burned-in text first, is busy; try again later (0xA700)';
   return REASONS[reason ?? 0] ?? `failure reason ${reason}`;
 }
 

@@ -5,8 +5,9 @@
 //     every other pixel as sent or zero (a region OCR found, the same in every frame), Burned In Annotation
 //     NO and a de-identified header; counted as OCR-redacted in the metrics;
 //   - with it off, it is refused 0x0124 (withheld) as before;
-//   - with a detector that cannot finish in time (timeoutMs 1) it is refused 0x0124, the log naming the OCR
-//     failure's code, and nothing of it reaches Orthanc (by STOW-RS and by the upload page).
+//   - with a detector that cannot finish in time (timeoutMs 1) it is refused, 0xA700 (to be sent again) for
+//     the timeout and 0x0124 for a failure, the log naming the OCR failure's code, and nothing of it reaches
+//     Orthanc (by STOW-RS and by the upload page).
 // No gateway leaves a temporary file behind, and no log holds the text.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -117,31 +118,37 @@ describe('uploader OCR: a risky upload no rule covers is OCR-redacted, or refuse
     assert.deepEqual(await tempFiles(off), []);
   });
 
-  test('a detector past its timeout refuses the upload 0x0124, naming the OCR failure; nothing is stored or left behind', async () => {
+  // As at DIMSE intake: a detector out of time is a passing state (0xA700, to be sent again), a detector
+  // that failed is final (0x0124, withheld). With a 1 ms deadline either can come first.
+  test('a detector past its timeout refuses the upload (0xA700 for the timeout, 0x0124 for a failure), naming it; nothing is stored or left behind', async () => {
     const answer = await stow(slow, burned.file);
     assert.equal(answer.status, 409, JSON.stringify(answer));
-    assert.deepEqual(answer.failed.map((f) => f.reason), [NOT_AUTHORIZED]);
     assert.equal((await held()).length, 0, 'nothing of it reached the PACS');
     assert.deepEqual(await tempFiles(slow), [], 'no spool or part left in the temporary directory');
-    const withheld = slow
+    const refused = slow
       .logs()
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l['msg'] === 'a STOW part was withheld by the pixel policy');
-    assert.equal(withheld.length, 1);
-    assert.equal(withheld[0]?.['withheld'], 'risky');
-    assert.match(String(withheld[0]?.['detail']), /OCR failed: TEXT_DETECTION_(TIMEOUT|FAILED)$/);
+      .filter((l) => l['msg'] === 'a STOW part was withheld by the pixel policy' || l['msg'] === 'a STOW part was not stored: OCR is busy');
+    assert.equal(refused.length, 1);
+    const failure = /OCR failed: (TEXT_DETECTION_(?:TIMEOUT|FAILED))$/.exec(String(refused[0]?.['detail']))?.[1];
+    assert.ok(failure, `the log names the OCR failure: ${JSON.stringify(refused[0])}`);
+    const busy = failure === 'TEXT_DETECTION_TIMEOUT';
+    assert.deepEqual(answer.failed.map((f) => f.reason), [busy ? OUT_OF_RESOURCES : NOT_AUTHORIZED]);
+    assert.equal(refused[0]?.['reason'], busy ? OUT_OF_RESOURCES : NOT_AUTHORIZED);
+    if (!busy) assert.equal(refused[0]?.['withheld'], 'risky');
     const metrics = await (await fetch(`${slow.url}/metrics`)).text();
-    assert.match(metrics, /deid_gateway_ocr_instances_total\{outcome="withheld",reason="TEXT_DETECTION_(TIMEOUT|FAILED)"\} 1/);
-    // The upload page goes the same way: refused, its reason the pixel policy's, naming the OCR failure.
+    assert.match(metrics, new RegExp(`deid_gateway_ocr_instances_total\\{outcome="withheld",reason="${failure}"\\} 1`));
+    // The upload page goes the same way: refused, saying why (a withheld file also names the OCR failure).
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(burned.file)]), 'echo.dcm');
     const page = await fetch(`${slow.url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${await slow.token('uploader')}` } });
     assert.equal(page.status, 200);
-    const files = ((await page.json()) as { files: { outcome: string; withheld?: { reason: string; detail: string } }[] }).files;
+    const files = ((await page.json()) as { files: { outcome: string; reason: string; withheld?: { reason: string; detail: string } }[] }).files;
     assert.equal(files[0]?.outcome, 'refused');
-    assert.match(files[0]?.withheld?.detail ?? '', /OCR failed: TEXT_DETECTION_(TIMEOUT|FAILED)$/);
+    assert.match(files[0]?.reason ?? '', /OCR, which must read its burned-in text first, is busy; try again later \(0xA700\)|OCR failed: TEXT_DETECTION_(TIMEOUT|FAILED)\); not stored \(0x0124\)/);
+    if (files[0]?.withheld) assert.match(files[0].withheld.detail, /OCR failed: TEXT_DETECTION_FAILED$/);
     assert.equal((await held()).length, 0);
     assert.deepEqual(await tempFiles(slow), []);
     assert.doesNotMatch(slow.logs(), TEXT_IN_LOG);
