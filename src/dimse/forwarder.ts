@@ -24,7 +24,7 @@ import { DeidError, PixelWithheldError } from '../deid/errors.ts';
 import type { Rectangle } from '../deid/pixel-policy.ts';
 import { DicomError } from '../dicom/errors.ts';
 import { savingSession, type SavingSession } from '../dicomweb/deidentified-view.ts';
-import { StowPartError, UpstreamStoreFailedError } from '../dicomweb/errors.ts';
+import { OcrBusyError, StowPartError, UpstreamStoreFailedError } from '../dicomweb/errors.ts';
 import { storePart, type StowView } from '../dicomweb/stow.ts';
 import type { AuditTrail, CodedValue, EventOutcomeIndicator } from '../store/audit-trail.ts';
 import type { Uploader } from './callers.ts';
@@ -164,9 +164,11 @@ function unauthorized(error: unknown): boolean {
 
 /**
  * A failure worth retrying: the PACS down or overloaded, the store or the disk, the destination refusing
- * the gateway's credentials (401, 403: never the instance's fault); not a refusal of the data.
+ * the gateway's credentials (401, 403: never the instance's fault), OCR's detector full or out of time (an
+ * instance read by OCR again after a restart); not a refusal of the data.
  */
 function mayPass(error: unknown): boolean {
+  if (error instanceof OcrBusyError) return true;
   if (error instanceof UpstreamStoreFailedError) return error.status >= 500 || error.status === 408 || error.status === 429 || error.status === 401 || error.status === 403;
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     if (e instanceof DicomError || e instanceof DeidError || e instanceof StowPartError) return false;

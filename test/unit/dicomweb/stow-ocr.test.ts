@@ -1,25 +1,23 @@
 // Issue 18 on the write side (dicomweb/upload-ocr.ts through stow.ts storePart): a part the uploader profile
 // withholds but OCR may redact is spooled, its sampled frames read by the detector, and stored with the
-// regions blank; any detection failure refuses it 0x0124; other parts stream as before. A fake detector and a
-// fake PACS stand in for tesseract and Orthanc (test/integration/uploader-ocr.test.ts runs the real ones).
+// regions blank; a detector full or out of time refuses it 0xA700 (to be sent again), any other failure
+// 0x0124; other parts stream as before. A fake detector and a fake PACS stand in for tesseract and Orthanc
+// (test/helpers/ocr-stow-view.ts; test/integration/uploader-ocr.test.ts runs the real ones).
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { createPolicy } from '../../../src/deid/deidentify.ts';
 import { PixelWithheldError } from '../../../src/deid/errors.ts';
+import { OcrBusyError } from '../../../src/dicomweb/errors.ts';
 import type { PixelPolicyConfig, Rectangle } from '../../../src/deid/pixel-policy.ts';
 import { asciiValue, findElement } from '../../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../../src/dicom/part10-reader.ts';
 import { savingSession } from '../../../src/dicomweb/deidentified-view.ts';
-import { FailureReason, storePart, type StowView } from '../../../src/dicomweb/stow.ts';
-import type { UpstreamRequest } from '../../../src/dicomweb/upstream.ts';
-import { stowFailureReason } from '../../../src/http/error-mapping.ts';
-import { TextDetectionError, type GrayFrame, type TextDetector, type TextRegion } from '../../../src/pixel/text-detection.ts';
-import { splitMultipart } from '../../helpers/multipart.ts';
+import { FailureReason, storePart } from '../../../src/dicomweb/stow.ts';
+import { TextDetectionError, type TextDetector, type TextRegion } from '../../../src/pixel/text-detection.ts';
 import { sample } from '../../helpers/sample.ts';
+import { fakeDetector, ocrStowView } from '../../helpers/ocr-stow-view.ts';
 import { monochromeImageFile } from '../../helpers/synthetic-instance.ts';
 
 const CINE = 'multiframe/IM00001.implicit_little_endian.dcm'; // US, RGB 8-bit, 320 × 240, 8 frames, native
@@ -30,20 +28,6 @@ const PHOTOMETRIC = 0x00280004;
 const PLANAR = 0x00280006;
 const OCR_ON: PixelPolicyConfig = { ocr: true };
 const TEXT: TextRegion[] = [{ x: 10, y: 190, width: 120, height: 24 }];
-
-/** A detector that answers `regions` (or throws `error`) and records the frames it was given. */
-function fakeDetector(answer: { regions?: TextRegion[]; error?: Error }): TextDetector & { frames: GrayFrame[] } {
-  const frames: GrayFrame[] = [];
-  return {
-    frames,
-    async detect(frame) {
-      frames.push(frame);
-      if (answer.error) throw answer.error;
-      return answer.regions ?? [];
-    },
-    async close() {},
-  };
-}
 
 describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
   let tempDir: string;
@@ -56,39 +40,14 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
 
   /** storePart of one sample, in 16 KiB chunks, against a PACS that keeps what it is sent. */
   async function store(file: string | Buffer, pixels: PixelPolicyConfig, detector: TextDetector | undefined, manual?: Rectangle[]) {
-    const sent: Buffer[] = [];
-    const outcomes: [string, string, number][] = [];
-    const refusals: unknown[] = [];
-    const view: StowView = {
-      policy: createPolicy({ secret: 'stow-ocr-test-secret-0123456789abcdef', pixels }),
-      store: { scope: 'upload', save: async (mappings) => mappings.length, sync: async () => {}, originalOf: async () => undefined },
-      upstream: {
-        async send(req: UpstreamRequest) {
-          const chunks: Buffer[] = [];
-          for await (const chunk of req.body as Readable) chunks.push(Buffer.from(chunk));
-          const part = splitMultipart(Buffer.concat(chunks), String(req.headers?.['content-type']))[0];
-          sent.push(part?.body as Buffer);
-          return { statusCode: 200, headers: {}, body: Readable.from([]) };
-        },
-        async close() {},
-      },
-      maxHeaderBytes: 1 << 20,
-      maxPartBytes: 64 << 20,
-      maxBodyBytes: 64 << 20,
-      tempDir,
-      failureReason: stowFailureReason,
-      observeRefusal: (error) => refusals.push(error),
-      ...(detector
-        ? { ocr: { detector, settings: { sampleEvery: 3, maxSampledFrames: 3 }, observe: { outcome: (o, r, n) => outcomes.push([o, r, n]) } } }
-        : {}),
-    };
+    const { view, record } = ocrStowView(tempDir, pixels, detector);
     const bytes = typeof file === 'string' ? sample(file) : file;
     const body = (async function* () {
       for (let i = 0; i < bytes.length; i += 16384) yield bytes.subarray(i, i + 16384);
     })();
     const result = await storePart(view, savingSession(view), { body }, undefined, undefined, manual && (() => manual));
     assert.deepEqual(await readdir(tempDir), [], 'no temporary file is left');
-    return { result, sent, outcomes, refusals };
+    return { result, ...record };
   }
 
   /** Asserts every frame of a stored native RGB cine is zero inside `rects` and as the original outside. */
@@ -148,17 +107,29 @@ describe('STOW with OCR (storePart, upload-ocr.ts)', () => {
   });
 
   for (const code of ['TEXT_DETECTION_TIMEOUT', 'TEXT_DETECTION_BUSY'] as const) {
-    test(`a detection that fails (${code}) refuses the part 0x0124 naming the code, and nothing is sent`, async () => {
+    test(`a detector full or out of time (${code}) refuses the part 0xA700, to be sent again, naming the code; nothing is sent`, async () => {
       const { result, sent, outcomes, refusals } = await store(CINE, OCR_ON, fakeDetector({ error: new TextDetectionError(code, code) }));
-      assert.equal(result.failed?.reason, FailureReason.notAuthorized);
+      assert.equal(result.failed?.reason, FailureReason.outOfResources);
       assert.equal(sent.length, 0);
-      const refusal = refusals[0] as PixelWithheldError;
-      assert.ok(refusal instanceof PixelWithheldError);
-      assert.equal(refusal.reason, 'risky');
-      assert.match(refusal.detail, new RegExp(`OCR failed: ${code}$`));
+      const refusal = refusals[0] as OcrBusyError;
+      assert.ok(refusal instanceof OcrBusyError);
+      const withheld = refusal.cause as PixelWithheldError;
+      assert.ok(withheld instanceof PixelWithheldError, 'the withhold it stands for');
+      assert.equal(withheld.reason, 'risky');
+      assert.match(withheld.detail, new RegExp(`OCR failed: ${code}$`));
       assert.deepEqual(outcomes, [['withheld', code, 1]]);
     });
   }
+
+  test('a detection that fails (TEXT_DETECTION_FAILED) refuses the part 0x0124 naming the code: final, nothing is sent', async () => {
+    const { result, sent, outcomes, refusals } = await store(CINE, OCR_ON, fakeDetector({ error: new TextDetectionError('TEXT_DETECTION_FAILED', 'engine failed') }));
+    assert.equal(result.failed?.reason, FailureReason.notAuthorized);
+    assert.equal(sent.length, 0);
+    const refusal = refusals[0] as PixelWithheldError;
+    assert.ok(refusal instanceof PixelWithheldError);
+    assert.match(refusal.detail, /OCR failed: TEXT_DETECTION_FAILED$/);
+    assert.deepEqual(outcomes, [['withheld', 'TEXT_DETECTION_FAILED', 1]]);
+  });
 
   test('native 1-bit frames that start mid-byte are not read for OCR: withheld, the detector never asked', async () => {
     // A 5 × 5 bitmap holds 25 bits: frames 2 and 3 start at bits 25 and 50, inside a byte.
