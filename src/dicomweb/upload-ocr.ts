@@ -18,8 +18,8 @@
 //      `withTextRegions(verdict, regions)`; stow.ts rewrites the spool with it, as a rule-redacted instance.
 // Anything that fails (a frame that cannot be decoded, a frame missing) refuses the part as withheld, naming
 // the failure's code (fail closed: never stored unredacted); a busy pool or a timeout refuses it for lack of
-// resources, to be sent again (`ocrFailed`). Only rectangles
-// leave the detector: no recognised text is logged, stored or returned.
+// resources, to be sent again (`ocrFailed`). Only rectangles leave the detector: no recognised text is
+// logged, stored or returned.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
