@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createContext, runInContext } from 'node:vm';
 import { samplesDir } from '../../src/demo/samples.ts';
-import { launchBrowser } from '../helpers/browser.ts';
+import { BROWSER_DEADLINE, launchBrowser } from '../helpers/browser.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 
@@ -174,7 +174,7 @@ describe('the browser upload page', () => {
     // Nothing is sent before the review is confirmed (issue 18 part 2).
     await page.waitForSelector('body[data-review="ready"]');
     await page.click('#confirm');
-    await page.waitForSelector('body[data-done="true"]', { timeout: 30_000 });
+    await page.waitForSelector('body[data-done="true"]', { timeout: BROWSER_DEADLINE });
     const rows = await page.$$eval('#results tbody tr', (trs) =>
       trs.map((tr) => ({ outcome: (tr as HTMLElement).dataset['outcome'], study: (tr as HTMLElement).dataset['study'], text: tr.textContent ?? '' })),
     );

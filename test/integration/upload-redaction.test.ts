@@ -7,7 +7,7 @@ import type { Page } from 'playwright-core';
 import { samplesDir } from '../../src/demo/samples.ts';
 import { asciiValue } from '../../src/dicom/dataset.ts';
 import { readPart10Buffer } from '../../src/dicom/part10-reader.ts';
-import { launchBrowser } from '../helpers/browser.ts';
+import { BROWSER_DEADLINE, launchBrowser } from '../helpers/browser.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startTestOrthanc, type OrthancProcess } from '../helpers/orthanc.ts';
 import { monochromeImageFile } from '../helpers/synthetic-instance.ts';
@@ -106,7 +106,7 @@ async function review(page: Page, gateway: TestGateway, files: string[], proposa
   await page.setInputFiles('#files', files);
   await page.click('#send');
   await page.waitForSelector('body[data-review="ready"]');
-  if (proposals) await page.waitForSelector('section.series[data-proposals="loaded"]', { timeout: 30_000 });
+  if (proposals) await page.waitForSelector('section.series[data-proposals="loaded"]', { timeout: BROWSER_DEADLINE });
 }
 
 describe('manual redaction on the upload page (issue 18 part 2)', () => {
@@ -121,7 +121,7 @@ describe('manual redaction on the upload page (issue 18 part 2)', () => {
     // the page's rectangles then redact it. `ocr`: the text detector that proposes regions on the review.
     gateway = await startTestGateway(orthanc.dicomWebUrl, {
       deid: { profiles: { uploader: { options: ['retainLongitudinalTemporalModifiedDates'], pixels: { risky: { modality: { US: 'allow' } } } } } },
-      ocr: { workers: 1, timeoutMs: 20_000 },
+      ocr: { workers: 1, timeoutMs: 60_000 },
     });
     browser = await launchBrowser();
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -242,7 +242,7 @@ describe('manual redaction on the upload page (issue 18 part 2)', () => {
     assert.ok(dark, 'the preview shows the rectangle blacked out');
     await page.screenshot({ path: join(ARTIFACTS, 'upload-redaction-review.png'), fullPage: true });
     await page.click('#confirm');
-    await page.waitForSelector('body[data-done="true"]', { timeout: 30_000 });
+    await page.waitForSelector('body[data-done="true"]', { timeout: BROWSER_DEADLINE });
     assert.equal(await page.getAttribute('#results tbody tr', 'data-outcome'), 'stored');
     await page.screenshot({ path: join(ARTIFACTS, 'upload-redaction-done.png'), fullPage: true });
     await page.close();
@@ -286,7 +286,7 @@ describe('manual redaction on the upload page (issue 18 part 2)', () => {
     assert.deepEqual(accepted, proposals);
     await page.focus('#confirm');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('body[data-done="true"]', { timeout: 30_000 });
+    await page.waitForSelector('body[data-done="true"]', { timeout: BROWSER_DEADLINE });
     assert.equal(await page.getAttribute('#results tbody tr', 'data-outcome'), 'stored');
     await page.close();
 
