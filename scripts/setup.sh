@@ -20,12 +20,45 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# better-sqlite3 is the one package compiled here: node-gyp on every core (JOBS), without first trying to
+# download a prebuilt binary from GitHub (unreachable here: ~8 s to fail). SQLite's one large C file takes
+# about 2 minutes of one core, most of a clean install, so the compiled addon is kept in the user's cache,
+# keyed by the package's integrity, Node's version and the platform: a clean install on the same machine
+# (CI's clone, a second checkout) copies it instead. A copy that does not load is compiled again.
+ADDON=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+addon_cache() {
+  local key
+  key=$(node -e 'const p = require("./package-lock.json").packages["node_modules/better-sqlite3"];
+    const h = require("crypto").createHash("sha256").update([p.integrity, process.version, process.platform, process.arch].join(" "));
+    console.log(`${p.version}-${h.digest("hex").slice(0, 16)}`)')
+  echo "${XDG_CACHE_HOME:-$HOME/.cache}/deid-gateway/better_sqlite3-$key.node"
+}
+NPM_QUIET=(--no-audit --no-fund --loglevel=error)
+install_npm_packages() {
+  local cached
+  cached=$(addon_cache)
+  if [ -f "$cached" ]; then
+    npm ci --ignore-scripts "${NPM_QUIET[@]}"
+    # The install scripts npm ci would have run, but better-sqlite3's: the packages the lock marks.
+    local scripted
+    scripted=$(node -e 'const { packages } = require("./package-lock.json");
+      console.log(Object.keys(packages).filter((k) => packages[k].hasInstallScript && k !== "node_modules/better-sqlite3").map((k) => k.slice(k.lastIndexOf("node_modules/") + 13)).join(" "))')
+    # shellcheck disable=SC2086 # one package name per word
+    [ -z "$scripted" ] || npm rebuild $scripted "${NPM_QUIET[@]}" >/dev/null
+    mkdir -p "$(dirname "$ADDON")" && cp "$cached" "$ADDON"
+    node -e 'new (require("better-sqlite3"))(":memory:").close()' 2>/dev/null && return
+    echo "setup: the cached better-sqlite3 addon does not load; compiling it" >&2
+    JOBS=max npm_config_build_from_source=true npm rebuild better-sqlite3 "${NPM_QUIET[@]}" >/dev/null
+  else
+    JOBS=max npm_config_build_from_source=true npm ci "${NPM_QUIET[@]}"
+  fi
+  mkdir -p "$(dirname "$cached")" && cp "$ADDON" "$cached.$$" && mv "$cached.$$" "$cached"
+}
+
 stamp=node_modules/.deid-gateway-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "setup: installing npm packages" >&2
-  # better-sqlite3 compiles from source here: node-gyp on every core (JOBS), not one, and without first
-  # trying to download a prebuilt binary from GitHub (unreachable here: ~8 s to fail).
-  JOBS=max npm_config_build_from_source=true npm ci --no-audit --no-fund --loglevel=error
+  install_npm_packages
   cp package-lock.json "$stamp"
 fi
 
