@@ -31,13 +31,15 @@ addon_cache() {
   key=$(node -e 'const p = require("./package-lock.json").packages["node_modules/better-sqlite3"];
     const h = require("crypto").createHash("sha256").update([p.integrity, process.version, process.platform, process.arch].join(" "));
     console.log(`${p.version}-${h.digest("hex").slice(0, 16)}`)')
-  echo "${XDG_CACHE_HOME:-$HOME/.cache}/deid-gateway/better_sqlite3-$key.node"
+  # Without XDG_CACHE_HOME or HOME (CI keeps HOME; `env -i` does not) the addon is compiled, not cached.
+  local root=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}
+  [ -z "$root" ] || echo "$root/deid-gateway/better_sqlite3-$key.node"
 }
 NPM_QUIET=(--no-audit --no-fund --loglevel=error)
 install_npm_packages() {
   local cached
   cached=$(addon_cache)
-  if [ -f "$cached" ]; then
+  if [ -n "$cached" ] && [ -f "$cached" ]; then
     npm ci --ignore-scripts "${NPM_QUIET[@]}"
     # The install scripts npm ci would have run, but better-sqlite3's: the packages the lock marks.
     local scripted
@@ -52,7 +54,11 @@ install_npm_packages() {
   else
     JOBS=max npm_config_build_from_source=true npm ci "${NPM_QUIET[@]}"
   fi
-  mkdir -p "$(dirname "$cached")" && cp "$ADDON" "$cached.$$" && mv "$cached.$$" "$cached"
+  # Best effort: a cache that cannot be written only means the next clean install compiles again.
+  if [ -n "$cached" ]; then
+    { mkdir -p "$(dirname "$cached")" && cp "$ADDON" "$cached.$$" && mv "$cached.$$" "$cached"; } 2>/dev/null ||
+      echo "setup: could not keep the better-sqlite3 addon in ${cached%/*}" >&2
+  fi
 }
 
 stamp=node_modules/.deid-gateway-lock
