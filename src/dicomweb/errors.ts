@@ -1,6 +1,7 @@
 // DICOMweb-side failures. Every code is declared here, in the union its class accepts, never made up where
 // it is thrown; `http/error-mapping.ts` is the only place that turns these into an HTTP status or a STOW
 // Failure Reason. Messages name codes and tags, never values (STYLE habit 4).
+import type { PixelWithheldError } from '../deid/errors.ts';
 
 /** The PACS behind the gateway failed, or sent what the gateway cannot de-identify. */
 type UpstreamErrorCode =
@@ -143,13 +144,13 @@ export class TextRegionsUnavailableError extends DicomwebError {
 /**
  * OCR could not read an upload now because its detector was full or out of time (issue 18): the part is not
  * refused as withheld (final: STOW Failure Reason 0x0124, C-STORE 0124) but for lack of resources (0xA700,
- * PS3.18 I.2.2 and PS3.4 B.2.3), which tells the sender to try again later. `cause`: the withhold it stands
- * for, naming the OCR failure.
+ * PS3.18 I.2.2 and PS3.4 B.2.3), which tells the sender to try again later. `withheld` (also its cause): the
+ * withhold it stands for, naming the OCR failure.
  */
 export class OcrBusyError extends DicomwebError {
   override name = 'OcrBusyError';
-  constructor(options: { cause: unknown }) {
-    super('DICOMWEB_OCR_BUSY', 'OCR could not read the instance now: its detector is full or out of time', options);
+  constructor(readonly withheld: PixelWithheldError) {
+    super('DICOMWEB_OCR_BUSY', 'OCR could not read the instance now: its detector is full or out of time', { cause: withheld });
   }
 }
 /** No representation in a media type the caller's Accept allows: 406 (RFC 9110 15.5.7, PS3.18 8.7.7). */

@@ -243,9 +243,9 @@ export async function storePart(
     if (error instanceof PixelWithheldError) {
       // A policy outcome, not a fault: the operator sees which criterion or filter held (never a value).
       view.log?.info({ err: codesOf(error), withheld: error.reason, detail: error.detail, reason }, 'a STOW part was withheld by the pixel policy');
-    } else if (error instanceof OcrBusyError && error.cause instanceof PixelWithheldError) {
+    } else if (error instanceof OcrBusyError) {
       // OCR's detector full or out of time (0xA700, to be sent again): the withhold it stood for names the failure.
-      view.log?.warn({ err: codesOf(error), detail: error.cause.detail, reason }, 'a STOW part was not stored: OCR is busy');
+      view.log?.warn({ err: codesOf(error), detail: error.withheld.detail, reason }, 'a STOW part was not stored: OCR is busy');
     } else if (reason === FailureReason.processingFailure || reason === FailureReason.outOfResources) {
       view.log?.warn({ err: codesOf(error), cause: codesOf((error as { cause?: unknown }).cause), reason }, 'a STOW part was not stored');
     }

@@ -171,7 +171,7 @@ export function ocrFailed(candidate: OcrCandidate, error: unknown, ocr: UploadOc
   const code = error instanceof TextRegionsUnavailableError ? error.reason : 'OCR_FRAMES_UNAVAILABLE';
   ocr?.observe?.outcome?.('withheld', code, 1);
   const withheld = new PixelWithheldError(candidate.verdict.reason, `${candidate.verdict.detail}; OCR failed: ${code}`);
-  return TRANSIENT_FAILURES.has(code) ? new OcrBusyError({ cause: withheld }) : withheld;
+  return TRANSIENT_FAILURES.has(code) ? new OcrBusyError(withheld) : withheld;
 }
 
 /** Counts an upload OCR redacted (once it is stored). */

@@ -353,7 +353,7 @@ export async function startDimseListener(options: ListenerOptions): Promise<Dims
         // Withheld by the pixel policy: a policy outcome, logged at info with its reason and criterion (never a value).
         if (error instanceof PixelWithheldError) log.info({ ...entry, withheld: error.reason, detail: error.detail }, 'DIMSE C-STORE refused');
         // OCR's detector full or out of time (A700): the withhold it stood for names the OCR failure.
-        else if (error instanceof OcrBusyError && error.cause instanceof PixelWithheldError) log.warn({ ...entry, detail: error.cause.detail }, 'DIMSE C-STORE refused');
+        else if (error instanceof OcrBusyError) log.warn({ ...entry, detail: error.withheld.detail }, 'DIMSE C-STORE refused');
         else log.warn(entry, 'DIMSE C-STORE refused');
         return status;
       }
